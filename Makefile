@@ -1,0 +1,42 @@
+# ringmaster: one entry point for people and CI.
+SHELL := /bin/bash
+PY ?= python3
+UV_VERSION := 0.13.8
+VENV := .venv
+BIN := $(VENV)/bin
+SANDBOX_DIR ?= .sandbox
+
+.PHONY: install lint typecheck layers unit test demo down clean
+
+## install: build .venv from nothing (idempotent) with every extra, plus the system packages the local stack needs.
+install:
+	@command -v uv >/dev/null 2>&1 && uv --version | grep -q "$(UV_VERSION)" || $(PY) -m pip install --quiet "uv==$(UV_VERSION)"
+	uv sync --frozen --all-extras --python $(PY) --quiet
+	@bash scripts/install-system-deps.sh
+
+lint:
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck:
+	$(BIN)/mypy
+
+layers:
+	$(BIN)/lint-imports
+
+unit:
+	$(BIN)/pytest
+
+## test: install, then ruff, mypy --strict, the layer rule, and the whole test suite.
+test: install lint typecheck layers unit
+
+## demo: start the embedded local stack and run a release through it.
+demo: install
+	$(BIN)/python -m ringmaster.demo --dir $(SANDBOX_DIR)
+
+## down: stop everything `make demo` started.
+down:
+	-$(BIN)/ringmaster sandbox down --dir $(SANDBOX_DIR)
+
+clean: down
+	rm -rf $(VENV) $(SANDBOX_DIR) .mypy_cache .ruff_cache .pytest_cache

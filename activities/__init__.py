@@ -1,0 +1,1 @@
+"""Every side effect of a release: Kubernetes, Prometheus, evidence gathering."""

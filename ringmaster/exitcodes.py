@@ -1,0 +1,20 @@
+"""The CLI's documented exit codes; CI scripts branch on these, so they never change meaning."""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """Exit codes of every ``ringmaster`` command."""
+
+    OK = 0
+    """Succeeded (or, without ``--wait``, started)."""
+    RELEASE_FAILED = 1
+    """The release ended rolled back, aborted or failed."""
+    INVALID = 2
+    """Invalid input, a residency denial, or a rejected submission or control."""
+    UNREACHABLE = 3
+    """Temporal (or another required server) could not be reached."""
+    TIMEOUT = 4
+    """``--wait --timeout`` passed while the release is still running."""

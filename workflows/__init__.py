@@ -1,0 +1,1 @@
+"""Temporal workflows: deterministic orchestration of a release through rings and clusters."""
