@@ -1,13 +1,311 @@
-"""Commands of the ringmaster CLI (filled in by the owning issue)."""
+"""``ringmaster validate`` and ``ringmaster plan``: check a release plan against a fleet before submitting.
+
+Both read the two files through ``policies.loading`` (every problem of both files at once, each with
+its file and path), then judge the static residency rules on the schedule. ``plan`` also shows the
+waves, each cluster's next window and the least time the release takes. Exit codes follow
+``ringmaster.exitcodes``: 0 valid, 2 invalid or statically denied. No input, however broken, ends in
+a traceback.
+"""
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+from zoneinfo import ZoneInfo
+
 import typer
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from policies import loading, residency, schedule, windows
+from policies.durations import format_duration
+from policies.fleet import Fleet
+from policies.plan import ReleasePlan
+from ringmaster.exitcodes import ExitCode
+
+
+class Output(StrEnum):
+    """How results are printed."""
+
+    TEXT = "text"
+    JSON = "json"
+
+
+PlanArg = Annotated[Path, typer.Argument(metavar="PLAN", help="The release plan (YAML).", show_default=False)]
+FleetOpt = Annotated[
+    Path, typer.Option("--fleet", "-f", metavar="FLEET", help="The fleet file (YAML).", show_default=False)
+]
+OutputOpt = Annotated[Output, typer.Option("--output", "-o", help="text (a table) or json.")]
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the ringmaster CLI."""
+    """Add ``validate`` and ``plan`` to the ringmaster CLI."""
+    app.command("validate")(validate)
+    app.command("plan")(plan)
 
-    @app.command(hidden=True)
-    def placeholder() -> None:
-        """Placeholder until the owning issue lands."""
+
+def validate(plan_file: PlanArg, fleet: FleetOpt, output: OutputOpt = Output.TEXT) -> None:
+    """Check PLAN and FLEET: structure, references, and the residency rules judged before running."""
+    loaded, errors = _load(plan_file, fleet)
+    denials: list[residency.Decision] = []
+    if loaded is not None:
+        release_plan, release_fleet = loaded
+        built = _schedule(release_plan, release_fleet, "0.0.0", output)
+        denials = residency.denials(residency.static_decisions(release_plan, release_fleet, built))
+    valid = not errors and not denials
+    if output is Output.JSON:
+        _echo_json({"valid": valid, "problems": _problems_json(errors), "denials": _denials_json(denials)})
+    elif valid:
+        typer.echo(f"{plan_file}: valid against {fleet}")
+    else:
+        _report(errors, denials)
+    raise typer.Exit(ExitCode.OK if valid else ExitCode.INVALID)
+
+
+def plan(
+    plan_file: PlanArg,
+    fleet: FleetOpt,
+    version: Annotated[
+        str, typer.Option("--version", "-v", help="The version to release.", show_default=False)
+    ],
+    output: OutputOpt = Output.TEXT,
+    at: Annotated[
+        str | None,
+        typer.Option(help="Instant (ISO 8601 with offset) to compute windows from; default now."),
+    ] = None,
+) -> None:
+    """Show the rollout of VERSION: rings, waves, residency verdicts, next windows, minimum duration."""
+    instant = _instant(at, output)
+    loaded, errors = _load(plan_file, fleet)
+    if loaded is None:
+        if output is Output.JSON:
+            _echo_json({"valid": False, "problems": _problems_json(errors), "denials": []})
+        else:
+            _report(errors, [])
+        raise typer.Exit(ExitCode.INVALID)
+    release_plan, release_fleet = loaded
+    built = _schedule(release_plan, release_fleet, version, output)
+    decisions = residency.static_decisions(release_plan, release_fleet, built)
+    document = _plan_json(release_plan, release_fleet, built, decisions, instant)
+    if output is Output.JSON:
+        _echo_json(document)
+    else:
+        _print_plan(document)
+    denied = residency.denials(decisions)
+    if denied and output is Output.TEXT:
+        _report([], denied)
+    raise typer.Exit(ExitCode.INVALID if denied else ExitCode.OK)
+
+
+# --- loading and failing ----------------------------------------------------------------------------
+
+
+def _load(
+    plan_file: Path, fleet_file: Path
+) -> tuple[tuple[ReleasePlan, Fleet] | None, list[loading.ConfigError]]:
+    """Both files, or every problem found in either (and across them, when both are valid)."""
+    errors: list[loading.ConfigError] = []
+    release_plan = release_fleet = None
+    try:
+        release_fleet = loading.load_fleet(fleet_file)
+    except loading.ConfigError as exc:
+        errors.append(exc)
+    try:
+        release_plan = loading.load_plan(plan_file)
+    except loading.ConfigError as exc:
+        errors.append(exc)
+    if release_plan is None or release_fleet is None:
+        return None, errors
+    try:
+        loading.check_plan_against_fleet(release_plan, release_fleet, str(plan_file))
+    except loading.ConfigError as exc:
+        return None, [exc]
+    return (release_plan, release_fleet), []
+
+
+def _fail(message: str, output: Output) -> NoReturn:
+    if output is Output.JSON:
+        _echo_json(
+            {"valid": False, "problems": [{"source": "", "path": "", "message": message}], "denials": []}
+        )
+    else:
+        typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(ExitCode.INVALID)
+
+
+def _instant(text: str | None, output: Output) -> datetime:
+    if text is None:
+        return datetime.now(UTC)
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        _fail(f"--at {text!r} is not an ISO 8601 instant such as 2026-03-30T09:00:00Z", output)
+    if parsed.tzinfo is None:
+        _fail(f"--at {text!r} has no UTC offset; add Z or +HH:MM", output)
+    return parsed.astimezone(UTC)
+
+
+def _schedule(
+    release_plan: ReleasePlan, release_fleet: Fleet, version: str, output: Output
+) -> schedule.Schedule:
+    try:
+        return schedule.build(release_plan, release_fleet, version)
+    except ValueError as exc:
+        _fail(str(exc), output)
+
+
+def _problems_json(errors: list[loading.ConfigError]) -> list[dict[str, str]]:
+    return [{"source": e.source, "path": p.path, "message": p.message} for e in errors for p in e.problems]
+
+
+def _denials_json(denials: list[residency.Decision]) -> list[dict[str, str]]:
+    return [{"cluster": d.cluster, "rule": d.rule, "reason": d.reason} for d in denials]
+
+
+def _report(errors: list[loading.ConfigError], denials: list[residency.Decision]) -> None:
+    count = sum(len(e.problems) for e in errors)
+    if count:
+        typer.echo(f"invalid: {count} problem(s)", err=True)
+        for error in errors:
+            typer.echo(str(error), err=True)
+    if denials:
+        typer.echo(f"denied by residency rules: {len(denials)} decision(s)", err=True)
+        for decision in denials:
+            typer.echo(f"{decision.cluster}: {decision.rule}: {decision.reason}", err=True)
+
+
+def _echo_json(document: dict[str, Any]) -> None:
+    typer.echo(json.dumps(document, indent=2))
+
+
+# --- the plan ---------------------------------------------------------------------------------------
+
+
+def _plan_json(
+    release_plan: ReleasePlan,
+    release_fleet: Fleet,
+    built: schedule.Schedule,
+    decisions: dict[str, list[residency.Decision]],
+    at: datetime,
+) -> dict[str, Any]:
+    """The schedule in the documented JSON shape: ``service``, ``version``, ``rings[].waves[].clusters[]``."""
+    states = {
+        region: windows.state(release_plan, release_fleet, region, at)
+        for region in {c.region for c in built.all_clusters()}
+    }
+
+    def cluster_json(cluster: schedule.ScheduledCluster, ring: schedule.ScheduledRing) -> dict[str, Any]:
+        state = states[cluster.region]
+        return {
+            "name": cluster.name,
+            "region": cluster.region,
+            "jurisdiction": cluster.jurisdiction,
+            "timezone": cluster.timezone,
+            "regulated": cluster.regulated,
+            "strategy": ring.strategy.kind,
+            "residency": [
+                {"rule": d.rule, "verdict": d.verdict, "reason": d.reason, "inputs": d.inputs}
+                for d in decisions[cluster.name]
+            ],
+            "window": {
+                "open": state.open,
+                "nextOpen": _iso(state.next_open),
+                "nextClose": _iso(state.next_close),
+                "reason": state.reason,
+            },
+        }
+
+    return {
+        "service": built.service,
+        "version": built.version,
+        "at": _iso(at),
+        "minimumDurationSeconds": int(built.minimum_duration.total_seconds()),
+        "minimumDuration": format_duration(built.minimum_duration),
+        "policyDigest": residency.policy_digest(),
+        "denied": bool(residency.denials(decisions)),
+        "rings": [
+            {
+                "name": ring.name,
+                "index": ring.index,
+                "strategy": ring.strategy.kind,
+                "strategyDetail": ring.strategy.describe(),
+                "approval": {"required": ring.approval.required, "fourEyes": ring.approval.four_eyes},
+                "maxParallel": ring.max_parallel,
+                "bakeTimeSeconds": int(ring.bake_time.total_seconds()),
+                "minimumDurationSeconds": int(ring.minimum_duration.total_seconds()),
+                "waves": [
+                    {"index": wave.index, "clusters": [cluster_json(c, ring) for c in wave.clusters]}
+                    for wave in ring.waves
+                ],
+            }
+            for ring in built.rings
+        ],
+    }
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _window_cell(window: dict[str, Any], timezone: str, at: datetime) -> Text:
+    if window["open"]:
+        return Text("open now", style="green")
+    if window["nextOpen"] is None:
+        return Text("none within a year", style="red")
+    opens = datetime.fromisoformat(window["nextOpen"])
+    local = opens.astimezone(ZoneInfo(timezone)).strftime("%a %d %b %H:%M %Z")
+    minutes = int((opens - at).total_seconds() // 60)
+    wait = format_duration(timedelta(minutes=minutes)) if minutes else "<1m"
+    return Text(f"{local} (in {wait})", style="yellow")
+
+
+def _residency_cell(found: list[dict[str, Any]]) -> Text:
+    denied = [d["rule"] for d in found if d["verdict"] == "deny"]
+    if denied:
+        return Text("DENY " + ", ".join(denied), style="bold red")
+    return Text(f"allow ({len(found)} rules)", style="green")
+
+
+def _print_plan(document: dict[str, Any]) -> None:
+    console = Console(highlight=False, soft_wrap=False)
+    if not console.is_terminal:
+        console.width = max(console.width, 200)
+    at = datetime.fromisoformat(document["at"])
+    console.print(
+        Text(
+            f"{document['service']} {document['version']}: minimum duration {document['minimumDuration']} "
+            "(timed pauses and bakes; approvals and windows add to it)",
+            style="bold",
+        )
+    )
+    table = Table("Ring", "Wave", "Cluster", "Region", "Jurisdiction", "Strategy", "Residency", "Next window")
+    for ring in document["rings"]:
+        approval = ring["approval"]
+        gate = (
+            " · four-eyes approval"
+            if approval["fourEyes"]
+            else (" · approval" if approval["required"] else "")
+        )
+        bake = format_duration(timedelta(seconds=ring["bakeTimeSeconds"]))
+        label = f"{ring['name']}\nmax {ring['maxParallel']} · bake {bake}{gate}"
+        for wave in ring["waves"]:
+            for position, cluster in enumerate(wave["clusters"]):
+                first = wave["index"] == 0 and position == 0
+                name = cluster["name"] + (" (regulated)" if cluster["regulated"] else "")
+                table.add_row(
+                    Text(label if first else ""),
+                    Text(str(wave["index"] + 1) if position == 0 else ""),
+                    Text(name),
+                    Text(cluster["region"]),
+                    Text(cluster["jurisdiction"]),
+                    Text(ring["strategyDetail"] if first else ""),
+                    _residency_cell(cluster["residency"]),
+                    _window_cell(cluster["window"], cluster["timezone"], at),
+                )
+        table.add_section()
+    console.print(table)
+    console.print(Text(f"residency policy {document['policyDigest']}", style="dim"))

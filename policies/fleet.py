@@ -1,0 +1,182 @@
+"""The fleet: regions (jurisdiction, time zone, pair, Prometheus), clusters, and where hosts live.
+
+A platform team writes one fleet file; every release plan is checked and scheduled against it.
+Structural rules (types, unknown fields, time zones, host patterns) are enforced by the models;
+rules that relate entries to each other (unique names, known regions, consistent pairs) are listed
+by :meth:`Fleet.problems`, which the loader reports all at once with paths.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, field_validator
+from pydantic_core import PydanticCustomError
+
+from policies import hosts
+from policies._model import Document, Model, Name, by_name, duplicates
+
+API_VERSION = "ringmaster.dev/v1"
+
+
+class Region(Model):
+    """A cloud region: the jurisdiction its data falls under, its IANA time zone, its Prometheus."""
+
+    name: Name
+    jurisdiction: str = Field(min_length=1, max_length=64)
+    timezone: str
+    pair: str | None = None
+    """The region this one is paired with for disaster recovery; never deployed in the same wave."""
+    prometheus: str
+    """URL of the Prometheus that judges this region's clusters (queries stay in-region)."""
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise PydanticCustomError(
+                "timezone", "unknown time zone; use an IANA name such as Europe/Dublin or UTC"
+            ) from None
+        return value
+
+    @field_validator("prometheus")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.lower().startswith(("http://", "https://")):
+            raise PydanticCustomError("url", "must be an http:// or https:// URL")
+        try:
+            hosts.host_of(value)
+        except ValueError:
+            raise PydanticCustomError("url", "must be a URL with a host") from None
+        return value
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """The region's time zone."""
+        return ZoneInfo(self.timezone)
+
+    @property
+    def prometheus_host(self) -> str:
+        """The Prometheus host alone, safe for evidence and logs (no credentials, port or path)."""
+        return hosts.host_of(self.prometheus)
+
+
+class Cluster(Model):
+    """A Kubernetes cluster pinned to one region; ``labels`` feed ring selectors (``regulated: "true"``)."""
+
+    name: Name
+    region: str
+    kube_context: str = Field(min_length=1)
+    labels: dict[str, str] = Field(default_factory=dict)
+
+    @property
+    def regulated(self) -> bool:
+        """Labelled ``regulated: "true"``: entered only after validation elsewhere in its jurisdiction."""
+        return self.labels.get("regulated") == "true"
+
+
+class HostRule(Model):
+    """Hosts matching ``match`` (exact, ``*.suffix``, IP or CIDR) live in ``jurisdiction``."""
+
+    match: str
+    jurisdiction: str = Field(min_length=1, max_length=64)
+
+    @field_validator("match")
+    @classmethod
+    def _pattern(cls, value: str) -> str:
+        try:
+            return hosts.HostPattern.parse(value).text
+        except ValueError as exc:
+            raise PydanticCustomError("host_pattern", str(exc)) from None
+
+    @property
+    def pattern(self) -> hosts.HostPattern:
+        """The parsed pattern."""
+        return hosts.HostPattern.parse(self.match)
+
+
+class Fleet(Document):
+    """Every region and cluster ringmaster may deploy to, and the jurisdiction of every known host."""
+
+    api_version: Literal["ringmaster.dev/v1"]
+    kind: Literal["Fleet"]
+    regions: list[Region] = Field(min_length=1)
+    clusters: list[Cluster] = Field(min_length=1)
+    hosts: list[HostRule] = Field(default_factory=list)
+
+    def problems(self) -> list[tuple[str, str]]:
+        """Rules relating entries to each other, as ``(path, message)`` pairs; empty when consistent."""
+        found: list[tuple[str, str]] = []
+        found += duplicates("regions", "name", [r.name for r in self.regions])
+        found += duplicates("clusters", "name", [c.name for c in self.clusters])
+        found += duplicates("clusters", "kubeContext", [c.kube_context for c in self.clusters])
+        names = {r.name: r for r in self.regions}
+        known = ", ".join(names)
+        for i, region in enumerate(self.regions):
+            if region.pair is None:
+                continue
+            partner = names.get(region.pair)
+            if partner is None:
+                found.append((f"regions[{i}].pair", f"unknown region {region.pair!r}; known: {known}"))
+            elif partner.name == region.name:
+                found.append((f"regions[{i}].pair", "a region cannot be paired with itself"))
+            elif partner.pair not in (None, region.name):
+                found.append(
+                    (
+                        f"regions[{i}].pair",
+                        f"{region.pair!r} is paired with {partner.pair!r}; pairs must agree",
+                    )
+                )
+        for i, cluster in enumerate(self.clusters):
+            if cluster.region not in names:
+                found.append((f"clusters[{i}].region", f"unknown region {cluster.region!r}; known: {known}"))
+        seen: dict[str, str] = {}
+        for i, rule in enumerate(self.hosts):
+            earlier = seen.setdefault(rule.match, rule.jurisdiction)
+            if earlier != rule.jurisdiction:
+                found.append(
+                    (f"hosts[{i}].match", f"{rule.match!r} is already placed in jurisdiction {earlier}")
+                )
+        return found
+
+    def region(self, name: str) -> Region:
+        """The region called ``name``; KeyError if the fleet has none."""
+        return by_name(self.regions, name, "region")
+
+    def cluster(self, name: str) -> Cluster:
+        """The cluster called ``name``; KeyError if the fleet has none."""
+        return by_name(self.clusters, name, "cluster")
+
+    def region_of(self, cluster_name: str) -> Region:
+        """The region a cluster is pinned to."""
+        return self.region(self.cluster(cluster_name).region)
+
+    def jurisdictions(self) -> list[str]:
+        """Every jurisdiction some region is in, in first-seen order."""
+        return list(dict.fromkeys(r.jurisdiction for r in self.regions))
+
+    def paired(self, a: str, b: str) -> bool:
+        """Whether regions ``a`` and ``b`` are a pair (declared on either side)."""
+        return a != b and (self.region(a).pair == b or self.region(b).pair == a)
+
+    def select(self, selector: dict[str, str]) -> list[Cluster]:
+        """The clusters carrying every label of ``selector``, in fleet order."""
+        return [c for c in self.clusters if all(c.labels.get(k) == v for k, v in selector.items())]
+
+    def jurisdiction_of_host(self, host: str, *, cluster: str | None = None) -> str | None:
+        """The jurisdiction ``host`` lives in, or None when unknown (callers must fail closed).
+
+        In-cluster names resolve to the jurisdiction of ``cluster`` when one is given, and are
+        unknown otherwise. Among table rows the most specific match wins (exact, longest suffix or
+        prefix). ``host`` may also be a URL or ``host:port``; only its host is considered.
+        """
+        try:
+            name = hosts.host_of(host)
+        except ValueError:
+            return None
+        if hosts.is_in_cluster(name):
+            return self.region_of(cluster).jurisdiction if cluster is not None else None
+        return hosts.most_specific(name, [(rule.pattern, rule.jurisdiction) for rule in self.hosts])

@@ -1,0 +1,385 @@
+"""The release plan a service team writes: rings, strategies, metric gates, residency and windows.
+
+Every model here is what the YAML says, validated field by field: unknown fields are errors, numbers
+are checked against their ranges, and "exactly one of" choices (a strategy, a canary step, a
+metric's bound) say which options exist. Rules that relate parts of the plan to each other are
+listed by :meth:`ReleasePlan.problems`; rules that need the fleet live in ``loading``.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import timedelta
+from typing import Annotated, Literal
+
+from pydantic import (
+    BeforeValidator,
+    Field,
+    PlainSerializer,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from policies import _query, hosts
+from policies._calendar import Freeze, WeeklyWindow, Window
+from policies._model import Count, Document, Model, Name, Subdomain, by_name, duplicates, require_exactly_one
+from policies.durations import Duration
+
+__all__ = [
+    "Analysis",
+    "Approval",
+    "Baseline",
+    "BlueGreen",
+    "Canary",
+    "CanaryStep",
+    "DataResidency",
+    "Freeze",
+    "Metric",
+    "Pause",
+    "ReleasePlan",
+    "Ring",
+    "Rollback",
+    "Rolling",
+    "Strategy",
+    "ThresholdRange",
+    "TrafficRouting",
+    "WeeklyWindow",
+    "Window",
+    "Workload",
+]
+
+
+class Workload(Model):
+    """The Deployment whose container image a release replaces."""
+
+    namespace: Name
+    deployment: Subdomain
+    container: Name
+
+
+# --- strategies -------------------------------------------------------------------------------------
+
+
+class Pause(Model):
+    """Wait ``duration``; without one, wait for an operator's approval (an indefinite pause)."""
+
+    duration: Duration | None = None
+
+    @field_validator("duration")
+    @classmethod
+    def _positive(cls, value: timedelta | None) -> timedelta | None:
+        if value is not None and value <= timedelta(0):
+            raise PydanticCustomError("duration", "a pause must last longer than 0s; use pause: {} to wait")
+        return value
+
+
+class CanaryStep(Model):
+    """One canary step: ``setWeight`` (percent of traffic on the new version) or ``pause``."""
+
+    set_weight: Annotated[Count, Field(ge=0, le=100)] | None = None
+    pause: Pause | None = None
+
+    @model_validator(mode="after")
+    def _one_action(self) -> CanaryStep:
+        require_exactly_one("a canary step", {"setWeight": self.set_weight, "pause": self.pause})
+        return self
+
+
+class TrafficRouting(Model):
+    """Shift traffic with Gateway API route weights instead of replica ratios."""
+
+    http_route: Subdomain
+
+
+class Canary(Model):
+    """Shift traffic step by step, judging metrics between steps; full promotion after the last."""
+
+    steps: list[CanaryStep] = Field(min_length=1)
+    traffic_routing: TrafficRouting | None = None
+
+    @property
+    def weights(self) -> list[int]:
+        """The weights set, in order."""
+        return [s.set_weight for s in self.steps if s.set_weight is not None]
+
+
+class BlueGreen(Model):
+    """Bring up the new version beside the old, then switch all traffic at once."""
+
+    auto_promotion_enabled: bool = True
+    """Switch as soon as the new version is ready and judged; false waits for an operator."""
+    scale_down_delay_seconds: Annotated[Count, Field(ge=0)] = 30
+    """Seconds the old version stays up after the switch, for an instant switch back."""
+
+
+class Rolling(Model):
+    """Kubernetes' own rolling update, judged after it completes."""
+
+
+class Strategy(Model):
+    """Exactly one of ``canary``, ``blueGreen`` or ``rolling``."""
+
+    canary: Canary | None = None
+    blue_green: BlueGreen | None = None
+    rolling: Rolling | None = None
+
+    @model_validator(mode="after")
+    def _one_strategy(self) -> Strategy:
+        require_exactly_one(
+            "a strategy", {"canary": self.canary, "blueGreen": self.blue_green, "rolling": self.rolling}
+        )
+        return self
+
+    @property
+    def kind(self) -> Literal["canary", "blueGreen", "rolling"]:
+        """Which strategy this is, by its YAML name."""
+        if self.canary is not None:
+            return "canary"
+        if self.blue_green is not None:
+            return "blueGreen"
+        return "rolling"
+
+    @property
+    def timed_pauses(self) -> timedelta:
+        """The sum of the strategy's timed pauses: the least time one cluster takes to promote."""
+        if self.canary is None:
+            return timedelta(0)
+        durations = [s.pause.duration for s in self.canary.steps if s.pause and s.pause.duration]
+        return sum(durations, timedelta(0))
+
+    @property
+    def approval_pauses(self) -> int:
+        """How many steps wait for an operator (``pause: {}``, or blue-green without auto-promotion)."""
+        if self.canary is not None:
+            return sum(1 for s in self.canary.steps if s.pause is not None and s.pause.duration is None)
+        if self.blue_green is not None and not self.blue_green.auto_promotion_enabled:
+            return 1
+        return 0
+
+    def describe(self) -> str:
+        """A one-line summary for tables, e.g. ``canary 5→25→50% (25m)``."""
+        if self.canary is not None:
+            weights = "→".join(str(w) for w in self.canary.weights) or "100"
+            extra = f", {self.approval_pauses} approval pause(s)" if self.approval_pauses else ""
+            via = " via HTTPRoute" if self.canary.traffic_routing else ""
+            minutes = int(self.timed_pauses.total_seconds() // 60)
+            return f"canary {weights}%{via} ({minutes}m paused{extra})"
+        if self.blue_green is not None:
+            mode = "auto" if self.blue_green.auto_promotion_enabled else "manual"
+            return f"blueGreen ({mode} promotion)"
+        return "rolling"
+
+
+# --- rings ------------------------------------------------------------------------------------------
+
+
+class Approval(Model):
+    """Whether a ring waits for a human before its first cluster, and whether that human must differ."""
+
+    required: bool = False
+    four_eyes: bool = False
+    """The approver must not be the person who submitted the release."""
+
+    @model_validator(mode="after")
+    def _four_eyes_needs_approval(self) -> Approval:
+        if self.four_eyes and not self.required:
+            raise PydanticCustomError("approval", "fourEyes: true needs required: true")
+        return self
+
+
+class Ring(Model):
+    """A stage of the rollout: which clusters, how (strategy), how many at once, how long to bake."""
+
+    name: Name
+    clusters: list[Name] | None = Field(default=None, min_length=1)
+    cluster_selector: dict[str, str] | None = Field(default=None, min_length=1)
+    """Every given label must match."""
+    strategy: Strategy
+    approval: Approval = Approval()
+    max_parallel: Annotated[Count, Field(ge=1)] = 1
+    bake_time: Duration = timedelta(0)
+    """After the ring's last cluster is promoted, keep judging this long before the next ring."""
+
+    @model_validator(mode="after")
+    def _one_selection(self) -> Ring:
+        require_exactly_one("a ring", {"clusters": self.clusters, "clusterSelector": self.cluster_selector})
+        return self
+
+
+# --- analysis ---------------------------------------------------------------------------------------
+
+
+def _finite(value: float | None) -> float | None:
+    if value is not None and not math.isfinite(value):
+        raise PydanticCustomError("finite_number", "must be a finite number")
+    return value
+
+
+class ThresholdRange(Model):
+    """A metric passes while ``min <= value <= max`` (either bound may be left out, not both)."""
+
+    min: float | None = None
+    max: float | None = None
+
+    _check_finite = field_validator("min", "max")(_finite)
+
+    @model_validator(mode="after")
+    def _bounds(self) -> ThresholdRange:
+        if self.min is None and self.max is None:
+            raise PydanticCustomError("threshold_range", "thresholdRange needs min, max or both")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise PydanticCustomError("threshold_range", "min must not be greater than max")
+        return self
+
+
+def _percent(value: object) -> float:
+    number: object = value
+    if isinstance(value, str):
+        text = value.strip()
+        if not text.endswith("%"):
+            raise PydanticCustomError("percent", "write a percentage such as 50%")
+        try:
+            number = float(text[:-1])
+        except ValueError:
+            raise PydanticCustomError("percent", "write a percentage such as 50%") from None
+    if isinstance(number, bool) or not isinstance(number, int | float) or not math.isfinite(number):
+        raise PydanticCustomError("percent", "write a percentage such as 50%")
+    if number <= 0:
+        raise PydanticCustomError("percent", "must be more than 0%")
+    return float(number)
+
+
+def _format_percent(value: float) -> str:
+    return f"{int(value)}%" if value.is_integer() else f"{value!r}%"
+
+
+Percent = Annotated[
+    float, BeforeValidator(_percent), PlainSerializer(_format_percent, return_type=str, when_used="json")
+]
+"""A positive percentage written ``50%`` (a bare number is read as percent too); JSON form ``"50%"``."""
+
+
+class Baseline(Model):
+    """Judge the new version against the stable one: fail when it is worse by more than ``maxDegradation``."""
+
+    max_degradation: Percent
+    direction: Literal["lowerIsWorse", "higherIsWorse"]
+    """Required: a guessed direction would silently invert the gate."""
+
+    @model_validator(mode="after")
+    def _at_most_all(self) -> Baseline:
+        if self.direction == "lowerIsWorse" and self.max_degradation > 100:
+            raise PydanticCustomError(
+                "percent", "a lowerIsWorse metric cannot drop by more than 100%; use at most 100%"
+            )
+        return self
+
+
+class Metric(Model):
+    """A PromQL query judged by a ``thresholdRange`` or against a ``baseline``."""
+
+    name: Name
+    query: str = Field(min_length=1)
+    threshold_range: ThresholdRange | None = None
+    baseline: Baseline | None = None
+
+    @field_validator("query")
+    @classmethod
+    def _placeholders(cls, value: str) -> str:
+        problem = _query.template_problem(value)
+        if problem is not None:
+            raise PydanticCustomError("query_template", "{problem}", {"problem": problem})
+        return value
+
+    @model_validator(mode="after")
+    def _one_judge(self) -> Metric:
+        require_exactly_one("a metric", {"thresholdRange": self.threshold_range, "baseline": self.baseline})
+        return self
+
+
+class Analysis(Model):
+    """How each cluster (from first traffic shift to promotion) and each ring bake are judged."""
+
+    interval: Duration = timedelta(minutes=1)
+    threshold: Annotated[Count, Field(ge=1)] = 1
+    """Consecutive failed checks of one metric before the cluster fails."""
+    consecutive_error_limit: Annotated[Count, Field(ge=1)] = 4
+    """Query errors in a row before the verdict is inconclusive; errors are never failures."""
+    no_data: Literal["inconclusive", "fail"] = "inconclusive"
+    """What ``threshold`` checks in a row without data mean."""
+    min_data_points: Annotated[Count, Field(ge=0)] = 3
+    """Checks with a value for every metric needed before a bake may end."""
+    metrics: list[Metric] = Field(default_factory=list)
+
+    @field_validator("interval")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if value < timedelta(seconds=1):
+            raise PydanticCustomError("duration", "the interval must be at least 1s")
+        return value
+
+    def metric(self, name: str) -> Metric:
+        """The metric called ``name``; KeyError if there is none."""
+        return by_name(self.metrics, name, "metric")
+
+
+# --- residency, rollback, the plan ------------------------------------------------------------------
+
+
+def _endpoint_host(value: object) -> object:
+    if not isinstance(value, str):
+        return value
+    if "@" in value:
+        raise PydanticCustomError("endpoint", "must not carry credentials; write the host only")
+    try:
+        return hosts.host_of(value)
+    except ValueError:
+        raise PydanticCustomError("endpoint", "must be a host name, an IP address or a URL") from None
+
+
+Endpoint = Annotated[str, BeforeValidator(_endpoint_host)]
+"""A data endpoint, stored as its host (a URL or ``host:port`` is reduced to the host)."""
+
+
+class DataResidency(Model):
+    """What data the service handles, where its data lives, and where it may ever run."""
+
+    data_class: Literal["personal", "pseudonymous", "none"]
+    data_endpoints: dict[str, list[Endpoint]] = Field(default_factory=dict)
+    """Per jurisdiction, the hosts holding the service's data there."""
+    allowed_jurisdictions: list[str] | None = Field(default=None, min_length=1)
+    """When set, no cluster outside these jurisdictions is ever targeted."""
+
+
+class Rollback(Model):
+    """What is rolled back when a gate fails."""
+
+    scope: Literal["cluster", "ring", "release"] = "release"
+
+
+class ReleasePlan(Document):
+    """Everything about how one service is released; pinned for the life of each release."""
+
+    api_version: Literal["ringmaster.dev/v1"]
+    kind: Literal["ReleasePlan"]
+    service: Name
+    workload: Workload
+    data_residency: DataResidency
+    rings: list[Ring] = Field(min_length=1)
+    analysis: Analysis = Analysis()
+    windows: list[Window] = Field(default_factory=list)
+    rollback: Rollback = Rollback()
+
+    def problems(self) -> list[tuple[str, str]]:
+        """Rules relating parts of the plan to each other, as ``(path, message)`` pairs."""
+        found: list[tuple[str, str]] = []
+        found += duplicates("rings", "name", [r.name for r in self.rings])
+        found += duplicates("analysis.metrics", "name", [m.name for m in self.analysis.metrics])
+        for i, ring in enumerate(self.rings):
+            found += duplicates(f"rings[{i}].clusters", None, ring.clusters or [])
+        return found
+
+    def ring(self, name: str) -> Ring:
+        """The ring called ``name``; KeyError if there is none."""
+        return by_name(self.rings, name, "ring")

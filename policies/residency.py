@@ -1,0 +1,265 @@
+"""Data-residency (GDPR) rules: pure functions returning decision records fit for audit evidence.
+
+Each rule takes exactly the facts it judges and returns a :class:`Decision`: the rule id, allow or
+deny, a reason a person can read, the inputs it used (hosts only, never URLs, values or anything
+that could carry a credential) and the digest of the rule set that decided. Unknown facts fail
+closed: an unknown host, no node evidence, an env var that could not be inspected.
+
+What can be known before running (scope, declared endpoints, telemetry, regulated ordering) is judged
+by :func:`static_decisions`; :func:`live_decisions` judges every rule again before a cluster starts,
+with evidence gathered from the cluster (by activities; this module does no I/O).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from functools import cache
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+
+from policies import hosts
+from policies._model import Model
+from policies.fleet import Fleet
+from policies.plan import DataResidency, ReleasePlan
+from policies.schedule import Schedule, ScheduledCluster
+
+RULESET_VERSION = "2026.1"
+"""Bump when any rule's logic changes; it is part of every decision's ``policy_digest``."""
+
+JURISDICTION_SCOPE = "jurisdiction-scope"
+DATA_ENDPOINTS = "data-endpoints"
+TELEMETRY_LOCALITY = "telemetry-locality"
+CLUSTER_LOCATION = "cluster-location"
+REGULATED_AFTER_VALIDATION = "regulated-after-validation"
+RULES = (JURISDICTION_SCOPE, DATA_ENDPOINTS, TELEMETRY_LOCALITY, CLUSTER_LOCATION, REGULATED_AFTER_VALIDATION)
+STATIC_RULES = (JURISDICTION_SCOPE, DATA_ENDPOINTS, TELEMETRY_LOCALITY, REGULATED_AFTER_VALIDATION)
+_UNPARSEABLE = "<unparseable host>"
+
+
+class Decision(Model):
+    """One rule's verdict on one cluster, with the evidence it rests on."""
+
+    rule: str
+    cluster: str
+    verdict: Literal["allow", "deny"]
+    reason: str
+    inputs: dict[str, Any] = Field(default_factory=dict)
+    policy_digest: str
+
+    @property
+    def allowed(self) -> bool:
+        """Whether the verdict is ``allow``."""
+        return self.verdict == "allow"
+
+
+class LiveEvidence(Model):
+    """What an activity found in a cluster just before the release enters it."""
+
+    node_regions: list[str] = Field(default_factory=list)
+    """The ``topology.kubernetes.io/region`` label of each node."""
+    env_hosts: list[str] = Field(default_factory=list)
+    """Hosts found in the live workload's container env; URLs given here are reduced to their host."""
+    uninspected: list[str] = Field(default_factory=list)
+    """Names (never values) of env sources that could not be inspected, e.g. ``env DB_URL from secret``."""
+
+    @field_validator("env_hosts", mode="before")
+    @classmethod
+    def _hosts_only(cls, value: object) -> object:
+        if not isinstance(value, list):
+            return value
+        return [_host_or_marker(item) if isinstance(item, str) else item for item in value]
+
+
+def _host_or_marker(text: str) -> str:
+    try:
+        return hosts.host_of(text)
+    except ValueError:
+        return _UNPARSEABLE
+
+
+@cache
+def policy_digest() -> str:
+    """``sha256:…`` of the rule set: its version, rule ids and the fixed facts that parameterise it."""
+    facts = {
+        "ruleset": RULESET_VERSION,
+        "rules": RULES,
+        "inCluster": hosts.IN_CLUSTER_RULE,
+        "personalDataClasses": ["personal"],
+        "failClosed": ["unknown host", "no node evidence", "uninspected env"],
+    }
+    blob = json.dumps(facts, sort_keys=True, separators=(",", ":")).encode()
+    return "sha256:" + hashlib.sha256(blob).hexdigest()
+
+
+def _decide(rule: str, cluster: ScheduledCluster, ok: bool, reason: str, **inputs: Any) -> Decision:
+    return Decision(
+        rule=rule,
+        cluster=cluster.name,
+        verdict="allow" if ok else "deny",
+        reason=reason,
+        inputs=inputs,
+        policy_digest=policy_digest(),
+    )
+
+
+def jurisdiction_scope(cluster: ScheduledCluster, allowed: Sequence[str] | None) -> Decision:
+    """No cluster outside ``allowed`` jurisdictions (when set) is ever targeted."""
+    if allowed is None:
+        reason = "no allowedJurisdictions set: every jurisdiction may be targeted"
+        return _decide(
+            JURISDICTION_SCOPE, cluster, True, reason, jurisdiction=cluster.jurisdiction, allowed=None
+        )
+    ok = cluster.jurisdiction in allowed
+    verb = "is" if ok else "is not"
+    reason = f"{cluster.jurisdiction} {verb} in allowedJurisdictions [{', '.join(allowed)}]"
+    return _decide(
+        JURISDICTION_SCOPE, cluster, ok, reason, jurisdiction=cluster.jurisdiction, allowed=list(allowed)
+    )
+
+
+def data_endpoints(
+    cluster: ScheduledCluster,
+    residency: DataResidency,
+    fleet: Fleet,
+    *,
+    env_hosts: Sequence[str] | None = None,
+    uninspected: Sequence[str] = (),
+) -> Decision:
+    """For personal data, every declared endpoint of the cluster's jurisdiction and every env host
+    (when given) maps to that jurisdiction through the fleet's hosts table; unknown hosts fail closed.
+    """
+    here = cluster.jurisdiction
+    if residency.data_class != "personal":
+        reason = f"dataClass {residency.data_class}: data endpoints are not restricted"
+        return _decide(DATA_ENDPOINTS, cluster, True, reason, dataClass=residency.data_class)
+    declared = list(residency.data_endpoints.get(here, []))
+    live = [_host_or_marker(h) for h in env_hosts] if env_hosts is not None else []
+    resolved = {h: fleet.jurisdiction_of_host(h, cluster=cluster.name) for h in [*declared, *live]}
+    inputs: dict[str, Any] = {"dataClass": "personal", "jurisdiction": here, "declared": declared}
+    if env_hosts is not None:
+        inputs |= {"envHosts": live, "uninspected": list(uninspected)}
+    inputs["resolved"] = resolved
+    outside = [
+        f"{host} is in {where}" if where else f"{host} is in no known jurisdiction"
+        for host, where in resolved.items()
+        if where != here
+    ]
+    if uninspected:
+        outside.append(f"could not inspect {', '.join(uninspected)}")
+    if outside:
+        reason = f"personal data must stay in {here}: " + "; ".join(outside) + " (unknown fails closed)"
+        return _decide(DATA_ENDPOINTS, cluster, False, reason, **inputs)
+    if not resolved:
+        reason = f"no data endpoints declared for {here}" + ("" if env_hosts is None else " or found in env")
+    else:
+        reason = f"all {len(resolved)} data endpoint(s) are in {here}"
+    return _decide(DATA_ENDPOINTS, cluster, True, reason, **inputs)
+
+
+def telemetry_locality(cluster: ScheduledCluster, fleet: Fleet) -> Decision:
+    """The Prometheus that judges the cluster lives in the cluster's jurisdiction."""
+    host = fleet.region(cluster.region).prometheus_host
+    where = fleet.jurisdiction_of_host(host, cluster=cluster.name)
+    ok = where == cluster.jurisdiction
+    if ok:
+        reason = f"Prometheus {host} is in {where}"
+    else:
+        reason = f"Prometheus {host} is in {where or 'no known jurisdiction'}, not {cluster.jurisdiction}"
+    return _decide(
+        TELEMETRY_LOCALITY,
+        cluster,
+        ok,
+        reason,
+        prometheusHost=host,
+        prometheusJurisdiction=where,
+        jurisdiction=cluster.jurisdiction,
+    )
+
+
+def cluster_location(cluster: ScheduledCluster, node_regions: Sequence[str]) -> Decision:
+    """Every node's region label matches the cluster's declared region; no evidence fails closed."""
+    seen = sorted(set(node_regions))
+    inputs = {"declaredRegion": cluster.region, "nodeRegions": seen, "nodes": len(node_regions)}
+    if not node_regions:
+        return _decide(
+            CLUSTER_LOCATION, cluster, False, "no node region labels found (fails closed)", **inputs
+        )
+    stray = [r for r in seen if r != cluster.region]
+    if stray:
+        reason = f"nodes report region(s) {', '.join(stray)}, not {cluster.region}"
+        return _decide(CLUSTER_LOCATION, cluster, False, reason, **inputs)
+    reason = f"all {len(node_regions)} node(s) are in {cluster.region}"
+    return _decide(CLUSTER_LOCATION, cluster, True, reason, **inputs)
+
+
+def regulated_after_validation(
+    cluster: ScheduledCluster, schedule: Schedule, promoted: Sequence[str] | None = None
+) -> Decision:
+    """A regulated cluster is entered only after promotion in an earlier non-regulated cluster of its
+    jurisdiction; with ``promoted`` None (static) only the schedule's order is checked.
+    """
+    if not cluster.regulated:
+        return _decide(REGULATED_AFTER_VALIDATION, cluster, True, "not labelled regulated", regulated=False)
+    candidates = [
+        c.name
+        for c in schedule.earlier(cluster.name)
+        if not c.regulated and c.jurisdiction == cluster.jurisdiction
+    ]
+    inputs: dict[str, Any] = {"regulated": True, "jurisdiction": cluster.jurisdiction, "earlier": candidates}
+    if not candidates:
+        reason = f"no non-regulated {cluster.jurisdiction} cluster comes before it in the schedule"
+        return _decide(REGULATED_AFTER_VALIDATION, cluster, False, reason, **inputs)
+    if promoted is None:
+        reason = f"validated first in {', '.join(candidates)} ({cluster.jurisdiction})"
+        return _decide(REGULATED_AFTER_VALIDATION, cluster, True, reason, **inputs)
+    validated = [name for name in candidates if name in promoted]
+    inputs["promoted"] = validated
+    if not validated:
+        reason = f"not yet promoted in any earlier {cluster.jurisdiction} cluster ({', '.join(candidates)})"
+        return _decide(REGULATED_AFTER_VALIDATION, cluster, False, reason, **inputs)
+    reason = f"promoted in {', '.join(validated)} ({cluster.jurisdiction}) first"
+    return _decide(REGULATED_AFTER_VALIDATION, cluster, True, reason, **inputs)
+
+
+def static_decisions(plan: ReleasePlan, fleet: Fleet, schedule: Schedule) -> dict[str, list[Decision]]:
+    """Every rule that can be judged before running, per cluster name, in schedule order."""
+    residency = plan.data_residency
+    return {
+        c.name: [
+            jurisdiction_scope(c, residency.allowed_jurisdictions),
+            data_endpoints(c, residency, fleet),
+            telemetry_locality(c, fleet),
+            regulated_after_validation(c, schedule),
+        ]
+        for c in schedule.all_clusters()
+    }
+
+
+def live_decisions(  # noqa: PLR0917 (positional order is the API workflows call)
+    plan: ReleasePlan,
+    fleet: Fleet,
+    schedule: Schedule,
+    cluster: str,
+    evidence: LiveEvidence,
+    promoted: list[str],
+) -> list[Decision]:
+    """Every rule, judged with live evidence, just before the release enters ``cluster``."""
+    target = schedule.cluster(cluster)
+    residency = plan.data_residency
+    return [
+        jurisdiction_scope(target, residency.allowed_jurisdictions),
+        data_endpoints(
+            target, residency, fleet, env_hosts=evidence.env_hosts, uninspected=evidence.uninspected
+        ),
+        telemetry_locality(target, fleet),
+        cluster_location(target, evidence.node_regions),
+        regulated_after_validation(target, schedule, promoted),
+    ]
+
+
+def denials(decisions: dict[str, list[Decision]]) -> list[Decision]:
+    """The deny decisions among ``decisions``, in order."""
+    return [d for found in decisions.values() for d in found if d.verdict == "deny"]
