@@ -115,13 +115,13 @@ class TestLoaderNeverCrashes:
         _load_or_config_error(text, "plan")
         _load_or_config_error(text, "fleet")
 
-    @fuzz(75)
+    @fuzz(40)
     @given(mutated(PLAN_DATA))
     def test_mutated_plans_fail_with_paths(self, data: dict[str, Any]) -> None:
         """A damaged example plan loads, or every problem names a path inside the file."""
         _load_or_config_error(yaml.safe_dump(data), "plan", paths=True)
 
-    @fuzz(75)
+    @fuzz(40)
     @given(mutated(FLEET_DATA))
     def test_mutated_fleets_fail_with_paths(self, data: dict[str, Any]) -> None:
         """A damaged example fleet loads, or every problem names a path inside the file."""

@@ -1,0 +1,278 @@
+"""``ringmaster validate`` and ``ringmaster plan``: exit codes, messages naming paths, the JSON shape.
+
+The documented behaviours run the real CLI as a subprocess (started together, so the suite stays
+fast); variations of output run the same commands in-process on an app holding only these commands.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from ringmaster import _cli_plan
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "deploy" / "examples"
+PLAN = (EXAMPLES / "plan.yaml").read_text()
+FLEET = str(EXAMPLES / "fleet.yaml")
+AT = "2026-03-27T18:00:00Z"  # a Friday evening, two days before Europe's clocks change
+
+
+@dataclass(frozen=True)
+class Run:
+    """The outcome of one CLI invocation."""
+
+    code: int
+    stdout: str
+    stderr: str
+
+    def json(self) -> Any:
+        """stdout parsed as JSON."""
+        return json.loads(self.stdout)
+
+
+def _edit(text: str, *replacements: tuple[str, str]) -> str:
+    for old, new in replacements:
+        assert old in text, old
+        text = text.replace(old, new, 1)
+    return text
+
+
+STRUCTURAL = _edit(
+    PLAN,
+    ("- setWeight: 25", "- setWeight: 125"),
+    ("pause: {duration: 5m}", "pause: {duration: soon}"),
+    ("bakeTime: 30m", "bakeTim: 30m"),
+)
+CROSS_FILE = _edit(
+    PLAN,
+    ("clusters: [euw1-internal]", "clusters: [euw1-internl]"),
+    ("  dataClass: personal\n", "  dataClass: personal\n  allowedJurisdictions: [EU]\n"),
+)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Run]:
+    """Every subprocess invocation, started at once and awaited together."""
+    folder = tmp_path_factory.mktemp("cli")
+    (folder / "structural.yaml").write_text(STRUCTURAL)
+    (folder / "cross.yaml").write_text(CROSS_FILE)
+    (folder / "broken-fleet.yaml").write_text("regions: [unclosed\n")
+    plan = str(EXAMPLES / "plan.yaml")
+    commands = {
+        "valid": ["validate", plan, "--fleet", FLEET],
+        "structural": [
+            "validate",
+            str(folder / "structural.yaml"),
+            "--fleet",
+            str(folder / "broken-fleet.yaml"),
+        ],
+        "cross": ["validate", str(folder / "cross.yaml"), "--fleet", FLEET],
+        "plan-json": ["plan", plan, "--fleet", FLEET, "--version", "1.4.2", "--output", "json", "--at", AT],
+    }
+    started = {
+        name: subprocess.Popen(
+            [sys.executable, "-m", "ringmaster.cli", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for name, args in commands.items()
+    }
+    results = {}
+    for name, process in started.items():
+        stdout, stderr = process.communicate(timeout=120)
+        results[name] = Run(process.returncode, stdout, stderr)
+    return results
+
+
+def _invoke(*args: str) -> Run:
+    """Run a command in-process on an app holding only validate and plan."""
+    app = typer.Typer(pretty_exceptions_enable=False)
+    _cli_plan.register(app)
+    result = CliRunner().invoke(app, list(args))
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    return Run(result.exit_code, result.stdout, result.stderr)
+
+
+class TestValidate:
+    def test_examples_are_valid(self, runs: dict[str, Run]) -> None:
+        """The committed example plan validates against the example fleet with exit code 0."""
+        assert runs["valid"].code == 0, runs["valid"].stderr
+        assert "valid" in runs["valid"].stdout
+
+    @pytest.mark.parametrize(
+        "line",
+        [
+            "rings[0].strategy.canary.steps[2].setWeight: must be less than or equal to 100",
+            "rings[0].strategy.canary.steps[1].pause.duration: 'soon' is not a duration; write 30s, 5m",
+            "rings[0].bakeTim: unknown field 'bakeTim' (did you mean 'bakeTime'?); allowed: name,",
+        ],
+    )
+    def test_structural_problems_exit_2_naming_path_and_rule(self, runs: dict[str, Run], line: str) -> None:
+        """A weight over 100, an unparsable duration and a misspelt field are all reported, with exit code 2
+        (alongside the fleet's own YAML error: every problem of both files at once)."""
+        run = runs["structural"]
+        assert run.code == 2
+        assert f"structural.yaml: {line}" in run.stderr
+
+    @pytest.mark.parametrize(
+        "line",
+        [
+            "rings[0].clusters[0]: unknown cluster 'euw1-internl' (did you mean 'euw1-internal'?)",
+            "rings[1].clusterSelector: cluster 'use1-beta' is in jurisdiction US, outside "
+            "dataResidency.allowedJurisdictions [EU] (rule jurisdiction-scope)",
+        ],
+    )
+    def test_cross_file_problems_exit_2_naming_path_and_rule(self, runs: dict[str, Run], line: str) -> None:
+        """An unknown cluster and a cluster outside allowedJurisdictions exit 2 with path and rule."""
+        run = runs["cross"]
+        assert run.code == 2
+        assert f"cross.yaml: {line}" in run.stderr
+
+    def test_broken_yaml_never_prints_a_traceback(self, runs: dict[str, Run]) -> None:
+        """Unparsable fleet YAML is reported plainly beside the plan's problems, with exit code 2."""
+        run = runs["structural"]
+        assert run.code == 2
+        assert "Traceback" not in run.stderr + run.stdout
+        assert "broken-fleet.yaml: invalid YAML at line 2" in run.stderr
+
+    @pytest.mark.parametrize("missing", ["plan", "fleet", "both"])
+    def test_missing_files_are_reported(self, tmp_path: Path, missing: str) -> None:
+        """A file that cannot be read is named with the reason, and the command exits 2."""
+        plan = (
+            str(tmp_path / "nope-plan.yaml") if missing in ("plan", "both") else str(EXAMPLES / "plan.yaml")
+        )
+        fleet = str(tmp_path / "nope-fleet.yaml") if missing in ("fleet", "both") else FLEET
+        run = _invoke("validate", plan, "--fleet", fleet)
+        assert run.code == 2
+        assert run.stderr.count("cannot read the file: No such file or directory") == (
+            2 if missing == "both" else 1
+        )
+
+    @pytest.mark.parametrize(
+        ("plan_text", "fleet_text", "code"),
+        [
+            (PLAN, None, 0),
+            (STRUCTURAL, None, 2),
+            ("rings: 7\n", None, 2),
+            ("- just\n- a list\n", "kind: [Fleet]\n", 2),
+            ("\x00\x01", "", 2),
+        ],
+        ids=["valid", "structural", "wrong-types", "wrong-shapes", "binary-and-empty"],
+    )
+    def test_json_output(self, tmp_path: Path, plan_text: str, fleet_text: str | None, code: int) -> None:
+        """--output json prints {valid, problems[{source, path, message}], denials} and the same exit code."""
+        (tmp_path / "p.yaml").write_text(plan_text)
+        fleet = FLEET
+        if fleet_text is not None:
+            (tmp_path / "f.yaml").write_text(fleet_text)
+            fleet = str(tmp_path / "f.yaml")
+        run = _invoke("validate", str(tmp_path / "p.yaml"), "--fleet", fleet, "--output", "json")
+        document = run.json()
+        assert run.code == code
+        assert document["valid"] is (code == 0)
+        assert bool(document["problems"]) is (code != 0)
+        assert all(set(p) == {"source", "path", "message"} for p in document["problems"])
+        assert document["denials"] == []
+
+    def test_static_residency_denial_exits_2(self, tmp_path: Path) -> None:
+        """A plan whose declared endpoints leave the jurisdiction is statically denied: exit 2, rule named."""
+        (tmp_path / "p.yaml").write_text(
+            _edit(PLAN, ("EU: [orders.db.eu.example.com", "EU: [orders.db.us.example.com"))
+        )
+        run = _invoke("validate", str(tmp_path / "p.yaml"), "--fleet", FLEET)
+        assert run.code == 2
+        assert "euw1-internal: data-endpoints: personal data must stay in EU" in run.stderr
+
+
+class TestPlan:
+    def test_json_shape_and_example_waves(self, runs: dict[str, Run]) -> None:
+        """The JSON carries service, version, minimum duration and rings/waves/clusters with residency."""
+        run = runs["plan-json"]
+        assert run.code == 0, run.stderr
+        document = run.json()
+        assert (document["service"], document["version"], document["minimumDurationSeconds"]) == (
+            "api",
+            "1.4.2",
+            17700,
+        )
+        broad = next(r for r in document["rings"] if r["name"] == "broad")
+        waves = [[c["name"] for c in w["clusters"]] for w in broad["waves"]]
+        wave_of = {name: i for i, names in enumerate(waves) for name in names}
+        assert wave_of["euw1-prod"] < wave_of["euc1-prod"]
+        assert max(len(w) for w in waves) <= 2
+        for ring in document["rings"]:
+            for wave in ring["waves"]:
+                for cluster in wave["clusters"]:
+                    assert {"name", "region", "jurisdiction", "strategy", "residency"} <= set(cluster)
+                    assert all({"rule", "verdict", "reason"} <= set(d) for d in cluster["residency"])
+                    assert all(d["verdict"] in ("allow", "deny") for d in cluster["residency"])
+
+    def test_json_next_window_is_dst_aware(self, runs: dict[str, Run]) -> None:
+        """From a Friday evening before the clocks change, Dublin opens Monday 09:00 IST (08:00Z)."""
+        document = runs["plan-json"].json()
+        clusters = {c["name"]: c for r in document["rings"] for w in r["waves"] for c in w["clusters"]}
+        assert clusters["euw1-internal"]["window"]["nextOpen"] == "2026-03-30T08:00:00Z"
+        assert clusters["euc1-prod"]["window"]["nextOpen"] == "2026-03-30T07:00:00Z"
+        assert clusters["use1-prod"]["window"]["open"] is True
+
+    def test_table_lists_every_cluster(self) -> None:
+        """The table shows each cluster with its region, jurisdiction, residency and next window."""
+        run = _invoke("plan", str(EXAMPLES / "plan.yaml"), "--fleet", FLEET, "--version", "1.4.2", "--at", AT)
+        assert run.code == 0, run.stderr
+        for text in (
+            "euw1-internal",
+            "euc1-prod (regulated)",
+            "usw2-prod",
+            "Mon 30 Mar 09:00 IST",
+            "4h55m",
+            "allow",
+        ):
+            assert text in run.stdout
+
+    def test_denied_plan_shows_the_schedule_and_exits_2(self, tmp_path: Path) -> None:
+        """A statically denied plan still prints its schedule, marks the denial and exits 2."""
+        (tmp_path / "p.yaml").write_text(
+            _edit(PLAN, ("US: [orders.db.us.example.com]", "US: [orders.db.example.org]"))
+        )
+        run = _invoke("plan", str(tmp_path / "p.yaml"), "--fleet", FLEET, "--version", "1", "-o", "json")
+        document = run.json()
+        assert run.code == 2
+        assert document["denied"] is True
+        verdicts = {
+            c["name"]: c["residency"][1]["verdict"]
+            for r in document["rings"]
+            for w in r["waves"]
+            for c in w["clusters"]
+        }
+        assert verdicts["use1-prod"] == "deny"
+        assert verdicts["euw1-prod"] == "allow"
+
+    @pytest.mark.parametrize(
+        ("args", "message"),
+        [
+            (["--version", "1", "--at", "2026-03-27T18:00:00"], "has no UTC offset"),
+            (["--version", "1", "--at", "friday"], "not an ISO 8601 instant"),
+            (["--version", 'v1"}'], "letters, digits"),
+        ],
+    )
+    def test_bad_arguments_exit_2(self, args: list[str], message: str) -> None:
+        """A naive or unparsable --at and an unsafe --version are refused with exit code 2."""
+        run = _invoke("plan", str(EXAMPLES / "plan.yaml"), "--fleet", FLEET, *args)
+        assert run.code == 2
+        assert message in run.stderr
+
+    def test_invalid_files_as_json(self, tmp_path: Path) -> None:
+        """plan --output json on an invalid plan prints the problems document and exits 2."""
+        (tmp_path / "p.yaml").write_text(STRUCTURAL)
+        run = _invoke("plan", str(tmp_path / "p.yaml"), "--fleet", FLEET, "--version", "1", "-o", "json")
+        assert run.code == 2
+        assert len(run.json()["problems"]) == 3
