@@ -49,7 +49,7 @@ async def cluster_api(request: web.Request) -> web.StreamResponse:
     record.content_type = request.headers.get("Content-Type", "")
     record.accept = request.headers.get("Accept", "")
     record.user_agent = request.headers.get("User-Agent", "")
-    request["record"] = record
+    request[handlers.RECORD] = record
     started = time.monotonic()
     try:
         fault = cluster.faults.take(info.verb, request.method, path)

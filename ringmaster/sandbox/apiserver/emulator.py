@@ -68,7 +68,11 @@ def _node_status(name: str, index: int, kubernetes_version: str) -> dict[str, An
             {"type": "Hostname", "address": name},
         ],
         "nodeInfo": {
+            "machineID": f"{index:032x}",
+            "systemUUID": f"00000000-0000-0000-0000-{index:012x}",
+            "bootID": f"b0000000-0000-0000-0000-{index:012x}",
             "kubeletVersion": kubernetes_version,
+            "kubeProxyVersion": kubernetes_version,
             "containerRuntimeVersion": "containerd://2.0.0",
             "osImage": "ringmaster sandbox",
             "kernelVersion": "6.1.0",

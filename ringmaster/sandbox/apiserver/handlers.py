@@ -21,6 +21,7 @@ from aiohttp import web
 from ringmaster.sandbox.apiserver import discovery, openapi, protobuf, scale, tables, watch
 from ringmaster.sandbox.apiserver import errors as e
 from ringmaster.sandbox.apiserver import resources as r
+from ringmaster.sandbox.apiserver.faults import RequestRecord
 from ringmaster.sandbox.apiserver.registry import APPLY_PATCH, PATCH_TYPES, Registry
 from ringmaster.sandbox.apiserver.requestinfo import RequestInfo
 from ringmaster.sandbox.apiserver.selectors import object_matcher, parse_fields, parse_labels
@@ -29,6 +30,8 @@ if TYPE_CHECKING:
     from ringmaster.sandbox.apiserver.emulator import Cluster, Emulator
 
 _BODY_TYPES = ["application/json", "application/yaml"]
+RECORD: web.RequestKey[RequestRecord] = web.RequestKey("record", RequestRecord)
+"""Where the cluster's request log entry of a request is kept while it is served."""
 
 
 def respond(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
@@ -239,7 +242,7 @@ async def _serve_collection(
         timeout_seconds=float(timeout) if timeout else watch.DEFAULT_TIMEOUT_SECONDS,
         table=table,
     )
-    record = request.get("record")
+    record = request.get(RECORD)
     if record is not None:
         record.status = 200
     return await watch.serve(request, cluster.store, spec, cluster.closing)

@@ -21,6 +21,7 @@ from typing import TypeVar
 
 from ringmaster.sandbox import kubeconfig
 from ringmaster.sandbox.apiserver import app
+from ringmaster.sandbox.apiserver.adminclient import AdminClient
 from ringmaster.sandbox.apiserver.config import EmulatorConfig
 from ringmaster.sandbox.apiserver.emulator import Emulator
 
@@ -50,6 +51,11 @@ class EmulatorServer:
     def cluster_url(self, name: str) -> str:
         """The API server URL of one cluster."""
         return f"{self.url}/clusters/{name}"
+
+    @property
+    def admin(self) -> AdminClient:
+        """A client of the admin endpoints (faults, request log, objects, clusters)."""
+        return AdminClient(self.url)
 
     @property
     def emulator(self) -> Emulator:

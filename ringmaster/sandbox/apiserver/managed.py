@@ -344,13 +344,30 @@ def apply(
     for entry, path in conflicts:
         entry.fields.discard(path)
     owned_elsewhere = set().union(*(e.fields for e in others)) if others else set()
-    for path in sorted(previous - new_set - owned_elsewhere, key=len, reverse=True):
-        if not any(len(q) > len(path) and q[: len(path)] == path for q in owned_elsewhere):
-            remove_at(rt, merged, path)
+    _remove_released(rt, merged, previous - new_set - owned_elsewhere, owned_elsewhere)
     mine = _entry(entries, ident, rt, now)
-    mine.fields, mine.time = new_set, now
+    if mine.fields != new_set or scoped(rt, merged, subresource) != scoped(rt, live, subresource):
+        mine.time = now
+    mine.fields = new_set
     merged.setdefault("metadata", {})["managedFields"] = encode(entries)
     return merged  # type: ignore[no-any-return]
+
+
+def _remove_released(rt: ResourceType, obj: dict[str, Any], released: set[Path], kept: set[Path]) -> None:
+    """Remove fields no manager owns any more; an item another manager still uses stays, with its keys."""
+
+    def still_used(path: Path) -> bool:
+        return any(len(q) > len(path) and q[: len(path)] == path for q in kept)
+
+    dropped_items = {p for p in released if p[-1].startswith("k:") and not still_used(p)}
+    for path in sorted(released, key=len, reverse=True):
+        if any(path[:i] in dropped_items for i in range(1, len(path))):
+            continue  # goes with its item
+        parent = path[:-1]
+        if parent and parent[-1].startswith("k:") and path[-1][2:] in json.loads(parent[-1][2:]):
+            continue  # the key of an item that stays
+        if not still_used(path):
+            remove_at(rt, obj, path)
 
 
 def _manager_label(entry: Entry) -> str:

@@ -331,6 +331,9 @@ class Registry:
                 rt, skeleton, config, manager=manager, force=force, subresource=None, now=self.now()
             )
             return self.create(rt, namespace, merged, manager=manager, dry_run=dry_run, applied=True), True
+        wanted = config["metadata"].get("resourceVersion")
+        if wanted and wanted != existing["metadata"]["resourceVersion"]:
+            raise e.conflict(rt, name)
         merged = managed.apply(
             rt, existing, config, manager=manager, force=force, subresource=subresource, now=self.now()
         )
