@@ -9,13 +9,16 @@ a traceback.
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any, NoReturn, ParamSpec
 from zoneinfo import ZoneInfo
 
+import click
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -26,6 +29,8 @@ from policies.durations import format_duration
 from policies.fleet import Fleet
 from policies.plan import ReleasePlan
 from ringmaster.exitcodes import ExitCode
+
+P = ParamSpec("P")
 
 
 class Output(StrEnum):
@@ -44,23 +49,45 @@ OutputOpt = Annotated[Output, typer.Option("--output", "-o", help="text (a table
 
 def register(app: typer.Typer) -> None:
     """Add ``validate`` and ``plan`` to the ringmaster CLI."""
-    app.command("validate")(validate)
-    app.command("plan")(plan)
+    app.command("validate")(_never_traceback(validate))
+    app.command("plan")(_never_traceback(plan))
+
+
+def _never_traceback(command: Callable[P, None]) -> Callable[P, None]:
+    """Report an unexpected exception as one line and exit 2: bad input must never show a traceback.
+
+    The loader turns every known kind of bad input into ``ConfigError``; reaching this is a bug,
+    so the message asks for a report, but CI still gets a plain line and a documented exit code.
+    """
+
+    @functools.wraps(command)
+    def guarded(*args: P.args, **kwargs: P.kwargs) -> None:
+        try:
+            command(*args, **kwargs)
+        except (typer.Exit, typer.Abort, click.ClickException):
+            raise
+        except Exception as exc:
+            typer.echo(f"error: internal error ({type(exc).__name__}: {exc}); please report it", err=True)
+            raise typer.Exit(ExitCode.INVALID) from None
+
+    return guarded
 
 
 def validate(plan_file: PlanArg, fleet: FleetOpt, output: OutputOpt = Output.TEXT) -> None:
     """Check PLAN and FLEET: structure, references, and the residency rules judged before running."""
     loaded, errors = _load(plan_file, fleet)
     denials: list[residency.Decision] = []
+    summary = ""
     if loaded is not None:
         release_plan, release_fleet = loaded
         built = _schedule(release_plan, release_fleet, "0.0.0", output)
         denials = residency.denials(residency.static_decisions(release_plan, release_fleet, built))
+        summary = f"{len(built.rings)} rings, {len(built.all_clusters())} clusters"
     valid = not errors and not denials
     if output is Output.JSON:
         _echo_json({"valid": valid, "problems": _problems_json(errors), "denials": _denials_json(denials)})
     elif valid:
-        typer.echo(f"{plan_file}: valid against {fleet}")
+        typer.echo(f"{plan_file}: valid against {fleet} ({summary}; every static residency rule allows)")
     else:
         _report(errors, denials)
     raise typer.Exit(ExitCode.OK if valid else ExitCode.INVALID)

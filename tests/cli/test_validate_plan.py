@@ -276,3 +276,17 @@ class TestPlan:
         run = _invoke("plan", str(tmp_path / "p.yaml"), "--fleet", FLEET, "--version", "1", "-o", "json")
         assert run.code == 2
         assert len(run.json()["problems"]) == 3
+
+
+class TestSafetyNet:
+    def test_unexpected_errors_exit_2_without_traceback(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A bug below the CLI still ends in one plain line and exit code 2, never a traceback."""
+
+        def broken(*_: object) -> None:
+            raise RuntimeError("boom")
+
+        monkeypatch.setattr(_cli_plan.residency, "static_decisions", broken)
+        run = _invoke("validate", str(EXAMPLES / "plan.yaml"), "--fleet", FLEET)
+        assert run.code == 2
+        assert "internal error (RuntimeError: boom)" in run.stderr
+        assert "Traceback" not in run.stderr
