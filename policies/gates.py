@@ -11,8 +11,9 @@ Providers (activities) measure; this module judges, as in Argo Rollouts. Each ch
 - ``passed`` at the end otherwise, and ``running`` while undecided before the end.
 
 "No data" (an empty result) is distinct from "error" (the query failed), as in Flagger. Errors and
-no-data checks neither extend nor break a metric's run of failures. A baseline metric fails when it
-is worse than the stable version's value by more than ``maxDegradation`` in its ``direction``.
+no-data checks neither extend nor break a metric's run of failures, and errors do not break a run of
+empty results either. A baseline metric fails when it is worse than the stable version's value by
+more than ``maxDegradation`` in its ``direction``; a missing or non-finite baseline value is no data.
 """
 
 from __future__ import annotations
@@ -138,12 +139,15 @@ class _Tally:
             if found.outcome == "nodata" and analysis.no_data == "fail":
                 found = found.model_copy(update={"outcome": "fail", "bound": "data present"})
             self.last[name] = found
+            # A query error says nothing about the data: it neither extends nor breaks a run of
+            # failures or of empty results. Any answer (a value or an empty one) ends a run of errors.
             self.errors[name] = self.errors.get(name, 0) + 1 if found.outcome == "error" else 0
-            self.empty[name] = self.empty.get(name, 0) + 1 if found.outcome == "nodata" else 0
-            if found.outcome in ("pass", "fail"):
+            if found.outcome == "nodata":
+                self.empty[name] = self.empty.get(name, 0) + 1
+            elif found.outcome in ("pass", "fail"):
+                self.empty[name] = 0
                 self.failures[name] = self.failures.get(name, 0) + 1 if found.outcome == "fail" else 0
-            else:
-                complete = False
+            complete = complete and found.outcome in ("pass", "fail")
         self.count += 1
         self.judged += complete
 
