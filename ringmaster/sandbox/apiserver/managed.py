@@ -10,10 +10,11 @@ The emulator follows the model of structured-merge-diff, at the granularity its 
   another manager owns them), and refuses with 409 when it would change a field another manager
   owns, naming that manager, unless ``force`` is set, which takes the field over;
 - any other write (create, update, patch) is recorded as an ``Update`` entry of its field manager
-  owning the fields it changed, which every other manager of the same subresource loses.
+  owning the fields it changed, which every other manager loses.
 
-System fields (name, uid, resourceVersion, ...) are never owned; the main resource and its
-``status`` (and ``scale``) subresources keep separate entries, as on a real API server.
+System fields (name, uid, resourceVersion, ...) are never owned. Writes through the ``status`` and
+``scale`` subresources are separate entries (``subresource: status``) over the same field paths, so
+an apply of ``spec.replicas`` conflicts with a ``kubectl scale`` before it, as on a real server.
 """
 
 from __future__ import annotations
@@ -280,8 +281,7 @@ def record_update(
     removed = old_set - new_set
     if changed or removed:
         for entry in entries:
-            if entry.subresource == subresource:
-                entry.fields -= changed | removed
+            entry.fields -= changed | removed
     if changed:
         mine = _entry(entries, (manager, "Update", subresource), rt, now)
         mine.fields |= changed
@@ -332,7 +332,7 @@ def apply(
     entries = decode(live)
     ident = (manager, "Apply", subresource)
     previous = next((e.fields for e in entries if e.ident == ident), set())
-    others = [e for e in entries if e.ident != ident and e.subresource == subresource]
+    others = [e for e in entries if e.ident != ident]
     conflicts = [
         (entry, path)
         for entry in others

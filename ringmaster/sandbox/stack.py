@@ -1,0 +1,155 @@
+"""``sandbox up``, ``down`` and ``status``: the local fleet's processes and the files clients use.
+
+``up`` reads the fleet, starts the Kubernetes emulator in the background (``python -m
+ringmaster.sandbox.apiserver``, which picks a free port and writes it to ``DIR/apiserver.port``),
+waits until it answers ``/readyz``, then writes ``DIR/kubeconfig`` (one context per fleet
+cluster, named like it) and ``DIR/fleet.yaml`` (the fleet pointing at those contexts). Running it
+again with the same fleet and settings is a no-op; with different ones it refuses until ``down``.
+``down`` stops every recorded process whatever its state. Later issues add processes (Temporal,
+a traffic simulator, Prometheus) with more :class:`~ringmaster.sandbox.processes.ProcessSpec` s
+started here; ``down`` needs no change for them.
+
+Directory layout::
+
+    DIR/state.json        processes (pid, group, start time, log, port) and sandbox facts
+    DIR/apiserver.json    the emulator's configuration      DIR/apiserver.port  its port
+    DIR/apiserver.log     its output                          DIR/apiserver.pid   its pid
+    DIR/kubeconfig        contexts for every cluster          DIR/fleet.yaml      the sandbox fleet
+    DIR/sandbox.yaml      optional settings (see :mod:`ringmaster.sandbox.settings`)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from policies import loading
+from ringmaster.exitcodes import ExitCode
+from ringmaster.sandbox import kubeconfig, seed, settings
+from ringmaster.sandbox.apiserver.adminclient import AdminClient
+from ringmaster.sandbox.processes import ProcessError, Processes, ProcessRecord, ProcessSpec
+
+APISERVER = "apiserver"
+DEFAULT_DIR = Path(".sandbox")
+DEFAULT_FLEET = Path("deploy/examples/fleet.yaml")
+
+
+class SandboxError(Exception):
+    """A sandbox command cannot do what was asked; ``exit_code`` says how the CLI should end."""
+
+    def __init__(self, message: str, exit_code: ExitCode = ExitCode.INVALID) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+@dataclass(frozen=True)
+class Sandbox:
+    """A running sandbox: where its files are and how to reach it."""
+
+    directory: Path
+    url: str
+    clusters: list[str]
+    kubeconfig: Path
+    fleet: Path
+    already_running: bool = False
+
+
+def _apiserver_ready(port_file: Path) -> Callable[[ProcessRecord], dict[str, object] | None]:
+    def ready(_: ProcessRecord) -> dict[str, object] | None:
+        try:
+            port = int(port_file.read_text(encoding="ascii").strip())
+        except (OSError, ValueError):
+            return None
+        url = f"http://127.0.0.1:{port}"
+        return {"port": port, "url": url} if AdminClient(url, timeout=1.0).ready() else None
+
+    return ready
+
+
+def up(directory: Path, fleet_path: Path, config_path: Path | None = None) -> Sandbox:
+    """Start the sandbox described by ``fleet_path`` in ``directory`` (see the module docstring)."""
+    try:
+        fleet_text = fleet_path.read_text(encoding="utf-8")
+        fleet = loading.parse_fleet(fleet_text, str(fleet_path))
+    except OSError as exc:
+        raise SandboxError(f"{fleet_path}: cannot read the fleet file: {exc.strerror or exc}") from None
+    except loading.ConfigError as exc:
+        raise SandboxError(str(exc)) from None
+    try:
+        tuned = settings.load(config_path, directory)
+    except settings.SettingsError as exc:
+        raise SandboxError(str(exc)) from None
+    unknown = seed.unknown_overrides(fleet, tuned)
+    if unknown:
+        raise SandboxError(f"settings name clusters the fleet does not have: {', '.join(unknown)}")
+    config = seed.emulator_config(fleet, tuned)
+    config_json = config.model_dump_json(by_alias=True, indent=2)
+    digest = hashlib.sha256((config_json + fleet_text).encode()).hexdigest()
+    processes = Processes(directory)
+    names = [c.name for c in fleet.clusters]
+    running = processes.running().get(APISERVER)
+    if running is not None:
+        if processes.load().info.get("digest") != digest:
+            raise SandboxError(
+                f"a sandbox with another fleet or settings is already running in {directory}; "
+                f"run `ringmaster sandbox down --dir {directory}` first"
+            )
+        return _files(directory, str(running.info.get("url", "")), names, fleet_text, already=True)
+    processes.stop_all()
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / f"{APISERVER}.json").write_text(config_json + "\n", encoding="utf-8")
+    port_file = directory / f"{APISERVER}.port"
+    port_file.unlink(missing_ok=True)
+    argv = [
+        sys.executable,
+        "-m",
+        "ringmaster.sandbox.apiserver",
+        "--config",
+        str(directory / f"{APISERVER}.json"),
+    ]
+    argv += ["--port", "0", "--port-file", str(port_file)]
+    spec = ProcessSpec(
+        APISERVER, argv, ready=_apiserver_ready(port_file), startup_timeout=tuned.startup_timeout_seconds
+    )
+    try:
+        record = processes.start(spec)
+    except ProcessError as exc:
+        raise SandboxError(f"the Kubernetes emulator did not start: {exc}", ExitCode.UNREACHABLE) from None
+    sandbox = _files(directory, str(record.info["url"]), names, fleet_text, already=False)
+    processes.remember(
+        digest=digest, kubeconfig=str(sandbox.kubeconfig), fleet=str(sandbox.fleet), url=sandbox.url
+    )
+    return sandbox
+
+
+def _files(directory: Path, url: str, names: list[str], fleet_text: str, *, already: bool) -> Sandbox:
+    config_path = kubeconfig.write(directory / "kubeconfig", url, [(n, n) for n in names])
+    fleet_out = directory / "fleet.yaml"
+    fleet_out.write_text(seed.sandbox_fleet(fleet_text), encoding="utf-8")
+    return Sandbox(directory, url, names, config_path, fleet_out, already_running=already)
+
+
+def down(directory: Path) -> list[str]:
+    """Stop every process of the sandbox in ``directory``; returns the names of those that ran."""
+    processes = Processes(directory)
+    stopped = processes.stop_all()
+    processes.forget()
+    return stopped
+
+
+def status(directory: Path) -> dict[str, dict[str, object]]:
+    """Every recorded process with whether it runs and what is known about it."""
+    processes = Processes(directory)
+    running = processes.running()
+    return {
+        name: {
+            "running": name in running,
+            "pid": record.pid,
+            "log": str(directory / record.log),
+            **record.info,
+        }
+        for name, record in processes.load().processes.items()
+    }
