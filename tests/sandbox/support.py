@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -68,6 +71,19 @@ class ClusterHandle:
     def raw(self, method: str, path: str, **kwargs: Any) -> Any:
         """A raw request through the client's REST layer (``_preload_content=False`` response)."""
         return self.api.rest_client.request(method, self.url + path, **kwargs)
+
+
+def http(
+    method: str, url: str, body: Any = None, content_type: str = "application/json"
+) -> tuple[int, Any, Any]:
+    """A raw request (for bodies the official client would refuse to send): status, headers, JSON body."""
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": content_type})  # noqa: S310
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - our emulator over http
+            return response.status, response.headers, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.headers, json.loads(exc.read())
 
 
 def api_client(url: str) -> client.ApiClient:

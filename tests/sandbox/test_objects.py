@@ -7,7 +7,7 @@ import json
 import pytest
 from kubernetes.client.rest import ApiException
 
-from tests.sandbox.support import ClusterHandle, deployment
+from tests.sandbox.support import ClusterHandle, deployment, http
 
 
 def _status(exc: pytest.ExceptionInfo[ApiException]) -> dict[str, object]:
@@ -327,3 +327,29 @@ class TestDelete:
             )
         cluster.core.delete_collection_namespaced_config_map(ns, label_selector="tier=web")
         assert [i.metadata.name for i in cluster.core.list_namespaced_config_map(ns).items] == ["b"]
+
+
+class TestFieldValidation:
+    def test_strict_refuses_unknown_fields(self, cluster: ClusterHandle, ns: str) -> None:
+        """With fieldValidation=Strict unknown fields, nested ones too, answer 400 naming each of them."""
+        body = deployment("web")
+        body["metadata"]["lables"] = {"a": "b"}
+        body["spec"]["replica"] = 2
+        body["spec"]["template"]["spec"]["containers"][0]["imag"] = "x"
+        url = f"{cluster.url}/apis/apps/v1/namespaces/{ns}/deployments?fieldValidation=Strict"
+        code, _, status = http("POST", url, body)
+        assert code == 400
+        assert status["message"].startswith("strict decoding error: ")
+        named = {'unknown field "metadata.lables"', 'unknown field "spec.replica"'}
+        named.add('unknown field "spec.template.spec.containers[0].imag"')
+        assert set(status["message"].removeprefix("strict decoding error: ").split(", ")) == named
+
+    def test_warn_drops_unknown_fields_with_a_warning(self, cluster: ClusterHandle, ns: str) -> None:
+        """By default unknown fields are dropped and reported in a Warning header."""
+        url = f"{cluster.url}/api/v1/namespaces/{ns}/configmaps"
+        code, headers, created = http("POST", url, {"metadata": {"name": "c"}, "dta": {"k": "v"}})
+        assert code == 201
+        assert headers["Warning"] == '299 - "unknown field \\"dta\\""'
+        assert "dta" not in created
+        stored = cluster.api.sanitize_for_serialization(cluster.core.read_namespaced_config_map("c", ns))
+        assert "dta" not in stored

@@ -207,6 +207,13 @@ class TestKubectl:
         assert log[-1]["fieldManager"] == "kubectl-client-side-apply"
         assert log[-1]["contentType"] == "application/strategic-merge-patch+json"
 
+    def test_apply_validates_fields_on_the_server(self, sandbox: RunningSandbox) -> None:
+        """kubectl apply leaves validation to the server, which refuses a misspelt field."""
+        typo = MANIFEST.split("---\n")[1].replace("  replicas: 4", "  replica: 4")
+        refused = sandbox.kubectl("apply", "-f", "-", stdin=typo)
+        assert refused.returncode == 1
+        assert 'strict decoding error: unknown field "spec.replica"' in refused.stderr
+
     def test_server_side_apply_conflicts_and_force(self, sandbox: RunningSandbox) -> None:
         """apply --server-side conflicts on fields another manager owns, and --force-conflicts takes them."""
         ssa = MANIFEST.replace("namespace: shop", "namespace: api").replace("name: cart,", "name: ssa,")

@@ -17,7 +17,7 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
-from ringmaster.sandbox.apiserver import app
+from ringmaster.sandbox.apiserver import app, fieldcheck
 from ringmaster.sandbox.apiserver.config import EmulatorConfig
 from ringmaster.sandbox.apiserver.emulator import Emulator
 
@@ -33,6 +33,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 
 async def _serve(config: EmulatorConfig, host: str, port: int, port_file: Path | None) -> None:
     running = await app.start(Emulator(config), host, port)
+    fieldcheck.warm_up()
     if port_file is not None:
         temporary = port_file.with_name(port_file.name + ".tmp")
         temporary.write_text(f"{running.port}\n", encoding="utf-8")

@@ -18,11 +18,11 @@ from typing import TYPE_CHECKING, Any
 import yaml
 from aiohttp import web
 
-from ringmaster.sandbox.apiserver import discovery, openapi, protobuf, scale, tables, watch
+from ringmaster.sandbox.apiserver import discovery, fieldcheck, openapi, protobuf, scale, tables, watch
 from ringmaster.sandbox.apiserver import errors as e
 from ringmaster.sandbox.apiserver import resources as r
 from ringmaster.sandbox.apiserver.faults import RequestRecord
-from ringmaster.sandbox.apiserver.registry import APPLY_PATCH, PATCH_TYPES, Registry
+from ringmaster.sandbox.apiserver.registry import APPLY_PATCH, JSON_PATCH, PATCH_TYPES, Registry
 from ringmaster.sandbox.apiserver.requestinfo import RequestInfo
 from ringmaster.sandbox.apiserver.selectors import object_matcher, parse_fields, parse_labels
 
@@ -34,11 +34,29 @@ RECORD: web.RequestKey[RequestRecord] = web.RequestKey("record", RequestRecord)
 """Where the cluster's request log entry of a request is kept while it is served."""
 
 
-def respond(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    """A JSON answer."""
-    return web.Response(
+def respond(
+    body: Any, status: int = 200, headers: dict[str, str] | None = None, warnings: list[str] | None = None
+) -> web.Response:
+    """A JSON answer, with ``Warning`` headers as the API server sends them (``299 - "..."``)."""
+    response = web.Response(
         body=json.dumps(body).encode(), status=status, content_type="application/json", headers=headers
     )
+    for warning in warnings or []:
+        response.headers.add("Warning", f"299 - {json.dumps(warning)}")
+    return response
+
+
+def _field_validation(request: web.Request, rt: r.ResourceType, body: Any) -> list[str]:
+    """Drop unknown fields of a body and warn (``Warn``, the default), or refuse them (``Strict``)."""
+    directive = request.query.get("fieldValidation", "Warn")
+    if directive not in ("Ignore", "Warn", "Strict"):
+        raise e.bad_request(f'fieldValidation must be Ignore, Warn or Strict, not "{directive}"')
+    unknown = fieldcheck.unknown_fields(rt, body, prune=directive != "Strict")
+    if unknown and directive == "Strict":
+        raise e.bad_request(
+            "strict decoding error: " + ", ".join(f'unknown field "{name}"' for name in unknown)
+        )
+    return [f'unknown field "{name}"' for name in unknown] if directive == "Warn" else []
 
 
 def error_response(error: e.ApiError) -> web.Response:
@@ -176,12 +194,14 @@ async def serve_resource(request: web.Request, info: RequestInfo, cluster: Clust
         return respond(_represent(rt, request, registry.get(rt, info.namespace, info.name)))
     if info.verb == "create" and not info.name:
         body = await _body(request, _BODY_TYPES)
+        warnings = _field_validation(request, rt, body)
         created = registry.create(
             rt, info.namespace, body, manager=field_manager(request), dry_run=_dry_run(request)
         )
-        return respond(created, 201)
+        return respond(created, 201, warnings=warnings)
     if info.verb == "update" and info.name:
         body = await _body(request, _BODY_TYPES)
+        warnings = _field_validation(request, rt, body)
         updated = registry.update(
             rt,
             info.namespace,
@@ -191,7 +211,7 @@ async def serve_resource(request: web.Request, info: RequestInfo, cluster: Clust
             subresource=info.subresource,
             dry_run=_dry_run(request),
         )
-        return respond(updated)
+        return respond(updated, warnings=warnings)
     if info.verb == "patch" and info.name:
         return await _serve_patch(request, info, rt, registry, info.name)
     if info.verb == "delete" and info.name and not info.subresource:
@@ -258,6 +278,7 @@ async def _serve_patch(
         ]
         raise e.unsupported_media_type(media, accepted)
     body = _decode(await request.read(), media)
+    warnings = [] if media == JSON_PATCH else _field_validation(request, rt, body)
     manager = request.query.get("fieldManager", "") if media == APPLY_PATCH else field_manager(request)
     patched, created = registry.patch(
         rt,
@@ -270,7 +291,7 @@ async def _serve_patch(
         subresource=info.subresource,
         dry_run=_dry_run(request),
     )
-    return respond(patched, 201 if created else 200)
+    return respond(patched, 201 if created else 200, warnings=warnings)
 
 
 async def _serve_delete(

@@ -22,7 +22,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from ringmaster.sandbox.apiserver import defaults, managed, patch, strategic
+from ringmaster.sandbox.apiserver import defaults, fieldcheck, managed, patch, strategic
 from ringmaster.sandbox.apiserver import errors as e
 from ringmaster.sandbox.apiserver import resources as r
 from ringmaster.sandbox.apiserver.selectors import object_matcher, parse_fields, parse_labels
@@ -109,6 +109,7 @@ class Registry:
         meta = obj.setdefault("metadata", {})
         if not isinstance(meta, dict):
             raise e.bad_request("metadata must be an object")
+        fieldcheck.top_level_unknown(rt, obj, prune=True)
         if rt.namespaced:
             if meta.get("namespace") not in (None, "", namespace):
                 raise e.bad_request(

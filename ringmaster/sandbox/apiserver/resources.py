@@ -94,6 +94,8 @@ class ResourceType:
     atomic_maps: frozenset[str] = frozenset()
     field_selectors: tuple[str, ...] = ()
     """Field selector paths beyond ``metadata.name`` and ``metadata.namespace``."""
+    fields: frozenset[str] = frozenset({"apiVersion", "kind", "metadata", "spec", "status"})
+    """The top-level fields of the kind; others are unknown (dropped, or refused by strict validation)."""
 
     @property
     def singular(self) -> str:
@@ -179,7 +181,15 @@ SERVICE = ResourceType(
     atomic_maps=frozenset({"spec.selector"}),
     field_selectors=("spec.clusterIP", "spec.type"),
 )
-CONFIG_MAP = ResourceType("", "v1", "ConfigMap", "configmaps", namespaced=True, short_names=("cm",))
+CONFIG_MAP = ResourceType(
+    "",
+    "v1",
+    "ConfigMap",
+    "configmaps",
+    namespaced=True,
+    short_names=("cm",),
+    fields=frozenset({"apiVersion", "kind", "metadata", "data", "binaryData", "immutable"}),
+)
 DEPLOYMENT = ResourceType(
     "apps",
     "v1",
@@ -216,6 +226,27 @@ HTTP_ROUTE = ResourceType(
     tracks_generation=True,
     strategic_merge=False,
 )
+
+METADATA_FIELDS = frozenset(
+    {
+        "name",
+        "generateName",
+        "namespace",
+        "selfLink",
+        "uid",
+        "resourceVersion",
+        "generation",
+        "creationTimestamp",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "labels",
+        "annotations",
+        "ownerReferences",
+        "finalizers",
+        "managedFields",
+    }
+)
+"""The fields of ``ObjectMeta``."""
 
 RESOURCES: tuple[ResourceType, ...] = (NAMESPACE, NODE, SERVICE, CONFIG_MAP, DEPLOYMENT, HPA, HTTP_ROUTE)
 
