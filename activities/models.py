@@ -1,0 +1,253 @@
+"""Inputs and results of every activity: one pydantic model in, one out.
+
+Workflows pass these through Temporal's pydantic data converter, so every field that may be
+added later has a default. Nothing here carries a credential: clusters are named, never
+addressed; the worker maps names to kubeconfig contexts and Prometheus endpoints itself.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from policies.gates import Check, GateVerdict
+from policies.plan import Analysis, ReleasePlan, Strategy, Workload
+from policies.residency import Decision, LiveEvidence
+from policies.schedule import Schedule
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=False)
+
+
+class ReleaseRef(_Model):
+    """Which release an activity works for; written as labels and annotations on every object."""
+
+    service: str
+    version: str
+    image: str
+    ring: str = ""
+
+    @property
+    def name(self) -> str:
+        """The release's name, ``service:version``."""
+        return f"{self.service}:{self.version}"
+
+
+class ClusterTarget(_Model):
+    """A cluster by name, with the placement facts activities report on. No endpoint, no credential."""
+
+    name: str
+    region: str
+    jurisdiction: str
+
+
+# --- preparing a release --------------------------------------------------------------------------
+
+
+class PrepareInput(_Model):
+    """The plan as submitted, to be validated against the worker's fleet and scheduled."""
+
+    plan_text: str
+    plan_source: str = "plan.yaml"
+    service: str
+    version: str
+    image: str
+
+
+class PreparedRelease(_Model):
+    """Everything the workflow decides from; recorded in history so a running release never changes."""
+
+    plan: ReleasePlan
+    schedule: Schedule
+    static_decisions: dict[str, list[Decision]] = Field(default_factory=dict)
+    plan_digest: str = ""
+    fleet_digest: str = ""
+
+    def denials(self) -> list[Decision]:
+        """Every static decision that denies a cluster, in schedule order."""
+        order = [c.name for c in self.schedule.all_clusters()]
+        return [d for name in order for d in self.static_decisions.get(name, []) if d.verdict == "deny"]
+
+
+class WindowInput(_Model):
+    """Is the cluster's region inside its deployment window at ``at``?"""
+
+    plan: ReleasePlan
+    region: str
+    at: datetime
+
+
+class WindowState(_Model):
+    """A region's window at one instant: open or not, and when that changes."""
+
+    region: str
+    open: bool
+    next_open: datetime | None = None
+    next_close: datetime | None = None
+    reason: str = ""
+
+
+# --- residency ------------------------------------------------------------------------------------
+
+
+class ResidencyInput(_Model):
+    """Gather live evidence in one cluster and judge the live residency rules on it."""
+
+    release: ReleaseRef
+    cluster: ClusterTarget
+    plan: ReleasePlan
+    schedule: Schedule
+    promoted: list[str] = Field(default_factory=list)
+
+
+class ResidencyResult(_Model):
+    """The evidence gathered (hosts only) and every rule's decision record."""
+
+    cluster: str
+    evidence: LiveEvidence
+    decisions: list[Decision]
+
+    @property
+    def allowed(self) -> bool:
+        """True when no rule denied the cluster."""
+        return all(d.verdict == "allow" for d in self.decisions)
+
+
+# --- changing a cluster ---------------------------------------------------------------------------
+
+
+class SnapshotInput(_Model):
+    """Record the workload in one cluster before the release changes it."""
+
+    release: ReleaseRef
+    cluster: ClusterTarget
+    workload: Workload
+
+
+class ClusterSnapshot(_Model):
+    """The workload as ringmaster found it before touching the cluster: what a rollback restores."""
+
+    cluster: str
+    exists: bool = True
+    image: str = ""
+    version: str = ""
+    replicas: int = 0
+    hpa: str | None = None
+    """Name of the HorizontalPodAutoscaler that owns the replica count, if any."""
+    details: dict[str, Any] = Field(default_factory=dict)
+    """Backend-specific state needed to restore the cluster exactly (selectors, route weights...)."""
+
+
+StepAction = Literal["deploy", "set-weight", "deploy-preview", "promote", "cleanup"]
+"""What one step asks of a cluster.
+
+``deploy`` (rolling: new image on the workload), ``set-weight`` (canary share of traffic),
+``deploy-preview`` (blue-green preview at full size), ``promote`` (the workload itself moves to the
+new version and takes all traffic), ``cleanup`` (canary or preview objects removed).
+"""
+
+RolloutTarget = Literal["workload", "canary", "preview"]
+
+
+class StepInput(_Model):
+    """One idempotent change to one cluster."""
+
+    release: ReleaseRef
+    cluster: ClusterTarget
+    workload: Workload
+    strategy: Strategy
+    action: StepAction
+    weight: int | None = None
+    snapshot: ClusterSnapshot
+
+
+class StepResult(_Model):
+    """What the step left in the cluster."""
+
+    cluster: str
+    action: StepAction
+    weight: int = 0
+    """The effective share of traffic on the new version after the step (0-100)."""
+    message: str = ""
+
+
+class WaitInput(_Model):
+    """Wait until a rollout in the cluster completes, or its progress deadline passes."""
+
+    release: ReleaseRef
+    cluster: ClusterTarget
+    workload: Workload
+    strategy: Strategy
+    target: RolloutTarget
+    progress_deadline_seconds: int = 600
+
+
+class WaitResult(_Model):
+    """A completed rollout."""
+
+    cluster: str
+    target: RolloutTarget
+    ready_replicas: int = 0
+    message: str = ""
+
+
+class RollbackInput(_Model):
+    """Return the cluster to ``snapshot``, from whatever point the strategy reached."""
+
+    release: ReleaseRef
+    cluster: ClusterTarget
+    workload: Workload
+    strategy: Strategy
+    snapshot: ClusterSnapshot
+    reason: str = ""
+
+
+class RollbackResult(_Model):
+    """The cluster after a rollback."""
+
+    cluster: str
+    restored_version: str = ""
+    message: str = ""
+
+
+# --- analysis -------------------------------------------------------------------------------------
+
+AnalysisMode = Literal["until-stopped", "until-enough", "until-recovered"]
+"""How an analysis stretch ends besides a failed or inconclusive verdict.
+
+``until-stopped``: runs until the workflow cancels it, then returns the final verdict.
+``until-enough``: returns as soon as ``minDataPoints`` checks have been judged.
+``until-recovered``: after an inconclusive verdict, returns as soon as one check is judged again.
+"""
+
+AnalysisStage = Literal["canary", "preview", "rolling", "bake"]
+
+
+class AnalyzeInput(_Model):
+    """Judge one cluster over one stretch of analysis."""
+
+    release: ReleaseRef
+    cluster: ClusterTarget
+    analysis: Analysis
+    stage: AnalysisStage
+    mode: AnalysisMode = "until-stopped"
+    namespace: str = ""
+    stable_version: str = ""
+    touched_at: datetime | None = None
+    """When ringmaster first touched the cluster: the pre-touch baseline window ends here."""
+    prior_checks: list[Check] = Field(default_factory=list)
+    """The tail of the previous stretch, so consecutive counts carry over."""
+
+
+class AnalyzeResult(_Model):
+    """The stretch's verdict with the retained measurements (Argo's measurementRetention: 10)."""
+
+    cluster: str
+    stage: AnalysisStage
+    verdict: GateVerdict
+    checks: list[Check] = Field(default_factory=list)
+    """The last checks of the stretch (at most 10 plus what the judgement's windows need)."""
+    total_checks: int = 0

@@ -1,0 +1,70 @@
+"""Activities that turn policy into recorded facts: the prepared release and window states.
+
+Policy code runs here, not in workflows, so its answers enter history as activity results: editing
+``policies/`` never changes what a running release already decided, and replay stays deterministic.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities import errors
+from activities.models import PreparedRelease, PrepareInput, WindowInput, WindowState
+from policies import loading, residency, schedule, windows
+from policies.fleet import Fleet
+
+
+class ReleaseActivities:
+    """Plan validation, scheduling and windows, against the fleet this worker was given."""
+
+    def __init__(self, fleet: Fleet) -> None:
+        self._fleet = fleet
+        self._fleet_digest = hashlib.sha256(fleet.model_dump_json(by_alias=True).encode()).hexdigest()
+
+    @activity.defn(name="prepare_release")
+    def prepare_release(self, inp: PrepareInput) -> PreparedRelease:
+        """Validate the plan against the worker's fleet, schedule it and judge the static residency rules."""
+        try:
+            plan = loading.parse_plan(inp.plan_text, inp.plan_source)
+            loading.check_plan_against_fleet(plan, self._fleet, inp.plan_source)
+        except loading.ConfigError as err:
+            raise ApplicationError(str(err), type=errors.INVALID_PLAN, non_retryable=True) from None
+        if plan.service != inp.service:
+            raise ApplicationError(
+                f"{inp.plan_source}: service: the plan is for {plan.service!r}, "
+                f"the release for {inp.service!r}",
+                type=errors.INVALID_PLAN,
+                non_retryable=True,
+            )
+        sched = schedule.build(plan, self._fleet, inp.version)
+        return PreparedRelease(
+            plan=plan,
+            schedule=sched,
+            static_decisions=residency.static_decisions(plan, self._fleet, sched),
+            plan_digest=hashlib.sha256(inp.plan_text.encode()).hexdigest(),
+            fleet_digest=self._fleet_digest,
+        )
+
+    @activity.defn(name="check_window")
+    def check_window(self, inp: WindowInput) -> WindowState:
+        """The region's deployment window at ``inp.at``: open or closed, and when that changes."""
+        at = inp.at
+        is_open = windows.is_open(inp.plan, self._fleet, inp.region, at)
+        if is_open:
+            return WindowState(
+                region=inp.region,
+                open=True,
+                next_close=windows.next_close(inp.plan, self._fleet, inp.region, at),
+            )
+        nxt = windows.next_open(inp.plan, self._fleet, inp.region, at)
+        return WindowState(
+            region=inp.region,
+            open=False,
+            next_open=nxt,
+            reason="outside the region's deployment window"
+            if nxt is not None
+            else "no deployment window opens within the search horizon",
+        )

@@ -1,0 +1,53 @@
+"""Settings of the worker and the CLI, from ``RINGMASTER_*`` environment variables (or a ``.env``).
+
+The Temporal connection is not here: it comes from the SDK's environment configuration
+(``TEMPORAL_ADDRESS``, ``TEMPORAL_NAMESPACE``, ``TEMPORAL_API_KEY``, TLS settings and profiles in
+``temporal.toml``), so ringmaster connects exactly where the ``temporal`` CLI does.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything configurable about a ringmaster process."""
+
+    model_config = SettingsConfigDict(env_prefix="RINGMASTER_", env_file=".env", extra="ignore")
+
+    fleet: Path = Field(default=Path("deploy/examples/fleet.yaml"))
+    """The fleet file the worker schedules against: the authority over clusters and regions."""
+
+    task_queue: str = "ringmaster"
+    """Task queue of the release workflows and their activities."""
+
+    temporal_profile: str | None = None
+    """Profile in the Temporal client config file; None uses the default profile and environment."""
+
+    ui_url: str = "http://localhost:8233"
+    """Base URL of the Temporal UI, for the links the CLI prints."""
+
+    cluster_backend: Literal["fake"] = "fake"
+    """``fake`` is a file-backed stand-in for cluster APIs and metrics, used by the workflow tests and
+    the demo until the Kubernetes and Prometheus activities land (issues 5 and 6)."""
+
+    kubeconfig: Path | None = None
+    """Kubeconfig with one context per fleet cluster (``kubeContext``); None uses ``$KUBECONFIG``."""
+
+    fake_state: Path = Path(".sandbox/fake-clusters.json")
+    """Where the ``fake`` backend keeps cluster state, shared by every worker process."""
+
+    max_concurrent_activities: int = Field(default=50, ge=1)
+    """Activities one worker runs at once; blocking Kubernetes calls use a thread each."""
+
+    heartbeat_throttle_seconds: float = Field(default=5.0, gt=0)
+    """Longest gap between heartbeats actually sent to the server. A cancellation (an abort, the end of
+    an analysis stretch) reaches a running activity in a heartbeat's answer, so this bounds how late
+    it can arrive; lower means more RPCs per running analysis."""
+
+    graceful_shutdown_seconds: float = Field(default=20.0, ge=0)
+    """On SIGTERM, how long running activities get to finish before they are cancelled."""

@@ -1,0 +1,110 @@
+"""``ringmaster worker``: runs the release workflows and every activity against the fleet it holds.
+
+Cluster credentials live here and nowhere else: the fleet names clusters, the worker's kubeconfig
+reaches them. Blocking cluster calls run on a thread pool; the analysis loop runs on the event loop.
+On SIGTERM the worker stops polling and gives running activities ``graceful_shutdown_seconds``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from typing import Any
+
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.analysis import AnalysisActivities, MetricsSource
+from activities.release import ReleaseActivities
+from activities.rollout import ClusterActivities, ClusterBackend
+from policies.fleet import Fleet
+from ringmaster import _fake_fleet
+from ringmaster.settings import Settings
+from workflows import search
+from workflows.cluster import ClusterRolloutWorkflow
+from workflows.lane import ReleaseLaneWorkflow
+from workflows.release import ReleaseWorkflow
+
+WORKFLOWS: Sequence[type] = (ReleaseWorkflow, ClusterRolloutWorkflow, ReleaseLaneWorkflow)
+
+
+async def ensure_search_attributes(client: Client) -> None:
+    """Register ringmaster's search attributes (idempotent): unregistered keys make workflows hang."""
+    existing = await client.operator_service.list_search_attributes(
+        ListSearchAttributesRequest(namespace=client.namespace)
+    )
+    missing = {
+        key.name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
+        for key in search.ALL
+        if key.name not in existing.custom_attributes
+    }
+    if missing:
+        await client.operator_service.add_search_attributes(
+            AddSearchAttributesRequest(search_attributes=missing, namespace=client.namespace)
+        )
+
+
+def activities_for(fleet: Fleet, backend: ClusterBackend, metrics: MetricsSource) -> list[Callable[..., Any]]:
+    """Every activity ringmaster registers, bound to their clients."""
+    release = ReleaseActivities(fleet)
+    cluster = ClusterActivities(backend, fleet)
+    analysis = AnalysisActivities(metrics)
+    return [
+        release.prepare_release,
+        release.check_window,
+        cluster.check_residency,
+        cluster.snapshot_cluster,
+        cluster.apply_step,
+        cluster.wait_rollout,
+        cluster.rollback_cluster,
+        analysis.analyze,
+    ]
+
+
+def backends(settings: Settings, fleet: Fleet) -> tuple[ClusterBackend, MetricsSource]:
+    """The cluster backend and metrics source the settings choose."""
+    return _fake_fleet.FileClusterBackend(settings.fake_state, fleet), _fake_fleet.FakeMetrics()
+
+
+def build_worker(
+    client: Client,
+    settings: Settings,
+    fleet: Fleet,
+    pool: ThreadPoolExecutor,
+    *,
+    backend: ClusterBackend | None = None,
+    metrics: MetricsSource | None = None,
+) -> Worker:
+    """A worker for every ringmaster workflow and activity."""
+    if backend is None or metrics is None:
+        default_backend, default_metrics = backends(settings, fleet)
+        backend, metrics = backend or default_backend, metrics or default_metrics
+    return Worker(
+        client,
+        task_queue=settings.task_queue,
+        workflows=list(WORKFLOWS),
+        activities=activities_for(fleet, backend, metrics),
+        activity_executor=pool,
+        max_concurrent_activities=settings.max_concurrent_activities,
+        graceful_shutdown_timeout=timedelta(seconds=settings.graceful_shutdown_seconds),
+        max_heartbeat_throttle_interval=timedelta(seconds=settings.heartbeat_throttle_seconds),
+        default_heartbeat_throttle_interval=timedelta(seconds=settings.heartbeat_throttle_seconds),
+    )
+
+
+async def run(client: Client, settings: Settings, fleet: Fleet) -> None:
+    """Run until SIGTERM or SIGINT, then shut down gracefully."""
+    await ensure_search_attributes(client)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    with ThreadPoolExecutor(max_workers=settings.max_concurrent_activities) as pool:
+        worker = build_worker(client, settings, fleet, pool)
+        async with worker:
+            await stop.wait()

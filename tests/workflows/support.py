@@ -1,0 +1,213 @@
+"""Building blocks of the workflow tests: short plans, an in-process worker, scripted metrics."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+from temporalio.client import Client, WorkflowHandle
+
+from activities.models import AnalyzeInput
+from policies import loading
+from policies.gates import Measurement
+from ringmaster import _fake_fleet, worker
+from ringmaster.settings import Settings
+from workflows.models import ClusterStatus, ReleaseInput, ReleaseStatus
+from workflows.release import ReleaseWorkflow, release_id
+
+ROOT = Path(__file__).resolve().parents[2]
+FLEET_PATH = ROOT / "deploy" / "examples" / "fleet.yaml"
+FLEET = loading.load_fleet(FLEET_PATH)
+
+METRICS: list[dict[str, Any]] = [
+    {
+        "name": "success-rate",
+        "query": 'sum(rate(ok{cluster="{{cluster}}"}[{{interval}}]))',
+        "thresholdRange": {"min": 99},
+    },
+    {"name": "p99", "query": 'max(p99{cluster="{{cluster}}"})', "thresholdRange": {"max": 500}},
+]
+
+
+def canary(*steps: Any) -> dict[str, Any]:
+    """A canary strategy from ``("w", 20)`` / ``("p", "2s")`` / ``("p", None)`` steps."""
+    out: list[dict[str, Any]] = []
+    for kind, value in steps:
+        if kind == "w":
+            out.append({"setWeight": value})
+        else:
+            out.append({"pause": {} if value is None else {"duration": value}})
+    return {"canary": {"steps": out}}
+
+
+def plan(
+    service: str,
+    rings: list[dict[str, Any]],
+    *,
+    metrics: bool = True,
+    interval: str = "1s",
+    scope: str = "release",
+    windows: list[dict[str, Any]] | None = None,
+    min_data_points: int = 1,
+) -> str:
+    """A release plan for the example fleet with short durations."""
+    doc: dict[str, Any] = {
+        "apiVersion": "ringmaster.dev/v1",
+        "kind": "ReleasePlan",
+        "service": service,
+        "workload": {"namespace": "api", "deployment": "api", "container": "api"},
+        "dataResidency": {
+            "dataClass": "personal",
+            "dataEndpoints": {"EU": ["orders.db.eu.example.com"], "US": ["orders.db.us.example.com"]},
+        },
+        "rings": rings,
+        "rollback": {"scope": scope},
+    }
+    if metrics:
+        doc["analysis"] = {
+            "interval": interval,
+            "threshold": 1,
+            "minDataPoints": min_data_points,
+            "metrics": METRICS,
+        }
+    if windows:
+        doc["windows"] = windows
+    return yaml.safe_dump(doc, sort_keys=False)
+
+
+def three_rings(pause: str = "1s", bake: str = "1s") -> list[dict[str, Any]]:
+    """internal (canary), beta (blue-green), broad (canary, 2 at once): the example's shape, shortened."""
+    return [
+        {
+            "name": "internal",
+            "clusters": ["euw1-internal"],
+            "strategy": canary(("w", 20), ("p", pause), ("w", 50)),
+            "bakeTime": bake,
+        },
+        {
+            "name": "beta",
+            "clusterSelector": {"audience": "beta"},
+            "strategy": {"blueGreen": {"autoPromotionEnabled": True, "scaleDownDelaySeconds": 0}},
+            "bakeTime": bake,
+        },
+        {
+            "name": "broad",
+            "clusterSelector": {"audience": "public"},
+            "maxParallel": 2,
+            "strategy": canary(("w", 50), ("p", pause)),
+            "bakeTime": bake,
+        },
+    ]
+
+
+def unique_service(prefix: str = "svc") -> str:
+    """A service name no other test uses (workflow ids derive from it)."""
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+@dataclass
+class ScriptedMetrics:
+    """Good values everywhere, except bad ones in ``failing`` clusters (optionally only in one stage)."""
+
+    failing: set[str] = field(default_factory=set)
+    stage: str | None = None
+    errors: set[str] = field(default_factory=set)
+    calls: int = 0
+
+    async def measure(self, inp: AnalyzeInput, at: datetime) -> list[Measurement]:
+        """One measurement per metric."""
+        self.calls += 1
+        cluster = inp.cluster.name
+        if cluster in self.errors:
+            return [
+                Measurement(metric=m.name, value=None, error="connection refused")
+                for m in inp.analysis.metrics
+            ]
+        bad = cluster in self.failing and (self.stage is None or self.stage == inp.stage)
+        values = {"success-rate": 90.0 if bad else 99.9, "p99": 900.0 if bad else 120.0}
+        return [Measurement(metric=m.name, value=values.get(m.name, 1.0)) for m in inp.analysis.metrics]
+
+
+@dataclass
+class Harness:
+    """A running in-process worker on its own task queue, with its fake clusters."""
+
+    client: Client
+    task_queue: str
+    clusters: _fake_fleet.FileClusterBackend
+
+    async def start(
+        self,
+        plan_text: str,
+        *,
+        service: str,
+        version: str = "v2",
+        submitted_by: str = "alice",
+        search_attributes: bool = True,
+    ) -> WorkflowHandle[ReleaseWorkflow, ReleaseStatus]:
+        """Start a release workflow directly (the lane is tested on its own)."""
+        inp = ReleaseInput(
+            service=service,
+            version=version,
+            image=f"registry.eu.example.com/{service}:{version}",
+            plan_text=plan_text,
+            submitted_by=submitted_by,
+            search_attributes=search_attributes,
+        )
+        return await self.client.start_workflow(
+            ReleaseWorkflow.run, inp, id=release_id(service, version), task_queue=self.task_queue
+        )
+
+    def versions(self) -> dict[str, str]:
+        """Each cluster's workload version."""
+        return {name: c["version"] for name, c in self.clusters.read().items()}
+
+
+@asynccontextmanager
+async def running_worker(client: Client, tmp_path: Path, *, metrics: Any = None) -> AsyncIterator[Harness]:
+    """An in-process worker with every real workflow and activity, over fake clusters in ``tmp_path``."""
+    settings = Settings(
+        task_queue=f"tq-{uuid.uuid4().hex}",
+        fake_state=tmp_path / "clusters.json",
+        max_concurrent_activities=20,
+        heartbeat_throttle_seconds=0.5,
+    )
+    clusters = _fake_fleet.FileClusterBackend(settings.fake_state, FLEET)
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        w = worker.build_worker(
+            client, settings, FLEET, pool, backend=clusters, metrics=metrics or ScriptedMetrics()
+        )
+        async with w:
+            yield Harness(client, settings.task_queue, clusters)
+
+
+async def cluster_state(handle: WorkflowHandle[Any, Any], name: str) -> ClusterStatus | None:
+    """One cluster's status as the release reports it (None before the release is prepared)."""
+    status = await handle.query(ReleaseWorkflow.status)
+    return next((c for c in status.clusters if c.name == name), None)
+
+
+def small_rings(pause: str = "1s", bake: str = "1s") -> list[dict[str, Any]]:
+    """Three rings of one cluster each, one per strategy: the cheapest walk through every ring."""
+    return [
+        {
+            "name": "internal",
+            "clusters": ["euw1-internal"],
+            "strategy": canary(("w", 20), ("p", pause)),
+            "bakeTime": bake,
+        },
+        {
+            "name": "beta",
+            "clusters": ["euc1-beta"],
+            "strategy": {"blueGreen": {"autoPromotionEnabled": True, "scaleDownDelaySeconds": 0}},
+            "bakeTime": bake,
+        },
+        {"name": "broad", "clusters": ["use1-prod"], "strategy": {"rolling": {}}, "bakeTime": bake},
+    ]

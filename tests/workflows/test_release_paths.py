@@ -1,0 +1,158 @@
+"""A release end to end on a real Temporal dev server: promotion, rollback by scope, abort, denial."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.conftest import assert_eventually
+from tests.workflows.support import (
+    ScriptedMetrics,
+    canary,
+    cluster_state,
+    plan,
+    running_worker,
+    small_rings,
+    three_rings,
+    unique_service,
+)
+from workflows.models import AbortRequest
+from workflows.release import ReleaseWorkflow
+
+
+def _ops(clusters: dict[str, Any], op: str) -> list[tuple[int, str]]:
+    """(sequence, cluster) of every ``op`` in the fake fleet, in the order they happened."""
+    return sorted((o["seq"], name) for name, c in clusters.items() for o in c["ops"] if o["op"] == op)
+
+
+class TestPromotion:
+    async def test_a_good_version_is_promoted_through_every_ring(self, client, tmp_path):
+        """Every cluster of every ring ends on the new version, each rollout a child with its own id."""
+        async with running_worker(client, tmp_path) as h:
+            svc = unique_service()
+            handle = await h.start(plan(svc, three_rings()), service=svc)
+            result = await handle.result()
+            assert result.phase == "succeeded", result.reason
+            assert set(h.versions().values()) == {"v2"}
+            assert [c.state for c in result.clusters] == ["promoted"] * 7
+            assert all(c.workflow_id.startswith(f"release:{svc}:v2:") for c in result.clusters)
+            # Rings ran in order: the last internal promotion precedes the first beta change.
+            promotes = _ops(h.clusters.read(), "promote")
+            assert promotes[0][1] == "euw1-internal"
+            assert promotes[-1][1] == "euc1-prod", "the regulated cluster comes last in its ring"
+
+    async def test_phase_is_searchable_fleet_wide(self, client, tmp_path):
+        """The release's phase and ring are search attributes, so `what is running where` is one query."""
+        async with running_worker(client, tmp_path) as h:
+            svc = unique_service()
+            rings = [{"name": "internal", "clusters": ["euw1-internal"], "strategy": {"rolling": {}}}]
+            handle = await h.start(plan(svc, rings), service=svc)
+            await handle.result()
+
+            async def found() -> list[str]:
+                query = f"RingmasterService = '{svc}' AND RingmasterPhase = 'succeeded'"
+                return [w.id async for w in client.list_workflows(query)]
+
+            await assert_eventually(found, lambda ids: ids == [handle.id], what="visibility")
+
+
+class TestRollbackScopes:
+    async def test_a_failure_in_the_last_ring_rolls_back_every_ring_newest_first(self, client, tmp_path):
+        """Scope `release`: every touched cluster returns to v1, in reverse order of promotion."""
+        async with running_worker(client, tmp_path, metrics=ScriptedMetrics(failing={"use1-prod"})) as h:
+            svc = unique_service()
+            handle = await h.start(plan(svc, small_rings()), service=svc)
+            result = await handle.result()
+            assert result.phase == "rolled-back", result.reason
+            assert "use1-prod" in result.reason
+            assert set(h.versions().values()) == {"v1"}
+            clusters = h.clusters.read()
+            promoted = [name for _, name in _ops(clusters, "promote")]
+            rolled_back = [name for _, name in _ops(clusters, "rollback")]
+            # The failing cluster rolls itself back first; then the parent undoes the rest, newest first.
+            assert rolled_back[0] == "use1-prod"
+            assert rolled_back[1:] == list(reversed(promoted)) == ["euc1-beta", "euw1-internal"]
+            gate = result.cluster("use1-prod").gate
+            assert gate is not None and gate.status == "failed" and gate.metric in ("success-rate", "p99")
+
+    async def test_scope_cluster_rolls_back_only_the_failing_cluster(self, client, tmp_path):
+        """Scope `cluster`: the release stops, the failed cluster returns to v1, earlier rings stay on v2."""
+        async with running_worker(client, tmp_path, metrics=ScriptedMetrics(failing={"euc1-beta"})) as h:
+            svc = unique_service()
+            rings = small_rings()
+            rings[1]["clusterSelector"] = {"audience": "beta"}
+            del rings[1]["clusters"]
+            handle = await h.start(plan(svc, rings, scope="cluster"), service=svc)
+            result = await handle.result()
+            assert result.phase == "rolled-back"
+            versions = h.versions()
+            assert versions["euw1-internal"] == "v2"
+            assert versions["euc1-beta"] == "v1"
+            assert not h.clusters.read()["use1-beta"]["ops"], "nothing starts after the failure"
+
+    async def test_scope_ring_rolls_back_the_failing_ring_during_its_bake(self, client, tmp_path):
+        """Scope `ring`: a gate failing in the bake rolls back the whole ring, not the rings before it."""
+        metrics = ScriptedMetrics(failing={"use1-prod"}, stage="bake")
+        async with running_worker(client, tmp_path, metrics=metrics) as h:
+            svc = unique_service()
+            rings = [
+                {"name": "internal", "clusters": ["euw1-internal"], "strategy": {"rolling": {}}},
+                {
+                    "name": "broad",
+                    "clusters": ["euw1-prod", "use1-prod"],
+                    "maxParallel": 2,
+                    "strategy": canary(("w", 50), ("p", "1s")),
+                    "bakeTime": "2s",
+                },
+            ]
+            handle = await h.start(plan(svc, rings, scope="ring"), service=svc)
+            result = await handle.result()
+            assert result.phase == "rolled-back"
+            assert "bake" in result.reason
+            assert h.versions()["euw1-internal"] == "v2"
+            assert h.versions()["euw1-prod"] == h.versions()["use1-prod"] == "v1"
+
+
+class TestAbort:
+    async def test_abort_mid_canary_rolls_back_every_touched_cluster(self, client, tmp_path):
+        """An operator's abort during a canary pause rolls back that canary and every earlier ring."""
+        async with running_worker(client, tmp_path) as h:
+            svc = unique_service()
+            rings = [
+                {"name": "internal", "clusters": ["euw1-internal"], "strategy": {"rolling": {}}},
+                {"name": "broad", "clusters": ["use1-prod"], "strategy": canary(("w", 25), ("p", "10m"))},
+            ]
+            handle = await h.start(plan(svc, rings), service=svc)
+            await assert_eventually(
+                lambda: cluster_state(handle, "use1-prod"),
+                lambda c: c is not None and c.state == "analyzing" and c.weight == 25,
+                what="canary at 25%",
+            )
+            answer = await handle.execute_update(
+                ReleaseWorkflow.abort, AbortRequest(reason="customer reports errors", by="bob")
+            )
+            assert answer.accepted
+            result = await handle.result()
+            assert result.phase == "aborted"
+            assert set(h.versions().values()) == {"v1"}
+            assert [c.state for c in result.clusters if c.name in ("euw1-internal", "use1-prod")] == [
+                "rolled-back",
+                "rolled-back",
+            ]
+            assert result.actions[-1].kind == "abort" and result.actions[-1].by == "bob"
+
+
+class TestResidencyDenial:
+    async def test_live_evidence_of_the_wrong_region_denies_the_cluster_before_any_change(
+        self, client, tmp_path
+    ):
+        """Nodes labelled with another region: the cluster is denied, nothing is deployed anywhere."""
+        async with running_worker(client, tmp_path) as h:
+            h.clusters.configure("euw1-internal", node_region="us-east-1")
+            svc = unique_service()
+            rings = [{"name": "internal", "clusters": ["euw1-internal"], "strategy": {"rolling": {}}}]
+            handle = await h.start(plan(svc, rings), service=svc)
+            result = await handle.result()
+            assert result.phase == "denied"
+            decisions = {d.rule: d.verdict for d in result.cluster("euw1-internal").residency}
+            assert decisions["cluster-location"] == "deny"
+            assert not h.clusters.read()["euw1-internal"]["ops"]

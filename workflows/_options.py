@@ -1,0 +1,83 @@
+"""Timeouts and retry policies of every activity call, in one place.
+
+Every call sets them explicitly: Temporal's default retry policy retries forever, which would turn a
+403 into an endless loop. Permanent failures are non-retryable at the source and listed again here.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from temporalio.common import RetryPolicy
+from temporalio.workflow import ActivityCancellationType
+
+from activities import errors
+from activities.analysis import heartbeat_timeout
+from policies.plan import Analysis
+
+
+def _retry(attempts: int, *, initial: float = 1.0, maximum: float = 30.0) -> RetryPolicy:
+    return RetryPolicy(
+        initial_interval=timedelta(seconds=initial),
+        backoff_coefficient=2.0,
+        maximum_interval=timedelta(seconds=maximum),
+        maximum_attempts=attempts,
+        non_retryable_error_types=errors.NON_RETRYABLE_TYPES,
+    )
+
+
+PREPARE: dict[str, Any] = {
+    "start_to_close_timeout": timedelta(seconds=30),
+    "retry_policy": _retry(5),
+}
+"""Plan validation and scheduling: pure CPU, a few milliseconds."""
+
+WINDOW: dict[str, Any] = {
+    "start_to_close_timeout": timedelta(seconds=10),
+    "retry_policy": _retry(5),
+}
+
+CLUSTER_CALL: dict[str, Any] = {
+    "start_to_close_timeout": timedelta(seconds=60),
+    "retry_policy": _retry(8, maximum=20.0),
+    "cancellation_type": ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+}
+"""One change or read against a cluster API. Waiting for cancellation to complete means a rollback
+never races an apply that is still in flight."""
+
+ROLLBACK: dict[str, Any] = {
+    "start_to_close_timeout": timedelta(minutes=11),
+    "heartbeat_timeout": timedelta(seconds=15),
+    "retry_policy": _retry(10, maximum=30.0),
+}
+"""Rollbacks retry longer than forward steps: giving up leaves a cluster half-released."""
+
+
+def wait_rollout(progress_deadline_seconds: int) -> dict[str, Any]:
+    """A rollout wait: bounded by the progress deadline, heartbeating so an abort reaches it quickly."""
+    return {
+        "start_to_close_timeout": timedelta(seconds=progress_deadline_seconds + 60),
+        "heartbeat_timeout": timedelta(seconds=15),
+        "retry_policy": _retry(3),
+        "cancellation_type": ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+    }
+
+
+def analyze(analysis: Analysis) -> dict[str, Any]:
+    """One analysis stretch: as long as it needs, heartbeating every few seconds.
+
+    A lost worker is noticed within one heartbeat timeout and the stretch resumes on another
+    attempt from the last heartbeat's checks. Cancellation is how the workflow ends a stretch, and
+    the activity answers it with its verdict, so the workflow must wait for that answer.
+    """
+    return {
+        "start_to_close_timeout": timedelta(days=30),
+        "heartbeat_timeout": heartbeat_timeout(analysis.interval),
+        "retry_policy": RetryPolicy(
+            initial_interval=timedelta(seconds=1),
+            maximum_interval=timedelta(seconds=10),
+            maximum_attempts=0,
+        ),
+        "cancellation_type": ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+    }

@@ -1,0 +1,254 @@
+"""Waiting the way a release waits: hold-aware, abort-aware, gate-aware. Shared by both workflows.
+
+Everything here is deterministic workflow code. Waits are ``workflow.wait_condition`` calls, which
+cost no history events unless they carry a timeout (then one timer). A pause or a bake measured in
+hours is one timer per hold, never one per poll.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.models import AnalysisMode, AnalyzeInput, AnalyzeResult
+    from policies.gates import Check, GateVerdict
+    from workflows import _options as options
+
+T = TypeVar("T")
+
+
+class Interrupted(Exception):
+    """Raised out of a wait when the release must stop what it is doing."""
+
+
+class Aborted(Interrupted):
+    """An operator aborted (or superseded) the release."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class GateFailed(Interrupted):
+    """A metric gate failed: the cluster must roll back."""
+
+    def __init__(self, cluster: str, verdict: GateVerdict) -> None:
+        super().__init__(f"{cluster}: {verdict.reason}")
+        self.cluster = cluster
+        self.verdict = verdict
+
+
+class Steering:
+    """Hold and abort state, and the waits that honour them."""
+
+    def __init__(self) -> None:
+        self.held = False
+        self.hold_reason = ""
+        self.gate_holds: dict[str, str] = {}
+        """Holds placed by inconclusive gates, by cluster: lifted when data returns or by resume."""
+        self.abort_reason: str | None = None
+
+    # --- state --------------------------------------------------------------------------------
+
+    def is_held(self) -> bool:
+        """An operator's hold or an inconclusive gate stops new steps."""
+        return self.held or bool(self.gate_holds)
+
+    def hold_text(self) -> str:
+        """Why the release is held, for status and the UI."""
+        reasons = [self.hold_reason] if self.held else []
+        reasons += [f"gate inconclusive in {c}: {r}" for c, r in sorted(self.gate_holds.items())]
+        return "; ".join(reasons)
+
+    def interruption(self) -> Interrupted | None:
+        """What stops the current activity, if anything. Subclasses add gate failures."""
+        if self.abort_reason is not None:
+            return Aborted(self.abort_reason)
+        return None
+
+    def raise_if_interrupted(self) -> None:
+        """Raise the pending interruption, if any."""
+        stop = self.interruption()
+        if stop is not None:
+            raise stop
+
+    # --- waits --------------------------------------------------------------------------------
+
+    async def until(self, condition: Callable[[], bool], limit: timedelta | None = None) -> bool:
+        """Wait for ``condition``; raise on interruption; return False when ``limit`` passed first."""
+        try:
+            await workflow.wait_condition(
+                lambda: condition() or self.interruption() is not None, timeout=limit
+            )
+        except TimeoutError:
+            return False
+        self.raise_if_interrupted()
+        return True
+
+    async def unheld(self) -> None:
+        """Return once no hold stands (raise on interruption)."""
+        await self.until(lambda: not self.is_held())
+
+    async def sleep(self, duration: timedelta) -> None:
+        """Sleep for ``duration``, raising early on interruption. Holds do not stop this clock."""
+        if duration > timedelta(0):
+            await self.until(lambda: False, limit=duration)
+
+    async def held_clock_wait(self, duration: timedelta) -> None:
+        """Wait ``duration`` of unheld time: time held does not count toward a pause or a bake."""
+        remaining = duration
+        while remaining > timedelta(0):
+            await self.unheld()
+            started = workflow.now()
+            if not await self.until(self.is_held, limit=remaining):
+                return
+            remaining -= workflow.now() - started
+
+    async def interruptible(self, handle: workflow.ActivityHandle[T]) -> T:
+        """Await an activity, cancelling it (and waiting for the cancellation) on interruption."""
+        await workflow.wait_condition(lambda: handle.done() or self.interruption() is not None)
+        if handle.done():
+            return await handle
+        handle.cancel()
+        with contextlib.suppress(ActivityError, asyncio.CancelledError):
+            await handle
+        self.raise_if_interrupted()
+        raise AssertionError("unreachable: interruption vanished")  # pragma: no cover
+
+
+class AnalysisRun:
+    """One cluster's analysis across stretches: start, watch for failure, stop and conclude.
+
+    The stretch is one long ``analyze`` activity. The workflow ends it by cancelling it, and the
+    activity answers the cancellation with its final verdict. Inconclusive verdicts place a gate
+    hold on ``steering`` and keep judging until data returns.
+    """
+
+    def __init__(
+        self,
+        steering: Steering,
+        make_input: Callable[[AnalysisMode, list[Check]], AnalyzeInput],
+        on_result: Callable[[AnalyzeResult], None],
+    ) -> None:
+        self._steering = steering
+        self._make_input = make_input
+        self._on_result = on_result
+        self._checks: list[Check] = []
+        self._handle: workflow.ActivityHandle[AnalyzeResult] | None = None
+        self._task: asyncio.Task[GateVerdict | None] | None = None
+        self._stopping = False
+        self.failed: GateVerdict | None = None
+        self.cluster = ""
+
+    def start(self) -> None:
+        """Begin judging (idempotent)."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._loop())
+
+    @property
+    def started(self) -> bool:
+        """True once judging began."""
+        return self._task is not None
+
+    def _start_stretch(self, mode: AnalysisMode) -> workflow.ActivityHandle[AnalyzeResult]:
+        inp = self._make_input(mode, self._checks)
+        self.cluster = inp.cluster.name
+        return workflow.start_activity(
+            "analyze",
+            inp,
+            result_type=AnalyzeResult,
+            summary=f"analyze {inp.stage} in {inp.cluster.name} ({mode})",
+            **options.analyze(inp.analysis),
+        )
+
+    def _record(self, result: AnalyzeResult) -> None:
+        self._checks = list(result.checks)
+        self._on_result(result)
+
+    async def _loop(self) -> GateVerdict | None:
+        mode: AnalysisMode = "until-stopped"
+        while True:
+            self._handle = self._start_stretch(mode)
+            try:
+                result = await self._handle
+            except ActivityError:
+                # Cancelled between attempts: no verdict from this stretch.
+                return None
+            self._record(result)
+            verdict = result.verdict
+            if verdict.status == "failed":
+                self.failed = verdict
+                self._steering.gate_holds.pop(self.cluster, None)
+                return verdict
+            if self._stopping:
+                return verdict
+            if verdict.status == "inconclusive":
+                self._steering.gate_holds[self.cluster] = verdict.reason
+                mode = "until-recovered"
+                continue
+            # A recovered stretch: data is back, lift the gate hold and judge on.
+            self._steering.gate_holds.pop(self.cluster, None)
+            mode = "until-stopped"
+
+    async def stop(self) -> GateVerdict:
+        """End the stretch and return the verdict that decides promotion: ``passed`` or ``failed``.
+
+        Too few judged checks at the stop means judging goes on until ``minDataPoints`` are in. An
+        inconclusive verdict (errors, no data) holds until data returns, or until an operator
+        resumes, which accepts the verdict as it stands and lets the release go on.
+        """
+        if self.failed is not None:
+            return self.failed
+        verdict: GateVerdict | None = None
+        if self._task is not None:
+            self._stopping = True
+            if self._handle is not None and not self._handle.done():
+                self._handle.cancel()
+            verdict = await self._task
+        while verdict is None or verdict.status not in ("passed", "failed"):
+            result = await self._steering.interruptible(self._start_stretch("until-enough"))
+            self._record(result)
+            verdict = result.verdict
+            if verdict.status == "inconclusive":
+                self._steering.gate_holds[self.cluster] = verdict.reason
+                if await self._wait_recovery(self._start_stretch("until-recovered")):
+                    return verdict
+                verdict = None
+        self._steering.gate_holds.pop(self.cluster, None)
+        if verdict.status == "failed":
+            self.failed = verdict
+        return verdict
+
+    async def _wait_recovery(self, handle: workflow.ActivityHandle[AnalyzeResult]) -> bool:
+        """Wait until data returns (False) or an operator resumes (True), whichever comes first."""
+        try:
+            await self._steering.until(lambda: handle.done() or self.cluster not in self._steering.gate_holds)
+        finally:
+            if not handle.done():
+                handle.cancel()
+            with contextlib.suppress(ActivityError, asyncio.CancelledError):
+                self._record(await handle)
+        resumed = self.cluster not in self._steering.gate_holds
+        self._steering.gate_holds.pop(self.cluster, None)
+        return resumed
+
+    async def cancel(self) -> None:
+        """Stop judging without a verdict (before a rollback)."""
+        self._stopping = True
+        if self._handle is not None and not self._handle.done():
+            self._handle.cancel()
+        if self._task is not None:
+            with contextlib.suppress(ActivityError, asyncio.CancelledError):
+                await self._task
+        self._steering.gate_holds.pop(self.cluster, None)
+
+
+def no_op(*_: Any) -> None:
+    """A callback that does nothing."""

@@ -1,0 +1,459 @@
+"""``ClusterRolloutWorkflow``: one cluster's part of a release, as a child of the release.
+
+Window, live residency evidence and decision, the strategy's steps, analysis from the first traffic
+shift to promotion, and promotion. A failing gate or an abort rolls this cluster back here; clusters
+that completed are rolled back later by the parent, from the snapshot this workflow returns.
+
+Id: ``release:<service>:<version>:<ring>:<cluster>``. The parent steers it with signals (hold,
+resume, abort, approve) and it reports every change of state back with a ``cluster_progress``
+signal, so one query on the parent shows the whole release.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.models import (
+        AnalysisMode,
+        AnalysisStage,
+        AnalyzeInput,
+        AnalyzeResult,
+        ClusterSnapshot,
+        ClusterTarget,
+        ResidencyInput,
+        ResidencyResult,
+        RollbackInput,
+        RollbackResult,
+        RolloutTarget,
+        SnapshotInput,
+        StepAction,
+        StepInput,
+        StepResult,
+        WaitInput,
+        WaitResult,
+        WindowInput,
+        WindowState,
+    )
+    from policies.gates import Check
+    from workflows import _options as options
+    from workflows._steering import Aborted, AnalysisRun, GateFailed, Interrupted, Steering
+    from workflows.models import (
+        AbortRequest,
+        ApproveRequest,
+        ClusterRolloutInput,
+        ClusterRolloutResult,
+        ClusterState,
+        ClusterStatus,
+        HoldRequest,
+        ResumeRequest,
+    )
+
+_T = TypeVar("_T")
+
+WINDOW_RECHECK = timedelta(days=1)
+"""When no window opens within the policy's horizon, look again after this long (waiting never fails)."""
+
+
+class _StepFailed(Exception):
+    """A step failed permanently (or exhausted its retries)."""
+
+
+class _Denied(Exception):
+    """A live residency rule denied the cluster."""
+
+
+@workflow.defn(name="ClusterRolloutWorkflow")
+class ClusterRolloutWorkflow(Steering):
+    """Roll one release out to one cluster, or roll it back."""
+
+    @workflow.init
+    def __init__(self, inp: ClusterRolloutInput) -> None:
+        super().__init__()
+        self._inp = inp
+        self.held = inp.held
+        self.hold_reason = inp.hold_reason
+        c = inp.cluster
+        self._target = ClusterTarget(name=c.name, region=c.region, jurisdiction=c.jurisdiction)
+        self._status = ClusterStatus(
+            name=c.name,
+            ring=c.ring,
+            region=c.region,
+            jurisdiction=c.jurisdiction,
+            workflow_id=workflow.info().workflow_id,
+        )
+        self._snapshot: ClusterSnapshot | None = None
+        self._touched = False
+        self._touched_at = workflow.now()
+        self._window: WindowState | None = None
+        self._awaiting_approval = ""
+        self._approved = False
+        self._reported: str = ""
+        self._analysis: AnalysisRun | None = None
+        self._decisions: list[Any] = []
+
+    # --- controls, from the parent ------------------------------------------------------------
+
+    @workflow.signal
+    def hold(self, req: HoldRequest) -> None:
+        """Start no new step; a canary stays at its weight; gates keep judging."""
+        self.held, self.hold_reason = True, req.reason
+
+    @workflow.signal
+    def resume(self, _req: ResumeRequest) -> None:
+        """Lift the hold, including one placed by an inconclusive gate."""
+        self.held, self.hold_reason = False, ""
+        self.gate_holds.clear()
+
+    @workflow.signal
+    def abort(self, req: AbortRequest) -> None:
+        """Roll this cluster back and end."""
+        if self.abort_reason is None:
+            self.abort_reason = req.reason
+
+    @workflow.signal
+    def approve(self, _req: ApproveRequest) -> None:
+        """Release the step waiting for an approval (``pause: {}`` or a manual blue-green promotion)."""
+        if self._awaiting_approval:
+            self._approved = True
+
+    @workflow.query
+    def status(self) -> ClusterStatus:
+        """This cluster's state, weight, gate and residency decisions."""
+        return self._status
+
+    # --- the run ------------------------------------------------------------------------------
+
+    @workflow.run
+    async def run(self, inp: ClusterRolloutInput) -> ClusterRolloutResult:
+        """Deploy with the ring's strategy, judge, promote; roll back on a failed gate or an abort."""
+        try:
+            await self._rollout()
+        except _Denied:
+            await self._set_state("denied", "a residency rule denied this cluster; nothing was deployed")
+            return self._result("denied", self._status.message)
+        except GateFailed as failed:
+            self._status.gate = failed.verdict
+            ok = await self._roll_back(f"gate failed: {failed.verdict.reason}")
+            return self._result("rolled-back" if ok else "failed", str(failed), rollback_ok=ok)
+        except Aborted as aborted:
+            ok = await self._roll_back(f"aborted: {aborted.reason}")
+            return self._result("aborted" if ok else "failed", aborted.reason, rollback_ok=ok)
+        except asyncio.CancelledError:
+            # Cancelled through Temporal (the parent was cancelled or terminated): same as an abort.
+            ok = await self._roll_back("cancelled")
+            return self._result("aborted" if ok else "failed", "cancelled", rollback_ok=ok)
+        except (_StepFailed, ActivityError) as failed:
+            reason = (
+                f"step failed: {failed.cause or failed}" if isinstance(failed, ActivityError) else str(failed)
+            )
+            ok = await self._roll_back(reason)
+            return self._result("failed", reason, rollback_ok=ok)
+        await self._set_state("promoted", "promoted", weight=100, version=inp.release.version)
+        return self._result("promoted", "promoted")
+
+    async def _rollout(self) -> None:
+        await self._before_step()
+        await self._check_residency()
+        await self._take_snapshot()
+        strategy = self._inp.strategy
+        if strategy.canary is not None:
+            await self._canary()
+        elif strategy.blue_green is not None:
+            await self._blue_green()
+        else:
+            await self._rolling()
+
+    # --- strategies ---------------------------------------------------------------------------
+
+    async def _canary(self) -> None:
+        canary = self._inp.strategy.canary
+        assert canary is not None
+        for index, step in enumerate(canary.steps, start=1):
+            await self._before_step()
+            if step.set_weight is not None:
+                await self._step("set-weight", f"step {index}: setWeight {step.set_weight}", step.set_weight)
+                await self._wait("canary")
+                self._start_analysis("canary")
+            elif step.pause is not None and step.pause.duration is not None:
+                await self._set_state(self._judging_state(), f"step {index}: pause {step.pause.duration}")
+                await self.held_clock_wait(step.pause.duration)
+            else:
+                await self._await_approval(f"step {index}: pause until approved")
+        await self._promote("canary")
+
+    async def _blue_green(self) -> None:
+        blue_green = self._inp.strategy.blue_green
+        assert blue_green is not None
+        await self._step("deploy-preview", "preview at full size")
+        await self._wait("preview")
+        self._start_analysis("preview")
+        if not blue_green.auto_promotion_enabled:
+            await self._await_approval("promotion until approved")
+        await self._promote("preview")
+        await self._set_state("promoted", "previous version kept for scaleDownDelaySeconds")
+        await self.sleep(timedelta(seconds=blue_green.scale_down_delay_seconds))
+        await self._step("cleanup", "preview removed", 100, state="promoted")
+
+    async def _rolling(self) -> None:
+        await self._step("deploy", "rolling update", 100)
+        self._start_analysis("rolling")
+        await self._wait("workload")
+        await self._before_step()
+        await self._conclude_analysis()
+
+    async def _promote(self, stage: AnalysisStage) -> None:
+        await self._before_step()
+        await self._conclude_analysis()
+        await self._before_step()
+        await self._step("promote", f"promote from {stage}", 100, state="promoting")
+        await self._wait("workload")
+        if stage == "canary":
+            await self._step("cleanup", "canary removed", 100, state="promoting")
+
+    # --- gates --------------------------------------------------------------------------------
+
+    def _start_analysis(self, stage: AnalysisStage) -> None:
+        if self._analysis is not None or not self._inp.analysis or not self._inp.analysis.metrics:
+            return
+        analysis = self._inp.analysis
+
+        def make_input(mode: AnalysisMode, prior: list[Check]) -> AnalyzeInput:
+            return AnalyzeInput(
+                release=self._inp.release,
+                cluster=self._target,
+                analysis=analysis,
+                stage=stage,
+                mode=mode,
+                namespace=self._inp.workload.namespace,
+                stable_version=self._snapshot.version if self._snapshot else "",
+                touched_at=self._touched_at,
+                prior_checks=prior,
+            )
+
+        def on_result(result: AnalyzeResult) -> None:
+            self._status.gate = result.verdict
+            self._status.measurements = result.checks
+
+        self._analysis = AnalysisRun(self, make_input, on_result)
+        self._analysis.start()
+
+    async def _conclude_analysis(self) -> None:
+        if self._analysis is None:
+            return
+        await self._set_state(self._judging_state(), "concluding analysis")
+        verdict = await self._analysis.stop()
+        self._status.gate = verdict
+        if verdict.status == "failed":
+            raise GateFailed(self._target.name, verdict)
+
+    def interruption(self) -> Interrupted | None:
+        """An abort, or a gate that failed while steps were running (safety beats hold)."""
+        if self._analysis is not None and self._analysis.failed is not None:
+            return GateFailed(self._target.name, self._analysis.failed)
+        return super().interruption()
+
+    def _judging_state(self) -> ClusterState:
+        return "analyzing" if self._analysis is not None else "deploying"
+
+    # --- waits --------------------------------------------------------------------------------
+
+    async def _before_step(self) -> None:
+        """No step starts outside the region's window or while held."""
+        while True:
+            self.raise_if_interrupted()
+            if not await self._window_open():
+                await self._wait_for_window()
+                continue
+            if self.is_held():
+                await self._set_state("holding", self.hold_text())
+                await self.unheld()
+                continue
+            return
+
+    async def _window_open(self) -> bool:
+        w = self._window
+        now = workflow.now()
+        if w is not None and w.open and (w.next_close is None or now < w.next_close):
+            return True
+        self._window = await workflow.execute_activity(
+            "check_window",
+            WindowInput(plan=self._inp.plan, region=self._target.region, at=now),
+            result_type=WindowState,
+            summary=f"window of {self._target.region}",
+            **options.WINDOW,
+        )
+        return self._window.open
+
+    async def _wait_for_window(self) -> None:
+        w = self._window
+        assert w is not None
+        wait = w.next_open - workflow.now() if w.next_open else WINDOW_RECHECK
+        self._status.next_window = w.next_open
+        await self._set_state("waiting-window", w.reason or "outside the deployment window")
+        await self.sleep(max(wait, timedelta(seconds=1)))
+        self._status.next_window = None
+
+    async def _await_approval(self, what: str) -> None:
+        await self._before_step()
+        self._awaiting_approval, self._approved = what, False
+        await self._set_state("awaiting-approval", what)
+        await self.until(lambda: self._approved)
+        self._awaiting_approval = ""
+        await self._set_state(self._judging_state(), f"approved: {what}")
+
+    # --- activities ---------------------------------------------------------------------------
+
+    async def _check_residency(self) -> None:
+        await self._set_state("checking-residency", "gathering live evidence")
+        result = await workflow.execute_activity(
+            "check_residency",
+            ResidencyInput(
+                release=self._inp.release,
+                cluster=self._target,
+                plan=self._inp.plan,
+                schedule=self._inp.schedule,
+                promoted=self._inp.promoted_before,
+            ),
+            result_type=ResidencyResult,
+            summary=f"residency evidence in {self._target.name}",
+            **options.CLUSTER_CALL,
+        )
+        self._status.residency = result.decisions
+        if not result.allowed:
+            denied = [d for d in result.decisions if d.verdict == "deny"]
+            self._status.message = "; ".join(f"{d.rule}: {d.reason}" for d in denied)
+            raise _Denied
+
+    async def _take_snapshot(self) -> None:
+        self._snapshot = await workflow.execute_activity(
+            "snapshot_cluster",
+            SnapshotInput(release=self._inp.release, cluster=self._target, workload=self._inp.workload),
+            result_type=ClusterSnapshot,
+            summary=f"record {self._target.name} before the release",
+            **options.CLUSTER_CALL,
+        )
+        self._status.version = self._snapshot.version
+        self._touched_at = workflow.now()
+
+    async def _step(
+        self, action: StepAction, label: str, weight: int | None = None, state: ClusterState = "deploying"
+    ) -> StepResult:
+        assert self._snapshot is not None
+        await self._set_state(state, label)
+        self._touched = True
+        handle = workflow.start_activity(
+            "apply_step",
+            StepInput(
+                release=self._inp.release,
+                cluster=self._target,
+                workload=self._inp.workload,
+                strategy=self._inp.strategy,
+                action=action,
+                weight=weight,
+                snapshot=self._snapshot,
+            ),
+            result_type=StepResult,
+            summary=f"{label} in {self._target.name}",
+            **options.CLUSTER_CALL,
+        )
+        result: StepResult = await self._guarded(handle)
+        self._status.weight = result.weight
+        if action == "promote":
+            self._status.version = self._inp.release.version
+        await self._set_state(state if action != "set-weight" else self._judging_state(), label)
+        return result
+
+    async def _wait(self, target: RolloutTarget) -> WaitResult:
+        handle = workflow.start_activity(
+            "wait_rollout",
+            WaitInput(
+                release=self._inp.release,
+                cluster=self._target,
+                workload=self._inp.workload,
+                strategy=self._inp.strategy,
+                target=target,
+            ),
+            result_type=WaitResult,
+            summary=f"wait for the {target} rollout in {self._target.name}",
+            **options.wait_rollout(600),
+        )
+        return await self._guarded(handle)
+
+    async def _guarded(self, handle: workflow.ActivityHandle[_T]) -> _T:
+        try:
+            return await self.interruptible(handle)
+        except ActivityError as err:
+            cause = err.cause
+            message = cause.message if isinstance(cause, ApplicationError) else str(cause or err)
+            raise _StepFailed(message) from None
+
+    async def _roll_back(self, reason: str) -> bool:
+        """Return the cluster to its snapshot. Shielded: a later abort never interrupts a rollback."""
+        if self._analysis is not None:
+            await self._analysis.cancel()
+        if not self._touched or self._snapshot is None:
+            return True
+        await self._set_state("rolling-back", reason)
+        rollback = workflow.execute_activity(
+            "rollback_cluster",
+            RollbackInput(
+                release=self._inp.release,
+                cluster=self._target,
+                workload=self._inp.workload,
+                strategy=self._inp.strategy,
+                snapshot=self._snapshot,
+                reason=reason,
+            ),
+            result_type=RollbackResult,
+            summary=f"roll back {self._target.name}",
+            **options.ROLLBACK,
+        )
+        try:
+            await asyncio.shield(rollback)
+        except ActivityError as err:
+            await self._set_state("failed", f"rollback failed, needs attention: {err.cause or err}")
+            return False
+        self._status.weight = 0
+        self._status.version = self._snapshot.version
+        await self._set_state("rolled-back", reason)
+        return True
+
+    # --- reporting ----------------------------------------------------------------------------
+
+    async def _set_state(
+        self, state: ClusterState, step: str, *, weight: int | None = None, version: str | None = None
+    ) -> None:
+        s = self._status
+        s.state, s.step = state, step
+        if weight is not None:
+            s.weight = weight
+        if version is not None:
+            s.version = version
+        s.updated_at = workflow.now()
+        key = f"{s.state}|{s.step}|{s.weight}|{s.version}|{s.gate.status if s.gate else ''}"
+        if key == self._reported:
+            return
+        self._reported = key
+        parent = workflow.info().parent
+        if parent is not None:
+            await workflow.get_external_workflow_handle(parent.workflow_id).signal("cluster_progress", s)
+
+    def _result(self, outcome: str, message: str, *, rollback_ok: bool = True) -> ClusterRolloutResult:
+        return ClusterRolloutResult.model_validate(
+            {
+                "cluster": self._target.name,
+                "outcome": outcome,
+                "snapshot": self._snapshot,
+                "verdict": self._status.gate,
+                "decisions": self._status.residency,
+                "message": message,
+                "rollback_failed": not rollback_ok,
+                "touched": self._touched,
+            }
+        )

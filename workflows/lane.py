@@ -1,0 +1,139 @@
+"""``ReleaseLaneWorkflow``: at most one release per service at a time, decided in one place.
+
+Id: ``lane:<service>``. Every submission is an update sent with update-with-start, so concurrent CI
+jobs meet in the same lane and its handlers run one at a time: exactly one release starts, the other
+submission sees it running. The lane starts the release as a child (abandoned on close, so a lane
+that ends never stops a release) and waits for it; an idle lane ends by itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import WorkflowIDReusePolicy
+from temporalio.exceptions import ApplicationError, ChildWorkflowError, WorkflowAlreadyStartedError
+
+with workflow.unsafe.imports_passed_through():
+    from workflows.models import AbortRequest, LaneState, ReleaseInput, SubmitRequest, SubmitResult
+    from workflows.release import ReleaseWorkflow, release_id
+
+IDLE_TIMEOUT = timedelta(minutes=10)
+"""How long a lane with no release waits for the next submission before it ends."""
+
+
+def lane_id(service: str) -> str:
+    """The workflow id of a service's lane."""
+    return f"lane:{service}"
+
+
+@workflow.defn(name="ReleaseLaneWorkflow")
+class ReleaseLaneWorkflow:
+    """Serialises the releases of one service."""
+
+    @workflow.init
+    def __init__(self, state: LaneState) -> None:
+        self._state = state
+        self._lock = asyncio.Lock()
+        self._child: workflow.ChildWorkflowHandle[ReleaseWorkflow, object] | None = None
+        self._pending_child = False
+
+    @workflow.run
+    async def run(self, state: LaneState) -> LaneState:
+        """Wait for each release to end; end after an idle spell, or continue as new when history grows."""
+        while True:
+            try:
+                await workflow.wait_condition(lambda: self._child is not None, timeout=IDLE_TIMEOUT)
+            except TimeoutError:
+                if not self._pending_child and workflow.all_handlers_finished():
+                    return self._state
+                continue
+            assert self._child is not None
+            with contextlib.suppress(ChildWorkflowError):  # the release's status records how it ended
+                await self._child
+            self._child = None
+            self._state.current = None
+            self._state.current_workflow_id = self._state.current_run_id = ""
+            if workflow.info().is_continue_as_new_suggested():
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                workflow.continue_as_new(self._state)
+
+    @workflow.query
+    def current(self) -> LaneState:
+        """Which release of the service runs now, if any."""
+        return self._state
+
+    @workflow.update
+    async def submit(self, req: SubmitRequest) -> SubmitResult:
+        """Start the release unless another one of this service runs (or supersede it)."""
+        async with self._lock:
+            # Handlers run one at a time under the lock: the state read here is the state acted on.
+            current = self._state.current
+            new = req.release
+            if current is not None and current.version == new.version:
+                if current.image != new.image:
+                    raise ApplicationError(
+                        f"{new.release} is already running with image {current.image}; "
+                        f"a release's image cannot change (submitted {new.image})",
+                        type="SubmissionRejected",
+                        non_retryable=True,
+                    )
+                return SubmitResult(
+                    release=new.release,
+                    workflow_id=self._state.current_workflow_id,
+                    run_id=self._state.current_run_id,
+                    created=False,
+                    message="already running",
+                )
+            if current is not None and not req.supersede:
+                raise ApplicationError(
+                    f"{current.release} is running (workflow {self._state.current_workflow_id}); "
+                    "one release per service at a time: wait for it, or submit with --supersede",
+                    type="SubmissionRejected",
+                    non_retryable=True,
+                )
+            if current is not None:
+                await workflow.get_external_workflow_handle(self._state.current_workflow_id).signal(
+                    "abort-signal",
+                    AbortRequest(
+                        reason=f"superseded by {new.release}",
+                        by=new.submitted_by or "ringmaster",
+                        identity=new.submitted_identity,
+                    ),
+                )
+                await workflow.wait_condition(lambda: self._state.current is None)
+            return await self._start(new, rerun=req.rerun)
+
+    async def _start(self, new: ReleaseInput, *, rerun: bool) -> SubmitResult:
+        wid = release_id(new.service, new.version)
+        self._pending_child = True
+        try:
+            child = await workflow.start_child_workflow(
+                ReleaseWorkflow.run,
+                new,
+                id=wid,
+                id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE
+                if rerun
+                else WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                parent_close_policy=workflow.ParentClosePolicy.ABANDON,
+                static_summary=f"{new.release} ({new.image})",
+                static_details=f"Submitted by {new.submitted_by or 'unknown'} from {new.submitted_identity}.",
+                memo={"image": new.image, "submitted_by": new.submitted_by},
+            )
+        except WorkflowAlreadyStartedError:
+            raise ApplicationError(
+                f"{new.release} has already run (workflow {wid}); submit with --rerun to run it again",
+                type="SubmissionRejected",
+                non_retryable=True,
+            ) from None
+        finally:
+            self._pending_child = False
+        self._child = child
+        self._state.current = new
+        self._state.current_workflow_id = child.id
+        self._state.current_run_id = child.first_execution_run_id or ""
+        return SubmitResult(
+            release=new.release, workflow_id=child.id, run_id=self._state.current_run_id, created=True
+        )

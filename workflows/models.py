@@ -1,0 +1,257 @@
+"""Inputs, controls and the status model of the release workflows.
+
+Workflow state lives in one model (:class:`ReleaseStatus`); the ``status`` query returns it, the
+Temporal UI shows a rendering of it, and ``ringmaster status`` prints it. New fields get defaults so
+histories recorded by older code still decode.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from activities.models import ClusterSnapshot, ReleaseRef
+from policies.gates import Check, GateVerdict
+from policies.plan import Analysis, ReleasePlan, Strategy, Workload
+from policies.residency import Decision
+from policies.schedule import Schedule, ScheduledCluster
+
+Phase = Literal[
+    "pending",
+    "waiting-window",
+    "awaiting-approval",
+    "deploying",
+    "analyzing",
+    "baking",
+    "holding",
+    "rolling-back",
+    "succeeded",
+    "rolled-back",
+    "aborted",
+    "denied",
+    "failed",
+]
+TERMINAL_PHASES: frozenset[str] = frozenset({"succeeded", "rolled-back", "aborted", "denied", "failed"})
+
+ClusterState = Literal[
+    "pending",
+    "waiting-window",
+    "checking-residency",
+    "deploying",
+    "analyzing",
+    "awaiting-approval",
+    "holding",
+    "promoting",
+    "promoted",
+    "rolling-back",
+    "rolled-back",
+    "denied",
+    "failed",
+]
+
+ClusterOutcome = Literal["promoted", "rolled-back", "aborted", "denied", "failed"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ReleaseInput(_Model):
+    """A release as submitted: the plan travels as text and is pinned for the release's life."""
+
+    service: str
+    version: str
+    image: str
+    plan_text: str
+    plan_source: str = "plan.yaml"
+    submitted_by: str = ""
+    submitted_identity: str = ""
+    """The Temporal client identity of the submitter (host and process), recorded beside ``by``."""
+    search_attributes: bool = True
+    """Publish search attributes. Only the time-skipping test server, which cannot register custom
+    search attributes, runs releases without them."""
+
+    @property
+    def release(self) -> str:
+        """``service:version``."""
+        return f"{self.service}:{self.version}"
+
+
+# --- operator controls ----------------------------------------------------------------------------
+
+ControlKind = Literal["hold", "resume", "abort", "approve", "supersede"]
+
+
+class HoldRequest(_Model):
+    """Stop starting new steps, waves, rings and promotions; gates keep judging."""
+
+    reason: str
+    by: str
+    identity: str = ""
+
+
+class ResumeRequest(_Model):
+    """Lift an operator's hold (or a hold caused by an inconclusive gate)."""
+
+    by: str
+    identity: str = ""
+
+
+class AbortRequest(_Model):
+    """Roll back every touched cluster and end ``aborted``."""
+
+    reason: str
+    by: str
+    identity: str = ""
+
+
+class ApproveRequest(_Model):
+    """Release a ring waiting for approval, or one cluster's ``pause: {}`` or manual blue-green promotion."""
+
+    ring: str
+    cluster: str | None = None
+    by: str
+    identity: str = ""
+
+
+class OperatorAction(_Model):
+    """One control as recorded: who, when, why, and whether it was accepted."""
+
+    kind: ControlKind
+    by: str
+    identity: str = ""
+    at: datetime
+    reason: str = ""
+    ring: str | None = None
+    cluster: str | None = None
+    via: Literal["update", "signal", "system"] = "update"
+    accepted: bool = True
+    rejection: str = ""
+
+
+class ControlResult(_Model):
+    """What an accepted control changed."""
+
+    accepted: bool
+    phase: Phase
+    message: str = ""
+
+
+# --- status ---------------------------------------------------------------------------------------
+
+
+class ClusterStatus(_Model):
+    """One cluster as the release sees it."""
+
+    name: str
+    ring: str
+    region: str = ""
+    jurisdiction: str = ""
+    state: ClusterState = "pending"
+    version: str = ""
+    """The version serving the majority of the cluster's traffic (the stable one until promotion)."""
+    weight: int = 0
+    """Share of traffic on the release's version, 0-100."""
+    step: str = ""
+    message: str = ""
+    workflow_id: str = ""
+    gate: GateVerdict | None = None
+    measurements: list[Check] = Field(default_factory=list)
+    residency: list[Decision] = Field(default_factory=list)
+    next_window: datetime | None = None
+    updated_at: datetime | None = None
+
+
+class ReleaseStatus(_Model):
+    """The whole release: what the ``status`` query returns."""
+
+    release: str
+    workflow_id: str = ""
+    service: str
+    version: str
+    image: str
+    phase: Phase = "pending"
+    reason: str = ""
+    ring: str = ""
+    rollback_scope: str = ""
+    held: bool = False
+    hold_reason: str = ""
+    waiting_for: str = ""
+    submitted_by: str = ""
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    plan_digest: str = ""
+    clusters: list[ClusterStatus] = Field(default_factory=list)
+    actions: list[OperatorAction] = Field(default_factory=list)
+    needs_attention: list[str] = Field(default_factory=list)
+    """Clusters a person must look at: a rollback that could not complete, a step that failed."""
+
+    def cluster(self, name: str) -> ClusterStatus:
+        """The status entry of ``name``."""
+        for c in self.clusters:
+            if c.name == name:
+                return c
+        raise KeyError(name)
+
+
+# --- the per-cluster child workflow ---------------------------------------------------------------
+
+
+class ClusterRolloutInput(_Model):
+    """One cluster's rollout, as the parent release hands it over."""
+
+    release: ReleaseRef
+    cluster: ScheduledCluster
+    workload: Workload
+    strategy: Strategy
+    analysis: Analysis | None = None
+    plan: ReleasePlan
+    schedule: Schedule
+    promoted_before: list[str] = Field(default_factory=list)
+    held: bool = False
+    hold_reason: str = ""
+
+
+class ClusterRolloutResult(_Model):
+    """How a cluster's rollout ended, and the state it found (so the parent can roll it back later)."""
+
+    cluster: str
+    outcome: ClusterOutcome
+    snapshot: ClusterSnapshot | None = None
+    verdict: GateVerdict | None = None
+    decisions: list[Decision] = Field(default_factory=list)
+    message: str = ""
+    rollback_failed: bool = False
+    touched: bool = False
+
+
+# --- the per-service lane -------------------------------------------------------------------------
+
+
+class SubmitRequest(_Model):
+    """A submission from CI: start this release unless the service already runs another."""
+
+    release: ReleaseInput
+    supersede: bool = False
+    rerun: bool = False
+
+
+class SubmitResult(_Model):
+    """What became of a submission."""
+
+    release: str
+    workflow_id: str
+    run_id: str = ""
+    created: bool
+    message: str = ""
+
+
+class LaneState(_Model):
+    """The lane's memory: which release of the service runs now."""
+
+    service: str
+    current: ReleaseInput | None = None
+    current_workflow_id: str = ""
+    current_run_id: str = ""

@@ -1,0 +1,748 @@
+"""``ReleaseWorkflow``: one durable release of one service version across every ring and region.
+
+The first activity validates the plan against the worker's fleet, schedules it and judges the static
+residency rules; its result is history, so a running release never changes when files or policy code
+change. Then rings in order: approval, waves of ``ClusterRolloutWorkflow`` children, the bake. A
+failure rolls back by the plan's ``rollback.scope``, newest first; an abort rolls back everything.
+
+Id: ``release:<service>:<version>``. People steer it with updates (validated, answered) or signals
+(for callers that must not block while no worker runs): hold, resume, abort, approve.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
+from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.models import (
+        AnalysisMode,
+        AnalyzeInput,
+        AnalyzeResult,
+        ClusterTarget,
+        PreparedRelease,
+        PrepareInput,
+        ReleaseRef,
+        RollbackInput,
+        RollbackResult,
+    )
+    from policies.gates import Check
+    from policies.schedule import ScheduledCluster, ScheduledRing, Wave
+    from workflows import _options as options
+    from workflows import search
+    from workflows._steering import Aborted, AnalysisRun, GateFailed, Interrupted, Steering
+    from workflows.cluster import ClusterRolloutWorkflow
+    from workflows.models import (
+        TERMINAL_PHASES,
+        AbortRequest,
+        ApproveRequest,
+        ClusterRolloutInput,
+        ClusterRolloutResult,
+        ClusterStatus,
+        ControlKind,
+        ControlResult,
+        HoldRequest,
+        OperatorAction,
+        Phase,
+        ReleaseInput,
+        ReleaseStatus,
+        ResumeRequest,
+    )
+
+SYSTEM = "ringmaster"
+
+
+def release_id(service: str, version: str) -> str:
+    """The workflow id of a release."""
+    return f"release:{service}:{version}"
+
+
+def cluster_workflow_id(service: str, version: str, ring: str, cluster: str) -> str:
+    """The workflow id of one cluster's rollout."""
+    return f"{release_id(service, version)}:{ring}:{cluster}"
+
+
+class _RingFailed(Exception):
+    """A cluster of the ring did not promote (or failed its bake)."""
+
+    def __init__(self, ring: ScheduledRing, result: ClusterRolloutResult) -> None:
+        super().__init__(f"{result.cluster}: {result.outcome}: {result.message}")
+        self.ring = ring
+        self.result = result
+
+
+class _Promoted:
+    """A cluster that completed: what the parent needs to roll it back later."""
+
+    def __init__(self, cluster: ScheduledCluster, ring: ScheduledRing, result: ClusterRolloutResult) -> None:
+        self.cluster = cluster
+        self.ring = ring
+        self.result = result
+
+
+@workflow.defn(name="ReleaseWorkflow")
+class ReleaseWorkflow(Steering):
+    """Walk a release through every ring and cluster; roll back on failure or abort."""
+
+    @workflow.init
+    def __init__(self, inp: ReleaseInput) -> None:
+        super().__init__()
+        self._inp = inp
+        self._status = ReleaseStatus(
+            release=inp.release,
+            workflow_id=workflow.info().workflow_id,
+            service=inp.service,
+            version=inp.version,
+            image=inp.image,
+            submitted_by=inp.submitted_by,
+            started_at=workflow.now(),
+        )
+        self._prepared: PreparedRelease | None = None
+        self._stage: Phase = "pending"
+        self._final: Phase | None = None
+        self._awaiting_ring = ""
+        self._approved_rings: set[str] = set()
+        self._children: dict[str, workflow.ChildWorkflowHandle[Any, ClusterRolloutResult]] = {}
+        self._promoted: list[_Promoted] = []
+        self._bake_runs: dict[str, AnalysisRun] = {}
+        self._published: tuple[str, str] = ("", "")
+
+    # --- the run ------------------------------------------------------------------------------
+
+    @workflow.run
+    async def run(self, inp: ReleaseInput) -> ReleaseStatus:
+        """Prepare, then every ring in order; the returned status is the release's final record."""
+        self._publish()
+        try:
+            self._prepared = await workflow.execute_activity(
+                "prepare_release",
+                PrepareInput(
+                    plan_text=inp.plan_text,
+                    plan_source=inp.plan_source,
+                    service=inp.service,
+                    version=inp.version,
+                    image=inp.image,
+                ),
+                result_type=PreparedRelease,
+                summary="validate the plan against the worker's fleet and schedule it",
+                **options.PREPARE,
+            )
+        except ActivityError as err:
+            cause = err.cause
+            message = cause.message if isinstance(cause, ApplicationError) else str(cause or err)
+            return await self._end("failed", f"the release could not be prepared: {message}")
+        prepared = self._prepared
+        self._status.plan_digest = prepared.plan_digest
+        self._status.rollback_scope = prepared.plan.rollback.scope
+        self._status.clusters = [
+            ClusterStatus(
+                name=c.name,
+                ring=c.ring,
+                region=c.region,
+                jurisdiction=c.jurisdiction,
+                residency=prepared.static_decisions.get(c.name, []),
+            )
+            for c in prepared.schedule.all_clusters()
+        ]
+        denials = prepared.denials()
+        if denials:
+            for d in denials:
+                self._status.cluster(d.cluster).state = "denied"
+            reasons = "; ".join(f"{d.cluster}: {d.rule}: {d.reason}" for d in denials)
+            return await self._end("denied", f"denied before anything was deployed: {reasons}")
+        try:
+            for ring in prepared.schedule.rings:
+                await self._run_ring(ring)
+        except Aborted as aborted:
+            return await self._abort(aborted.reason)
+        except _RingFailed as failed:
+            return await self._fail(failed)
+        except asyncio.CancelledError:
+            # Cancelled through Temporal (UI or API): treated as an abort, rollback included.
+            self.abort_reason = self.abort_reason or "cancelled through Temporal"
+            await self._drain_children()
+            return await self._abort(self.abort_reason)
+        return await self._end("succeeded", "promoted in every ring")
+
+    async def _run_ring(self, ring: ScheduledRing) -> None:
+        self._status.ring = ring.name
+        self._stage = "deploying"
+        self._publish()
+        if ring.approval.required:
+            self._awaiting_ring = ring.name
+            self._stage = "awaiting-approval"
+            self._status.waiting_for = f"approval of ring {ring.name}"
+            self._publish()
+            await self.until(lambda: ring.name in self._approved_rings)
+            self._awaiting_ring, self._status.waiting_for = "", ""
+        for wave in ring.waves:
+            await self.unheld()
+            self._stage = "deploying"
+            self._publish()
+            results = await self._run_wave(ring, wave)
+            self.raise_if_interrupted()
+            for result in results:
+                if result.outcome != "promoted":
+                    raise _RingFailed(ring, result)
+        await self._bake(ring)
+
+    async def _run_wave(self, ring: ScheduledRing, wave: Wave) -> list[ClusterRolloutResult]:
+        prepared = self._prepared
+        assert prepared is not None
+        promoted_before = [p.cluster.name for p in self._promoted]
+        handles: dict[str, workflow.ChildWorkflowHandle[Any, ClusterRolloutResult]] = {}
+        for cluster in wave.clusters:
+            child_input = ClusterRolloutInput(
+                release=self._ref(ring.name),
+                cluster=cluster,
+                workload=prepared.plan.workload,
+                strategy=ring.strategy,
+                analysis=prepared.plan.analysis,
+                plan=prepared.plan,
+                schedule=prepared.schedule,
+                promoted_before=promoted_before,
+                held=self.held,
+                hold_reason=self.hold_reason,
+            )
+            handle = await workflow.start_child_workflow(
+                ClusterRolloutWorkflow.run,
+                child_input,
+                id=cluster_workflow_id(self._inp.service, self._inp.version, ring.name, cluster.name),
+                cancellation_type=workflow.ChildWorkflowCancellationType.WAIT_CANCELLATION_COMPLETED,
+                parent_close_policy=workflow.ParentClosePolicy.REQUEST_CANCEL,
+                id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+                static_summary=f"{self._inp.release} in {cluster.name} ({ring.name})",
+                search_attributes=TypedSearchAttributes(
+                    [
+                        SearchAttributePair(search.SERVICE, self._inp.service),
+                        SearchAttributePair(search.VERSION, self._inp.version),
+                        SearchAttributePair(search.RING, ring.name),
+                        SearchAttributePair(search.CLUSTER, cluster.name),
+                    ]
+                )
+                if self._inp.search_attributes
+                else None,
+            )
+            handles[cluster.name] = handle
+            self._children[cluster.name] = handle
+            self._status.cluster(cluster.name).workflow_id = handle.id
+            # Controls that arrived while the child was starting reach it now.
+            if self.held != child_input.held:
+                await self._forward_hold(handle)
+            if self.abort_reason is not None:
+                await handle.signal(
+                    ClusterRolloutWorkflow.abort, AbortRequest(reason=self.abort_reason, by=SYSTEM)
+                )
+        results: dict[str, ClusterRolloutResult] = {}
+        while len(results) < len(handles):
+            await workflow.wait_condition(
+                lambda: any(h.done() for n, h in handles.items() if n not in results)
+            )
+            for name, handle in handles.items():
+                if name in results or not handle.done():
+                    continue
+                result = await self._child_result(name, handle)
+                results[name] = result
+                self._children.pop(name, None)
+                self._record_result(result)
+                if result.outcome == "promoted":
+                    cluster = next(c for c in wave.clusters if c.name == name)
+                    self._promoted.append(_Promoted(cluster, ring, result))
+                elif prepared.plan.rollback.scope != "cluster":
+                    await self._stop_children(f"rollback: {name} {result.outcome}")
+        return [results[c.name] for c in wave.clusters]
+
+    async def _child_result(
+        self, name: str, handle: workflow.ChildWorkflowHandle[Any, ClusterRolloutResult]
+    ) -> ClusterRolloutResult:
+        try:
+            return await handle
+        except ChildWorkflowError as err:
+            return ClusterRolloutResult(
+                cluster=name,
+                outcome="failed",
+                message=f"cluster workflow failed: {err.cause or err}",
+                rollback_failed=True,
+                touched=True,
+            )
+
+    # --- bake ---------------------------------------------------------------------------------
+
+    async def _bake(self, ring: ScheduledRing) -> None:
+        prepared = self._prepared
+        assert prepared is not None
+        if ring.bake_time <= timedelta(0):
+            return
+        self._stage = "baking"
+        self._status.waiting_for = f"bake of ring {ring.name} ({ring.bake_time})"
+        self._publish()
+        analysis = prepared.plan.analysis
+        if analysis.metrics:
+            for p in self._promoted:
+                if p.ring.name == ring.name:
+                    self._bake_runs[p.cluster.name] = self._bake_run(p)
+                    self._bake_runs[p.cluster.name].start()
+        try:
+            await self.held_clock_wait(ring.bake_time)
+            runs = list(self._bake_runs.items())
+            verdicts = await asyncio.gather(*(run.stop() for _, run in runs))
+            for (name, _), verdict in zip(runs, verdicts, strict=True):
+                if verdict.status == "failed":
+                    raise GateFailed(name, verdict)
+        except GateFailed as failed:
+            for run in self._bake_runs.values():
+                await run.cancel()
+            self._status.cluster(failed.cluster).gate = failed.verdict
+            raise _RingFailed(
+                ring,
+                ClusterRolloutResult(
+                    cluster=failed.cluster,
+                    outcome="rolled-back",
+                    verdict=failed.verdict,
+                    message=f"gate failed during the bake of ring {ring.name}: {failed.verdict.reason}",
+                    touched=True,
+                ),
+            ) from None
+        except Interrupted:
+            for run in self._bake_runs.values():
+                await run.cancel()
+            raise
+        finally:
+            self._bake_runs = {}
+            self._status.waiting_for = ""
+
+    def _bake_run(self, promoted: _Promoted) -> AnalysisRun:
+        prepared = self._prepared
+        assert prepared is not None
+        c = promoted.cluster
+        snapshot = promoted.result.snapshot
+
+        def make_input(mode: AnalysisMode, prior: list[Check]) -> AnalyzeInput:
+            return AnalyzeInput(
+                release=self._ref(promoted.ring.name),
+                cluster=ClusterTarget(name=c.name, region=c.region, jurisdiction=c.jurisdiction),
+                analysis=prepared.plan.analysis,
+                stage="bake",
+                mode=mode,
+                namespace=prepared.plan.workload.namespace,
+                stable_version=snapshot.version if snapshot else "",
+                prior_checks=prior,
+            )
+
+        def on_result(result: AnalyzeResult) -> None:
+            status = self._status.cluster(c.name)
+            status.gate, status.measurements = result.verdict, result.checks
+
+        return AnalysisRun(self, make_input, on_result)
+
+    def interruption(self) -> Interrupted | None:
+        """An abort, or a bake gate that failed."""
+        for name, run in self._bake_runs.items():
+            if run.failed is not None:
+                return GateFailed(name, run.failed)
+        return super().interruption()
+
+    # --- endings ------------------------------------------------------------------------------
+
+    async def _fail(self, failed: _RingFailed) -> ReleaseStatus:
+        prepared = self._prepared
+        assert prepared is not None
+        scope = prepared.plan.rollback.scope
+        result = failed.result
+        await self._stop_children(f"rollback: {result.cluster} {result.outcome}")
+        if scope == "cluster":
+            targets = [p for p in self._promoted if p.cluster.name == result.cluster]
+        elif scope == "ring":
+            targets = [p for p in self._promoted if p.ring.name == failed.ring.name]
+        else:
+            targets = list(self._promoted)
+        await self._roll_back(targets, f"{result.cluster} {result.outcome}: {result.message}")
+        if result.outcome == "denied":
+            phase: Phase = "denied"
+        elif result.outcome == "failed" or self._status.needs_attention:
+            phase = "failed"
+        else:
+            phase = "rolled-back"
+        if result.rollback_failed and result.cluster not in self._status.needs_attention:
+            self._status.needs_attention.append(result.cluster)
+            phase = "failed"
+        return await self._end(phase, f"{result.cluster} {result.outcome}: {result.message}")
+
+    async def _abort(self, reason: str) -> ReleaseStatus:
+        await self._drain_children()
+        await self._roll_back(list(self._promoted), f"aborted: {reason}")
+        phase: Phase = "failed" if self._status.needs_attention else "aborted"
+        return await self._end(phase, f"aborted: {reason}")
+
+    async def _drain_children(self) -> None:
+        """Abort the clusters still rolling out and wait until each has rolled itself back."""
+        await self._stop_children(self.abort_reason or "aborted")
+        for name, handle in list(self._children.items()):
+            result = await self._child_result(name, handle)
+            self._children.pop(name, None)
+            self._record_result(result)
+
+    async def _stop_children(self, reason: str) -> None:
+        for handle in list(self._children.values()):
+            await handle.signal(ClusterRolloutWorkflow.abort, AbortRequest(reason=reason, by=SYSTEM))
+
+    async def _roll_back(self, targets: list[_Promoted], reason: str) -> None:
+        """Roll back completed clusters, newest first. Shielded: a later abort cannot interrupt it."""
+        prepared = self._prepared
+        assert prepared is not None
+        self._stage = "rolling-back"
+        self._publish()
+        for p in reversed(targets):
+            snapshot = p.result.snapshot
+            status = self._status.cluster(p.cluster.name)
+            if snapshot is None:
+                continue
+            status.state, status.step = "rolling-back", reason
+            self._publish()
+            rollback = workflow.execute_activity(
+                "rollback_cluster",
+                RollbackInput(
+                    release=self._ref(p.ring.name),
+                    cluster=ClusterTarget(
+                        name=p.cluster.name, region=p.cluster.region, jurisdiction=p.cluster.jurisdiction
+                    ),
+                    workload=prepared.plan.workload,
+                    strategy=p.ring.strategy,
+                    snapshot=snapshot,
+                    reason=reason,
+                ),
+                result_type=RollbackResult,
+                summary=f"roll back {p.cluster.name}",
+                **options.ROLLBACK,
+            )
+            try:
+                await asyncio.shield(rollback)
+            except ActivityError as err:
+                status.state, status.message = "failed", f"rollback failed: {err.cause or err}"
+                self._status.needs_attention.append(p.cluster.name)
+                continue
+            status.state, status.weight, status.version = "rolled-back", 0, snapshot.version
+
+    async def _end(self, phase: Phase, reason: str) -> ReleaseStatus:
+        self._final = phase
+        self._status.reason = reason
+        self._status.ended_at = workflow.now()
+        self._status.held = False
+        self._publish()
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return self.status()
+
+    # --- children's reports -------------------------------------------------------------------
+
+    @workflow.signal
+    def cluster_progress(self, update: ClusterStatus) -> None:
+        """A child's new state, weight or gate verdict."""
+        for i, c in enumerate(self._status.clusters):
+            if c.name == update.name:
+                self._status.clusters[i] = update
+        self._publish()
+
+    def _record_result(self, result: ClusterRolloutResult) -> None:
+        status = self._status.cluster(result.cluster)
+        status.state = {
+            "promoted": "promoted",
+            "rolled-back": "rolled-back",
+            "aborted": "rolled-back",
+            "denied": "denied",
+            "failed": "failed",
+        }[result.outcome]  # type: ignore[assignment]
+        status.message = result.message
+        if result.verdict is not None:
+            status.gate = result.verdict
+        if result.decisions:
+            status.residency = result.decisions
+        if result.rollback_failed and result.cluster not in self._status.needs_attention:
+            self._status.needs_attention.append(result.cluster)
+        self._publish()
+
+    # --- operator controls --------------------------------------------------------------------
+
+    @workflow.update
+    async def hold(self, req: HoldRequest) -> ControlResult:
+        """Start nothing new until resumed; gates keep judging and a failing gate still rolls back."""
+        await self._hold(req, "update")
+        return self._answer("held")
+
+    @hold.validator
+    def _validate_hold(self, req: HoldRequest) -> None:
+        self._reject_if(self._hold_problem(req))
+
+    @workflow.update
+    async def resume(self, req: ResumeRequest) -> ControlResult:
+        """Lift a hold (an operator's, or one placed by an inconclusive gate)."""
+        await self._resume(req, "update")
+        return self._answer("resumed")
+
+    @resume.validator
+    def _validate_resume(self, req: ResumeRequest) -> None:
+        self._reject_if(self._resume_problem(req))
+
+    @workflow.update
+    async def abort(self, req: AbortRequest) -> ControlResult:
+        """Roll back every touched cluster, newest first, and end ``aborted``."""
+        await self._abort_request(req, "update")
+        return self._answer("aborting: rolling back every touched cluster")
+
+    @abort.validator
+    def _validate_abort(self, req: AbortRequest) -> None:
+        self._reject_if(self._abort_problem(req))
+
+    @workflow.update
+    async def approve(self, req: ApproveRequest) -> ControlResult:
+        """Release a ring waiting for approval, or a cluster's approval step."""
+        await self._approve(req, "update")
+        return self._answer(f"approved {req.cluster or 'ring ' + req.ring}")
+
+    @approve.validator
+    def _validate_approve(self, req: ApproveRequest) -> None:
+        self._reject_if(self._approve_problem(req))
+
+    @workflow.signal(name="hold-signal")
+    async def hold_signal(self, req: HoldRequest) -> None:
+        """``hold`` for callers that must not block; an invalid one is recorded as rejected."""
+        if not self._rejected("hold", req, self._hold_problem(req), reason=req.reason):
+            await self._hold(req, "signal")
+
+    @workflow.signal(name="resume-signal")
+    async def resume_signal(self, req: ResumeRequest) -> None:
+        """``resume`` as a signal."""
+        if not self._rejected("resume", req, self._resume_problem(req)):
+            await self._resume(req, "signal")
+
+    @workflow.signal(name="abort-signal")
+    async def abort_signal(self, req: AbortRequest) -> None:
+        """``abort`` as a signal (also how a superseding release stops this one)."""
+        if not self._rejected("abort", req, self._abort_problem(req), reason=req.reason):
+            await self._abort_request(req, "signal")
+
+    @workflow.signal(name="approve-signal")
+    async def approve_signal(self, req: ApproveRequest) -> None:
+        """``approve`` as a signal."""
+        problem = self._approve_problem(req)
+        if not self._rejected("approve", req, problem, ring=req.ring, cluster=req.cluster):
+            await self._approve(req, "signal")
+
+    @workflow.query
+    def status(self) -> ReleaseStatus:
+        """The whole release: phase, ring, every cluster, gates, residency decisions, operator actions."""
+        self._status.phase = self._phase()
+        self._status.held = self.is_held() and self._final is None
+        self._status.hold_reason = self.hold_text() if self._status.held else ""
+        return self._status
+
+    # control validation: the same rules for updates (rejected before history) and signals (recorded)
+
+    def _ended_problem(self) -> str:
+        return f"the release has ended ({self._final})" if self._final else ""
+
+    def _hold_problem(self, req: HoldRequest) -> str:
+        if not req.by:
+            return "hold needs the operator's identity (by)"
+        if not req.reason:
+            return "hold needs a reason"
+        if self.abort_reason is not None:
+            return "the release is being aborted"
+        if self.held:
+            return f"already held: {self.hold_reason}"
+        return self._ended_problem()
+
+    def _resume_problem(self, req: ResumeRequest) -> str:
+        if not req.by:
+            return "resume needs the operator's identity (by)"
+        if ended := self._ended_problem():
+            return ended
+        if not self.is_held():
+            return "the release is not held"
+        return ""
+
+    def _abort_problem(self, req: AbortRequest) -> str:
+        if not req.by:
+            return "abort needs the operator's identity (by)"
+        if not req.reason:
+            return "abort needs a reason"
+        if ended := self._ended_problem():
+            return ended
+        if self.abort_reason is not None:
+            return f"already aborting: {self.abort_reason}"
+        return ""
+
+    def _approve_problem(self, req: ApproveRequest) -> str:
+        if not req.by:
+            return "approve needs the approver's identity (by)"
+        if ended := self._ended_problem():
+            return ended
+        if self._prepared is None:
+            return "the release is still being prepared; nothing waits for approval yet"
+        try:
+            ring = next(r for r in self._prepared.schedule.rings if r.name == req.ring)
+        except StopIteration:
+            rings = ", ".join(r.name for r in self._prepared.schedule.rings)
+            return f"no ring {req.ring!r} in this release (rings: {rings})"
+        if ring.approval.four_eyes and req.by == self._inp.submitted_by:
+            return (
+                f"ring {ring.name} requires four eyes: {req.by} submitted this release "
+                "and cannot approve it; another person must"
+            )
+        if req.cluster is None:
+            if self._awaiting_ring != ring.name:
+                waiting = f"ring {self._awaiting_ring}" if self._awaiting_ring else "no ring"
+                return f"ring {ring.name} is not waiting for approval ({waiting} is)"
+            return ""
+        if not any(c.name == req.cluster for w in ring.waves for c in w.clusters):
+            return f"cluster {req.cluster!r} is not in ring {ring.name}"
+        state = self._status.cluster(req.cluster).state
+        if state != "awaiting-approval" or req.cluster not in self._children:
+            return f"cluster {req.cluster} is not waiting for approval (it is {state})"
+        return ""
+
+    @staticmethod
+    def _reject_if(problem: str) -> None:
+        if problem:
+            raise ApplicationError(problem, type="ControlRejected", non_retryable=True)
+
+    def _rejected(
+        self,
+        kind: ControlKind,
+        req: HoldRequest | ResumeRequest | AbortRequest | ApproveRequest,
+        problem: str,
+        **fields: Any,
+    ) -> bool:
+        if not problem:
+            return False
+        self._record(kind, req, via="signal", accepted=False, rejection=problem, **fields)
+        return True
+
+    def _record(
+        self,
+        kind: ControlKind,
+        req: HoldRequest | ResumeRequest | AbortRequest | ApproveRequest,
+        *,
+        via: str,
+        accepted: bool = True,
+        rejection: str = "",
+        **fields: Any,
+    ) -> None:
+        self._status.actions.append(
+            OperatorAction.model_validate(
+                {
+                    "kind": kind,
+                    "by": req.by,
+                    "identity": req.identity,
+                    "at": workflow.now(),
+                    "via": via,
+                    "accepted": accepted,
+                    "rejection": rejection,
+                    **fields,
+                }
+            )
+        )
+
+    async def _hold(self, req: HoldRequest, via: str) -> None:
+        self.held, self.hold_reason = True, f"{req.reason} (by {req.by})"
+        self._record("hold", req, via=via, reason=req.reason)
+        self._publish()
+        for handle in list(self._children.values()):
+            await self._forward_hold(handle)
+
+    async def _resume(self, req: ResumeRequest, via: str) -> None:
+        self.held, self.hold_reason = False, ""
+        self.gate_holds.clear()
+        self._record("resume", req, via=via)
+        self._publish()
+        for handle in list(self._children.values()):
+            await handle.signal(ClusterRolloutWorkflow.resume, req)
+
+    async def _forward_hold(self, handle: workflow.ChildWorkflowHandle[Any, ClusterRolloutResult]) -> None:
+        if self.held:
+            await handle.signal(ClusterRolloutWorkflow.hold, HoldRequest(reason=self.hold_reason, by=SYSTEM))
+        else:
+            await handle.signal(ClusterRolloutWorkflow.resume, ResumeRequest(by=SYSTEM))
+
+    async def _abort_request(self, req: AbortRequest, via: str) -> None:
+        self.abort_reason = f"{req.reason} (by {req.by})"
+        self._record("abort", req, via=via, reason=req.reason)
+        self._publish()
+        await self._stop_children(self.abort_reason)
+
+    async def _approve(self, req: ApproveRequest, via: str) -> None:
+        self._record("approve", req, via=via, ring=req.ring, cluster=req.cluster)
+        if req.cluster is None:
+            self._approved_rings.add(req.ring)
+        elif (handle := self._children.get(req.cluster)) is not None:
+            await handle.signal(ClusterRolloutWorkflow.approve, req)
+        self._publish()
+
+    def _answer(self, message: str) -> ControlResult:
+        return ControlResult(accepted=True, phase=self._phase(), message=message)
+
+    # --- presentation -------------------------------------------------------------------------
+
+    def _ref(self, ring: str) -> ReleaseRef:
+        return ReleaseRef(
+            service=self._inp.service, version=self._inp.version, image=self._inp.image, ring=ring
+        )
+
+    def _phase(self) -> Phase:
+        if self._final is not None:
+            return self._final
+        if self._stage == "rolling-back" or self.abort_reason is not None:
+            return "rolling-back"
+        if self.is_held():
+            return "holding"
+        if self._stage != "deploying":
+            return self._stage
+        states = {self._status.cluster(n).state for n in self._children}
+        for state, phase in (
+            ("rolling-back", "rolling-back"),
+            ("awaiting-approval", "awaiting-approval"),
+            ("deploying", "deploying"),
+            ("promoting", "deploying"),
+            ("checking-residency", "deploying"),
+            ("analyzing", "analyzing"),
+            ("holding", "holding"),
+            ("waiting-window", "waiting-window"),
+        ):
+            if state in states:
+                return phase  # type: ignore[return-value]
+        return "deploying"
+
+    def _publish(self) -> None:
+        """Search attributes (when phase or ring changed) and the UI's current details."""
+        phase = self._phase()
+        key = (phase, self._status.ring)
+        if key != self._published and self._inp.search_attributes:
+            self._published = key
+            workflow.upsert_search_attributes(
+                [
+                    search.SERVICE.value_set(self._inp.service),
+                    search.VERSION.value_set(self._inp.version),
+                    search.PHASE.value_set(phase),
+                    search.RING.value_set(self._status.ring),
+                ]
+            )
+        workflow.set_current_details(self._details(phase))
+
+    def _details(self, phase: str) -> str:
+        lines = [
+            f"**{self._inp.release}** · phase **{phase}** · ring {self._status.ring or '-'}",
+            "",
+        ]
+        if self.is_held() and phase not in TERMINAL_PHASES:
+            lines += [f"Held: {self.hold_text()}", ""]
+        if self._status.reason:
+            lines += [self._status.reason, ""]
+        lines += ["| cluster | ring | state | version | weight | gate |", "|---|---|---|---|---|---|"]
+        for c in self._status.clusters:
+            gate = f"{c.gate.status}: {c.gate.reason}" if c.gate else ""
+            lines.append(f"| {c.name} | {c.ring} | {c.state} | {c.version} | {c.weight}% | {gate} |")
+        return "\n".join(lines)
