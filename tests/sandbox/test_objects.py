@@ -353,3 +353,53 @@ class TestFieldValidation:
         assert "dta" not in created
         stored = cluster.api.sanitize_for_serialization(cluster.core.read_namespaced_config_map("c", ns))
         assert "dta" not in stored
+
+
+class TestOtherKinds:
+    def test_hpa_generation_and_defaults(self, cluster: ClusterHandle, ns: str) -> None:
+        """An autoscaling/v2 HPA starts at generation 1 with minReplicas defaulted; no target is a 422."""
+        body = {
+            "metadata": {"name": "web"},
+            "spec": {
+                "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+                "maxReplicas": 5,
+            },
+        }
+        created = cluster.autoscaling.create_namespaced_horizontal_pod_autoscaler(ns, body=body)
+        assert (created.metadata.generation, created.spec.min_replicas) == (1, 1)
+        patched = cluster.autoscaling.patch_namespaced_horizontal_pod_autoscaler(
+            "web", ns, body={"spec": {"maxReplicas": 8}}
+        )
+        assert patched.metadata.generation == 2
+        code, _, status = http(
+            "POST",
+            f"{cluster.url}/apis/autoscaling/v2/namespaces/{ns}/horizontalpodautoscalers",
+            {"metadata": {"name": "x"}},
+        )
+        assert code == 422
+        assert status["details"]["causes"][0]["field"] == "spec.scaleTargetRef"
+
+    def test_http_route_status_is_apart_from_spec(self, cluster: ClusterHandle, ns: str) -> None:
+        """An HTTPRoute's /status takes status only and keeps the generation; backends get defaults."""
+        group, version = "gateway.networking.k8s.io", "v1"
+        route = {
+            "apiVersion": f"{group}/{version}",
+            "kind": "HTTPRoute",
+            "metadata": {"name": "api"},
+            "spec": {
+                "parentRefs": [{"name": "gw"}],
+                "rules": [{"backendRefs": [{"name": "api", "port": 80}]}],
+            },
+        }
+        created = cluster.custom.create_namespaced_custom_object(group, version, ns, "httproutes", body=route)
+        backend = created["spec"]["rules"][0]["backendRefs"][0]
+        assert (backend["weight"], backend["kind"]) == (1, "Service")
+        accepted = {
+            "parents": [{"parentRef": {"name": "gw"}, "controllerName": "example.com/gw", "conditions": []}]
+        }
+        written = cluster.custom.patch_namespaced_custom_object_status(
+            group, version, ns, "httproutes", "api", body={"status": accepted, "spec": {"hostnames": ["x"]}}
+        )
+        assert written["status"] == accepted
+        assert "hostnames" not in written["spec"]
+        assert written["metadata"]["generation"] == 1

@@ -106,6 +106,44 @@ class ClusterController:
                 self._sync(deployment, settle=False)
             except ApiError:
                 continue  # deleted or changed under us; the next pass sees the new state
+        for hpa in self.registry.store.items(r.HPA):
+            self._sync_hpa(hpa)
+
+    def _sync_hpa(self, hpa: dict[str, Any]) -> None:
+        """Report the target's replicas; without a metrics API no autoscaler scales, real or emulated."""
+        meta, spec = hpa["metadata"], hpa.get("spec") or {}
+        target = spec.get("scaleTargetRef") or {}
+        found = self.registry.store.peek(r.DEPLOYMENT, meta["namespace"], str(target.get("name", "")))
+        current = int(((found or {}).get("status") or {}).get("replicas", 0))
+        previous = {c.get("type"): c for c in (hpa.get("status") or {}).get("conditions") or []}
+        able = ("True", "SucceededGetScale", "the HPA controller was able to get the target's current scale")
+        if found is None or target.get("kind") != "Deployment":
+            able = (
+                "False",
+                "FailedGetScale",
+                "the HPA controller was unable to get the target's current scale",
+            )
+        no_metrics = ("False", "FailedGetResourceMetric", "the sandbox serves no metrics API")
+        status = {
+            "observedGeneration": meta.get("generation", 1),
+            "currentReplicas": current,
+            "desiredReplicas": current,
+            "conditions": [
+                self._condition("AbleToScale", able, previous.get("AbleToScale"), update_time=False),
+                self._condition(
+                    "ScalingActive", no_metrics, previous.get("ScalingActive"), update_time=False
+                ),
+            ],
+        }
+        if status != hpa.get("status"):
+            body = {
+                **hpa,
+                "status": status,
+                "metadata": {k: v for k, v in meta.items() if k != "resourceVersion"},
+            }
+            self.registry.update(
+                r.HPA, meta["namespace"], meta["name"], body, manager=MANAGER, subresource="status"
+            )
 
     def settle(self) -> None:
         """Make every Deployment fully rolled out now (the state a seeded cluster starts in)."""
@@ -252,27 +290,22 @@ class ClusterController:
         return status
 
     def _condition(
-        self, kind: str, value: tuple[str, str, str], previous: dict[str, Any] | None
+        self,
+        kind: str,
+        value: tuple[str, str, str],
+        previous: dict[str, Any] | None,
+        *,
+        update_time: bool = True,
     ) -> dict[str, Any]:
+        """A condition; its timestamps move only when its status (transition) or content (update) changes."""
         status, reason, message = value
         stamp = self.registry.now()
-        if previous is None:
-            return {
-                "type": kind,
-                "status": status,
-                "lastUpdateTime": stamp,
-                "lastTransitionTime": stamp,
-                "reason": reason,
-                "message": message,
-            }
-        same = (previous.get("status"), previous.get("reason"), previous.get("message")) == value
-        return {
-            "type": kind,
-            "status": status,
-            "lastUpdateTime": previous.get("lastUpdateTime", stamp) if same else stamp,
-            "lastTransitionTime": previous.get("lastTransitionTime", stamp)
-            if previous.get("status") == status
-            else stamp,
-            "reason": reason,
-            "message": message,
-        }
+        before = previous or {}
+        same = (before.get("status"), before.get("reason"), before.get("message")) == value
+        condition: dict[str, Any] = {"type": kind, "status": status}
+        if update_time:
+            condition["lastUpdateTime"] = before.get("lastUpdateTime", stamp) if same else stamp
+        moved = before.get("status") != status
+        condition["lastTransitionTime"] = stamp if moved else before.get("lastTransitionTime", stamp)
+        condition.update(reason=reason, message=message)
+        return condition

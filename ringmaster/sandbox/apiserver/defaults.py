@@ -36,6 +36,8 @@ def prepare_create(rt: r.ResourceType, obj: dict[str, Any]) -> None:
         obj["status"] = {"phase": "Active"}
     elif rt is r.SERVICE:
         obj["status"] = {"loadBalancer": {}}
+    elif rt is r.HPA:
+        obj["status"] = {"desiredReplicas": 0}
     elif rt.has_status and rt is not r.NODE:
         obj["status"] = {}
 

@@ -25,24 +25,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ringmaster.sandbox.apiserver.errors import ApiError
-from ringmaster.sandbox.apiserver.resources import ResourceType
+from ringmaster.sandbox.apiserver.resources import SYSTEM_METADATA, ResourceType
 
 Path = tuple[str, ...]
 
-SYSTEM_METADATA = frozenset(
-    {
-        "name",
-        "namespace",
-        "uid",
-        "resourceVersion",
-        "generation",
-        "creationTimestamp",
-        "deletionTimestamp",
-        "deletionGracePeriodSeconds",
-        "managedFields",
-        "selfLink",
-    }
-)
 
 _MISSING = object()
 

@@ -248,6 +248,9 @@ METADATA_FIELDS = frozenset(
 )
 """The fields of ``ObjectMeta``."""
 
+SYSTEM_METADATA = METADATA_FIELDS - {"generateName", "labels", "annotations", "ownerReferences", "finalizers"}
+"""The ``ObjectMeta`` fields the server sets; no field manager ever owns them."""
+
 RESOURCES: tuple[ResourceType, ...] = (NAMESPACE, NODE, SERVICE, CONFIG_MAP, DEPLOYMENT, HPA, HTTP_ROUTE)
 
 
