@@ -48,7 +48,7 @@ never races an apply that is still in flight."""
 
 ROLLBACK: dict[str, Any] = {
     "start_to_close_timeout": timedelta(minutes=11),
-    "heartbeat_timeout": timedelta(seconds=15),
+    "heartbeat_timeout": timedelta(seconds=10),
     "retry_policy": _retry(10, maximum=30.0),
 }
 """Rollbacks retry longer than forward steps: giving up leaves a cluster half-released."""

@@ -1,0 +1,180 @@
+"""The release commands as CI runs them: a subprocess, its exit code and its JSON."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from tests.conftest import assert_eventually
+from tests.workflows.support import ROOT, ScriptedMetrics, canary, plan, running_worker, unique_service
+from workflows.models import ReleaseStatus
+from workflows.release import ReleaseWorkflow
+
+FAST = [{"name": "internal", "clusters": ["euw1-internal"], "strategy": {"rolling": {}}}]
+GATED = [
+    {"name": "internal", "clusters": ["euw1-internal"], "strategy": {"rolling": {}}},
+    {
+        "name": "beta",
+        "clusters": ["euc1-beta"],
+        "approval": {"required": True, "fourEyes": True},
+        "strategy": canary(("w", 50), ("p", "1s")),
+    },
+]
+
+
+class Cli:
+    """Runs ``ringmaster`` against the test's Temporal server and worker task queue."""
+
+    def __init__(self, client: Any, task_queue: str, tmp_path: Path) -> None:
+        self.env = {
+            **os.environ,
+            "TEMPORAL_ADDRESS": client.service_client.config.target_host,
+            "TEMPORAL_NAMESPACE": client.namespace,
+            "RINGMASTER_TASK_QUEUE": task_queue,
+            "GITHUB_ACTOR": "ci-bot",
+        }
+        self.tmp_path = tmp_path
+
+    def plan_file(self, svc: str, rings: list[dict[str, Any]], **kwargs: Any) -> Path:
+        path = self.tmp_path / f"{svc}.yaml"
+        path.write_text(plan(svc, rings, **kwargs))
+        return path
+
+    async def run(self, *args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "ringmaster.cli",
+            *args,
+            env=env or self.env,
+            cwd=ROOT,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await asyncio.wait_for(proc.communicate(), timeout=120)
+        assert "Traceback" not in err.decode(), err.decode()
+        return proc.returncode or 0, out.decode(), err.decode()
+
+    async def json(self, *args: str) -> tuple[int, dict[str, Any]]:
+        code, out, err = await self.run(*args, "--output", "json")
+        try:
+            return code, json.loads(out)
+        except json.JSONDecodeError:
+            raise AssertionError(f"not JSON (exit {code}): {out!r} {err!r}") from None
+
+
+class TestSubmit:
+    async def test_submit_prints_the_release_and_a_resubmission_returns_it(self, client, tmp_path):
+        """Exit 0 with release, workflowId, runId, created and url; the same submission again: created false."""
+        async with running_worker(client, tmp_path) as h:
+            cli = Cli(client, h.task_queue, tmp_path)
+            svc = unique_service()
+            path = cli.plan_file(svc, GATED, metrics=False)
+            args = ("submit", str(path), "--version", "v2", "--image", "registry.eu.example.com/api:v2")
+            code, first = await cli.json(*args)
+            assert code == 0
+            assert first["release"] == f"{svc}:v2" and first["created"] is True
+            assert first["workflowId"] == f"release:{svc}:v2" and first["runId"]
+            assert first["url"].endswith(f"/workflows/release:{svc}:v2/{first['runId']}")
+            code, again = await cli.json(*args)
+            assert (code, again["created"], again["runId"]) == (0, False, first["runId"])
+            code, other = await cli.json(
+                "submit", str(path), "--version", "v3", "--image", "registry.eu.example.com/api:v3"
+            )
+            assert code == 2 and f"{svc}:v2" in other["error"], "one release per service at a time"
+
+    async def test_wait_exits_0_on_success_and_1_on_rollback(self, client, tmp_path):
+        """--wait follows the release: 0 when it succeeds, 1 when a gate rolls it back."""
+        async with running_worker(client, tmp_path, metrics=ScriptedMetrics(failing={"euw1-internal"})) as h:
+            cli = Cli(client, h.task_queue, tmp_path)
+            good = cli.plan_file(unique_service(), FAST, metrics=False)
+            code, out = await cli.json("submit", str(good), "--version", "v2", "--image", "r/a:v2", "--wait")
+            assert (code, out["phase"]) == (0, "succeeded")
+            bad = cli.plan_file(unique_service(), FAST)
+            code, out = await cli.json("submit", str(bad), "--version", "v2", "--image", "r/a:v2", "--wait")
+            assert (code, out["phase"]) == (1, "rolled-back")
+
+    async def test_wait_timeout_exits_4_while_the_release_runs(self, client, tmp_path):
+        """--wait --timeout gives up watching, not the release: exit 4."""
+        async with running_worker(client, tmp_path) as h:
+            cli = Cli(client, h.task_queue, tmp_path)
+            path = cli.plan_file(unique_service(), GATED, metrics=False)
+            code, _, err = await cli.run(
+                "submit", str(path), "--version", "v2", "--image", "r/a:v2", "--wait", "--timeout", "2s"
+            )
+            assert code == 4, err
+
+    async def test_invalid_plans_exit_2_naming_the_path(self, client, tmp_path):
+        """A plan error is reported with its path before anything is submitted."""
+        cli = Cli(client, "unused", tmp_path)
+        svc = unique_service()
+        path = cli.plan_file(
+            svc, [{"name": "internal", "clusters": ["euw1-internal"], "strategy": canary(("w", 120))}]
+        )
+        code, _, err = await cli.run(
+            "submit",
+            str(path),
+            "--version",
+            "v2",
+            "--image",
+            "r/a:v2",
+            "--fleet",
+            "deploy/examples/fleet.yaml",
+        )
+        assert code == 2
+        assert "rings[0].strategy.canary.steps[0].setWeight" in err
+
+    async def test_an_unreachable_temporal_exits_3(self, client, tmp_path):
+        """No server at the address: exit 3, a one-line reason, no traceback."""
+        cli = Cli(client, "unused", tmp_path)
+        path = cli.plan_file(unique_service(), FAST, metrics=False)
+        env = {**cli.env, "TEMPORAL_ADDRESS": "127.0.0.1:1"}
+        code, _, err = await cli.run("submit", str(path), "--version", "v2", "--image", "r/a:v2", env=env)
+        assert code == 3
+        assert "cannot reach Temporal" in err
+
+
+class TestStatusAndControls:
+    async def test_status_and_controls_from_the_command_line(self, client, tmp_path):
+        """status JSON shape; hold/resume; a rejected control exits 2; a colleague's approval releases the ring."""
+        async with running_worker(client, tmp_path) as h:
+            cli = Cli(client, h.task_queue, tmp_path)
+            svc = unique_service()
+            path = cli.plan_file(svc, GATED, metrics=False)
+            code, _ = await cli.json("submit", str(path), "--version", "v2", "--image", "r/a:v2")
+            assert code == 0
+            release = f"{svc}:v2"
+            handle = client.get_workflow_handle(f"release:{release}")
+            await assert_eventually(
+                lambda: handle.query(ReleaseWorkflow.status), lambda s: s.phase == "awaiting-approval"
+            )
+            code, st = await cli.json("status", release)
+            assert code == 0
+            assert {"release", "phase", "ring", "clusters", "gates", "actions"} <= st.keys()
+            assert st["phase"] == "awaiting-approval" and st["ring"] == "beta"
+            assert {c["name"]: (c["state"], c["version"]) for c in st["clusters"]}["euw1-internal"] == (
+                "promoted",
+                "v2",
+            )
+            assert {"name", "ring", "state", "version", "weight"} <= st["clusters"][0].keys()
+
+            assert (await cli.json("hold", release, "--reason", "change freeze"))[0] == 0
+            code, again = await cli.json("hold", release, "--reason", "twice")
+            assert code == 2 and "already held" in again["error"]
+            assert (await cli.json("resume", release))[0] == 0
+            code, denied = await cli.json("approve", release, "--ring", "beta")  # ci-bot submitted it
+            assert code == 2 and "four eyes" in denied["error"]
+            assert (await cli.json("approve", release, "--ring", "beta", "--by", "dana"))[0] == 0
+            final = await client.get_workflow_handle(f"release:{release}", result_type=ReleaseStatus).result()
+            assert final.phase == "succeeded"
+            code, st = await cli.json("status", release)
+            assert [(a["kind"], a["by"]) for a in st["actions"]] == [
+                ("hold", "ci-bot"),
+                ("resume", "ci-bot"),
+                ("approve", "dana"),
+            ]
+            assert all(a["identity"] for a in st["actions"]), "the client identity is recorded beside --by"

@@ -1,0 +1,171 @@
+"""Operator controls on a running release: approvals, four eyes, hold and resume, invalid controls."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from temporalio.client import WorkflowUpdateFailedError
+from temporalio.service import RPCError
+
+from tests.conftest import assert_eventually
+from tests.workflows.support import canary, cluster_state, plan, running_worker, unique_service
+from workflows.models import AbortRequest, ApproveRequest, HoldRequest, ReleaseStatus, ResumeRequest
+from workflows.release import ReleaseWorkflow
+
+
+async def _status(handle) -> ReleaseStatus:
+    return await handle.query(ReleaseWorkflow.status)
+
+
+async def _rejection(handle, update, req) -> str:
+    with pytest.raises(WorkflowUpdateFailedError) as failed:
+        await handle.execute_update(update, req)
+    return str(failed.value.cause)
+
+
+APPROVAL_RINGS = [
+    {"name": "internal", "clusters": ["euw1-internal"], "strategy": {"rolling": {}}},
+    {
+        "name": "beta",
+        "clusters": ["euc1-beta"],
+        "approval": {"required": True, "fourEyes": True},
+        "strategy": {"rolling": {}},
+    },
+]
+
+
+class TestRingApproval:
+    async def test_four_eyes_rejects_the_submitter_and_accepts_another_person(self, client, tmp_path):
+        """Under fourEyes the submitter's approval is refused before history; a colleague's releases the ring."""
+        async with running_worker(client, tmp_path) as h:
+            svc = unique_service()
+            handle = await h.start(
+                plan(svc, APPROVAL_RINGS, metrics=False), service=svc, submitted_by="alice"
+            )
+            await assert_eventually(lambda: _status(handle), lambda s: s.phase == "awaiting-approval")
+            message = await _rejection(
+                handle, ReleaseWorkflow.approve, ApproveRequest(ring="beta", by="alice")
+            )
+            assert "four eyes" in message and "alice" in message
+            assert h.versions()["euc1-beta"] == "v1", "nothing in the ring starts before approval"
+            answer = await handle.execute_update(
+                ReleaseWorkflow.approve, ApproveRequest(ring="beta", by="bob")
+            )
+            assert answer.accepted
+            result = await handle.result()
+            assert result.phase == "succeeded"
+            approvals = [a for a in result.actions if a.kind == "approve"]
+            assert [(a.by, a.accepted) for a in approvals] == [("bob", True)], (
+                "a rejected update leaves no trace"
+            )
+
+    async def test_a_rejected_signal_is_recorded_and_changes_nothing(self, client, tmp_path):
+        """The signal form cannot answer, so an invalid approval is logged as rejected and the ring keeps waiting."""
+        async with running_worker(client, tmp_path) as h:
+            svc = unique_service()
+            handle = await h.start(
+                plan(svc, APPROVAL_RINGS, metrics=False), service=svc, submitted_by="alice"
+            )
+            await assert_eventually(lambda: _status(handle), lambda s: s.phase == "awaiting-approval")
+            await handle.signal("approve-signal", ApproveRequest(ring="beta", by="alice"))
+            status = await assert_eventually(lambda: _status(handle), lambda s: bool(s.actions))
+            assert status.actions[0].accepted is False
+            assert "four eyes" in status.actions[0].rejection
+            assert status.phase == "awaiting-approval"
+            await handle.signal("approve-signal", ApproveRequest(ring="beta", by="bob"))
+            assert (await handle.result()).phase == "succeeded"
+
+
+class TestClusterApproval:
+    async def test_an_indefinite_pause_waits_for_a_cluster_approval(self, client, tmp_path):
+        """`pause: {}` holds the canary at its weight until someone approves that cluster."""
+        async with running_worker(client, tmp_path) as h:
+            svc = unique_service()
+            rings = [
+                {
+                    "name": "internal",
+                    "clusters": ["euw1-internal"],
+                    "strategy": canary(("w", 10), ("p", None)),
+                }
+            ]
+            handle = await h.start(plan(svc, rings), service=svc)
+            state = await assert_eventually(
+                lambda: cluster_state(handle, "euw1-internal"),
+                lambda c: c is not None and c.state == "awaiting-approval",
+            )
+            assert state.weight == 10
+            wrong = await _rejection(
+                handle,
+                ReleaseWorkflow.approve,
+                ApproveRequest(ring="internal", cluster="euw1-prod", by="bob"),
+            )
+            assert "not in ring internal" in wrong
+            await handle.execute_update(
+                ReleaseWorkflow.approve, ApproveRequest(ring="internal", cluster="euw1-internal", by="bob")
+            )
+            result = await handle.result()
+            assert result.phase == "succeeded"
+            assert h.versions()["euw1-internal"] == "v2"
+
+
+class TestInvalidControls:
+    async def test_controls_that_make_no_sense_are_rejected_with_a_reason(self, client, tmp_path):
+        """Resume when not held, approving a ring that is not waiting, and an empty identity are refused."""
+        async with running_worker(client, tmp_path) as h:
+            svc = unique_service()
+            rings = [
+                {
+                    "name": "internal",
+                    "clusters": ["euw1-internal"],
+                    "strategy": canary(("w", 10), ("p", None)),
+                }
+            ]
+            handle = await h.start(plan(svc, rings), service=svc)
+            await assert_eventually(lambda: _status(handle), lambda s: s.phase == "awaiting-approval")
+            assert "not held" in await _rejection(handle, ReleaseWorkflow.resume, ResumeRequest(by="bob"))
+            assert "not waiting" in await _rejection(
+                handle, ReleaseWorkflow.approve, ApproveRequest(ring="internal", by="bob")
+            )
+            assert "identity" in await _rejection(
+                handle, ReleaseWorkflow.hold, HoldRequest(reason="x", by="")
+            )
+            await handle.signal("resume-signal", ResumeRequest(by="carol"))
+            status = await assert_eventually(lambda: _status(handle), lambda s: bool(s.actions))
+            assert (status.actions[0].kind, status.actions[0].accepted) == ("resume", False)
+            await handle.execute_update(ReleaseWorkflow.abort, AbortRequest(reason="done testing", by="bob"))
+            result = await handle.result()
+            assert result.phase == "aborted"
+            with pytest.raises(RPCError, match="completed"):
+                await handle.execute_update(ReleaseWorkflow.hold, HoldRequest(reason="late", by="bob"))
+
+
+class TestHold:
+    async def test_time_held_does_not_count_toward_a_pause(self, time_env, tmp_path):
+        """A 1h pause interrupted by a 3h hold ends 1h of unheld time later: at least 4h in all."""
+        async with running_worker(time_env.client, tmp_path) as h:
+            svc = unique_service()
+            rings = [
+                {
+                    "name": "internal",
+                    "clusters": ["euw1-internal"],
+                    "strategy": canary(("w", 30), ("p", "1h")),
+                }
+            ]
+            handle = await h.start(plan(svc, rings, metrics=False), service=svc, search_attributes=False)
+            await assert_eventually(
+                lambda: cluster_state(handle, "euw1-internal"),
+                lambda c: c is not None and c.state == "deploying" and c.step.startswith("step 2"),
+                what="the pause to begin",
+            )
+            await handle.signal("hold-signal", HoldRequest(reason="incident INC-42", by="bob"))
+            await assert_eventually(lambda: _status(handle), lambda s: s.phase == "holding")
+            await time_env.sleep(timedelta(hours=3))
+            status = await _status(handle)
+            assert status.phase == "holding"
+            assert status.cluster("euw1-internal").weight == 30, "a held canary stays at its weight"
+            await handle.signal("resume-signal", ResumeRequest(by="bob"))
+            result = await handle.result()
+            assert result.phase == "succeeded"
+            assert result.ended_at - result.started_at >= timedelta(hours=4)
+            assert [a.kind for a in result.actions] == ["hold", "resume"]

@@ -1,0 +1,113 @@
+"""One release per service at a time: submissions meet in the service's lane."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from temporalio.client import WithStartWorkflowOperation, WorkflowUpdateFailedError
+from temporalio.common import WorkflowIDConflictPolicy
+
+from tests.conftest import assert_eventually
+from tests.workflows.support import Harness, canary, cluster_state, plan, running_worker, unique_service
+from workflows.lane import ReleaseLaneWorkflow, lane_id
+from workflows.models import LaneState, ReleaseInput, ReleaseStatus, SubmitRequest, SubmitResult
+from workflows.release import ReleaseWorkflow
+
+SLOW = [{"name": "internal", "clusters": ["euw1-internal"], "strategy": canary(("w", 10), ("p", None))}]
+FAST = [{"name": "internal", "clusters": ["euw1-internal"], "strategy": {"rolling": {}}}]
+
+
+async def submit(
+    h: Harness, svc: str, version: str, rings, *, image: str | None = None, supersede=False, rerun=False
+) -> SubmitResult:
+    """Submit exactly as the CLI does: update-with-start on the service's lane."""
+    inp = ReleaseInput(
+        service=svc,
+        version=version,
+        image=image or f"registry.eu.example.com/{svc}:{version}",
+        plan_text=plan(svc, rings, metrics=False),
+        submitted_by="ci",
+    )
+    return await h.client.execute_update_with_start_workflow(
+        ReleaseLaneWorkflow.submit,
+        SubmitRequest(release=inp, supersede=supersede, rerun=rerun),
+        start_workflow_operation=WithStartWorkflowOperation(
+            ReleaseLaneWorkflow.run,
+            LaneState(service=svc),
+            id=lane_id(svc),
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            task_queue=h.task_queue,
+        ),
+    )
+
+
+async def rejection(submission) -> str:
+    """The reason a submission was refused."""
+    with pytest.raises(WorkflowUpdateFailedError) as failed:
+        await submission
+    return str(failed.value.cause)
+
+
+class TestOneReleasePerService:
+    async def test_concurrent_submissions_start_exactly_one_release(self, client, tmp_path):
+        """Two CI jobs submitting different versions at once: one starts, the other is told which runs."""
+        async with running_worker(client, tmp_path) as h:
+            svc = unique_service()
+            outcomes = await asyncio.gather(
+                submit(h, svc, "v2", SLOW), submit(h, svc, "v3", SLOW), return_exceptions=True
+            )
+            started = [o for o in outcomes if isinstance(o, SubmitResult)]
+            rejected = [o for o in outcomes if isinstance(o, WorkflowUpdateFailedError)]
+            assert len(started) == 1 and started[0].created
+            assert len(rejected) == 1
+            assert started[0].release in str(rejected[0].cause)
+
+    async def test_the_same_version_and_image_returns_the_running_release(self, client, tmp_path):
+        """A retried CI job gets the existing release back (created: false); another image is refused."""
+        async with running_worker(client, tmp_path) as h:
+            svc = unique_service()
+            first = await submit(h, svc, "v2", SLOW)
+            again = await submit(h, svc, "v2", SLOW)
+            assert (again.created, again.workflow_id, again.run_id) == (
+                False,
+                first.workflow_id,
+                first.run_id,
+            )
+            refused = await rejection(submit(h, svc, "v2", SLOW, image="registry.eu.example.com/other:v2"))
+            assert "image" in refused
+
+    async def test_supersede_aborts_the_running_release_with_its_rollback_first(self, client, tmp_path):
+        """--supersede: the running release rolls back and ends aborted before the new one starts."""
+        async with running_worker(client, tmp_path) as h:
+            svc = unique_service()
+            first = await submit(h, svc, "v2", SLOW)
+            await assert_eventually(
+                lambda: cluster_state(h.client.get_workflow_handle(first.workflow_id), "euw1-internal"),
+                lambda c: c is not None and c.state == "awaiting-approval",
+            )
+            second = await submit(h, svc, "v3", FAST, supersede=True)
+            assert second.created
+            previous = await h.client.get_workflow_handle(first.workflow_id).query(ReleaseWorkflow.status)
+            assert previous.phase == "aborted"
+            assert "superseded by" in previous.reason
+            final = await h.client.get_workflow_handle(second.workflow_id, result_type=ReleaseStatus).result()
+            assert final.phase == "succeeded"
+            assert h.versions()["euw1-internal"] == "v3"
+            ops = h.clusters.read()["euw1-internal"]["ops"]
+            assert [o["op"] for o in ops if o["release"] == f"{svc}:v2"][-1] == "rollback"
+
+    async def test_an_ended_release_runs_again_only_with_rerun(self, client, tmp_path):
+        """Submitting an ended release is refused unless --rerun, which runs it again under the same id."""
+        async with running_worker(client, tmp_path) as h:
+            svc = unique_service()
+            first = await submit(h, svc, "v2", FAST)
+            await h.client.get_workflow_handle(first.workflow_id).result()
+            await assert_eventually(
+                lambda: h.client.get_workflow_handle(lane_id(svc)).query(ReleaseLaneWorkflow.current),
+                lambda lane: lane.current is None,
+                what="the lane to see the release end",
+            )
+            assert "--rerun" in await rejection(submit(h, svc, "v2", FAST))
+            again = await submit(h, svc, "v2", FAST, rerun=True)
+            assert again.created and again.workflow_id == first.workflow_id and again.run_id != first.run_id
