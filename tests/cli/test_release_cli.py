@@ -69,7 +69,7 @@ class Cli:
 
 class TestSubmit:
     async def test_submit_prints_the_release_and_a_resubmission_returns_it(self, client, tmp_path):
-        """Exit 0 with release, workflowId, runId, created and url; the same submission again: created false."""
+        """Exit 0 with release, workflowId, runId, created and url; the same again: created false."""
         async with running_worker(client, tmp_path) as h:
             cli = Cli(client, h.task_queue, tmp_path)
             svc = unique_service()
@@ -140,7 +140,7 @@ class TestSubmit:
 
 class TestStatusAndControls:
     async def test_status_and_controls_from_the_command_line(self, client, tmp_path):
-        """status JSON shape; hold/resume; a rejected control exits 2; a colleague's approval releases the ring."""
+        """status JSON; hold and resume; a rejected control exits 2; a colleague approves the ring."""
         async with running_worker(client, tmp_path) as h:
             cli = Cli(client, h.task_queue, tmp_path)
             svc = unique_service()

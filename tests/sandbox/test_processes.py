@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import os
+import socket
 import sys
 from pathlib import Path
 
 import pytest
 
-from ringmaster.sandbox.processes import ProcessError, Processes, ProcessRecord, ProcessSpec, is_alive
+from ringmaster.sandbox.processes import (
+    ProcessError,
+    Processes,
+    ProcessRecord,
+    ProcessSpec,
+    free_port,
+    is_alive,
+)
 from tests.sandbox.support import eventually
 
 PY = sys.executable
@@ -105,3 +113,9 @@ class TestProcesses:
         state.processes["ghost"] = impostor
         processes.save(state)
         assert processes.stop_all() == []
+
+    def test_free_port_can_be_bound(self) -> None:
+        """free_port names a port nobody listens on, which a process can then bind."""
+        port = free_port()
+        with socket.socket() as server:
+            server.bind(("127.0.0.1", port))

@@ -37,7 +37,7 @@ APPROVAL_RINGS = [
 
 class TestRingApproval:
     async def test_four_eyes_rejects_the_submitter_and_accepts_another_person(self, client, tmp_path):
-        """Under fourEyes the submitter's approval is refused before history; a colleague's releases the ring."""
+        """Under fourEyes the submitter is refused before history; a colleague releases the ring."""
         async with running_worker(client, tmp_path) as h:
             svc = unique_service()
             handle = await h.start(
@@ -61,7 +61,7 @@ class TestRingApproval:
             )
 
     async def test_a_rejected_signal_is_recorded_and_changes_nothing(self, client, tmp_path):
-        """The signal form cannot answer, so an invalid approval is logged as rejected and the ring keeps waiting."""
+        """A signal cannot answer: an invalid approval is logged as rejected; the ring keeps waiting."""
         async with running_worker(client, tmp_path) as h:
             svc = unique_service()
             handle = await h.start(
