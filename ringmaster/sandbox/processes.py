@@ -21,6 +21,7 @@ import contextlib
 import datetime as dt
 import os
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Callable, Mapping
@@ -138,6 +139,14 @@ def _tail(path: Path, lines: int = 20) -> str:
         return "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
     except OSError:
         return ""
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that is free now, for a process that must be told its port (bind it soon: another
+    process could take it meanwhile; prefer processes that bind port 0 and report theirs)."""
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
 
 
 class Processes:

@@ -33,6 +33,8 @@ from ringmaster.sandbox.apiserver.adminclient import AdminClient
 from ringmaster.sandbox.processes import ProcessError, Processes, ProcessRecord, ProcessSpec
 
 APISERVER = "apiserver"
+PROCESSES = (APISERVER,)
+"""Every process ``up`` starts, in order (later issues add Temporal, a traffic simulator, Prometheus)."""
 DEFAULT_DIR = Path(".sandbox")
 DEFAULT_FLEET = Path("deploy/examples/fleet.yaml")
 
@@ -85,44 +87,45 @@ def up(directory: Path, fleet_path: Path, config_path: Path | None = None) -> Sa
     unknown = seed.unknown_overrides(fleet, tuned)
     if unknown:
         raise SandboxError(f"settings name clusters the fleet does not have: {', '.join(unknown)}")
-    config = seed.emulator_config(fleet, tuned)
-    config_json = config.model_dump_json(by_alias=True, indent=2)
+    config_json = seed.emulator_config(fleet, tuned).model_dump_json(by_alias=True, indent=2)
     digest = hashlib.sha256((config_json + fleet_text).encode()).hexdigest()
-    processes = Processes(directory)
     names = [c.name for c in fleet.clusters]
-    running = processes.running().get(APISERVER)
-    if running is not None:
+    processes = Processes(directory)
+    running = processes.running()
+    if running:
         if processes.load().info.get("digest") != digest:
             raise SandboxError(
                 f"a sandbox with another fleet or settings is already running in {directory}; "
                 f"run `ringmaster sandbox down --dir {directory}` first"
             )
-        return _files(directory, str(running.info.get("url", "")), names, fleet_text, already=True)
-    processes.stop_all()
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / f"{APISERVER}.json").write_text(config_json + "\n", encoding="utf-8")
-    port_file = directory / f"{APISERVER}.port"
-    port_file.unlink(missing_ok=True)
-    argv = [
-        sys.executable,
-        "-m",
-        "ringmaster.sandbox.apiserver",
-        "--config",
-        str(directory / f"{APISERVER}.json"),
-    ]
-    argv += ["--port", "0", "--port-file", str(port_file)]
-    spec = ProcessSpec(
-        APISERVER, argv, ready=_apiserver_ready(port_file), startup_timeout=tuned.startup_timeout_seconds
-    )
-    try:
-        record = processes.start(spec)
-    except ProcessError as exc:
-        raise SandboxError(f"the Kubernetes emulator did not start: {exc}", ExitCode.UNREACHABLE) from None
-    sandbox = _files(directory, str(record.info["url"]), names, fleet_text, already=False)
+        if set(PROCESSES) <= set(running):
+            return _files(directory, str(running[APISERVER].info["url"]), names, fleet_text, already=True)
+    processes.stop_all()  # whatever is left of an earlier sandbox in this directory
+    specs = [_apiserver(directory, config_json, tuned.startup_timeout_seconds)]
+    records = {}
+    for spec in specs:
+        try:
+            records[spec.name] = processes.start(spec)
+        except ProcessError as exc:
+            processes.stop_all()
+            raise SandboxError(f"{spec.name} did not start: {exc}", ExitCode.UNREACHABLE) from None
+    sandbox = _files(directory, str(records[APISERVER].info["url"]), names, fleet_text, already=False)
     processes.remember(
         digest=digest, kubeconfig=str(sandbox.kubeconfig), fleet=str(sandbox.fleet), url=sandbox.url
     )
     return sandbox
+
+
+def _apiserver(directory: Path, config_json: str, timeout: float) -> ProcessSpec:
+    """The Kubernetes emulator: it binds a free port and writes it to ``DIR/apiserver.port``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    config_file = directory / f"{APISERVER}.json"
+    config_file.write_text(config_json + "\n", encoding="utf-8")
+    port_file = directory / f"{APISERVER}.port"
+    port_file.unlink(missing_ok=True)
+    argv = [sys.executable, "-m", "ringmaster.sandbox.apiserver", "--config", str(config_file)]
+    argv += ["--port", "0", "--port-file", str(port_file)]
+    return ProcessSpec(APISERVER, argv, ready=_apiserver_ready(port_file), startup_timeout=timeout)
 
 
 def _files(directory: Path, url: str, names: list[str], fleet_text: str, *, already: bool) -> Sandbox:
