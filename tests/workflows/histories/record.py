@@ -1,0 +1,106 @@
+"""Record the histories the replay test checks: ``python -m tests.workflows.histories.record``.
+
+Runs the main paths (promote, hold and resume, abort, rollback, approval through the lane) on a
+fresh dev server with an in-process worker and saves every workflow's history as JSON beside this
+file. Re-record only on purpose: the point of the saved files is that code changes must keep
+replaying the histories that running releases already have (use ``workflow.patched`` otherwise).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from tests.workflows.support import ScriptedMetrics, canary, plan, running_worker, small_rings
+from tests.workflows.test_lane import submit
+from workflows import search
+from workflows.models import AbortRequest, ApproveRequest, HoldRequest, ResumeRequest
+from workflows.release import ReleaseWorkflow
+
+HERE = Path(__file__).parent
+BIN = Path(sys.executable).parent
+
+
+async def _until(predicate, handle) -> None:  # type: ignore[no-untyped-def]
+    for _ in range(300):
+        if predicate(await handle.query(ReleaseWorkflow.status)):
+            return
+        await asyncio.sleep(0.1)
+    raise RuntimeError("condition not reached")
+
+
+async def _save(client: Client, name: str, service: str) -> None:
+    ids = [w.id async for w in client.list_workflows(f"RingmasterService = '{service}'")]
+    ids.append(f"lane:{service}")
+    histories = []
+    for wid in sorted(set(ids)):
+        try:
+            history = await client.get_workflow_handle(wid).fetch_history()
+        except Exception:  # noqa: BLE001, S112 - a path without a lane has no lane history
+            continue
+        histories.append({"workflowId": wid, "history": json.loads(history.to_json())})
+    (HERE / f"{name}.json").write_text(json.dumps(histories, separators=(",", ":")))
+    print(f"{name}: {len(histories)} histories")  # noqa: T201
+
+
+async def main() -> None:
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=str(BIN / "temporal"),
+        search_attributes=search.ALL,
+        data_converter=pydantic_data_converter,
+    )
+    client = env.client
+    with tempfile.TemporaryDirectory() as tmp:
+        async with running_worker(client, Path(tmp), metrics=ScriptedMetrics(failing={"use1-prod"})) as h:
+            promote = small_rings()[:2]
+            handle = await h.start(plan("promote", promote), service="promote")
+            await handle.result()
+            await _save(client, "promote", "promote")
+
+            handle = await h.start(plan("rollback", small_rings()), service="rollback")
+            await handle.result()
+            await _save(client, "rollback", "rollback")
+
+            rings = [{"name": "internal", "clusters": ["euw1-internal"], "strategy": canary(("w", 20), ("p", "3s"))}]
+            handle = await h.start(plan("hold", rings), service="hold")
+            await _until(lambda s: s.clusters and s.clusters[0].state == "analyzing", handle)
+            await handle.execute_update(ReleaseWorkflow.hold, HoldRequest(reason="incident", by="bob"))
+            await handle.signal("resume-signal", ResumeRequest(by="alice"))
+            await handle.result()
+            await _save(client, "hold-resume", "hold")
+
+            rings = [{"name": "internal", "clusters": ["euw1-internal"], "strategy": canary(("w", 20), ("p", "1m"))}]
+            handle = await h.start(plan("abort", rings), service="abort")
+            await _until(lambda s: s.clusters and s.clusters[0].state == "analyzing", handle)
+            await handle.execute_update(ReleaseWorkflow.abort, AbortRequest(reason="bad dashboards", by="bob"))
+            await handle.result()
+            await _save(client, "abort", "abort")
+
+            gated = [
+                {"name": "internal", "clusters": ["euw1-internal"], "strategy": {"rolling": {}}},
+                {"name": "beta", "clusters": ["euc1-beta"], "approval": {"required": True, "fourEyes": True},
+                 "strategy": canary(("w", 50), ("p", None))},
+            ]
+            result = await submit(h, "approval", "v2", gated)
+            handle = client.get_workflow_handle(result.workflow_id)
+            await _until(lambda s: s.phase == "awaiting-approval", handle)
+            await handle.execute_update(ReleaseWorkflow.approve, ApproveRequest(ring="beta", by="bob"))
+            await _until(lambda s: s.phase == "awaiting-approval" and s.ring == "beta" and any(
+                c.state == "awaiting-approval" for c in s.clusters), handle)
+            await handle.execute_update(
+                ReleaseWorkflow.approve, ApproveRequest(ring="beta", cluster="euc1-beta", by="bob")
+            )
+            await handle.result()
+            await _save(client, "approval", "approval")
+    await env.shutdown()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
