@@ -12,6 +12,8 @@ from kubernetes import client
 
 from tests.sandbox.support import ClusterHandle
 
+_TABLE = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
+
 
 def _get(url: str, accept: str = "application/json") -> Any:
     request = urllib.request.Request(url, headers={"Accept": accept})  # noqa: S310 - our emulator over http
@@ -104,6 +106,24 @@ class TestRepresentations:
         ]
         assert table["rows"][0]["cells"][1] == "Ready"
         assert table["rows"][0]["object"]["kind"] == "PartialObjectMetadata"
+
+    def test_hpa_table_shows_targets(self, cluster: ClusterHandle) -> None:
+        """The HPA table names the metric and its target, as kubectl get hpa shows it."""
+        metric = {
+            "type": "Resource",
+            "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 70}},
+        }
+        target = {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"}
+        body = {
+            "metadata": {"name": "web"},
+            "spec": {"scaleTargetRef": target, "maxReplicas": 3, "metrics": [metric]},
+        }
+        cluster.autoscaling.create_namespaced_horizontal_pod_autoscaler("default", body=body)
+        table = _get(f"{cluster.url}/apis/autoscaling/v2/namespaces/default/horizontalpodautoscalers", _TABLE)
+        cells = dict(
+            zip([c["name"] for c in table["columnDefinitions"]], table["rows"][0]["cells"], strict=True)
+        )
+        assert (cells["Reference"], cells["Targets"]) == ("Deployment/web", "cpu: <unknown>/70%")
 
     def test_partial_object_metadata_list(self, cluster: ClusterHandle) -> None:
         """Metadata-only clients get a PartialObjectMetadataList."""

@@ -233,6 +233,9 @@ class Registry:
         if rt.tracks_generation:
             bumped = _spec_part(new) != _spec_part(old)
             meta["generation"] = old_meta.get("generation", 1) + (1 if bumped else 0)
+        else:
+            meta.pop("generation", None)
+        meta.pop("selfLink", None)
         if not applied:
             meta["managedFields"] = managed.record_update(
                 rt, old, new, manager=manager, subresource=subresource, now=self.now()

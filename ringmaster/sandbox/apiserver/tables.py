@@ -75,8 +75,20 @@ def _node_status(obj: dict[str, Any]) -> str:
 
 
 def _hpa_targets(obj: dict[str, Any]) -> str:
-    metrics = _get(obj, "spec", "metrics", default=[])
-    return f"<unknown>/{len(metrics)} metrics" if metrics else "<none>"
+    parts = []
+    for metric in _get(obj, "spec", "metrics", default=[]):
+        source = (
+            metric.get(str(metric.get("type", "")).lower().replace("containerresource", "containerResource"))
+            or {}
+        )
+        target = source.get("target") or {}
+        if "averageUtilization" in target:
+            wanted = f"{target['averageUtilization']}%"
+        else:
+            wanted = str(target.get("averageValue") or target.get("value") or "<unknown>")
+        name = source.get("name") or (source.get("metric") or {}).get("name", "")
+        parts.append(f"{name}: <unknown>/{wanted}" if name else f"<unknown>/{wanted}")
+    return ", ".join(parts) or "<none>"
 
 
 _NAME: tuple[str, str, int, Cell] = ("Name", "name", 0, lambda o: o["metadata"]["name"])
@@ -151,7 +163,7 @@ COLUMNS: dict[r.ResourceType, list[tuple[str, str, int, Cell]]] = {
     ],
     r.HTTP_ROUTE: [
         _NAME,
-        ("Hostnames", "", 0, lambda o: str(_get(o, "spec", "hostnames", default=[]))),
+        ("Hostnames", "", 0, lambda o: ",".join(_get(o, "spec", "hostnames", default=[]))),
         _AGE,
     ],
 }
