@@ -1,0 +1,86 @@
+"""Print the history event counts of a release of the example plan for several bake times.
+
+    .venv/bin/python scripts/history_events.py --bake 1m --bake 30m
+
+Runs the example plan (deploy/examples/plan.yaml) on a fresh Temporal dev server with the real
+workflows and the file-backed fake clusters and metrics, changing only what cannot run here in real
+time: canary pauses become 10s, deployment windows are dropped (they would wait for a weekday), and
+every ring's bakeTime is set to the value under test. The beta ring's four-eyes approval is given
+by "release-manager". Gates run with the plan's own analysis (1m interval, three metrics).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from ringmaster._fake_fleet import FakeMetrics  # noqa: E402
+from tests.workflows.support import FLEET, running_worker  # noqa: E402
+from workflows import search  # noqa: E402
+from workflows.models import ApproveRequest, ReleaseStatus  # noqa: E402
+from workflows.release import ReleaseWorkflow  # noqa: E402
+
+
+def example_plan(service: str, bake: str) -> str:
+    doc: dict[str, Any] = yaml.safe_load((ROOT / "deploy/examples/plan.yaml").read_text())
+    doc["service"] = service
+    doc.pop("windows", None)
+    for ring in doc["rings"]:
+        ring["bakeTime"] = bake
+        canary = ring["strategy"].get("canary")
+        for step in canary["steps"] if canary else []:
+            if "pause" in step and step["pause"]:
+                step["pause"] = {"duration": "10s"}
+    return yaml.safe_dump(doc, sort_keys=False)
+
+
+async def run_one(h: Any, bake: str) -> tuple[str, int, int, float]:
+    service = f"events-{bake}"
+    started = time.monotonic()
+    handle = await h.start(example_plan(service, bake), service=service, submitted_by="ci")
+    while True:
+        status: ReleaseStatus = await handle.query(ReleaseWorkflow.status)
+        if status.phase == "awaiting-approval" and status.ring == "beta":
+            await handle.execute_update(ReleaseWorkflow.approve, ApproveRequest(ring="beta", by="release-manager"))
+        if status.phase in ("succeeded", "rolled-back", "aborted", "denied", "failed"):
+            break
+        await asyncio.sleep(2)
+    parent = await handle.fetch_history()
+    child = await h.client.get_workflow_handle(status.cluster("euw1-internal").workflow_id).fetch_history()
+    return status.phase, len(parent.events), len(child.events), time.monotonic() - started
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--bake", action="append", required=True, help="a bakeTime to measure, e.g. 30m")
+    args = parser.parse_args()
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=str(Path(sys.executable).parent / "temporal"),
+        search_attributes=search.ALL,
+        data_converter=pydantic_data_converter,
+        dev_server_log_level="error",
+    )
+    assert FLEET
+    with tempfile.TemporaryDirectory() as tmp:
+        async with running_worker(env.client, Path(tmp), metrics=FakeMetrics()) as h:
+            results = await asyncio.gather(*(run_one(h, bake) for bake in args.bake))
+    await env.shutdown()
+    print(f"{'bakeTime':>9} {'phase':>10} {'parent events':>14} {'child events':>13} {'wall':>8}")  # noqa: T201
+    for bake, (phase, parent, child, wall) in zip(args.bake, results, strict=True):
+        print(f"{bake:>9} {phase:>10} {parent:>14} {child:>13} {wall:>7.0f}s")  # noqa: T201
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
