@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import sys
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -107,4 +108,5 @@ async def run(client: Client, settings: Settings, fleet: Fleet) -> None:
     with ThreadPoolExecutor(max_workers=settings.max_concurrent_activities) as pool:
         worker = build_worker(client, settings, fleet, pool)
         async with worker:
+            print(f"ringmaster worker polling task queue {settings.task_queue}", file=sys.stderr, flush=True)  # noqa: T201
             await stop.wait()
