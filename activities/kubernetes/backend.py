@@ -1,0 +1,171 @@
+"""``KubernetesBackend``: the :class:`~activities.rollout.ClusterBackend` of real Kubernetes clusters.
+
+It maps each call of the rollout activities onto the strategy modules (:mod:`.canary`,
+:mod:`.bluegreen`, :mod:`.rolling`), :mod:`.rollback`, :mod:`.snapshots`, :mod:`.evidence` and
+:mod:`.waiting`, over one :class:`~.clients.ClusterApi` per fleet cluster (:mod:`.clients`). Every
+write logs the release, ring and cluster; every failure is a classified ``ClusterError``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import structlog
+
+from activities.errors import ClusterError
+from activities.kubernetes import bluegreen, canary, evidence, marks, rolling, snapshots, waiting
+from activities.kubernetes.clients import Clusters, Tuning
+from activities.kubernetes.evidence import Inspection
+from activities.kubernetes.rollback import rollback as restore
+from activities.kubernetes.scene import Scene
+from activities.models import (
+    ClusterSnapshot,
+    ReleaseRef,
+    RollbackInput,
+    RollbackResult,
+    StepInput,
+    StepResult,
+    WaitInput,
+    WaitResult,
+)
+from policies.fleet import Fleet
+from policies.plan import Workload
+from policies.residency import LiveEvidence
+
+log = structlog.get_logger("ringmaster.kubernetes")
+
+ROLLBACK_STALL_SECONDS = 600.0
+"""A rollback waits this long for the restored workload to show progress before it gives up."""
+
+
+class KubernetesBackend:
+    """Strategies, waits, rollbacks and evidence on the fleet's clusters, through kubeconfig contexts."""
+
+    def __init__(self, clusters: Clusters) -> None:
+        self._clusters = clusters
+
+    @classmethod
+    def from_kubeconfig(
+        cls, fleet: Fleet, kubeconfig: Path | None, *, tuning: Tuning | None = None
+    ) -> KubernetesBackend:
+        """One client per fleet cluster from its ``kubeContext`` in ``kubeconfig`` (None: the default
+        kubeconfig), built now and reused; ValueError naming every context that cannot be loaded.
+        """
+        return cls(Clusters.from_kubeconfig(fleet, kubeconfig, tuning))
+
+    @property
+    def clusters(self) -> Clusters:
+        """The clients, one per cluster."""
+        return self._clusters
+
+    def close(self) -> None:
+        """Release every cluster client's connections."""
+        self._clusters.close()
+
+    # --- ClusterBackend -----------------------------------------------------------------------
+
+    def snapshot(self, cluster: str, workload: Workload, release: ReleaseRef) -> ClusterSnapshot:
+        """The workload before ``release`` touched it; the first snapshot of a release wins."""
+        taken = snapshots.take(self._clusters[cluster], workload, release)
+        log.info("snapshot", cluster=cluster, release=release.name, ring=release.ring, version=taken.version)
+        return taken
+
+    def evidence(self, cluster: str, workload: Workload) -> LiveEvidence:
+        """Node regions and the hosts in the workload's container env (Secrets never read)."""
+        return evidence.inspect(self._clusters[cluster], workload).evidence()
+
+    def inspect(self, cluster: str, workload: Workload) -> Inspection:
+        """All the live facts of :meth:`evidence`, with the workload's image, replicas and version."""
+        return evidence.inspect(self._clusters[cluster], workload)
+
+    def apply(self, step: StepInput) -> StepResult:
+        """One idempotent strategy step."""
+        scene = self._scene(step.cluster.name, step.workload, step.release, step.snapshot)
+        result = self._dispatch(scene, step)
+        log.info(
+            "step",
+            cluster=step.cluster.name,
+            release=step.release.name,
+            ring=step.release.ring,
+            action=step.action,
+            weight=result.weight,
+            detail=result.message,
+        )
+        return result
+
+    def _dispatch(self, scene: Scene, step: StepInput) -> StepResult:
+        strategy, action = step.strategy, step.action
+        if action == "set-weight":
+            if strategy.canary is None:
+                raise scene.fail(f"set-weight needs a canary strategy, not {strategy.kind}")
+            if step.weight is None:
+                raise scene.fail("set-weight needs a weight")
+            return canary.set_weight(scene, strategy.canary, step.weight)
+        if action == "deploy-preview":
+            if strategy.blue_green is None:
+                raise scene.fail(f"deploy-preview needs a blueGreen strategy, not {strategy.kind}")
+            return bluegreen.deploy_preview(scene)
+        if action == "promote":
+            if strategy.canary is not None:
+                return canary.promote(scene)
+            if strategy.blue_green is not None:
+                return bluegreen.promote(scene)
+            return rolling.deploy(scene)
+        if action == "cleanup":
+            if strategy.canary is not None:
+                return canary.cleanup(scene, strategy.canary)
+            if strategy.blue_green is not None:
+                return bluegreen.cleanup(scene)
+            return scene.result("cleanup", 100, "a rolling update leaves nothing to clean up")
+        return rolling.deploy(scene)
+
+    def wait_rollout(self, inp: WaitInput, heartbeat: Callable[[str], None]) -> WaitResult:
+        """Watch the target Deployment until its rollout completes, heartbeating every few seconds."""
+        api = self._clusters[inp.cluster.name]
+        name = _target_name(inp.workload, inp.target)
+        state = waiting.wait_rollout(
+            api,
+            inp.workload.namespace,
+            name,
+            heartbeat=heartbeat,
+            stall_seconds=float(inp.progress_deadline_seconds),
+        )
+        return WaitResult(
+            cluster=inp.cluster.name, target=inp.target, ready_replicas=state.ready, message=state.summary
+        )
+
+    def rollback(self, inp: RollbackInput, heartbeat: Callable[[str], None]) -> RollbackResult:
+        """Restore the snapshot from any point of any strategy; wait until the workload runs it."""
+        scene = self._scene(inp.cluster.name, inp.workload, inp.release, inp.snapshot)
+        result = restore(scene, heartbeat, ROLLBACK_STALL_SECONDS)
+        log.info(
+            "rollback",
+            cluster=inp.cluster.name,
+            release=inp.release.name,
+            ring=inp.release.ring,
+            reason=inp.reason,
+            detail=result.message,
+        )
+        return result
+
+    def _scene(
+        self, cluster: str, workload: Workload, release: ReleaseRef, snapshot: ClusterSnapshot
+    ) -> Scene:
+        if not snapshot.exists:
+            raise ClusterError(
+                f"Deployment {workload.namespace}/{workload.deployment} did not exist when the snapshot was "
+                "taken; ringmaster changes existing workloads only",
+                kind="permanent",
+                cluster=cluster,
+            )
+        return Scene(self._clusters[cluster], workload, release, snapshot, snapshots.recorded(snapshot))
+
+
+def _target_name(workload: Workload, target: str) -> str:
+    """The Deployment a wait watches: the workload itself, its canary or its preview."""
+    if target == "canary":
+        return marks.object_name(workload.deployment, marks.CANARY)
+    if target == "preview":
+        return marks.object_name(workload.deployment, marks.PREVIEW)
+    return workload.deployment

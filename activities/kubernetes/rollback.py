@@ -1,0 +1,59 @@
+"""Rollback: from whatever point a strategy reached, back to the snapshot, never without ready pods.
+
+The order keeps every active Service on ready pods throughout:
+
+1. the workload Deployment gets its recorded image, ``ringmaster.dev/version`` pod label, replicas
+   (unless an autoscaler owns them) and ringmaster labels and annotations (removed if it had none);
+   nothing is written when it already holds them;
+2. wait, heartbeating, until that rollout completes (a canary or preview keeps serving meanwhile);
+3. every recorded Service selector and HTTPRoute rule set that differs is written back, with the
+   ringmaster marks found on it (so traffic returns to the restored workload);
+4. the canary and preview Services and Deployments ringmaster created are deleted.
+
+Every write compares with the cluster first, so a repeated rollback, or one after a release that
+never got past its snapshot, writes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from activities.kubernetes import marks, waiting
+from activities.kubernetes.clients import HTTP_ROUTE, SERVICE
+from activities.kubernetes.scene import Scene
+from activities.models import RollbackResult
+
+
+def rollback(scene: Scene, heartbeat: Callable[[str], None], stall_seconds: float) -> RollbackResult:
+    """Restore the snapshot; wait until the workload runs it again; remove canary and preview objects."""
+    recorded, snapshot = scene.recorded, scene.snapshot
+    heartbeat(f"restoring {scene.target.deployment} to {snapshot.version}")
+    live = scene.read()
+    changed = scene.write_stable(
+        live,
+        image=snapshot.image,
+        template_version=recorded.template_version,
+        replicas=None if scene.hpa else snapshot.replicas,
+        mark=recorded.marks,
+    )
+    waiting.wait_rollout(
+        scene.api, scene.namespace, scene.target.deployment, heartbeat=heartbeat, stall_seconds=stall_seconds
+    )
+    restored = [scene.target.deployment] if changed else []
+    for name, service in recorded.services.items():
+        if scene.write_spec(SERVICE, name, {"selector": service.selector}, service.marks, missing_ok=True):
+            restored.append(f"Service {name}")
+    for name, route in recorded.routes.items():
+        heartbeat(f"restoring HTTPRoute {name}")
+        if scene.write_spec(HTTP_ROUTE, name, {"rules": route.rules}, route.marks, missing_ok=True):
+            restored.append(f"HTTPRoute {name}")
+    removed = []
+    for role in (marks.CANARY, marks.PREVIEW):
+        heartbeat(f"removing the {role}")
+        removed += scene.remove_role(role)
+    parts = [f"restored {', '.join(restored)}" if restored else "nothing to restore"]
+    if removed:
+        parts.append(f"removed {', '.join(removed)}")
+    return RollbackResult(
+        cluster=scene.api.cluster, restored_version=snapshot.version, message="; ".join(parts)
+    )

@@ -1,0 +1,151 @@
+"""Snapshots: the workload as ringmaster found it, recorded once per release, restored by rollback.
+
+Where: a ConfigMap ``ringmaster-<deployment>-snapshot`` beside the workload, one data key per
+release (the release label, ``api.v2``), holding the :class:`ClusterSnapshot` as JSON. The first
+snapshot of a release wins: a repeated call (a retried activity, a restarted workflow) returns the
+stored one even when the cluster has changed since. A ConfigMap rather than an annotation on the
+workload, because taking a snapshot must not touch the workload itself: a release aborted before
+its first step leaves the Deployment exactly as it was. The newest ``Tuning.snapshots_kept``
+releases are kept.
+
+What is recorded (``ClusterSnapshot.details``, :class:`Recorded`): the stable pods' selector and
+``ringmaster.dev/version`` label, the ringmaster labels and annotations found on the Deployment,
+every active Service's selector, and the rules of every HTTPRoute that sends traffic to one of
+them; image, version, replicas and the owning HPA are the snapshot's own fields.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from activities.errors import ClusterError
+from activities.kubernetes import marks, workload
+from activities.kubernetes.clients import CONFIG_MAP, ClusterApi
+from activities.models import ClusterSnapshot, ReleaseRef
+from policies.plan import Workload
+
+FORMAT = 1
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ServiceState(_Model):
+    """An active Service as found."""
+
+    selector: dict[str, str]
+    marks: dict[str, dict[str, str]] = Field(default_factory=dict)
+
+
+class RouteState(_Model):
+    """An HTTPRoute to an active Service as found."""
+
+    rules: list[dict[str, Any]]
+    marks: dict[str, dict[str, str]] = Field(default_factory=dict)
+
+
+class Recorded(_Model):
+    """What a rollback needs beyond the snapshot's own fields (``ClusterSnapshot.details``)."""
+
+    format: int = FORMAT
+    release: str
+    taken_at: str
+    selector: dict[str, str]
+    template_version: str | None
+    """The pod template's ``ringmaster.dev/version`` label; None when it had none."""
+    marks: dict[str, dict[str, str]]
+    """The ringmaster labels and annotations found on the Deployment (restored exactly)."""
+    services: dict[str, ServiceState] = Field(default_factory=dict)
+    routes: dict[str, RouteState] = Field(default_factory=dict)
+
+
+def configmap_name(deployment: str) -> str:
+    """``ringmaster-<deployment>-snapshot``."""
+    return marks.object_name(f"ringmaster-{deployment}", marks.SNAPSHOT)
+
+
+def recorded(snapshot: ClusterSnapshot) -> Recorded:
+    """The Kubernetes details of a snapshot; a permanent error when it was not taken by this backend."""
+    try:
+        return Recorded.model_validate(snapshot.details)
+    except ValidationError:
+        raise ClusterError(
+            "the release's snapshot holds no Kubernetes details (taken by another backend?); "
+            "nothing can be restored from it",
+            kind="permanent",
+            cluster=snapshot.cluster,
+        ) from None
+
+
+def take(api: ClusterApi, target: Workload, release: ReleaseRef) -> ClusterSnapshot:
+    """The stored snapshot of ``release``, or a new one recorded now."""
+    name = configmap_name(target.deployment)
+    key = marks.release_label(release)
+    stored = api.find(CONFIG_MAP, target.namespace, name)
+    data: dict[str, str] = dict((stored or {}).get("data") or {})
+    if key in data:
+        return ClusterSnapshot.model_validate_json(data[key])
+    snapshot = _record(api, target, release)
+    kept = sorted(data.items(), key=lambda item: _taken_at(item[1]), reverse=True)
+    entries = dict(kept[: max(0, api.tuning.snapshots_kept - 1)])
+    entries[key] = snapshot.model_dump_json()
+    mark = marks.Marks.of(release).with_labels(
+        role=marks.SNAPSHOT, workload=marks.label_value(target.deployment)
+    )
+    meta: dict[str, Any] = {
+        "name": name,
+        "namespace": target.namespace,
+        "labels": mark.labels,
+        "annotations": mark.annotations,
+    }
+    if stored is not None:
+        # Another writer between our read and this apply makes it a retryable conflict; the retry
+        # then finds the entry it stored, so the first snapshot still wins.
+        meta["resourceVersion"] = stored["metadata"]["resourceVersion"]
+    api.apply({"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta, "data": entries})
+    return snapshot
+
+
+def _taken_at(raw: str) -> str:
+    try:
+        return str(ClusterSnapshot.model_validate_json(raw).details.get("taken_at", ""))
+    except ValidationError:
+        return ""
+
+
+def _record(api: ClusterApi, target: Workload, release: ReleaseRef) -> ClusterSnapshot:
+    live = workload.read(api, target)
+    services = workload.active_services(api, target.namespace, live.template_labels)
+    names = {str(s["metadata"]["name"]) for s in services}
+    routes = workload.routes_to(api, target.namespace, names)
+    details = Recorded(
+        release=release.name,
+        taken_at=datetime.now(UTC).isoformat(),
+        selector=live.selector,
+        template_version=live.template_labels.get(marks.VERSION),
+        marks=marks.found_marks(live.meta),
+        services={
+            str(s["metadata"]["name"]): ServiceState(
+                selector=dict(s["spec"]["selector"]), marks=marks.found_marks(s["metadata"])
+            )
+            for s in services
+        },
+        routes={
+            str(r["metadata"]["name"]): RouteState(
+                rules=list(r["spec"].get("rules") or []), marks=marks.found_marks(r["metadata"])
+            )
+            for r in routes
+        },
+    )
+    return ClusterSnapshot(
+        cluster=api.cluster,
+        image=live.image,
+        version=live.version,
+        replicas=live.replicas,
+        hpa=workload.hpa_for(api, target),
+        details=details.model_dump(mode="json"),
+    )
