@@ -98,6 +98,26 @@ class TestSubmit:
             code, out = await cli.json("submit", str(bad), "--version", "v2", "--image", "r/a:v2", "--wait")
             assert (code, out["phase"]) == (1, "rolled-back")
 
+    async def test_an_ended_release_is_returned_not_rerun(self, client, tmp_path):
+        """After the end: same image returns it (created false), another image exits 2, --rerun runs it."""
+        async with running_worker(client, tmp_path) as h:
+            cli = Cli(client, h.task_queue, tmp_path)
+            path = cli.plan_file(unique_service(), FAST, metrics=False)
+            args = ("submit", str(path), "--version", "v2", "--wait")
+            code, first = await cli.json(*args, "--image", "r/a:v2")
+            assert (code, first["phase"]) == (0, "succeeded")
+            code, again = await cli.json(*args, "--image", "r/a:v2")
+            assert (code, again["created"], again["runId"], again["phase"]) == (
+                0,
+                False,
+                first["runId"],
+                "succeeded",
+            )
+            code, other = await cli.json(*args, "--image", "r/a:other")
+            assert code == 2 and "image" in other["error"]
+            code, rerun = await cli.json(*args, "--image", "r/a:v2", "--rerun")
+            assert (code, rerun["created"]) == (0, True) and rerun["runId"] != first["runId"]
+
     async def test_wait_timeout_exits_4_while_the_release_runs(self, client, tmp_path):
         """--wait --timeout gives up watching, not the release: exit 4."""
         async with running_worker(client, tmp_path) as h:
@@ -139,6 +159,43 @@ class TestSubmit:
 
 
 class TestStatusAndControls:
+    async def test_status_shows_live_gate_measurements_and_abort_rolls_back(self, client, tmp_path):
+        """While a canary is judged, status carries the running analysis' latest checks; abort ends it."""
+        async with running_worker(client, tmp_path) as h:
+            cli = Cli(client, h.task_queue, tmp_path)
+            svc = unique_service()
+            rings = [
+                {
+                    "name": "internal",
+                    "clusters": ["euw1-internal"],
+                    "strategy": canary(("w", 20), ("p", "5m")),
+                }
+            ]
+            code, _ = await cli.json(
+                "submit", str(cli.plan_file(svc, rings)), "--version", "v2", "--image", "r/a:v2"
+            )
+            assert code == 0
+            handle = client.get_workflow_handle(f"release:{svc}:v2")
+            await assert_eventually(
+                lambda: handle.query(ReleaseWorkflow.status), lambda s: s.phase == "analyzing"
+            )
+
+            async def live_gates() -> list[dict[str, Any]]:
+                _, st = await cli.json("status", f"{svc}:v2")
+                return [g for g in st["gates"] if g["live"] and g["measurements"]]
+
+            gates = await assert_eventually(live_gates, bool, what="a live gate", every=0.5)
+            assert gates[0]["cluster"] == "euw1-internal"
+            assert {m["metric"] for m in gates[0]["measurements"][-1]["measurements"]} == {
+                "success-rate",
+                "p99",
+            }
+            code, answer = await cli.json("abort", f"{svc}:v2", "--reason", "enough")
+            assert (code, answer["accepted"]) == (0, True)
+            final = await client.get_workflow_handle(f"release:{svc}:v2", result_type=ReleaseStatus).result()
+            assert final.phase == "aborted"
+            assert h.versions()["euw1-internal"] == "v1"
+
     async def test_status_and_controls_from_the_command_line(self, client, tmp_path):
         """status JSON; hold and resume; a rejected control exits 2; a colleague approves the ring."""
         async with running_worker(client, tmp_path) as h:

@@ -114,6 +114,16 @@ async def _start(client: Client, task_queue: str, svc: str, version: str, rings)
     )
 
 
+class TestGracefulShutdown:
+    async def test_sigterm_stops_the_worker_cleanly(self, client, tmp_path):
+        """SIGTERM: the worker stops polling, lets running work finish and exits 0."""
+        with worker_process(client, tmp_path) as (proc, _, _):
+            await assert_eventually(proc.polling, bool, what="the worker to poll")
+            assert proc.process is not None
+            proc.process.send_signal(signal.SIGTERM)
+            assert proc.process.wait(timeout=30) == 0
+
+
 class TestWorkerCrash:
     async def test_sigkill_during_a_canary_step_finishes_as_if_nothing_happened(self, client, tmp_path):
         """Killed mid-pause and restarted: every step applied exactly once, the release succeeds."""

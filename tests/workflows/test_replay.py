@@ -19,6 +19,7 @@ from workflows.lane import ReleaseLaneWorkflow
 from workflows.release import ReleaseWorkflow
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
+SAVED = {p.stem: json.loads(p.read_text()) for p in HISTORIES}
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
@@ -28,7 +29,9 @@ async def test_saved_history_replays(path: Path) -> None:
         workflows=[ReleaseWorkflow, ClusterRolloutWorkflow, ReleaseLaneWorkflow],
         data_converter=pydantic_data_converter,
     )
-    histories = [WorkflowHistory.from_json(h["workflowId"], h["history"]) for h in json.loads(path.read_text())]
+    histories = [
+        WorkflowHistory.from_json(h["workflowId"], h["history"]) for h in json.loads(path.read_text())
+    ]
     assert histories, f"{path.name} holds no history"
     failures = {}
     for history in histories:

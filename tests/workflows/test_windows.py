@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, timedelta
 
 from tests.conftest import assert_eventually
 from tests.workflows.support import cluster_state, plan, running_worker, unique_service
@@ -12,7 +12,7 @@ class TestWindowWait:
     async def test_a_cluster_waits_out_a_freeze_then_proceeds(self, time_env, tmp_path):
         """During a freeze the cluster shows waiting-window with the opening time, then deploys after it."""
         async with running_worker(time_env.client, tmp_path) as h:
-            now = datetime.now(UTC).replace(microsecond=0)
+            now = (await time_env.get_current_time()).astimezone(UTC).replace(microsecond=0)
             until = now + timedelta(hours=6)
             windows = [
                 {

@@ -43,7 +43,7 @@ async def _save(client: Client, name: str, service: str) -> None:
     for wid in sorted(set(ids)):
         try:
             history = await client.get_workflow_handle(wid).fetch_history()
-        except Exception:  # noqa: BLE001, S112 - a path without a lane has no lane history
+        except Exception:  # noqa: S112 - a path without a lane has no lane history
             continue
         histories.append({"workflowId": wid, "history": json.loads(history.to_json())})
     (HERE / f"{name}.json").write_text(json.dumps(histories, separators=(",", ":")))
@@ -68,7 +68,13 @@ async def main() -> None:
             await handle.result()
             await _save(client, "rollback", "rollback")
 
-            rings = [{"name": "internal", "clusters": ["euw1-internal"], "strategy": canary(("w", 20), ("p", "3s"))}]
+            rings = [
+                {
+                    "name": "internal",
+                    "clusters": ["euw1-internal"],
+                    "strategy": canary(("w", 20), ("p", "3s")),
+                }
+            ]
             handle = await h.start(plan("hold", rings), service="hold")
             await _until(lambda s: s.clusters and s.clusters[0].state == "analyzing", handle)
             await handle.execute_update(ReleaseWorkflow.hold, HoldRequest(reason="incident", by="bob"))
@@ -76,24 +82,42 @@ async def main() -> None:
             await handle.result()
             await _save(client, "hold-resume", "hold")
 
-            rings = [{"name": "internal", "clusters": ["euw1-internal"], "strategy": canary(("w", 20), ("p", "1m"))}]
+            rings = [
+                {
+                    "name": "internal",
+                    "clusters": ["euw1-internal"],
+                    "strategy": canary(("w", 20), ("p", "1m")),
+                }
+            ]
             handle = await h.start(plan("abort", rings), service="abort")
             await _until(lambda s: s.clusters and s.clusters[0].state == "analyzing", handle)
-            await handle.execute_update(ReleaseWorkflow.abort, AbortRequest(reason="bad dashboards", by="bob"))
+            await handle.execute_update(
+                ReleaseWorkflow.abort, AbortRequest(reason="bad dashboards", by="bob")
+            )
             await handle.result()
             await _save(client, "abort", "abort")
 
             gated = [
                 {"name": "internal", "clusters": ["euw1-internal"], "strategy": {"rolling": {}}},
-                {"name": "beta", "clusters": ["euc1-beta"], "approval": {"required": True, "fourEyes": True},
-                 "strategy": canary(("w", 50), ("p", None))},
+                {
+                    "name": "beta",
+                    "clusters": ["euc1-beta"],
+                    "approval": {"required": True, "fourEyes": True},
+                    "strategy": canary(("w", 50), ("p", None)),
+                },
             ]
             result = await submit(h, "approval", "v2", gated)
             handle = client.get_workflow_handle(result.workflow_id)
             await _until(lambda s: s.phase == "awaiting-approval", handle)
             await handle.execute_update(ReleaseWorkflow.approve, ApproveRequest(ring="beta", by="bob"))
-            await _until(lambda s: s.phase == "awaiting-approval" and s.ring == "beta" and any(
-                c.state == "awaiting-approval" for c in s.clusters), handle)
+            await _until(
+                lambda s: (
+                    s.phase == "awaiting-approval"
+                    and s.ring == "beta"
+                    and any(c.state == "awaiting-approval" for c in s.clusters)
+                ),
+                handle,
+            )
             await handle.execute_update(
                 ReleaseWorkflow.approve, ApproveRequest(ring="beta", cluster="euc1-beta", by="bob")
             )
