@@ -29,9 +29,7 @@ async def test_saved_history_replays(path: Path) -> None:
         workflows=[ReleaseWorkflow, ClusterRolloutWorkflow, ReleaseLaneWorkflow],
         data_converter=pydantic_data_converter,
     )
-    histories = [
-        WorkflowHistory.from_json(h["workflowId"], h["history"]) for h in json.loads(path.read_text())
-    ]
+    histories = [WorkflowHistory.from_json(h["workflowId"], h["history"]) for h in SAVED[path.stem]]
     assert histories, f"{path.name} holds no history"
     failures = {}
     for history in histories:
