@@ -41,7 +41,7 @@ def example_plan(service: str, bake: str) -> str:
         ring["bakeTime"] = bake
         canary = ring["strategy"].get("canary")
         for step in canary["steps"] if canary else []:
-            if "pause" in step and step["pause"]:
+            if step.get("pause"):
                 step["pause"] = {"duration": "10s"}
     return yaml.safe_dump(doc, sort_keys=False)
 
@@ -53,7 +53,8 @@ async def run_one(h: Any, bake: str) -> tuple[str, int, int, float]:
     while True:
         status: ReleaseStatus = await handle.query(ReleaseWorkflow.status)
         if status.phase == "awaiting-approval" and status.ring == "beta":
-            await handle.execute_update(ReleaseWorkflow.approve, ApproveRequest(ring="beta", by="release-manager"))
+            approval = ApproveRequest(ring="beta", by="release-manager")
+            await handle.execute_update(ReleaseWorkflow.approve, approval)
         if status.phase in ("succeeded", "rolled-back", "aborted", "denied", "failed"):
             break
         await asyncio.sleep(2)
