@@ -6,14 +6,17 @@ Every call sets them explicitly: Temporal's default retry policy retries forever
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import Any
 
+from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.workflow import ActivityCancellationType
 
 from activities import errors
 from activities.analysis import heartbeat_timeout
+from activities.models import RollbackInput, RollbackResult
 from policies.plan import Analysis
 
 
@@ -46,7 +49,7 @@ CLUSTER_CALL: dict[str, Any] = {
 """One change or read against a cluster API. Waiting for cancellation to complete means a rollback
 never races an apply that is still in flight."""
 
-ROLLBACK: dict[str, Any] = {
+ROLLBACK: dict[str, Any] = {  # used through roll_back() below
     "start_to_close_timeout": timedelta(minutes=11),
     "heartbeat_timeout": timedelta(seconds=10),
     "retry_policy": _retry(10, maximum=30.0),
@@ -81,3 +84,15 @@ def analyze(analysis: Analysis) -> dict[str, Any]:
         ),
         "cancellation_type": ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
     }
+
+
+async def roll_back(inp: RollbackInput) -> RollbackResult:
+    """Run the rollback activity, shielded: an abort arriving later never interrupts a rollback."""
+    handle = workflow.execute_activity(
+        "rollback_cluster",
+        inp,
+        result_type=RollbackResult,
+        summary=f"roll back {inp.cluster.name}",
+        **ROLLBACK,
+    )
+    return await asyncio.shield(handle)

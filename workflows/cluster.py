@@ -29,7 +29,6 @@ with workflow.unsafe.imports_passed_through():
         ResidencyInput,
         ResidencyResult,
         RollbackInput,
-        RollbackResult,
         RolloutTarget,
         SnapshotInput,
         StepAction,
@@ -400,22 +399,17 @@ class ClusterRolloutWorkflow(Steering):
         if not self._touched or self._snapshot is None:
             return True
         await self._set_state("rolling-back", reason)
-        rollback = workflow.execute_activity(
-            "rollback_cluster",
-            RollbackInput(
-                release=self._inp.release,
-                cluster=self._target,
-                workload=self._inp.workload,
-                strategy=self._inp.strategy,
-                snapshot=self._snapshot,
-                reason=reason,
-            ),
-            result_type=RollbackResult,
-            summary=f"roll back {self._target.name}",
-            **options.ROLLBACK,
-        )
         try:
-            await asyncio.shield(rollback)
+            await options.roll_back(
+                RollbackInput(
+                    release=self._inp.release,
+                    cluster=self._target,
+                    workload=self._inp.workload,
+                    strategy=self._inp.strategy,
+                    snapshot=self._snapshot,
+                    reason=reason,
+                )
+            )
         except ActivityError as err:
             await self._set_state("failed", f"rollback failed, needs attention: {err.cause or err}")
             return False

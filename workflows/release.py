@@ -29,7 +29,6 @@ with workflow.unsafe.imports_passed_through():
         PrepareInput,
         ReleaseRef,
         RollbackInput,
-        RollbackResult,
     )
     from policies.gates import Check
     from policies.schedule import ScheduledCluster, ScheduledRing, Wave
@@ -404,24 +403,19 @@ class ReleaseWorkflow(Steering):
                 continue
             status.state, status.step = "rolling-back", reason
             self._publish()
-            rollback = workflow.execute_activity(
-                "rollback_cluster",
-                RollbackInput(
-                    release=self._ref(p.ring.name),
-                    cluster=ClusterTarget(
-                        name=p.cluster.name, region=p.cluster.region, jurisdiction=p.cluster.jurisdiction
-                    ),
-                    workload=prepared.plan.workload,
-                    strategy=p.ring.strategy,
-                    snapshot=snapshot,
-                    reason=reason,
-                ),
-                result_type=RollbackResult,
-                summary=f"roll back {p.cluster.name}",
-                **options.ROLLBACK,
-            )
             try:
-                await asyncio.shield(rollback)
+                await options.roll_back(
+                    RollbackInput(
+                        release=self._ref(p.ring.name),
+                        cluster=ClusterTarget(
+                            name=p.cluster.name, region=p.cluster.region, jurisdiction=p.cluster.jurisdiction
+                        ),
+                        workload=prepared.plan.workload,
+                        strategy=p.ring.strategy,
+                        snapshot=snapshot,
+                        reason=reason,
+                    )
+                )
             except ActivityError as err:
                 status.state, status.message = "failed", f"rollback failed: {err.cause or err}"
                 self._status.needs_attention.append(p.cluster.name)
