@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
+import structlog
 from temporalio import activity
 
 from activities.errors import ClusterError
@@ -57,6 +58,12 @@ class ClusterBackend(Protocol):
         ...
 
 
+def _log(release: ReleaseRef, cluster: str) -> structlog.stdlib.BoundLogger:
+    return structlog.get_logger("ringmaster.activities").bind(  # type: ignore[no-any-return]
+        release=release.name, ring=release.ring, cluster=cluster
+    )
+
+
 class ClusterActivities:
     """The activities that touch clusters, bound to one backend and the worker's fleet."""
 
@@ -87,10 +94,14 @@ class ClusterActivities:
     @activity.defn(name="apply_step")
     def apply_step(self, inp: StepInput) -> StepResult:
         """One idempotent strategy step."""
+        log = _log(inp.release, inp.cluster.name)
         try:
-            return self._backend.apply(inp)
+            result = self._backend.apply(inp)
         except ClusterError as err:
+            log.warning("step failed", action=inp.action, kind=err.kind, error=str(err))
             raise err.to_application_error() from None
+        log.info("step applied", action=inp.action, weight=result.weight)
+        return result
 
     @activity.defn(name="wait_rollout")
     def wait_rollout(self, inp: WaitInput) -> WaitResult:
@@ -103,7 +114,11 @@ class ClusterActivities:
     @activity.defn(name="rollback_cluster")
     def rollback_cluster(self, inp: RollbackInput) -> RollbackResult:
         """Restore the cluster to the state recorded before the release touched it."""
+        log = _log(inp.release, inp.cluster.name)
         try:
-            return self._backend.rollback(inp, activity.heartbeat)
+            result = self._backend.rollback(inp, activity.heartbeat)
         except ClusterError as err:
+            log.error("rollback failed", kind=err.kind, error=str(err))
             raise err.to_application_error() from None
+        log.info("rolled back", restored_version=result.restored_version, reason=inp.reason)
+        return result

@@ -34,7 +34,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from policies import loading, residency, schedule
 from policies.durations import parse_duration
 from ringmaster import _release_view as view
-from ringmaster import temporal, worker
+from ringmaster import logs, temporal, worker
 from ringmaster.exitcodes import ExitCode
 from ringmaster.settings import Settings
 from workflows.lane import ReleaseLaneWorkflow, lane_id
@@ -369,6 +369,8 @@ def run_worker() -> NoReturn:
     except loading.ConfigError as err:
         typer.echo(f"error: {err}", err=True)
         _finish(ExitCode.INVALID)
+
+    logs.configure()
 
     async def main() -> None:
         client = await _connect(settings)

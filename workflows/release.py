@@ -169,6 +169,7 @@ class ReleaseWorkflow(Steering):
         return await self._end("succeeded", "promoted in every ring")
 
     async def _run_ring(self, ring: ScheduledRing) -> None:
+        workflow.logger.info("ring %s starts (%d waves)", ring.name, len(ring.waves))
         self._status.ring = ring.name
         self._stage = "deploying"
         self._publish()
@@ -423,6 +424,7 @@ class ReleaseWorkflow(Steering):
             status.state, status.weight, status.version = "rolled-back", 0, snapshot.version
 
     async def _end(self, phase: Phase, reason: str) -> ReleaseStatus:
+        workflow.logger.info("release %s ended %s: %s", self._inp.release, phase, reason)
         self._final = phase
         self._status.reason = reason
         self._status.ended_at = workflow.now()
