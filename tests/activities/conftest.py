@@ -61,7 +61,7 @@ def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kube]:
         )
         backend = KubernetesBackend.from_kubeconfig(fleet(context), Path(real), tuning=TUNING)
         api = config.new_client_from_config(config_file=real, context=context, persist_config=False)
-        yield Kube(CLUSTER, backend, api, admin=None, emulated=None)
+        yield Kube(CLUSTER, backend, api, None, None, fleet(context), Path(real))
         backend.close()
         return
     spec = ClusterSpec(name=CLUSTER, region="eu-west-1", nodes=3)
@@ -71,7 +71,8 @@ def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kube]:
         configuration = client.Configuration()
         configuration.host = server.cluster_url(CLUSTER)
         configuration.retries = False
-        yield Kube(CLUSTER, backend, client.ApiClient(configuration), server.admin, CLUSTER)
+        api = client.ApiClient(configuration)
+        yield Kube(CLUSTER, backend, api, server.admin, CLUSTER, fleet(CLUSTER), kubeconfig)
         backend.close()
 
 

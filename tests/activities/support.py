@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any, TypeVar
 
 from kubernetes import client
@@ -29,6 +30,7 @@ from activities.models import (
     WaitInput,
     WaitResult,
 )
+from policies.fleet import Fleet
 from policies.plan import Strategy, Workload
 from ringmaster.sandbox.apiserver.adminclient import AdminClient
 
@@ -65,6 +67,13 @@ class Kube:
     admin: AdminClient | None
     emulated: str | None
     """The emulated cluster's name, or None on a real cluster."""
+    fleet: Fleet
+    kubeconfig: Path
+
+    def backend_with(self, **tuning: Any) -> KubernetesBackend:
+        """Another backend on the same cluster, with some tuning changed (``ready_wait_seconds=1``)."""
+        base = self.backend.clusters[self.cluster].tuning
+        return KubernetesBackend.from_kubeconfig(self.fleet, self.kubeconfig, tuning=replace(base, **tuning))
 
     @property
     def apps(self) -> client.AppsV1Api:
@@ -203,9 +212,10 @@ def autoscale(kube: Kube, ns: str, replicas: int) -> None:
     until(lambda: kube.replicas(ns, "api") == replicas, what=f"{replicas} replicas")
 
 
-def fingerprint(kube: Kube, ns: str) -> dict[str, Any]:
-    """What a rollback must restore and a repeated step must not change: specs, generations, labels and
-    annotations of every Deployment, Service and HTTPRoute of the namespace (status excluded)."""
+def fingerprint(kube: Kube, ns: str, *, generations: bool = True) -> dict[str, Any]:
+    """What a repeated step must not change and a rollback must restore: specs, labels and ringmaster
+    annotations of every Deployment, Service and HTTPRoute of the namespace, and (unless a rollback
+    is compared, whose restoring writes count up) their generations; never status."""
     found: dict[str, Any] = {}
     paths = {
         "Deployment": f"/apis/apps/v1/namespaces/{ns}/deployments",
@@ -217,7 +227,7 @@ def fingerprint(kube: Kube, ns: str) -> dict[str, Any]:
         for obj in listed["items"]:
             meta = obj["metadata"]
             found[f"{kind}/{meta['name']}"] = {
-                "generation": meta.get("generation"),
+                "generation": meta.get("generation") if generations else None,
                 "labels": meta.get("labels") or {},
                 "annotations": {
                     k: v for k, v in (meta.get("annotations") or {}).items() if "ringmaster" in k
@@ -239,6 +249,13 @@ class Release:
     ring: str = "beta"
     snapshot: ClusterSnapshot | None = None
     beats: list[str] = field(default_factory=list)
+    backend: KubernetesBackend | None = None
+    """The backend to drive (default: the session's)."""
+
+    @property
+    def driver(self) -> KubernetesBackend:
+        """The backend the release is driven through."""
+        return self.backend or self.kube.backend
 
     @property
     def ref(self) -> ReleaseRef:
@@ -257,13 +274,13 @@ class Release:
 
     def take_snapshot(self) -> ClusterSnapshot:
         """The snapshot activity."""
-        self.snapshot = self.kube.backend.snapshot(self.kube.cluster, self.workload, self.ref)
+        self.snapshot = self.driver.snapshot(self.kube.cluster, self.workload, self.ref)
         return self.snapshot
 
     def step(self, action: StepAction, weight: int | None = None) -> StepResult:
         """One step, as ``apply_step``."""
         assert self.snapshot is not None
-        return self.kube.backend.apply(
+        return self.driver.apply(
             StepInput(
                 release=self.ref,
                 cluster=self.target,
@@ -286,7 +303,7 @@ class Release:
 
     def wait(self, target: str, deadline: int = 600) -> WaitResult:
         """``wait_rollout`` on ``workload``, ``canary`` or ``preview``, recording heartbeats."""
-        return self.kube.backend.wait_rollout(
+        return self.driver.wait_rollout(
             WaitInput.model_validate(
                 {
                     "release": self.ref,
@@ -303,7 +320,7 @@ class Release:
     def rollback(self) -> RollbackResult:
         """``rollback_cluster`` from wherever the release is."""
         assert self.snapshot is not None
-        return self.kube.backend.rollback(
+        return self.driver.rollback(
             RollbackInput(
                 release=self.ref,
                 cluster=self.target,

@@ -1,0 +1,216 @@
+"""Rollback from every point each strategy can reach, and the snapshots it restores."""
+
+from __future__ import annotations
+
+import pytest
+
+from activities.errors import ClusterError
+from activities.kubernetes import snapshots
+from activities.models import ClusterSnapshot
+from policies.plan import Strategy
+from tests.activities.support import (
+    V1,
+    Kube,
+    Release,
+    autoscale,
+    container_image,
+    fingerprint,
+    hpa,
+    seed,
+    strategy,
+)
+
+RATIO = strategy({"canary": {"steps": [{"setWeight": 20}, {"setWeight": 50}]}})
+ROUTED = strategy({"canary": {"steps": [{"setWeight": 20}], "trafficRouting": {"httpRoute": "api"}}})
+BLUE_GREEN = strategy({"blueGreen": {"scaleDownDelaySeconds": 0}})
+ROLLING = strategy({"rolling": {}})
+
+Plan = list[tuple[str, str | int | None]]
+"""Steps as the workflow runs them: ``("step", action/weight)`` or ``("wait", target)``."""
+
+CANARY_PATH: Plan = [
+    ("set-weight", 20),
+    ("wait", "canary"),
+    ("set-weight", 50),
+    ("promote", None),
+    ("wait", "workload"),
+    ("cleanup", None),
+]
+BLUE_GREEN_PATH: Plan = [
+    ("deploy-preview", None),
+    ("wait", "preview"),
+    ("promote", None),
+    ("wait", "workload"),
+    ("cleanup", None),
+]
+ROLLING_PATH: Plan = [("deploy", None), ("wait", "workload")]
+
+
+def _prefixes(name: str, plan: Strategy, path: Plan) -> list[object]:
+    """One case per point of the path: nothing done yet (just the snapshot), after each step."""
+    return [
+        pytest.param(plan, path[:n], id=f"{name}-after-{path[n - 1][0] if n else 'snapshot'}-{n}")
+        for n in range(len(path) + 1)
+    ]
+
+
+def _run(release: Release, path: Plan) -> None:
+    for action, arg in path:
+        if action == "wait":
+            release.wait(str(arg))
+        else:
+            release.step(action, arg if isinstance(arg, int) else None)  # type: ignore[arg-type]
+
+
+def _route(kube: Kube, ns: str) -> None:
+    body = {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "HTTPRoute",
+        "metadata": {"name": "api"},
+        "spec": {
+            "parentRefs": [{"name": "public"}],
+            "rules": [{"backendRefs": [{"name": "api", "port": 80}]}],
+        },
+    }
+    kube.custom.create_namespaced_custom_object(
+        "gateway.networking.k8s.io", "v1", ns, "httproutes", body, field_manager="kubectl-create"
+    )
+
+
+class TestRollbackFromEveryPoint:
+    @pytest.mark.parametrize(
+        ("plan", "path"),
+        [
+            *_prefixes("canary", RATIO, CANARY_PATH),
+            *_prefixes("bluegreen", BLUE_GREEN, BLUE_GREEN_PATH),
+            *_prefixes("rolling", ROLLING, ROLLING_PATH),
+        ],
+    )
+    def test_rollback_restores_the_cluster_exactly(
+        self, kube: Kube, app: str, plan: Strategy, path: Plan
+    ) -> None:
+        """Whatever point the release reached, rollback leaves every object as it was before, twice over."""
+        before = fingerprint(kube, app, generations=False)
+        release = Release(kube, app, plan)
+        release.take_snapshot()
+        _run(release, path)
+        result = release.rollback()
+        assert result.restored_version == "v1"
+        assert fingerprint(kube, app, generations=False) == before
+        again = release.rollback()
+        assert again.message == "nothing to restore"
+        assert fingerprint(kube, app, generations=False) == before
+
+    @pytest.mark.usefixtures("gateway_api")
+    @pytest.mark.parametrize("steps", [1, 2, 3, 4], ids=["set-weight", "promote", "wait", "cleanup"])
+    def test_rollback_restores_route_weights(self, kube: Kube, app: str, steps: int) -> None:
+        """A routed canary's rollback brings back the recorded rules and removes its Service."""
+        _route(kube, app)
+        before = fingerprint(kube, app, generations=False)
+        release = Release(kube, app, ROUTED)
+        release.take_snapshot()
+        _run(
+            release, [("set-weight", 20), ("promote", None), ("wait", "workload"), ("cleanup", None)][:steps]
+        )
+        release.rollback()
+        assert fingerprint(kube, app, generations=False) == before
+
+    def test_rollback_waits_until_the_workload_runs_the_snapshot(self, kube: Kube, app: str) -> None:
+        """When rollback returns, the workload's rollout back to the recorded version is complete."""
+        release = Release(kube, app, ROLLING)
+        release.take_snapshot()
+        release.step("deploy")
+        release.rollback()
+        stable = kube.deployment(app, "api")
+        assert stable is not None and container_image(stable) == V1
+        status = stable["status"]
+        assert status["updatedReplicas"] == status["availableReplicas"] == status["replicas"] == 10
+        assert any("10/10 updated" in beat for beat in release.beats)
+
+    def test_rollback_leaves_an_autoscaled_count_alone(self, kube: Kube, app: str) -> None:
+        """Replicas an HPA owns are never restored over it; image and version are."""
+        hpa(kube, app)
+        release = Release(kube, app, RATIO)
+        release.take_snapshot()
+        release.step("set-weight", 20)
+        release.step("promote")
+        autoscale(kube, app, 13)
+        release.rollback()
+        stable = kube.deployment(app, "api")
+        assert stable is not None
+        assert stable["spec"]["replicas"] == 13 and container_image(stable) == V1
+        assert kube.deployment(app, "api-canary") is None
+
+    def test_a_foreign_object_named_like_a_canary_is_never_deleted(self, kube: Kube, app: str) -> None:
+        """``api-canary`` created by someone else is left alone and reported, not taken over."""
+        seed_other = {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "api-canary"},
+            "spec": {
+                "selector": {"matchLabels": {"app": "other"}},
+                "template": {
+                    "metadata": {"labels": {"app": "other"}},
+                    "spec": {"containers": [{"name": "x", "image": V1}]},
+                },
+            },
+        }
+        kube.apps.create_namespaced_deployment(app, body=seed_other)
+        release = Release(kube, app, RATIO)
+        release.take_snapshot()
+        with pytest.raises(ClusterError) as failed:
+            release.step("set-weight", 20)
+        assert failed.value.kind == "permanent" and "not created by ringmaster" in str(failed.value)
+        with pytest.raises(ClusterError):
+            release.rollback()
+        assert kube.deployment(app, "api-canary") is not None
+
+
+class TestSnapshots:
+    def test_the_first_snapshot_of_a_release_wins(self, kube: Kube, app: str) -> None:
+        """A repeated snapshot returns the recorded state even after the cluster changed."""
+        release = Release(kube, app, ROLLING)
+        first = release.take_snapshot()
+        release.step("deploy")
+        again = release.take_snapshot()
+        assert again == first
+        assert (first.image, first.version, first.replicas, first.hpa) == (V1, "v1", 10, None)
+
+    def test_snapshot_records_what_rollback_needs(self, kube: Kube, app: str) -> None:
+        """Selectors, the version label, marks and active Services are recorded in the details."""
+        snapshot = Release(kube, app, ROLLING).take_snapshot()
+        recorded = snapshots.recorded(snapshot)
+        assert recorded.selector == {"app": "api"}
+        assert recorded.template_version == "v1"
+        assert recorded.marks == {"labels": {"ringmaster.dev/version": "v1"}, "annotations": {}}
+        assert {name: s.selector for name, s in recorded.services.items()} == {"api": {"app": "api"}}
+
+    def test_snapshots_live_in_a_configmap_per_workload(self, kube: Kube, app: str) -> None:
+        """One ConfigMap ``ringmaster-api-snapshot`` holds one entry per release, found by label."""
+        Release(kube, app, ROLLING).take_snapshot()
+        Release(kube, app, ROLLING, version="v3").take_snapshot()
+        stored = kube.core.read_namespaced_config_map("ringmaster-api-snapshot", app)
+        assert sorted(stored.data) == ["api.v2", "api.v3"]
+        assert stored.metadata.labels["ringmaster.dev/role"] == "snapshot"
+        assert ClusterSnapshot.model_validate_json(stored.data["api.v2"]).version == "v1"
+
+    def test_old_snapshots_are_pruned(self, kube: Kube, app: str) -> None:
+        """Only the newest releases' snapshots are kept."""
+        backend = kube.backend_with(snapshots_kept=2)
+        for version in ("v2", "v3", "v4"):
+            Release(kube, app, ROLLING, version=version, backend=backend).take_snapshot()
+        stored = kube.core.read_namespaced_config_map("ringmaster-api-snapshot", app)
+        assert sorted(stored.data) == ["api.v3", "api.v4"]
+
+    def test_snapshot_of_a_missing_workload_fails_permanently(self, kube: Kube, ns: str) -> None:
+        """No Deployment, no snapshot: a permanent error naming the object."""
+        with pytest.raises(ClusterError) as failed:
+            Release(kube, ns, ROLLING).take_snapshot()
+        assert failed.value.kind == "permanent"
+        assert f"Deployment {ns}/api" in str(failed.value) and "404" in str(failed.value)
+
+    def test_snapshot_records_an_autoscaler(self, kube: Kube, ns: str) -> None:
+        """The HPA targeting the workload is named in the snapshot."""
+        seed(kube, ns, replicas=4)
+        hpa(kube, ns)
+        assert Release(kube, ns, ROLLING).take_snapshot().hpa == "api"
