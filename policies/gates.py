@@ -14,6 +14,8 @@ Providers (activities) measure; this module judges, as in Argo Rollouts. Each ch
 no-data checks neither extend nor break a metric's run of failures, and errors do not break a run of
 empty results either. A baseline metric fails when it is worse than the stable version's value by
 more than ``maxDegradation`` in its ``direction``; a missing or non-finite baseline value is no data.
+With ``judge: mannWhitney`` it fails when the test's p-value (:mod:`policies.statistics`, carried in
+the measurement) is below ``1 - confidence``; no p-value (too few samples) is no data.
 """
 
 from __future__ import annotations
@@ -41,8 +43,10 @@ class Measurement(Model):
     metric: str
     value: float | None = None
     baseline: float | None = None
-    """The stable version's value, for baseline metrics."""
+    """The stable version's value, for baseline metrics (its mean over the window, for ``mannWhitney``)."""
     error: str | None = None
+    p_value: float | None = None
+    """For ``judge: mannWhitney``: the p-value of the test (see :mod:`policies.statistics`)."""
 
 
 class Check(Model):
@@ -106,6 +110,9 @@ def assess(metric: Metric, measurement: Measurement | None) -> Assessment:
     stable = measurement.baseline
     if stable is None or not math.isfinite(stable):
         return Assessment(metric=name, outcome="nodata", value=value, detail="no baseline data")
+    if judge.judge == "mannWhitney":
+        return _mann_whitney(metric, measurement, value, stable)
+    assert judge.max_degradation is not None  # validation requires it for judge: degradation
     allowance = abs(stable) * judge.max_degradation / 100
     pct = f"{judge.max_degradation:g}%"
     if judge.direction == "lowerIsWorse":
@@ -117,6 +124,22 @@ def assess(metric: Metric, measurement: Measurement | None) -> Assessment:
         ok = value <= limit
         bound = f"<= {_num(limit)} (baseline {_num(stable)} + {pct})"
     return Assessment(metric=name, outcome="pass" if ok else "fail", value=value, bound=bound)
+
+
+def _mann_whitney(metric: Metric, measurement: Measurement, value: float, stable: float) -> Assessment:
+    judge = metric.baseline
+    assert judge is not None
+    p = measurement.p_value
+    if p is None or math.isnan(p):
+        return Assessment(metric=metric.name, outcome="nodata", value=value, detail="too few samples")
+    worse = "higher" if judge.direction == "higherIsWorse" else "lower"
+    confidence = judge.confidence_level
+    bound = (
+        f"not {worse} than baseline {_num(stable)} by over {judge.tolerance_fraction:g} of it "
+        f"at {confidence:g} confidence (Mann-Whitney p={p:.3g}, fails below {1 - confidence:.3g})"
+    )
+    ok = p >= 1 - confidence
+    return Assessment(metric=metric.name, outcome="pass" if ok else "fail", value=value, bound=bound)
 
 
 @dataclass

@@ -261,15 +261,64 @@ Percent = Annotated[
 
 
 class Baseline(Model):
-    """Judge the new version against the stable one: fail when it is worse by more than ``maxDegradation``."""
+    """Judge the new version against the stable one.
 
-    max_degradation: Percent
+    ``judge: degradation`` (the default) compares one value of each at every check and fails when the
+    new one is worse by more than ``maxDegradation``. ``judge: mannWhitney`` compares samples of both
+    over a window with Kayenta's test (:mod:`policies.statistics`): it fails when the new version is
+    worse by more than ``tolerance`` of the stable mean with ``confidence``.
+    """
+
+    judge: Literal["degradation", "mannWhitney"] = "degradation"
+    max_degradation: Percent | None = None
+    """For ``judge: degradation`` (required there): how much worse than the stable value is tolerated."""
     direction: Literal["lowerIsWorse", "higherIsWorse"]
     """Required: a guessed direction would silently invert the gate."""
+    confidence: Annotated[float, Field(gt=0.5, lt=1)] | None = None
+    """For ``mannWhitney``: fail only when the test is this sure (default 0.98, as Kayenta)."""
+    tolerance: Annotated[float, Field(ge=0, le=10)] | None = None
+    """For ``mannWhitney``: the shift tolerated, a fraction of the stable mean (default 0.25, as Kayenta)."""
+    window: Duration | None = None
+    """For ``mannWhitney``: how far back samples are taken (default: 30 analysis intervals)."""
+
+    _check_finite = field_validator("confidence", "tolerance")(_finite)
+
+    @property
+    def confidence_level(self) -> float:
+        """``confidence``, or Kayenta's default 0.98."""
+        return 0.98 if self.confidence is None else self.confidence
+
+    @property
+    def tolerance_fraction(self) -> float:
+        """``tolerance``, or Kayenta's default 0.25."""
+        return 0.25 if self.tolerance is None else self.tolerance
+
+    def sample_window(self, interval: timedelta) -> timedelta:
+        """How far back ``mannWhitney`` samples are taken: ``window``, else 30 analysis intervals."""
+        return self.window if self.window is not None else 30 * interval
 
     @model_validator(mode="after")
-    def _at_most_all(self) -> Baseline:
-        if self.direction == "lowerIsWorse" and self.max_degradation > 100:
+    def _judge_fields(self) -> Baseline:
+        given = {"confidence": self.confidence, "tolerance": self.tolerance, "window": self.window}
+        statistical = {name for name, value in given.items() if value is not None}
+        if self.judge == "degradation":
+            if self.max_degradation is None:
+                raise PydanticCustomError(
+                    "baseline", "judge: degradation needs maxDegradation (or use judge: mannWhitney)"
+                )
+            if statistical:
+                names = ", ".join(sorted(statistical))
+                raise PydanticCustomError(
+                    "baseline", "{names} belong to judge: mannWhitney, not degradation", {"names": names}
+                )
+        elif self.max_degradation is not None:
+            raise PydanticCustomError(
+                "baseline", "maxDegradation belongs to judge: degradation; mannWhitney uses tolerance"
+            )
+        if self.window is not None and self.window < timedelta(seconds=1):
+            raise PydanticCustomError("duration", "the window must be at least 1s")
+        lowers = self.judge == "degradation" and self.direction == "lowerIsWorse"
+        if lowers and (self.max_degradation or 0) > 100:
             raise PydanticCustomError(
                 "percent", "a lowerIsWorse metric cannot drop by more than 100%; use at most 100%"
             )

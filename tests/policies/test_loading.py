@@ -146,8 +146,8 @@ class TestPlanValidation:
                 "at most 100%",
             ),
             (
-                set_path(f"{METRIC}.2.baseline.judge", "mannWhitney"),
-                "analysis.metrics[2].baseline.judge",
+                set_path(f"{METRIC}.2.baseline.classifier", "mannWhitney"),
+                "analysis.metrics[2].baseline.classifier",
                 "unknown field",
             ),
             (
