@@ -531,10 +531,10 @@ class ReleaseWorkflow(Steering):
     @workflow.query
     def status(self) -> ReleaseStatus:
         """The whole release: phase, ring, every cluster, gates, residency decisions, operator actions."""
-        self._status.phase = self._phase()
-        self._status.held = self.is_held() and self._final is None
-        self._status.hold_reason = self.hold_text() if self._status.held else ""
-        return self._status
+        held = self.is_held() and self._final is None
+        return self._status.model_copy(
+            update={"phase": self._phase(), "held": held, "hold_reason": self.hold_text() if held else ""}
+        )
 
     # control validation: the same rules for updates (rejected before history) and signals (recorded)
 
