@@ -3,12 +3,14 @@
 It maps each call of the rollout activities onto the strategy modules (:mod:`.canary`,
 :mod:`.bluegreen`, :mod:`.rolling`), :mod:`.rollback`, :mod:`.snapshots`, :mod:`.evidence` and
 :mod:`.waiting`, over one :class:`~.clients.ClusterApi` per fleet cluster (:mod:`.clients`). Every
-write logs the release, ring and cluster; every failure is a classified ``ClusterError``.
+log line inside a call carries the release, ring and cluster (structlog context variables); every
+failure is a classified ``ClusterError``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import structlog
@@ -67,8 +69,9 @@ class KubernetesBackend:
 
     def snapshot(self, cluster: str, workload: Workload, release: ReleaseRef) -> ClusterSnapshot:
         """The workload before ``release`` touched it; the first snapshot of a release wins."""
-        taken = snapshots.take(self._clusters[cluster], workload, release)
-        log.info("snapshot", cluster=cluster, release=release.name, ring=release.ring, version=taken.version)
+        with _bound(release, cluster):
+            taken = snapshots.take(self._clusters[cluster], workload, release)
+            log.info("snapshot", version=taken.version, image=taken.image, replicas=taken.replicas)
         return taken
 
     def evidence(self, cluster: str, workload: Workload) -> LiveEvidence:
@@ -81,18 +84,10 @@ class KubernetesBackend:
 
     def apply(self, step: StepInput) -> StepResult:
         """One idempotent strategy step."""
-        scene = self._scene(step.cluster.name, step.workload, step.release, step.snapshot)
-        result = self._dispatch(scene, step)
-        log.info(
-            "step",
-            cluster=step.cluster.name,
-            release=step.release.name,
-            ring=step.release.ring,
-            action=step.action,
-            weight=result.weight,
-            detail=result.message,
-        )
-        return result
+        with _bound(step.release, step.cluster.name):
+            return self._dispatch(
+                self._scene(step.cluster.name, step.workload, step.release, step.snapshot), step
+            )
 
     def _dispatch(self, scene: Scene, step: StepInput) -> StepResult:
         strategy, action = step.strategy, step.action
@@ -124,30 +119,23 @@ class KubernetesBackend:
         """Watch the target Deployment until its rollout completes, heartbeating every few seconds."""
         api = self._clusters[inp.cluster.name]
         name = _target_name(inp.workload, inp.target)
-        state = waiting.wait_rollout(
-            api,
-            inp.workload.namespace,
-            name,
-            heartbeat=heartbeat,
-            stall_seconds=float(inp.progress_deadline_seconds),
-        )
+        with _bound(inp.release, inp.cluster.name):
+            state = waiting.wait_rollout(
+                api,
+                inp.workload.namespace,
+                name,
+                heartbeat=heartbeat,
+                stall_seconds=float(inp.progress_deadline_seconds),
+            )
         return WaitResult(
             cluster=inp.cluster.name, target=inp.target, ready_replicas=state.ready, message=state.summary
         )
 
     def rollback(self, inp: RollbackInput, heartbeat: Callable[[str], None]) -> RollbackResult:
         """Restore the snapshot from any point of any strategy; wait until the workload runs it."""
-        scene = self._scene(inp.cluster.name, inp.workload, inp.release, inp.snapshot)
-        result = restore(scene, heartbeat, ROLLBACK_STALL_SECONDS)
-        log.info(
-            "rollback",
-            cluster=inp.cluster.name,
-            release=inp.release.name,
-            ring=inp.release.ring,
-            reason=inp.reason,
-            detail=result.message,
-        )
-        return result
+        with _bound(inp.release, inp.cluster.name):
+            scene = self._scene(inp.cluster.name, inp.workload, inp.release, inp.snapshot)
+            return restore(scene, heartbeat, ROLLBACK_STALL_SECONDS)
 
     def _scene(
         self, cluster: str, workload: Workload, release: ReleaseRef, snapshot: ClusterSnapshot
@@ -160,6 +148,11 @@ class KubernetesBackend:
                 cluster=cluster,
             )
         return Scene(self._clusters[cluster], workload, release, snapshot, snapshots.recorded(snapshot))
+
+
+def _bound(release: ReleaseRef, cluster: str) -> AbstractContextManager[object]:
+    """Every log line inside names the release, ring and cluster (as the activity wrappers' do)."""
+    return structlog.contextvars.bound_contextvars(release=release.name, ring=release.ring, cluster=cluster)
 
 
 def _target_name(workload: Workload, target: str) -> str:

@@ -214,7 +214,11 @@ class ClusterApi:
 
     def delete(self, kind: Kind, namespace: str | None, name: str, *, uid: str | None = None) -> bool:
         """Delete (pods in the background); False when it was already gone. ``uid`` guards the identity."""
-        body: dict[str, Any] = {"propagationPolicy": "Background"}
+        body: dict[str, Any] = {
+            "kind": "DeleteOptions",
+            "apiVersion": "v1",
+            "propagationPolicy": "Background",
+        }
         if uid:
             body["preconditions"] = {"uid": uid}
         try:

@@ -73,6 +73,21 @@ class TestCanaryByReplicaRatio:
         assert release.step_twice("set-weight", 50).weight == 50
         assert (_replicas(kube, app, "api-canary"), _replicas(kube, app, "api")) == (5, 5)
 
+    def test_a_lower_weight_grows_the_stable_before_the_canary_shrinks(
+        self, emulator: Kube, app: str
+    ) -> None:
+        """Going from 50 to 20, the stable is resized before the canary, so capacity never dips."""
+        release = Release(emulator, app, RATIO)
+        release.take_snapshot()
+        release.step("set-weight", 50)
+        since = emulator.last_request()
+        assert release.step("set-weight", 20).weight == 20
+        writes = [
+            r["name"] for r in emulator.requests(since) if r["method"] == "PATCH" and r["status"] == 200
+        ]
+        assert writes == ["api", "api-canary"]
+        assert (_replicas(emulator, app, "api-canary"), _replicas(emulator, app, "api")) == (2, 8)
+
     def test_every_written_object_is_found_by_release_label(self, kube: Kube, app: str) -> None:
         """``-l ringmaster.dev/release=api.v2`` finds the canary and the stable Deployment it resized."""
         release = Release(kube, app, RATIO)

@@ -6,6 +6,8 @@ import json
 
 import pytest
 from kubernetes.client.exceptions import ApiException
+from structlog.contextvars import merge_contextvars
+from structlog.testing import capture_logs
 
 from activities.errors import ClusterError
 from activities.kubernetes import errors
@@ -148,6 +150,17 @@ class TestOwnership:
         assert stable is not None and container_image(stable) == V2
         image = ("f:spec", "f:template", "f:spec", "f:containers", 'k:{"name":"api"}', "f:image")
         assert owners(stable, image) == {"ringmaster:Apply"}
+
+    def test_a_takeover_is_logged_with_release_ring_and_cluster(self, kube: Kube, app: str) -> None:
+        """Taking fields over is logged, naming the release, ring, cluster, object and previous owner."""
+        release = Release(kube, app, ROLLING)
+        release.take_snapshot()
+        with capture_logs(processors=[merge_contextvars]) as logs:
+            release.step("deploy")
+        [event] = [e for e in logs if e["event"] == "taking fields over from imperative writers"]
+        assert (event["release"], event["ring"], event["cluster"]) == ("api:v2", "beta", kube.cluster)
+        assert event["object"] == f"Deployment {app}/api"
+        assert any('"kubectl-create" (update) owns' in field for field in event["fields"])
 
 
 class TestConflictAnswers:
