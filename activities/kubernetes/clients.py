@@ -9,8 +9,8 @@ a request timeout and every failure leaves as a classified
 Ownership policy of ``apply``: fields whose last writer was an imperative ``Update`` (``kubectl
 create``/``edit``/``scale``, client-side ``kubectl apply``) are taken over, as ``kubectl set image``
 would; fields another manager *applies* (a GitOps controller, Helm 4), or that a manager listed in
-``protected_managers`` writes (Helm 3 and Flux write with ``Update``), are never taken: the apply
-fails with an ``ownership-conflict`` naming that manager.
+``protected_managers`` writes (Helm 3 and Flux's helm-controller write with ``Update``), are never
+taken: the apply fails with an ``ownership-conflict`` naming that manager.
 
 Credentials stay inside the ``ApiClient`` objects built here: nothing returned or raised carries
 them.

@@ -1,15 +1,12 @@
 """How a failed Kubernetes call becomes a :class:`~activities.errors.ClusterError` of the right kind.
 
-=====================================================  =======================  ==================
-what the API (or the network) answered                 kind                     Temporal
-=====================================================  =======================  ==================
-409 ``the object has been modified`` (optimistic lock)  ``transient``            retried
-409 ``AlreadyExists`` (a create raced another)          ``transient``            retried
-429, any 5xx, 410 Gone (a watch fell behind)            ``transient``            retried
-timeouts, refused or dropped connections                ``transient``            retried
-409 server-side-apply conflict (``FieldManagerConflict``) ``ownership-conflict``  fails at once
-401, 403, 404, 422, any other 4xx                       ``permanent``            fails at once
-=====================================================  =======================  ==================
+- ``transient`` (retried with backoff): 409 ``the object has been modified`` (an optimistic lock),
+  409 ``AlreadyExists`` (a create raced another), 429, any 5xx, 410 Gone (a watch fell behind),
+  timeouts, refused and dropped connections;
+- ``ownership-conflict`` (fails at once): a 409 answering a server-side apply with
+  ``FieldManagerConflict`` causes that :mod:`.clients` may not take over; the message names the
+  other manager, how it writes (apply or update) and each field;
+- ``permanent`` (fails at once): 401, 403, 404 (a missing namespace or object), 422 and any other 4xx.
 
 Messages name the verb, the object and the API's reason and message (``patch Deployment
 shop/api: Forbidden: ...``); the activity wrapper adds the cluster. Nothing from the request

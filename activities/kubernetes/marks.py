@@ -4,18 +4,14 @@ Labels make objects findable (``kubectl get deploy -l ringmaster.dev/release=api
 are limited to 63 characters of ``[A-Za-z0-9-_.]``, so the exact values live in annotations of the
 same keys. The scheme:
 
-=============================  ======================================================  ==============
-key                            label value                                             annotation
-=============================  ======================================================  ==============
-``ringmaster.dev/release``     ``<service>.<version>`` (``api.v2``)                    ``api:v2``
-``ringmaster.dev/version``     the version the object's pods run (``v2``)              exact version
-``ringmaster.dev/ring``        the ring of the release that wrote it (``beta``)        the same
-``ringmaster.dev/role``        ``canary``, ``preview`` or ``snapshot`` (our own objects)
-``ringmaster.dev/workload``    the Deployment a canary, preview or snapshot belongs to
-=============================  ======================================================  ==============
+- ``ringmaster.dev/release``: label ``<service>.<version>`` (``api.v2``), annotation ``api:v2``;
+- ``ringmaster.dev/version``: the version the object's pods run (label ``v2``, annotation exact);
+- ``ringmaster.dev/ring``: the ring of the release that wrote the object (``beta``);
+- ``ringmaster.dev/role`` (label only, on ringmaster's own objects): ``canary``, ``preview``, ``snapshot``;
+- ``ringmaster.dev/workload`` (label only): the Deployment a canary, preview or snapshot belongs to.
 
 A value that is not a valid label value (``1.4.0+build5``, or longer than 63) is written as its
-valid characters followed by ``-`` and 10 hex digits of its SHA-256 (``1.4.0-build5-3f2a9c1b0e``):
+valid characters followed by ``-`` and 10 hex digits of its SHA-256 (``1.4.0-build5-be6e249dc0``):
 deterministic, so every writer and reader computes the same label; the annotation keeps the exact
 text. Pods of a release's version carry ``ringmaster.dev/version`` so metrics can tell them apart.
 """
