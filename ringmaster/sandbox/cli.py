@@ -35,7 +35,7 @@ def up(
         typer.Option("--config", help="Sandbox settings (default: DIR/sandbox.yaml when present)."),
     ] = None,
 ) -> None:
-    """Start the emulated fleet in the background; write DIR/kubeconfig and DIR/fleet.yaml."""
+    """Start the emulated fleet, its traffic and Prometheus; write DIR/kubeconfig and DIR/fleet.yaml."""
     try:
         started = stack.up(directory, fleet, config)
     except stack.SandboxError as exc:
@@ -45,6 +45,10 @@ def up(
     typer.echo(f"sandbox {verb}: {len(started.clusters)} clusters served at {started.url}")
     typer.echo(f"  kubeconfig: {started.kubeconfig}  (contexts: {', '.join(started.clusters)})")
     typer.echo(f"  fleet:      {started.fleet}")
+    if started.prometheus:
+        servers = ", ".join(f"{j} {url}" for j, url in started.prometheus.items())
+        typer.echo(f"  prometheus: {servers}")
+        typer.echo(f"  traffic:    {started.traffic}/clusters/<cluster>/metrics")
     typer.echo(f"  export KUBECONFIG={started.kubeconfig.resolve()}")
 
 

@@ -149,6 +149,14 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(probe.getsockname()[1])
 
 
+def read_port(port_file: Path) -> int | None:
+    """The port a process wrote to ``port_file`` once listening; None while it has not."""
+    try:
+        return int(port_file.read_text(encoding="ascii").strip())
+    except (OSError, ValueError):
+        return None
+
+
 class Processes:
     """The processes recorded in one sandbox directory."""
 

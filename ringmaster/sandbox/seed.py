@@ -6,15 +6,18 @@ workload a release acts on: namespace ``api``; Deployment ``api`` (label and pod
 replicas, ``DATABASE_URL`` on the orders database of the cluster's jurisdiction:
 ``orders.db.eu.example.com`` in EU clusters, ``orders.db.us.example.com`` in US ones); and Service
 ``api`` selecting ``app: api``. The fleet file written for the sandbox is the given one with each
-cluster's ``kubeContext`` pointing at the sandbox kubeconfig context of the same name.
+cluster's ``kubeContext`` pointing at the sandbox kubeconfig context of the same name, and each
+region's ``prometheus`` at its jurisdiction's sandbox Prometheus when the sandbox runs them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import yaml
 
+from policies import hosts
 from policies.fleet import Fleet
 from ringmaster.sandbox.apiserver.config import ClusterSpec, EmulatorConfig
 from ringmaster.sandbox.settings import SandboxSettings
@@ -81,12 +84,30 @@ def emulator_config(fleet: Fleet, settings: SandboxSettings) -> EmulatorConfig:
     return EmulatorConfig(clusters=clusters, controller=settings.controller)
 
 
-def sandbox_fleet(fleet_text: str) -> str:
-    """The fleet file text with every cluster's ``kubeContext`` set to the sandbox context (its name)."""
+def sandbox_fleet(fleet_text: str, prometheus: Mapping[str, str] | None = None) -> str:
+    """The fleet file text with every cluster's ``kubeContext`` set to the sandbox context (its name).
+
+    With ``prometheus`` (jurisdiction -> URL), every region of a listed jurisdiction is judged by that
+    Prometheus, and the ``hosts`` table places each of those hosts in its jurisdiction (so the
+    telemetry-locality rule allows them).
+    """
     document = yaml.safe_load(fleet_text)
     for cluster in document.get("clusters") or []:
         cluster["kubeContext"] = cluster["name"]
+    for region in document.get("regions") or []:
+        url = (prometheus or {}).get(region.get("jurisdiction"))
+        if url:
+            region["prometheus"] = url
+    rules = document.setdefault("hosts", []) if prometheus else []
+    placed = {str(r.get("match")) for r in rules}
+    for jurisdiction, url in (prometheus or {}).items():
+        host = hosts.host_of(url)
+        if host not in placed:
+            rules.append({"match": host, "jurisdiction": jurisdiction})
+            placed.add(host)
     header = (
-        "# Written by `ringmaster sandbox up`: the fleet, pointing at the sandbox's kubeconfig contexts.\n"
+        "# Written by `ringmaster sandbox up`: the fleet, pointing at the sandbox's kubeconfig contexts"
+        + (" and Prometheus servers" if prometheus else "")
+        + ".\n"
     )
     return header + yaml.safe_dump(document, sort_keys=False)

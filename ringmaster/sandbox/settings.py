@@ -9,12 +9,20 @@ Example::
     clusters:
       euc1-prod: {nodeRegion: us-east-1}   # its nodes claim to be in the US: the location rule must deny
     startupTimeoutSeconds: 30
+    traffic:
+      requestsPerSecond: 100      # per Service (or HTTPRoute) receiving traffic, in every cluster
+      profiles:                   # first match wins; unset fields keep the default behaviour
+        - {match: "*-bad", errorRate: 0.08, latencyFactor: 3}
+        - {match: "*-cheap", checkoutConversion: 0.2}
+    prometheus:
+      scrapeIntervalSeconds: 1
 
 Faults are not configured here: they are set at runtime through the emulator's admin endpoint.
 """
 
 from __future__ import annotations
 
+import fnmatch
 from pathlib import Path
 
 import yaml
@@ -39,6 +47,74 @@ class ClusterOverride(_Model):
     """How many nodes the cluster has (3 by default)."""
 
 
+class Behaviour(_Model):
+    """How requests served by one version behave in the traffic simulator."""
+
+    error_rate: float = Field(default=0.001, ge=0, le=1)
+    """Share of requests answered 500."""
+    latency_median_seconds: float = Field(default=0.05, gt=0)
+    """Median request duration; durations are log-normal around it."""
+    latency_sigma: float = Field(default=0.6, ge=0, le=3)
+    """Spread of the log-normal (0.6: p99 about 4x the median)."""
+    latency_factor: float = Field(default=1.0, gt=0)
+    """Multiplies every duration (3: three times slower)."""
+    checkout_share: float = Field(default=0.2, ge=0, le=1)
+    """Share of requests that start a checkout."""
+    checkout_conversion: float = Field(default=0.6, ge=0, le=1)
+    """Share of started checkouts that complete (a failed request never completes one)."""
+
+
+class VersionProfile(_Model):
+    """Behaviour of versions matching ``match`` (a shell-style pattern, ``*-bad``); unset fields inherit."""
+
+    match: str
+    error_rate: float | None = Field(default=None, ge=0, le=1)
+    latency_median_seconds: float | None = Field(default=None, gt=0)
+    latency_sigma: float | None = Field(default=None, ge=0, le=3)
+    latency_factor: float | None = Field(default=None, gt=0)
+    checkout_share: float | None = Field(default=None, ge=0, le=1)
+    checkout_conversion: float | None = Field(default=None, ge=0, le=1)
+
+
+def _default_profiles() -> list[VersionProfile]:
+    return [VersionProfile(match="*-bad", error_rate=0.08, latency_factor=3.0)]
+
+
+class TrafficSettings(_Model):
+    """The traffic simulator: a steady request stream per Service, split across the versions serving it."""
+
+    requests_per_second: float = Field(default=100.0, gt=0, le=5000)
+    """Requests per second entering each Service (or HTTPRoute) of every cluster."""
+    tick_seconds: float = Field(default=0.2, gt=0, le=5)
+    """How often requests are generated, in seconds."""
+    refresh_seconds: float = Field(default=0.5, gt=0, le=30)
+    """How often the clusters' Deployments, Services and HTTPRoutes are read, in seconds."""
+    default: Behaviour = Field(default_factory=Behaviour)
+    """Behaviour of versions no profile matches."""
+    profiles: list[VersionProfile] = Field(default_factory=_default_profiles)
+    """Per-version overrides, first match wins (default: ``*-bad`` fails 8% and is 3x slower)."""
+
+    def behaviour(self, version: str) -> Behaviour:
+        """The behaviour of ``version``: the default with the first matching profile's fields."""
+        for profile in self.profiles:
+            if fnmatch.fnmatchcase(version, profile.match):
+                changes = profile.model_dump(exclude={"match"}, exclude_none=True)
+                return self.default.model_copy(update=changes)
+        return self.default
+
+
+class PrometheusSettings(_Model):
+    """The sandbox's Prometheus servers, one per jurisdiction."""
+
+    enabled: bool = True
+    """False starts neither the simulator nor Prometheus (a sandbox for cluster work only)."""
+    scrape_interval_seconds: float = Field(default=1.0, ge=0.2, le=60)
+    """How often each Prometheus scrapes each cluster, in seconds."""
+    addresses: dict[str, str] = Field(default_factory=lambda: {"EU": "127.0.0.2", "US": "127.0.0.3"})
+    """Loopback address of each jurisdiction's Prometheus, so the fleet's hosts table can place it;
+    jurisdictions not listed get 127.0.0.4, 127.0.0.5 and so on."""
+
+
 class SandboxSettings(_Model):
     """The tunable parts of ``ringmaster sandbox up``."""
 
@@ -46,6 +122,8 @@ class SandboxSettings(_Model):
     clusters: dict[str, ClusterOverride] = Field(default_factory=dict)
     startup_timeout_seconds: float = Field(default=30.0, gt=0, le=600)
     """How long ``up`` waits for each process to be ready, in seconds."""
+    traffic: TrafficSettings = Field(default_factory=TrafficSettings)
+    prometheus: PrometheusSettings = Field(default_factory=PrometheusSettings)
 
 
 class SettingsError(Exception):

@@ -5,9 +5,13 @@ ringmaster.sandbox.apiserver``, which picks a free port and writes it to ``DIR/a
 waits until it answers ``/readyz``, then writes ``DIR/kubeconfig`` (one context per fleet
 cluster, named like it) and ``DIR/fleet.yaml`` (the fleet pointing at those contexts). Running it
 again with the same fleet and settings is a no-op; with different ones it refuses until ``down``.
-``down`` stops every recorded process whatever its state. Later issues add processes (Temporal,
-a traffic simulator, Prometheus) with more :class:`~ringmaster.sandbox.processes.ProcessSpec` s
-started here; ``down`` needs no change for them.
+``down`` stops every recorded process whatever its state.
+
+Unless the settings say ``prometheus: {enabled: false}``, ``up`` then starts the traffic simulator
+(:mod:`ringmaster.sandbox.traffic`) and one real Prometheus per jurisdiction
+(:mod:`ringmaster.sandbox.prometheus`), returns only once their samples are queryable, and writes
+each region's ``prometheus:`` in ``DIR/fleet.yaml`` as its jurisdiction's sandbox Prometheus, with
+the fleet's ``hosts`` table placing those loopback addresses in their jurisdictions.
 
 Directory layout::
 
@@ -16,6 +20,8 @@ Directory layout::
     DIR/apiserver.log     its output                          DIR/apiserver.pid   its pid
     DIR/kubeconfig        contexts for every cluster          DIR/fleet.yaml      the sandbox fleet
     DIR/sandbox.yaml      optional settings (see :mod:`ringmaster.sandbox.settings`)
+    DIR/traffic.{json,log,port}                    the simulator's settings, output and port
+    DIR/prometheus-<j>.{yml,log}  DIR/prometheus-<j>-data/   each jurisdiction's Prometheus
 """
 
 from __future__ import annotations
@@ -23,18 +29,21 @@ from __future__ import annotations
 import hashlib
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from policies import loading
+from policies.fleet import Fleet
 from ringmaster.exitcodes import ExitCode
 from ringmaster.sandbox import kubeconfig, seed, settings
+from ringmaster.sandbox import prometheus as sandbox_prometheus
 from ringmaster.sandbox.apiserver.adminclient import AdminClient
-from ringmaster.sandbox.processes import ProcessError, Processes, ProcessRecord, ProcessSpec
+from ringmaster.sandbox.processes import ProcessError, Processes, ProcessRecord, ProcessSpec, read_port
 
 APISERVER = "apiserver"
 PROCESSES = (APISERVER,)
-"""Every process ``up`` starts, in order (later issues add Temporal, a traffic simulator, Prometheus)."""
+"""The processes every sandbox starts first; then the traffic simulator and one Prometheus per
+jurisdiction (:func:`expected_processes`), unless disabled."""
 DEFAULT_DIR = Path(".sandbox")
 DEFAULT_FLEET = Path("deploy/examples/fleet.yaml")
 
@@ -57,13 +66,32 @@ class Sandbox:
     kubeconfig: Path
     fleet: Path
     already_running: bool = False
+    prometheus: dict[str, str] = field(default_factory=dict)
+    """URL of each jurisdiction's Prometheus (empty when disabled)."""
+    traffic: str = ""
+    """URL of the traffic simulator (empty when disabled)."""
+
+
+def expected_processes(fleet: Fleet, tuned: settings.SandboxSettings) -> list[str]:
+    """Names of every process ``up`` starts for ``fleet`` with ``tuned``, in order."""
+    names = list(PROCESSES)
+    if tuned.prometheus.enabled:
+        names.append(sandbox_prometheus.TRAFFIC)
+        names += [sandbox_prometheus.process_name(j) for j in fleet.jurisdictions()]
+    return names
+
+
+def _by_jurisdiction(fleet: Fleet) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {j: [] for j in fleet.jurisdictions()}
+    for cluster in fleet.clusters:
+        found[fleet.region_of(cluster.name).jurisdiction].append(cluster.name)
+    return {j: names for j, names in found.items() if names}
 
 
 def _apiserver_ready(port_file: Path) -> Callable[[ProcessRecord], dict[str, object] | None]:
     def ready(_: ProcessRecord) -> dict[str, object] | None:
-        try:
-            port = int(port_file.read_text(encoding="ascii").strip())
-        except (OSError, ValueError):
+        port = read_port(port_file)
+        if port is None:
             return None
         url = f"http://127.0.0.1:{port}"
         return {"port": port, "url": url} if AdminClient(url, timeout=1.0).ready() else None
@@ -88,7 +116,8 @@ def up(directory: Path, fleet_path: Path, config_path: Path | None = None) -> Sa
     if unknown:
         raise SandboxError(f"settings name clusters the fleet does not have: {', '.join(unknown)}")
     config_json = seed.emulator_config(fleet, tuned).model_dump_json(by_alias=True, indent=2)
-    digest = hashlib.sha256((config_json + fleet_text).encode()).hexdigest()
+    tuned_json = tuned.model_dump_json()
+    digest = hashlib.sha256((config_json + fleet_text + tuned_json).encode()).hexdigest()
     names = [c.name for c in fleet.clusters]
     processes = Processes(directory)
     running = processes.running()
@@ -98,20 +127,45 @@ def up(directory: Path, fleet_path: Path, config_path: Path | None = None) -> Sa
                 f"a sandbox with another fleet or settings is already running in {directory}; "
                 f"run `ringmaster sandbox down --dir {directory}` first"
             )
-        if set(PROCESSES) <= set(running):
-            return _files(directory, str(running[APISERVER].info["url"]), names, fleet_text, already=True)
+        if set(expected_processes(fleet, tuned)) <= set(running):
+            info = processes.load().info
+            known = {str(k): str(v) for k, v in (info.get("prometheus") or {}).items()}
+            url = str(running[APISERVER].info["url"])
+            return _files(
+                directory,
+                url,
+                names,
+                fleet_text,
+                metrics=known,
+                traffic=str(info.get("traffic", "")),
+                already=True,
+            )
     processes.stop_all()  # whatever is left of an earlier sandbox in this directory
-    specs = [_apiserver(directory, config_json, tuned.startup_timeout_seconds)]
-    records = {}
-    for spec in specs:
-        try:
-            records[spec.name] = processes.start(spec)
-        except ProcessError as exc:
-            processes.stop_all()
-            raise SandboxError(f"{spec.name} did not start: {exc}", ExitCode.UNREACHABLE) from None
-    sandbox = _files(directory, str(records[APISERVER].info["url"]), names, fleet_text, already=False)
+    sandbox_prometheus.remove_data(directory)
+    timeout = tuned.startup_timeout_seconds
+    try:
+        apiserver = processes.start(_apiserver(directory, config_json, timeout))
+        url = str(apiserver.info["url"])
+        metrics: dict[str, str] = {}
+        traffic = ""
+        if tuned.prometheus.enabled:
+            spec = sandbox_prometheus.traffic_spec(directory, url, tuned.traffic, timeout)
+            traffic = str(processes.start(spec).info["url"])
+            servers = sandbox_prometheus.start(
+                processes, _by_jurisdiction(fleet), traffic.removeprefix("http://"), tuned.prometheus, timeout
+            )
+            metrics = {s.jurisdiction: s.url for s in servers}
+    except (ProcessError, sandbox_prometheus.PrometheusError) as exc:
+        processes.stop_all()
+        raise SandboxError(f"the sandbox did not start: {exc}", ExitCode.UNREACHABLE) from None
+    sandbox = _files(directory, url, names, fleet_text, metrics=metrics, traffic=traffic, already=False)
     processes.remember(
-        digest=digest, kubeconfig=str(sandbox.kubeconfig), fleet=str(sandbox.fleet), url=sandbox.url
+        digest=digest,
+        kubeconfig=str(sandbox.kubeconfig),
+        fleet=str(sandbox.fleet),
+        url=sandbox.url,
+        prometheus=metrics,
+        traffic=traffic,
     )
     return sandbox
 
@@ -128,11 +182,29 @@ def _apiserver(directory: Path, config_json: str, timeout: float) -> ProcessSpec
     return ProcessSpec(APISERVER, argv, ready=_apiserver_ready(port_file), startup_timeout=timeout)
 
 
-def _files(directory: Path, url: str, names: list[str], fleet_text: str, *, already: bool) -> Sandbox:
+def _files(
+    directory: Path,
+    url: str,
+    names: list[str],
+    fleet_text: str,
+    *,
+    metrics: dict[str, str],
+    traffic: str,
+    already: bool,
+) -> Sandbox:
     config_path = kubeconfig.write(directory / "kubeconfig", url, [(n, n) for n in names])
     fleet_out = directory / "fleet.yaml"
-    fleet_out.write_text(seed.sandbox_fleet(fleet_text), encoding="utf-8")
-    return Sandbox(directory, url, names, config_path, fleet_out, already_running=already)
+    fleet_out.write_text(seed.sandbox_fleet(fleet_text, metrics), encoding="utf-8")
+    return Sandbox(
+        directory,
+        url,
+        names,
+        config_path,
+        fleet_out,
+        already_running=already,
+        prometheus=metrics,
+        traffic=traffic,
+    )
 
 
 def down(directory: Path) -> list[str]:
@@ -140,6 +212,7 @@ def down(directory: Path) -> list[str]:
     processes = Processes(directory)
     stopped = processes.stop_all()
     processes.forget()
+    sandbox_prometheus.remove_data(directory)
     return stopped
 
 
