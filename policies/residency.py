@@ -64,6 +64,12 @@ class LiveEvidence(Model):
     """Hosts found in the live workload's container env; URLs given here are reduced to their host."""
     uninspected: list[str] = Field(default_factory=list)
     """Names (never values) of env sources that could not be inspected, e.g. ``env DB_URL from secret``."""
+    image: str = ""
+    """The workload's image as found (recorded as evidence; no rule judges it yet)."""
+    replicas: int | None = None
+    """The workload's replica count as found."""
+    version: str = ""
+    """The workload's version: its ``ringmaster.dev/version`` label, else the image tag."""
 
     @field_validator("env_hosts", mode="before")
     @classmethod

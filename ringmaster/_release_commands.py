@@ -366,15 +366,19 @@ def run_worker() -> NoReturn:
     settings = Settings()
     try:
         fleet = loading.load_fleet(settings.fleet)
+        backend, metrics = worker.backends(settings, fleet)
     except loading.ConfigError as err:
         typer.echo(f"error: {err}", err=True)
+        _finish(ExitCode.INVALID)
+    except ValueError as err:
+        typer.echo(f"error: kubeconfig: {err}", err=True)
         _finish(ExitCode.INVALID)
 
     logs.configure()
 
     async def main() -> None:
         client = await _connect(settings)
-        await worker.run(client, settings, fleet)
+        await worker.run(client, settings, fleet, backend, metrics)
 
     try:
         asyncio.run(main())

@@ -31,9 +31,9 @@ class Settings(BaseSettings):
     ui_url: str = "http://localhost:8233"
     """Base URL of the Temporal UI, for the links the CLI prints."""
 
-    cluster_backend: Literal["fake"] = "fake"
-    """``fake`` is a file-backed stand-in for cluster APIs and metrics, used by the workflow tests and
-    the demo until the Kubernetes and Prometheus activities land (issues 5 and 6)."""
+    cluster_backend: Literal["kubernetes", "fake"] = "kubernetes"
+    """``kubernetes`` talks to each fleet cluster's API through its kubeconfig context; ``fake`` is a
+    file-backed stand-in (``fake_state``) used by the workflow tests."""
 
     kubeconfig: Path | None = None
     """Kubeconfig with one context per fleet cluster (``kubeContext``); None uses ``$KUBECONFIG``."""

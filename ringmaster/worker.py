@@ -21,6 +21,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.analysis import AnalysisActivities, MetricsSource
+from activities.kubernetes import KubernetesBackend
 from activities.release import ReleaseActivities
 from activities.rollout import ClusterActivities, ClusterBackend
 from policies.fleet import Fleet
@@ -30,6 +31,9 @@ from workflows import search
 from workflows.cluster import ClusterRolloutWorkflow
 from workflows.lane import ReleaseLaneWorkflow
 from workflows.release import ReleaseWorkflow
+
+READY = "ringmaster worker polling task queue"
+"""What the worker prints once it polls (the sandbox waits for this line)."""
 
 WORKFLOWS: Sequence[type] = (ReleaseWorkflow, ClusterRolloutWorkflow, ReleaseLaneWorkflow)
 
@@ -68,8 +72,16 @@ def activities_for(fleet: Fleet, backend: ClusterBackend, metrics: MetricsSource
 
 
 def backends(settings: Settings, fleet: Fleet) -> tuple[ClusterBackend, MetricsSource]:
-    """The cluster backend and metrics source the settings choose."""
-    return _fake_fleet.FileClusterBackend(settings.fake_state, fleet), _fake_fleet.FakeMetrics()
+    """The cluster backend and metrics source the settings choose.
+
+    Raises ValueError naming every fleet cluster whose kubeconfig context cannot be loaded.
+    """
+    backend: ClusterBackend
+    if settings.cluster_backend == "kubernetes":
+        backend = KubernetesBackend.from_kubeconfig(fleet, settings.kubeconfig)
+    else:
+        backend = _fake_fleet.FileClusterBackend(settings.fake_state, fleet)
+    return backend, _fake_fleet.FakeMetrics()
 
 
 def build_worker(
@@ -98,15 +110,21 @@ def build_worker(
     )
 
 
-async def run(client: Client, settings: Settings, fleet: Fleet) -> None:
-    """Run until SIGTERM or SIGINT, then shut down gracefully."""
+async def run(
+    client: Client, settings: Settings, fleet: Fleet, backend: ClusterBackend, metrics: MetricsSource
+) -> None:
+    """Run until SIGTERM or SIGINT, then shut down gracefully (closing the backend's clients)."""
     await ensure_search_attributes(client)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    with ThreadPoolExecutor(max_workers=settings.max_concurrent_activities) as pool:
-        worker = build_worker(client, settings, fleet, pool)
-        async with worker:
-            print(f"ringmaster worker polling task queue {settings.task_queue}", file=sys.stderr, flush=True)  # noqa: T201
-            await stop.wait()
+    try:
+        with ThreadPoolExecutor(max_workers=settings.max_concurrent_activities) as pool:
+            worker = build_worker(client, settings, fleet, pool, backend=backend, metrics=metrics)
+            async with worker:
+                print(f"{READY} {settings.task_queue}", file=sys.stderr, flush=True)  # noqa: T201
+                await stop.wait()
+    finally:
+        if isinstance(backend, KubernetesBackend):
+            backend.close()

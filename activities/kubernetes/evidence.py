@@ -76,7 +76,12 @@ class Inspection:
     def evidence(self) -> LiveEvidence:
         """The part the residency rules judge."""
         return LiveEvidence(
-            node_regions=self.node_regions, env_hosts=self.env_hosts, uninspected=self.uninspected
+            node_regions=self.node_regions,
+            env_hosts=self.env_hosts,
+            uninspected=self.uninspected,
+            image=self.image,
+            replicas=self.replicas,
+            version=self.version,
         )
 
 

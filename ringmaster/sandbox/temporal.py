@@ -14,13 +14,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+from ringmaster import worker
 from ringmaster.sandbox.processes import Processes, ProcessRecord, ProcessSpec, free_port
 from workflows import search
 
 TEMPORAL = "temporal"
 WORKER = "worker"
-READY_LINE = "ringmaster worker polling"
-"""What ``ringmaster worker`` prints once it polls its task queue."""
 
 
 def temporal_binary() -> Path:
@@ -80,14 +79,13 @@ def start_worker(
         "TEMPORAL_ADDRESS": address,
         "RINGMASTER_FLEET": str(fleet.resolve()),
         "RINGMASTER_KUBECONFIG": str(kubeconfig.resolve()),
-        "RINGMASTER_FAKE_STATE": str((directory / "fake-clusters.json").resolve()),
         "RINGMASTER_UI_URL": ui,
         "RINGMASTER_HEARTBEAT_THROTTLE_SECONDS": "1",
     }
     log = directory / f"{WORKER}.log"
 
     def ready(_: ProcessRecord) -> bool:
-        return log.exists() and READY_LINE in log.read_text(errors="replace")
+        return log.exists() and worker.READY in log.read_text(errors="replace")
 
     argv = [sys.executable, "-m", "ringmaster.cli", "worker"]
     return processes.start(

@@ -37,6 +37,7 @@ class WorkerProcess:
             "TEMPORAL_NAMESPACE": client.namespace,
             "RINGMASTER_FLEET": str(FLEET_PATH),
             "RINGMASTER_TASK_QUEUE": task_queue,
+            "RINGMASTER_CLUSTER_BACKEND": "fake",
             "RINGMASTER_FAKE_STATE": str(state),
             "RINGMASTER_HEARTBEAT_THROTTLE_SECONDS": "0.5",
         }

@@ -1,0 +1,29 @@
+"""One ``ringmaster sandbox up`` per test session: the emulated fleet the end-to-end tests release into."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ringmaster.sandbox import stack
+
+ROOT = Path(__file__).resolve().parents[2]
+
+FAST = """\
+controller:
+  tickSeconds: 0.05
+  podReadySeconds: 0.1
+  progressDeadlineScale: 0.05
+"""
+
+
+@pytest.fixture(scope="session")
+def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[stack.Sandbox]:
+    """The example fleet emulated, with rollouts that take a fraction of a second."""
+    directory = tmp_path_factory.mktemp("sandbox")
+    (directory / "sandbox.yaml").write_text(FAST)
+    started = stack.up(directory, ROOT / "deploy" / "examples" / "fleet.yaml")
+    yield started
+    stack.down(directory)

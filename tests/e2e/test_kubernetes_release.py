@@ -1,0 +1,141 @@
+"""Releases through the real workflows and the Kubernetes activities, into `sandbox up`'s clusters.
+
+The clusters are checked afterwards with kubectl, as an operator would. (Metric gates use the fake
+source here; real Prometheus gates are the metric-gate tests' business.)
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import uuid
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from temporalio.client import Client
+
+from activities.kubernetes import KubernetesBackend
+from policies import loading
+from ringmaster import _fake_fleet, worker
+from ringmaster.sandbox import stack
+from ringmaster.settings import Settings
+from tests.conftest import assert_eventually
+from tests.workflows.support import canary, cluster_state, plan
+from workflows.models import AbortRequest, ReleaseInput, ReleaseStatus
+from workflows.release import ReleaseWorkflow, release_id
+
+KUBECTL = str(Path(__file__).resolve().parents[2] / ".venv" / "bin" / "kubectl")
+
+
+def kubectl(sandbox: stack.Sandbox, context: str, *args: str) -> Any:
+    """``kubectl --context CONTEXT ARGS -o json`` against the sandbox, parsed."""
+    out = subprocess.run(
+        [KUBECTL, "--kubeconfig", str(sandbox.kubeconfig), "--context", context, *args, "-o", "json"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    return json.loads(out.stdout)
+
+
+def images(sandbox: stack.Sandbox, context: str) -> dict[str, str]:
+    """Deployment name -> image in namespace api."""
+    listed = kubectl(sandbox, context, "-n", "api", "get", "deployments")
+    return {
+        d["metadata"]["name"]: d["spec"]["template"]["spec"]["containers"][0]["image"]
+        for d in listed["items"]
+    }
+
+
+@asynccontextmanager
+async def kubernetes_worker(client: Client, sandbox: stack.Sandbox) -> AsyncIterator[str]:
+    """An in-process worker whose activities reach the sandbox through its kubeconfig."""
+    fleet = loading.load_fleet(sandbox.fleet)
+    backend = KubernetesBackend.from_kubeconfig(fleet, sandbox.kubeconfig)
+    settings = Settings(
+        task_queue=f"tq-{uuid.uuid4().hex}", max_concurrent_activities=20, heartbeat_throttle_seconds=0.5
+    )
+    try:
+        with ThreadPoolExecutor(max_workers=20) as pool:
+            w = worker.build_worker(
+                client, settings, fleet, pool, backend=backend, metrics=_fake_fleet.FakeMetrics()
+            )
+            async with w:
+                yield settings.task_queue
+    finally:
+        backend.close()
+
+
+async def start(
+    client: Client, task_queue: str, rings: list[dict[str, Any]], version: str, service: str = "api"
+):
+    inp = ReleaseInput(
+        service=service,
+        version=version,
+        image=f"registry.eu.example.com/api:{version}",
+        plan_text=plan(service, rings),
+        submitted_by="ci",
+    )
+    return await client.start_workflow(
+        ReleaseWorkflow.run,
+        inp,
+        id=release_id(service, version) + f"-{uuid.uuid4().hex[:6]}",
+        task_queue=task_queue,
+        result_type=ReleaseStatus,
+    )
+
+
+class TestReleaseIntoEmulatedClusters:
+    async def test_promotes_through_every_ring_with_every_strategy(self, client, sandbox):
+        """Canary, blue-green and rolling rings: each cluster ends on the new image, nothing extra left."""
+        rings = [
+            {
+                "name": "internal",
+                "clusters": ["euw1-internal"],
+                "strategy": canary(("w", 20), ("p", "1s"), ("w", 50)),
+            },
+            {
+                "name": "beta",
+                "clusters": ["euc1-beta"],
+                "strategy": {"blueGreen": {"autoPromotionEnabled": True, "scaleDownDelaySeconds": 1}},
+            },
+            {"name": "broad", "clusters": ["use1-prod"], "strategy": {"rolling": {}}},
+        ]
+        async with kubernetes_worker(client, sandbox) as tq:
+            handle = await start(client, tq, rings, "v2")
+            result = await handle.result()
+        assert result.phase == "succeeded", result.reason
+        for context in ("euw1-internal", "euc1-beta", "use1-prod"):
+            assert images(sandbox, context) == {"api": "registry.eu.example.com/api:v2"}, context
+        labelled = kubectl(
+            sandbox, "euw1-internal", "-n", "api", "get", "deploy", "-l", "ringmaster.dev/release=api.v2"
+        )
+        assert [d["metadata"]["name"] for d in labelled["items"]] == ["api"]
+        service = kubectl(sandbox, "euc1-beta", "-n", "api", "get", "service", "api")
+        assert service["spec"]["selector"] == {"app": "api"}, "blue-green hands traffic back to the workload"
+
+    async def test_abort_mid_canary_restores_every_touched_cluster(self, client, sandbox):
+        """An abort during a canary pause: canary objects gone, the stable image and replicas as before."""
+        rings = [
+            {"name": "internal", "clusters": ["euw1-prod"], "strategy": {"rolling": {}}},
+            {"name": "broad", "clusters": ["usw2-prod"], "strategy": canary(("w", 30), ("p", "10m"))},
+        ]
+        before = {c: images(sandbox, c) for c in ("euw1-prod", "usw2-prod")}
+        async with kubernetes_worker(client, sandbox) as tq:
+            handle = await start(client, tq, rings, "v5")
+            await assert_eventually(
+                lambda: cluster_state(handle, "usw2-prod"),
+                lambda c: c is not None and c.state == "analyzing" and c.weight == 30,
+                what="the canary at 30%",
+            )
+            assert "api-canary" in images(sandbox, "usw2-prod")
+            await handle.execute_update(ReleaseWorkflow.abort, AbortRequest(reason="test", by="ops"))
+            result = await handle.result()
+        assert result.phase == "aborted", result.reason
+        assert {c: images(sandbox, c) for c in ("euw1-prod", "usw2-prod")} == before
+        stable = kubectl(sandbox, "usw2-prod", "-n", "api", "get", "deploy", "api")
+        assert stable["spec"]["replicas"] == 10
