@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -34,6 +34,18 @@ class Settings(BaseSettings):
     cluster_backend: Literal["kubernetes", "fake"] = "kubernetes"
     """``kubernetes`` talks to each fleet cluster's API through its kubeconfig context; ``fake`` is a
     file-backed stand-in (``fake_state``) used by the workflow tests."""
+
+    metrics_source: Literal["prometheus", "fake"] = "fake"
+    """Where metric gates get their measurements: ``prometheus`` queries each region's Prometheus (the
+    fleet's ``prometheus:`` URL); ``fake`` passes every version except ``-bad`` ones, for tests and a
+    demo whose clusters are the fake backend (real metrics need clusters that really change)."""
+
+    prometheus_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    """How long one Prometheus query may take before it counts as an error (not a failure)."""
+
+    prometheus_bearer_token: SecretStr | None = None
+    """Sent as ``Authorization: Bearer`` to every Prometheus, when they need one. Lives only here:
+    never in a workflow input, a measurement or a log."""
 
     kubeconfig: Path | None = None
     """Kubeconfig with one context per fleet cluster (``kubeContext``); None uses ``$KUBECONFIG``."""

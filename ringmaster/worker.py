@@ -22,6 +22,7 @@ from temporalio.worker import Worker
 
 from activities.analysis import AnalysisActivities, MetricsSource
 from activities.kubernetes import KubernetesBackend
+from activities.prometheus import PrometheusMetrics
 from activities.release import ReleaseActivities
 from activities.rollout import ClusterActivities, ClusterBackend
 from policies.fleet import Fleet
@@ -71,6 +72,15 @@ def activities_for(fleet: Fleet, backend: ClusterBackend, metrics: MetricsSource
     ]
 
 
+def metrics_source(settings: Settings, fleet: Fleet) -> MetricsSource:
+    """The metrics source the settings choose: each region's Prometheus, or the fake."""
+    if settings.metrics_source == "fake":
+        return _fake_fleet.FakeMetrics()
+    token = settings.prometheus_bearer_token
+    headers = {"Authorization": f"Bearer {token.get_secret_value()}"} if token is not None else None
+    return PrometheusMetrics(fleet, timeout=settings.prometheus_timeout_seconds, headers=headers)
+
+
 def backends(settings: Settings, fleet: Fleet) -> tuple[ClusterBackend, MetricsSource]:
     """The cluster backend and metrics source the settings choose.
 
@@ -81,7 +91,7 @@ def backends(settings: Settings, fleet: Fleet) -> tuple[ClusterBackend, MetricsS
         backend = KubernetesBackend.from_kubeconfig(fleet, settings.kubeconfig)
     else:
         backend = _fake_fleet.FileClusterBackend(settings.fake_state, fleet)
-    return backend, _fake_fleet.FakeMetrics()
+    return backend, metrics_source(settings, fleet)
 
 
 def build_worker(
