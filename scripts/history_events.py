@@ -74,13 +74,16 @@ async def main() -> None:
         dev_server_log_level="error",
     )
     assert FLEET
+    print(f"{'bakeTime':>9} {'phase':>10} {'parent events':>14} {'child events':>13} {'wall':>8}", flush=True)  # noqa: T201
     with tempfile.TemporaryDirectory() as tmp:
         async with running_worker(env.client, Path(tmp), metrics=FakeMetrics()) as h:
-            results = await asyncio.gather(*(run_one(h, bake) for bake in args.bake))
+
+            async def measure(bake: str) -> None:
+                phase, parent, child, wall = await run_one(h, bake)
+                print(f"{bake:>9} {phase:>10} {parent:>14} {child:>13} {wall:>7.0f}s", flush=True)  # noqa: T201
+
+            await asyncio.gather(*(measure(bake) for bake in args.bake))
     await env.shutdown()
-    print(f"{'bakeTime':>9} {'phase':>10} {'parent events':>14} {'child events':>13} {'wall':>8}")  # noqa: T201
-    for bake, (phase, parent, child, wall) in zip(args.bake, results, strict=True):
-        print(f"{bake:>9} {phase:>10} {parent:>14} {child:>13} {wall:>7.0f}s")  # noqa: T201
 
 
 if __name__ == "__main__":
