@@ -304,7 +304,8 @@ def submit(
             return ExitCode.RELEASE_FAILED, payload, "release failed"
         payload["phase"] = final.phase
         payload["reason"] = final.reason
-        return _phase_code(final.phase), payload, f"{final.phase}: {final.reason}"
+        code = ExitCode.INVALID if final.invalid else _phase_code(final.phase)
+        return code, payload, f"{final.phase}: {final.reason}"
 
     _run(output, body)
 

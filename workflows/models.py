@@ -187,6 +187,8 @@ class ReleaseStatus(_Model):
     actions: list[OperatorAction] = Field(default_factory=list)
     needs_attention: list[str] = Field(default_factory=list)
     """Clusters a person must look at: a rollback that could not complete, a step that failed."""
+    invalid: bool = False
+    """The worker's fleet rejected the plan: nothing was deployed (the CLI exits 2, not 1)."""
 
     def cluster(self, name: str) -> ClusterStatus:
         """The status entry of ``name``."""

@@ -134,6 +134,7 @@ class ReleaseWorkflow(Steering):
         except ActivityError as err:
             cause = err.cause
             message = cause.message if isinstance(cause, ApplicationError) else str(cause or err)
+            self._status.invalid = True
             return await self._end("failed", f"the release could not be prepared: {message}")
         prepared = self._prepared
         self._status.plan_digest = prepared.plan_digest

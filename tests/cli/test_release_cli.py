@@ -148,6 +148,16 @@ class TestSubmit:
         assert code == 2
         assert "rings[0].strategy.canary.steps[0].setWeight" in err
 
+    async def test_a_plan_the_workers_fleet_rejects_exits_2(self, client, tmp_path):
+        """Without --fleet the worker's fleet is the judge: an unknown cluster ends the release invalid."""
+        async with running_worker(client, tmp_path) as h:
+            cli = Cli(client, h.task_queue, tmp_path)
+            rings = [{"name": "internal", "clusters": ["mars-1"], "strategy": {"rolling": {}}}]
+            path = cli.plan_file(unique_service(), rings, metrics=False)
+            code, out = await cli.json("submit", str(path), "--version", "v2", "--image", "r/a:v2", "--wait")
+            assert (code, out["phase"]) == (2, "failed")
+            assert "mars-1" in out["reason"]
+
     async def test_an_unreachable_temporal_exits_3(self, client, tmp_path):
         """No server at the address: exit 3, a one-line reason, no traceback."""
         cli = Cli(client, "unused", tmp_path)
