@@ -103,7 +103,10 @@ class AnalysisActivities:
                 checks = checks[-self._retained(inp) :]
                 verdict = gates.judge(inp.analysis, checks, final=False)
                 self._heartbeat(inp, checks, total, verdict)
-                if verdict.status in ("failed", "inconclusive"):
+                # Waiting for data to return, an inconclusive verdict is the state being waited out, not
+                # an answer: returning on it would start a new stretch (and add history) every interval.
+                waiting = inp.mode == "until-recovered" and verdict.status == "inconclusive"
+                if verdict.status in ("failed", "inconclusive") and not waiting:
                     return self._result(inp, checks, total, verdict)
                 if inp.mode == "until-enough" and self._enough(inp, checks):
                     return self._result(inp, checks, total, gates.judge(inp.analysis, checks, final=True))

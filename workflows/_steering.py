@@ -181,6 +181,13 @@ class AnalysisRun:
             except ActivityError:
                 # Cancelled between attempts: no verdict from this stretch.
                 return None
+            except asyncio.CancelledError:
+                # stop() cancelled a stretch whose result had just arrived, unseen: the SDK then raises
+                # CancelledError instead of returning it. Without this the whole cluster read it as the
+                # release being cancelled; with it, stop() judges again from the checks it has.
+                if workflow.patched("analysis-stop-race"):
+                    return None
+                raise
             self._record(result)
             verdict = result.verdict
             if verdict.status == "failed":

@@ -12,6 +12,7 @@ signal, so one query on the parent shows the whole release.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, TypeVar
 
@@ -94,6 +95,7 @@ class ClusterRolloutWorkflow(Steering):
         self._approved = False
         self._reported: str = ""
         self._analysis: AnalysisRun | None = None
+        self._gate_reporter: asyncio.Task[None] | None = None
         self._decisions: list[Any] = []
 
     # --- controls, from the parent ------------------------------------------------------------
@@ -241,6 +243,30 @@ class ClusterRolloutWorkflow(Steering):
 
         self._analysis = AnalysisRun(self, make_input, on_result)
         self._analysis.start()
+        if workflow.patched("report-gate-holds"):
+            self._gate_reporter = asyncio.create_task(self._report_gate_holds())
+
+    async def _report_gate_holds(self) -> None:
+        """Show a gate hold as this cluster's state while it stands, and restore the state after it.
+
+        A gate turns inconclusive in the middle of a pause or of concluding the analysis, where no step
+        reports state; without this the release would hold while its status still said ``analyzing``.
+        """
+
+        def changed(showing: bool) -> Callable[[], bool]:
+            return lambda: bool(self.gate_holds) != showing
+
+        shown: tuple[ClusterState, str] | None = None
+        while True:
+            await workflow.wait_condition(changed(shown is not None))
+            if self.gate_holds:
+                shown = (self._status.state, self._status.step)
+                await self._set_state("holding", self.hold_text())
+            else:
+                before, shown = shown, None
+                # Restore only what this reporter changed: the run may already have moved on.
+                if before is not None and self._status.state == "holding" and not self.is_held():
+                    await self._set_state(*before)
 
     async def _conclude_analysis(self) -> None:
         if self._analysis is None:
@@ -449,5 +475,6 @@ class ClusterRolloutWorkflow(Steering):
                 "message": message,
                 "rollback_failed": not rollback_ok,
                 "touched": self._touched,
+                "touched_at": self._touched_at if self._touched else None,
             }
         )

@@ -227,6 +227,8 @@ class ClusterRolloutResult(_Model):
     message: str = ""
     rollback_failed: bool = False
     touched: bool = False
+    touched_at: datetime | None = None
+    """When ringmaster first touched the cluster: a bake's pre-touch baseline window ends here."""
 
 
 # --- the per-service lane -------------------------------------------------------------------------

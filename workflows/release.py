@@ -332,6 +332,7 @@ class ReleaseWorkflow(Steering):
                 mode=mode,
                 namespace=prepared.plan.workload.namespace,
                 stable_version=snapshot.version if snapshot else "",
+                touched_at=promoted.result.touched_at,
                 prior_checks=prior,
             )
 
