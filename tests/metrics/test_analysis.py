@@ -145,35 +145,28 @@ class TestMeasurementProblems:
         assert verdict.status == status
         assert "no data" in verdict.reason or verdict.bound == "data present"
 
-    async def test_a_bad_query_is_an_error_with_prometheus_own_message(
-        self, metrics_sandbox: MetricsSandbox
+    @pytest.mark.parametrize(
+        ("query", "says"),
+        [
+            (
+                'sum(rate(http_requests_total{cluster="{{cluster}}"}[5s])',
+                ["answered HTTP 400", "parse error"],
+            ),
+            ('rate(http_requests_total{cluster="{{cluster}}"}[5s])', ["series", "aggregate it"]),
+        ],
+        ids=["refused-by-prometheus", "many-series"],
+    )
+    async def test_an_unusable_query_is_an_error_saying_why(
+        self, metrics_sandbox: MetricsSandbox, query: str, says: list[str]
     ) -> None:
-        """PromQL Prometheus refuses (HTTP 400) is an error, never a failure, quoting Prometheus."""
-        broken = {
-            "name": "broken",
-            "query": 'sum(rate(http_requests_total{cluster="{{cluster}}"}[5s])',
-            "thresholdRange": {"min": 1},
-        }
-        inp = analyze_input(metrics_sandbox, SCENARIO_CLUSTER, "good", "v2", analysis([broken]))
+        """Bad PromQL (HTTP 400, Prometheus' message quoted) or many series is an error, never a failure."""
+        metric = {"name": "q", "query": query, "thresholdRange": {"min": 0}}
+        inp = analyze_input(metrics_sandbox, SCENARIO_CLUSTER, "good", "v2", analysis([metric]))
         result = await _analyze(metrics_sandbox.fleet, inp)
         assert result.verdict.status == "inconclusive"
-        error = _values(result, "broken")[-1].error or ""
-        assert "answered HTTP 400" in error and "parse error" in error
         assert "consecutiveErrorLimit 2" in result.verdict.reason
-
-    async def test_many_series_is_an_error_asking_for_aggregation(
-        self, metrics_sandbox: MetricsSandbox
-    ) -> None:
-        """A query answering one series per label set cannot be judged: an error says to aggregate."""
-        loose = {
-            "name": "loose",
-            "query": 'rate(http_requests_total{cluster="{{cluster}}"}[5s])',
-            "thresholdRange": {"min": 0},
-        }
-        inp = analyze_input(metrics_sandbox, SCENARIO_CLUSTER, "good", "v2", analysis([loose]))
-        result = await _analyze(metrics_sandbox.fleet, inp)
-        assert result.verdict.status == "inconclusive"
-        assert "aggregate it" in (_values(result, "loose")[-1].error or "")
+        error = _values(result, "q")[-1].error or ""
+        assert all(part in error for part in says), error
 
     async def test_an_unreachable_prometheus_is_an_error(self, metrics_sandbox: MetricsSandbox) -> None:
         """Nothing listening at the region's Prometheus is an error naming the host, not a failure."""

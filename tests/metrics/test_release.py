@@ -1,0 +1,198 @@
+"""Releases on real Temporal, real Prometheus, the emulated clusters and their simulated traffic.
+
+The worker is ringmaster's own, with the Kubernetes backend on the sandbox's kubeconfig and
+``PrometheusMetrics`` on the sandbox fleet: a good version is promoted through both rings, a
+``-bad`` one fails its gate in the first ring and is rolled back by itself, and a Prometheus
+outage holds a release until its data returns.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes import client
+from temporalio.client import Client, WorkflowHandle
+
+from activities.kubernetes import KubernetesBackend, Tuning
+from activities.prometheus import PrometheusMetrics
+from ringmaster import worker
+from ringmaster.settings import Settings
+from tests.conftest import assert_eventually
+from tests.metrics.support import METRICS, SUCCESS_RATE, MetricsSandbox
+from workflows.models import ReleaseInput, ReleaseStatus
+from workflows.release import ReleaseWorkflow, release_id
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(150)]
+
+
+def plan(rings: list[dict[str, Any]], metrics: list[dict[str, Any]], *, interval: str = "2s") -> str:
+    """A plan for the ``api`` workload the sandbox seeds in every cluster."""
+    return yaml.safe_dump(
+        {
+            "apiVersion": "ringmaster.dev/v1",
+            "kind": "ReleasePlan",
+            "service": "api",
+            "workload": {"namespace": "api", "deployment": "api", "container": "api"},
+            "dataResidency": {
+                "dataClass": "personal",
+                "dataEndpoints": {"EU": ["orders.db.eu.example.com"], "US": ["orders.db.us.example.com"]},
+            },
+            "rings": rings,
+            "analysis": {
+                "interval": interval,
+                "threshold": 2,
+                "consecutiveErrorLimit": 2,
+                "minDataPoints": 2,
+                "metrics": metrics,
+            },
+            "rollback": {"scope": "release"},
+        },
+        sort_keys=False,
+    )
+
+
+SHORT_PLAN = plan(
+    [
+        {
+            "name": "canary",
+            "clusters": ["euw1-canary"],
+            "strategy": {"canary": {"steps": [{"setWeight": 50}, {"pause": {"duration": "4s"}}]}},
+            "bakeTime": "4s",
+        },
+        {
+            "name": "prod",
+            "clusters": ["euw1-prod", "use1-prod"],
+            "maxParallel": 2,
+            "strategy": {"rolling": {}},
+            "bakeTime": "4s",
+        },
+    ],
+    METRICS,
+)
+
+
+@asynccontextmanager
+async def release_worker(client_: Client, sandbox: MetricsSandbox) -> AsyncIterator[str]:
+    """Ringmaster's worker over the sandbox's clusters and Prometheus; yields its task queue."""
+    settings = Settings(
+        task_queue=f"tq-{uuid.uuid4().hex}", max_concurrent_activities=20, heartbeat_throttle_seconds=0.5
+    )
+    tuning = Tuning(heartbeat_seconds=0.5, ready_wait_seconds=30.0, read_timeout=10.0)
+    backend = KubernetesBackend.from_kubeconfig(sandbox.fleet, sandbox.kubeconfig, tuning=tuning)
+    metrics = PrometheusMetrics(sandbox.fleet, timeout=2)
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        async with worker.build_worker(
+            client_, settings, sandbox.fleet, pool, backend=backend, metrics=metrics
+        ):
+            yield settings.task_queue
+    backend.close()
+
+
+async def start(
+    client_: Client, queue: str, plan_text: str, version: str
+) -> WorkflowHandle[ReleaseWorkflow, ReleaseStatus]:
+    """Start a release of a service no other test uses."""
+    service = f"shop-{uuid.uuid4().hex[:6]}"
+    plan_text = plan_text.replace("service: api\n", f"service: {service}\n", 1)
+    inp = ReleaseInput(
+        service=service,
+        version=version,
+        image=f"registry.eu.example.com/api:{version}",
+        plan_text=plan_text,
+        submitted_by="ci",
+    )
+    return await client_.start_workflow(
+        ReleaseWorkflow.run, inp, id=release_id(service, version), task_queue=queue
+    )
+
+
+def versions(sandbox: MetricsSandbox, clusters: list[str]) -> dict[str, tuple[str, list[str]]]:
+    """Per cluster: the ``api`` Deployment's pod version label, and the Deployments in namespace ``api``."""
+    found = {}
+    for name in clusters:
+        apps = client.AppsV1Api(sandbox.kube(name))
+        deployment = apps.read_namespaced_deployment("api", "api")
+        names = sorted(d.metadata.name for d in apps.list_namespaced_deployment("api").items)
+        found[name] = (deployment.spec.template.metadata.labels["ringmaster.dev/version"], names)
+    return found
+
+
+CLUSTERS = ["euw1-canary", "euw1-prod", "use1-prod"]
+
+
+class TestAutomaticRollback:
+    async def test_a_good_version_is_promoted_and_a_bad_one_rolled_back(
+        self, client: Client, metrics_sandbox: MetricsSandbox
+    ) -> None:
+        """v2 passes every gate through both rings; v3-bad fails in the first ring and rolls back alone."""
+        async with release_worker(client, metrics_sandbox) as queue:
+            good = await start(client, queue, SHORT_PLAN, "v2")
+            status = await good.result()
+            assert status.phase == "succeeded", status.reason
+            assert versions(metrics_sandbox, CLUSTERS) == {c: ("v2", ["api"]) for c in CLUSTERS}
+            for cluster in status.clusters:
+                assert cluster.gate is not None and cluster.gate.status == "passed"
+
+            bad = await start(client, queue, SHORT_PLAN, "v3-bad")
+            status = await bad.result()
+        assert status.phase == "rolled-back", status.reason
+        failed = status.cluster("euw1-canary")
+        assert failed.state == "rolled-back" and failed.gate is not None
+        assert failed.gate.status == "failed" and failed.gate.metric in ("success-rate", "latency-p99")
+        assert failed.gate.value is not None and failed.gate.bound in (">= 99", "<= 500")
+        assert failed.gate.metric in status.reason and failed.gate.bound in status.reason
+        assert {c.name: c.state for c in status.clusters if c.name != "euw1-canary"} == {
+            "euw1-prod": "pending",
+            "use1-prod": "pending",
+        }
+        assert versions(metrics_sandbox, CLUSTERS) == {c: ("v2", ["api"]) for c in CLUSTERS}
+
+
+class TestOutage:
+    async def test_prometheus_stopped_mid_stretch_holds_then_the_release_continues(
+        self, client: Client, metrics_sandbox: MetricsSandbox
+    ) -> None:
+        """Errors while Prometheus is down hold the release (reason shown); it goes on once data returns."""
+        rings = [
+            {
+                "name": "canary",
+                "clusters": ["euw1-canary"],
+                "strategy": {"canary": {"steps": [{"setWeight": 50}, {"pause": {"duration": "6s"}}]}},
+            }
+        ]
+        async with release_worker(client, metrics_sandbox) as queue:
+            handle = await start(client, queue, plan(rings, [SUCCESS_RATE], interval="1s"), "v4")
+
+            async def status() -> ReleaseStatus:
+                return await handle.query(ReleaseWorkflow.status)
+
+            def judging(s: ReleaseStatus) -> bool:
+                c = next((c for c in s.clusters if c.name == "euw1-canary"), None)
+                return (
+                    c is not None
+                    and "pause" in c.step
+                    and any(m.value is not None for check in c.measurements for m in check.measurements)
+                )
+
+            await assert_eventually(status, judging, timeout=40, what="analysis with data during the pause")
+            record = metrics_sandbox.stop_prometheus("EU")
+            try:
+                held = await assert_eventually(
+                    status, lambda s: s.phase == "holding", timeout=20, what="a gate hold"
+                )
+                step = held.cluster("euw1-canary").step
+                assert "gate inconclusive in euw1-canary" in step and "unreachable" in step
+            finally:
+                metrics_sandbox.start_prometheus(record)
+            await assert_eventually(
+                status, lambda s: s.phase != "holding", timeout=30, what="the hold lifted"
+            )
+            final = await handle.result()
+        assert final.phase == "succeeded", final.reason
+        assert versions(metrics_sandbox, ["euw1-canary"])["euw1-canary"] == ("v4", ["api"])
