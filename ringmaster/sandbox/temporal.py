@@ -81,6 +81,7 @@ def start_worker(
         "RINGMASTER_KUBECONFIG": str(kubeconfig.resolve()),
         "RINGMASTER_UI_URL": ui,
         "RINGMASTER_HEARTBEAT_THROTTLE_SECONDS": "1",
+        "RINGMASTER_METRICS_SOURCE": "prometheus",
     }
     log = directory / f"{WORKER}.log"
 
