@@ -110,12 +110,15 @@ class ReleaseWorkflow(Steering):
         self._promoted: list[_Promoted] = []
         self._bake_runs: dict[str, AnalysisRun] = {}
         self._published: tuple[str, str] = ("", "")
+        self._holding_first = False
 
     # --- the run ------------------------------------------------------------------------------
 
     @workflow.run
     async def run(self, inp: ReleaseInput) -> ReleaseStatus:
         """Prepare, then every ring in order; the returned status is the release's final record."""
+        # A cluster held by an inconclusive gate holds the release, even while others analyze.
+        self._holding_first = workflow.patched("phase-holding-first")
         self._publish()
         try:
             self._prepared = await workflow.execute_activity(
@@ -533,9 +536,12 @@ class ReleaseWorkflow(Steering):
     @workflow.query
     def status(self) -> ReleaseStatus:
         """The whole release: phase, ring, every cluster, gates, residency decisions, operator actions."""
-        held = self.is_held() and self._final is None
+        phase = self._phase()
+        held = (self.is_held() or phase == "holding") and self._final is None
+        reasons = [self.hold_text()] if self.is_held() else []
+        reasons += [f"{c.name}: {c.step}" for c in self._status.clusters if c.state == "holding"]
         return self._status.model_copy(
-            update={"phase": self._phase(), "held": held, "hold_reason": self.hold_text() if held else ""}
+            update={"phase": phase, "held": held, "hold_reason": "; ".join(reasons) if held else ""}
         )
 
     # control validation: the same rules for updates (rejected before history) and signals (recorded)
@@ -700,6 +706,8 @@ class ReleaseWorkflow(Steering):
         if self._stage != "deploying":
             return self._stage
         states = {self._status.cluster(n).state for n in self._children}
+        if self._holding_first and "holding" in states and "rolling-back" not in states:
+            return "holding"
         for state, phase in (
             ("rolling-back", "rolling-back"),
             ("awaiting-approval", "awaiting-approval"),

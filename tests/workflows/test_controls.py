@@ -9,7 +9,14 @@ from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError
 
 from tests.conftest import assert_eventually
-from tests.workflows.support import canary, cluster_state, plan, running_worker, unique_service
+from tests.workflows.support import (
+    ScriptedMetrics,
+    canary,
+    cluster_state,
+    plan,
+    running_worker,
+    unique_service,
+)
 from workflows.models import AbortRequest, ApproveRequest, HoldRequest, ReleaseStatus, ResumeRequest
 from workflows.release import ReleaseWorkflow
 
@@ -169,3 +176,31 @@ class TestHold:
             assert result.phase == "succeeded"
             assert result.ended_at - result.started_at >= timedelta(hours=4)
             assert [a.kind for a in result.actions] == ["hold", "resume"]
+
+
+class TestGateHold:
+    async def test_an_inconclusive_gate_holds_the_release_while_another_cluster_analyzes(
+        self, client, tmp_path
+    ):
+        """Query errors in one of two parallel clusters: the release shows holding, naming that cluster."""
+        metrics = ScriptedMetrics(errors={"use1-prod"})
+        async with running_worker(client, tmp_path, metrics=metrics) as h:
+            svc = unique_service()
+            rings = [
+                {
+                    "name": "broad",
+                    "clusters": ["euw1-prod", "use1-prod"],
+                    "maxParallel": 2,
+                    "strategy": canary(("w", 50), ("p", "5m")),
+                }
+            ]
+            handle = await h.start(plan(svc, rings), service=svc)
+            status = await assert_eventually(
+                lambda: _status(handle), lambda s: s.phase == "holding", timeout=60
+            )
+            assert "use1-prod" in status.hold_reason and "connection refused" in status.hold_reason
+            assert status.cluster("euw1-prod").state == "analyzing", "the other cluster keeps being judged"
+            await handle.execute_update(ReleaseWorkflow.abort, AbortRequest(reason="no metrics", by="bob"))
+            result = await handle.result()
+            assert result.phase == "aborted"
+            assert set(h.versions().values()) == {"v1"}
