@@ -16,6 +16,8 @@ controller:
   tickSeconds: 0.05
   podReadySeconds: 0.1
   progressDeadlineScale: 0.05
+prometheus:
+  enabled: false   # these tests judge with the fake metrics source; tests/metrics covers Prometheus
 """
 
 
