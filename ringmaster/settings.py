@@ -35,10 +35,10 @@ class Settings(BaseSettings):
     """``kubernetes`` talks to each fleet cluster's API through its kubeconfig context; ``fake`` is a
     file-backed stand-in (``fake_state``) used by the workflow tests."""
 
-    metrics_source: Literal["prometheus", "fake"] = "fake"
+    metrics_source: Literal["prometheus", "fake"] = "prometheus"
     """Where metric gates get their measurements: ``prometheus`` queries each region's Prometheus (the
-    fleet's ``prometheus:`` URL); ``fake`` passes every version except ``-bad`` ones, for tests and a
-    demo whose clusters are the fake backend (real metrics need clusters that really change)."""
+    fleet's ``prometheus:`` URL); ``fake`` passes every version except ``-bad`` ones, only for tests
+    whose workers run without Prometheus. A real worker must never judge on the fake."""
 
     prometheus_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
     """How long one Prometheus query may take before it counts as an error (not a failure)."""

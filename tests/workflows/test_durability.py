@@ -38,6 +38,7 @@ class WorkerProcess:
             "RINGMASTER_FLEET": str(FLEET_PATH),
             "RINGMASTER_TASK_QUEUE": task_queue,
             "RINGMASTER_CLUSTER_BACKEND": "fake",
+            "RINGMASTER_METRICS_SOURCE": "fake",
             "RINGMASTER_FAKE_STATE": str(state),
             "RINGMASTER_HEARTBEAT_THROTTLE_SECONDS": "0.5",
         }
