@@ -9,6 +9,7 @@ Python SDK can crash at interpreter exit (sdk-python#300), and a CI step must ne
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import getpass
 import json
 import os
@@ -19,6 +20,8 @@ from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import typer
+from rich.console import Console
+from rich.live import Live
 from temporalio.api.enums.v1 import PendingActivityState
 from temporalio.client import (
     Client,
@@ -199,32 +202,40 @@ async def _existing(client: Client, inp: ReleaseInput, rerun: bool) -> SubmitRes
 async def _follow(
     client: Client, handle: WorkflowHandle[Any, Any], limit: float | None, *, live: bool
 ) -> ReleaseStatus | None:
-    """Print a line per change until the release ends; None when it failed to end normally."""
+    """Follow the release until it ends: a live table on a terminal, else a line per change.
+
+    Returns None when the workflow ended without a status (terminated, failed)."""
     deadline = None if limit is None else time.monotonic() + limit
     last = ""
-    while True:
-        desc = await handle.describe()
-        if desc.status != WorkflowExecutionStatus.RUNNING:
+    console = Console(stderr=True)
+    with (
+        Live(console=console, auto_refresh=False, transient=False)
+        if live
+        else contextlib.nullcontext() as board
+    ):
+        while True:
+            desc = await handle.describe()
+            if desc.status != WorkflowExecutionStatus.RUNNING:
+                try:
+                    return ReleaseStatus.model_validate(await handle.result())
+                except Exception as err:
+                    name = desc.status.name if desc.status else "?"
+                    typer.echo(f"release workflow ended {name}: {err}", err=True)
+                    return None
             try:
-                result = await handle.result()
-                return ReleaseStatus.model_validate(result)
-            except Exception as err:
-                typer.echo(
-                    f"release workflow ended {desc.status.name if desc.status else '?'}: {err}", err=True
-                )
-                return None
-        try:
-            status = await handle.query(ReleaseWorkflow.status)
-        except RPCError:
-            status = None
-        if status is not None:
-            line = view.progress_line(status)
-            if line != last:
-                typer.echo(line if not live else view.progress_line(status, color=True), err=True)
+                status = await handle.query(ReleaseWorkflow.status)
+            except RPCError:
+                status = None
+            if status is not None:
+                line = view.progress_line(status)
+                if isinstance(board, Live):
+                    board.update(view.status_table(status), refresh=True)
+                elif line != last:
+                    typer.echo(line, err=True)
                 last = line
-        if deadline is not None and time.monotonic() >= deadline:
-            raise _Exit(ExitCode.TIMEOUT, f"--timeout passed; the release is still running ({last})")
-        await asyncio.sleep(1.0)
+            if deadline is not None and time.monotonic() >= deadline:
+                raise _Exit(ExitCode.TIMEOUT, f"--timeout passed; the release is still running ({last})")
+            await asyncio.sleep(1.0)
 
 
 def _phase_code(phase: str) -> ExitCode:

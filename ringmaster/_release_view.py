@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.table import Table
+
 from workflows.models import ReleaseStatus
 
 _COLORS = {"succeeded": "green", "rolled-back": "red", "failed": "red", "aborted": "yellow", "denied": "red"}
@@ -117,3 +119,38 @@ def status_text(st: ReleaseStatus, live: list[dict[str, Any]]) -> str:
             what = a.reason or a.cluster or a.ring or ""
             lines.append(f"    {a.at:%Y-%m-%d %H:%M:%S} {a.kind} by {a.by} via {a.via} {what}{verdict}")
     return "\n".join(lines)
+
+
+_STATE_STYLE = {
+    "promoted": "green",
+    "rolled-back": "red",
+    "failed": "bold red",
+    "denied": "red",
+    "rolling-back": "yellow",
+    "holding": "yellow",
+    "awaiting-approval": "cyan",
+    "waiting-window": "cyan",
+}
+
+
+def status_table(st: ReleaseStatus) -> Table:
+    """The live view of ``submit --wait`` on a terminal: one row per cluster."""
+    held = f"  held: {st.hold_reason}" if st.held else ""
+    table = Table(
+        title=f"{st.release}  [bold]{st.phase}[/bold]  ring {st.ring or '-'}{held}", title_justify="left"
+    )
+    for column in ("cluster", "ring", "state", "version", "weight", "step", "gate"):
+        table.add_column(column, justify="right" if column == "weight" else "left")
+    for c in st.clusters:
+        gate = f"{c.gate.status}: {c.gate.reason}" if c.gate else ""
+        style = _STATE_STYLE.get(c.state, "")
+        table.add_row(
+            c.name,
+            c.ring,
+            f"[{style}]{c.state}[/]" if style else c.state,
+            c.version,
+            f"{c.weight}%",
+            c.step,
+            gate,
+        )
+    return table
