@@ -1,9 +1,10 @@
-"""Record the histories the replay test checks: ``python -m tests.workflows.histories.record``.
+"""Record the histories the replay test checks: ``python -m tests.workflows.histories.record SET``.
 
 Runs the main paths (promote, hold and resume, abort, rollback, approval through the lane) on a
 fresh dev server with an in-process worker and saves every workflow's history as JSON beside this
-file. Re-record only on purpose: the point of the saved files is that code changes must keep
-replaying the histories that running releases already have (use ``workflow.patched`` otherwise).
+file, in the folder ``SET`` (e.g. ``v2``). Never re-record an existing set: each set stands for the
+releases that were running when it was recorded, and code changes must keep replaying all of them
+(use ``workflow.patched``). Record a new set when the workflows gain new patches.
 """
 
 from __future__ import annotations
@@ -36,6 +37,9 @@ async def _until(predicate, handle) -> None:  # type: ignore[no-untyped-def]
     raise RuntimeError("condition not reached")
 
 
+OUT = HERE
+
+
 async def _save(client: Client, name: str, service: str) -> None:
     ids = [w.id async for w in client.list_workflows(f"RingmasterService = '{service}'")]
     ids.append(f"lane:{service}")
@@ -46,7 +50,7 @@ async def _save(client: Client, name: str, service: str) -> None:
         except Exception:  # noqa: S112 - a path without a lane has no lane history
             continue
         histories.append({"workflowId": wid, "history": json.loads(history.to_json())})
-    (HERE / f"{name}.json").write_text(json.dumps(histories, separators=(",", ":")))
+    (OUT / f"{name}.json").write_text(json.dumps(histories, separators=(",", ":")))
     print(f"{name}: {len(histories)} histories")  # noqa: T201
 
 
@@ -127,4 +131,8 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
+    OUT = HERE / sys.argv[1]
+    if OUT.exists():
+        sys.exit(f"{OUT} exists: saved sets are never re-recorded")
+    OUT.mkdir()
     asyncio.run(main())
