@@ -18,7 +18,7 @@ from tests.activities.support import NEVER_READY, Kube, Release, strategy
 
 ROLLING = strategy({"rolling": {}})
 CANARY = strategy({"canary": {"steps": [{"setWeight": 0}]}})
-TOKEN = "rm-test-token-7f3a9c"
+LEAK_SENTINEL = "leak-sentinel-7f3a9c"
 
 
 class _Aborted(Exception):
@@ -71,7 +71,7 @@ class TestClusterAccess:
         """A kubeconfig token appears in no result, snapshot or error, even for refused requests."""
         assert emulator.admin is not None and emulator.emulated is not None
         document = yaml.safe_load(emulator.kubeconfig.read_text())
-        document["users"][0]["user"] = {"token": TOKEN}
+        document["users"][0]["user"] = {"token": LEAK_SENTINEL}
         path = tmp_path / "kubeconfig"
         path.write_text(yaml.safe_dump(document))
         backend = KubernetesBackend.from_kubeconfig(emulator.fleet, path)
@@ -82,7 +82,7 @@ class TestClusterAccess:
         with pytest.raises(ClusterError) as failed:
             backend.evidence(emulator.cluster, release.workload)
         seen += [str(failed.value), failed.value.to_application_error().message]
-        assert not [text for text in seen if TOKEN in text]
+        assert not [text for text in seen if LEAK_SENTINEL in text]
         backend.close()
 
 
