@@ -96,6 +96,8 @@ class AnalysisActivities:
         beat = heartbeat_timeout(inp.analysis.interval).total_seconds() / 3
         recovered_from = total
         try:
+            if not resumed and not inp.prior_checks:
+                await self._initial_delay(inp, checks, total, verdict, beat)
             while True:
                 at = self._clock.now()
                 checks.append(Check(at=at, measurements=await self._source.measure(inp, at)))
@@ -122,6 +124,17 @@ class AnalysisActivities:
             # The workflow ends the stretch by cancelling: answer with the final verdict instead of
             # failing, so the promotion decision is made on every check taken.
             return self._result(inp, checks, total, gates.judge(inp.analysis, checks, final=True))
+
+    async def _initial_delay(
+        self, inp: AnalyzeInput, checks: list[Check], total: int, verdict: GateVerdict, beat: float
+    ) -> None:
+        """Heartbeat through ``initialDelay`` before a stretch's first check."""
+        remaining = inp.analysis.initial_delay.total_seconds()
+        while remaining > 0:
+            step = min(beat, remaining)
+            await self._clock.sleep(step)
+            remaining -= step
+            self._heartbeat(inp, checks, total, verdict)
 
     @staticmethod
     def _retained(inp: AnalyzeInput) -> int:

@@ -351,6 +351,9 @@ class Analysis(Model):
     """How each cluster (from first traffic shift to promotion) and each ring bake are judged."""
 
     interval: Duration = timedelta(minutes=1)
+    initial_delay: Duration = timedelta(0)
+    """Wait this long after a traffic shift before the first check, so the new version has served
+    long enough to have data (Argo's ``initialDelay``); a check before that finds no data and holds."""
     threshold: Annotated[Count, Field(ge=1)] = 1
     """Consecutive failed checks of one metric before the cluster fails."""
     consecutive_error_limit: Annotated[Count, Field(ge=1)] = 4
