@@ -141,7 +141,7 @@ class ClusterRolloutWorkflow(Steering):
         except GateFailed as failed:
             self._status.gate = failed.verdict
             ok = await self._roll_back(f"gate failed: {failed.verdict.reason}")
-            return self._result("rolled-back" if ok else "failed", str(failed), rollback_ok=ok)
+            return self._result("rolled-back" if ok else "failed", failed.verdict.reason, rollback_ok=ok)
         except Aborted as aborted:
             ok = await self._roll_back(f"aborted: {aborted.reason}")
             return self._result("aborted" if ok else "failed", aborted.reason, rollback_ok=ok)
