@@ -141,11 +141,12 @@ class ClusterSnapshot(_Model):
     """Backend-specific state needed to restore the cluster exactly (selectors, route weights...)."""
 
 
-StepAction = Literal["deploy", "set-weight", "deploy-preview", "promote", "cleanup"]
+StepAction = Literal["deploy", "set-weight", "deploy-preview", "switch", "promote", "cleanup"]
 """What one step asks of a cluster.
 
 ``deploy`` (rolling: new image on the workload), ``set-weight`` (canary share of traffic),
-``deploy-preview`` (blue-green preview at full size), ``promote`` (the workload itself moves to the
+``deploy-preview`` (blue-green preview at full size), ``switch`` (blue-green: the active Services
+select the preview; the workload keeps the previous version), ``promote`` (the workload itself moves to the
 new version and takes all traffic), ``cleanup`` (canary or preview objects removed).
 """
 

@@ -145,6 +145,8 @@ class FileClusterBackend:
                 )
             elif step.action == "deploy-preview":
                 self._change(state, c, "deploy-preview", rel.name, preview={**new, "replicas": c["replicas"]})
+            elif step.action == "switch":
+                self._change(state, c, "switch", rel.name, weight=100)
             elif step.action == "promote":
                 self._change(state, c, "promote", rel.name, **new, weight=100)
             elif step.action == "cleanup":

@@ -196,9 +196,23 @@ class ClusterRolloutWorkflow(Steering):
         self._start_analysis("preview")
         if not blue_green.auto_promotion_enabled:
             await self._await_approval("promotion until approved")
-        await self._promote("preview")
-        await self._set_state("promoted", "previous version kept for scaleDownDelaySeconds")
-        await self.sleep(timedelta(seconds=blue_green.scale_down_delay_seconds))
+        delay = timedelta(seconds=blue_green.scale_down_delay_seconds)
+        if workflow.patched("bluegreen-switch-first"):
+            # As Argo's scaleDownDelaySeconds: traffic moves to the preview, the previous version stays
+            # up meanwhile, so an abort or a rollback in that time is an instant switch back.
+            await self._before_step()
+            await self._conclude_analysis()
+            await self._before_step()
+            await self._step("switch", "active Services switched to the preview", 100, state="promoting")
+            await self._set_state("promoting", "previous version kept for scaleDownDelaySeconds")
+            await self.sleep(delay)
+            await self._before_step()
+            await self._step("promote", "the workload moves to the new version", 100, state="promoting")
+            await self._wait("workload")
+        else:
+            await self._promote("preview")
+            await self._set_state("promoted", "previous version kept for scaleDownDelaySeconds")
+            await self.sleep(delay)
         await self._step("cleanup", "preview removed", 100, state="promoted")
 
     async def _rolling(self) -> None:

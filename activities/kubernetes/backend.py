@@ -101,6 +101,10 @@ class KubernetesBackend:
             if strategy.blue_green is None:
                 raise scene.fail(f"deploy-preview needs a blueGreen strategy, not {strategy.kind}")
             return bluegreen.deploy_preview(scene)
+        if action == "switch":
+            if strategy.blue_green is None:
+                raise scene.fail(f"switch needs a blueGreen strategy, not {strategy.kind}")
+            return bluegreen.switch(scene)
         if action == "promote":
             if strategy.canary is not None:
                 return canary.promote(scene)

@@ -50,6 +50,20 @@ class TestBlueGreen:
         assert _selector(kube, app, "api-preview") == PREVIEW_SELECTOR
         assert release.wait("preview").ready_replicas == 10
 
+    def test_the_switch_keeps_the_previous_version_up(self, kube: Kube, app: str) -> None:
+        """switch: the active Service selects the preview; the workload still runs v1 at full size."""
+        release = Release(kube, app, BLUE_GREEN)
+        release.take_snapshot()
+        release.step("deploy-preview")
+        release.wait("preview")
+        assert release.step_twice("switch").weight == 100
+        assert _selector(kube, app) == PREVIEW_SELECTOR
+        stable = _deployment(kube, app, "api")
+        assert container_image(stable) == V1 and stable["spec"]["replicas"] == 10
+        release.rollback()
+        assert _selector(kube, app) == {"app": "api"}, "a rollback in the delay is a switch back"
+        assert kube.deployment(app, "api-preview") is None
+
     def test_promotion_switches_the_service_once_then_moves_the_workload(self, kube: Kube, app: str) -> None:
         """promote: the active Service selects the ready preview pods, then the workload rolls."""
         release = Release(kube, app, BLUE_GREEN)

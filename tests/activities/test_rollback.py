@@ -39,6 +39,7 @@ CANARY_PATH: Plan = [
 BLUE_GREEN_PATH: Plan = [
     ("deploy-preview", None),
     ("wait", "preview"),
+    ("switch", None),
     ("promote", None),
     ("wait", "workload"),
     ("cleanup", None),

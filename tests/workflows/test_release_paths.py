@@ -36,6 +36,8 @@ class TestPromotion:
             assert [c.state for c in result.clusters] == ["promoted"] * 7
             assert all(c.workflow_id.startswith(f"release:{svc}:v2:") for c in result.clusters)
             # Rings ran in order: the last internal promotion precedes the first beta change.
+            beta = [o["op"] for o in h.clusters.read()["euc1-beta"]["ops"]]
+            assert beta == ["deploy-preview", "switch", "promote", "cleanup"], "blue-green switches first"
             promotes = _ops(h.clusters.read(), "promote")
             assert promotes[0][1] == "euw1-internal"
             assert promotes[-1][1] == "euc1-prod", "the regulated cluster comes last in its ring"
