@@ -2,6 +2,8 @@
 SHELL := /bin/bash
 PY ?= python3
 UV_VERSION := 0.13.8
+# Through the interpreter, not PATH: a freshly pip-installed script may have no shim yet (pyenv).
+UV := $(PY) -m uv
 VENV := .venv
 BIN := $(VENV)/bin
 SANDBOX_DIR ?= .sandbox
@@ -10,8 +12,8 @@ SANDBOX_DIR ?= .sandbox
 
 ## install: build .venv from nothing (idempotent) with every extra, plus the system packages the local stack needs.
 install:
-	@command -v uv >/dev/null 2>&1 && uv --version | grep -q "$(UV_VERSION)" || $(PY) -m pip install --quiet "uv==$(UV_VERSION)"
-	uv sync --frozen --all-extras --python $(PY) --quiet
+	@$(UV) --version 2>/dev/null | grep -q "$(UV_VERSION)" || $(PY) -m pip install --quiet "uv==$(UV_VERSION)"
+	$(UV) sync --frozen --all-extras --python $(PY) --quiet
 	@bash scripts/install-system-deps.sh
 
 lint:
