@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import pytest
 from kubernetes import client, config
 
 from activities.models import AnalyzeInput, ClusterTarget, ReleaseRef
@@ -17,6 +14,7 @@ from policies.fleet import Fleet
 from policies.plan import Analysis
 from ringmaster.sandbox import prometheus as sandbox_prometheus
 from ringmaster.sandbox.processes import Processes
+from tests.conftest import assert_eventually
 
 FLEET = """\
 apiVersion: ringmaster.dev/v1
@@ -203,14 +201,19 @@ def query(url: str, promql: str) -> float | None:
 
 async def wait_for(url: str, promql: str, at_least: float, *, timeout: float = 30.0) -> float:
     """Poll until ``promql`` is at least ``at_least`` on the Prometheus at ``url``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = query(url, promql)
-        if value is not None and value >= at_least:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"{promql} did not reach {at_least} within {timeout}s (last: {value})")
-        await asyncio.sleep(0.25)
+
+    async def probe() -> float | None:
+        return query(url, promql)
+
+    value = await assert_eventually(
+        probe,
+        lambda v: v is not None and v >= at_least,
+        timeout=timeout,
+        every=0.25,
+        what=f"{promql} >= {at_least}",
+    )
+    assert value is not None
+    return value
 
 
 def served(cluster: str, namespace: str, version: str, window: str = "5s") -> str:
