@@ -34,11 +34,11 @@ test: install lint typecheck layers unit
 
 ## demo: start the embedded local stack and run a release through it.
 demo: install
-	$(BIN)/python -m ringmaster.demo --dir $(SANDBOX_DIR)
+	$(BIN)/python -m sandbox.demo --dir $(SANDBOX_DIR)
 
 ## down: stop everything `make demo` started.
 down:
-	-$(BIN)/ringmaster sandbox down --dir $(SANDBOX_DIR)
+	-$(BIN)/python -m sandbox down --dir $(SANDBOX_DIR)
 
 clean: down
 	rm -rf $(VENV) $(SANDBOX_DIR) .mypy_cache .ruff_cache .pytest_cache

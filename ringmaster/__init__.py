@@ -1,4 +1,4 @@
-"""ringmaster: the application shell (CLI, worker, settings) and the local sandbox fleet.
+"""ringmaster: the application shell (CLI, worker, settings).
 
 Layers point one way: ``ringmaster`` -> ``workflows`` -> ``activities`` -> ``policies``.
 """

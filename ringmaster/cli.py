@@ -1,7 +1,7 @@
 """The ``ringmaster`` command line: one Typer app, commands contributed by the modules that own them.
 
 Each group of commands lives in its own module (``_cli_plan``: validate, plan; ``_cli_release``:
-submit, status and the operator controls; ``sandbox.cli``: the local fleet) and exposes
+submit, status and the operator controls) and exposes
 ``register(app)``; this module only assembles them.
 """
 
@@ -10,7 +10,6 @@ from __future__ import annotations
 import typer
 
 from ringmaster import _cli_plan, _cli_release
-from ringmaster.sandbox import cli as sandbox_cli
 
 app = typer.Typer(
     name="ringmaster",
@@ -20,7 +19,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-for _module in (_cli_plan, _cli_release, sandbox_cli):
+for _module in (_cli_plan, _cli_release):
     _module.register(app)
 
 

@@ -8,7 +8,6 @@ The Temporal connection is not here: it comes from the SDK's environment configu
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -31,15 +30,6 @@ class Settings(BaseSettings):
     ui_url: str = "http://localhost:8233"
     """Base URL of the Temporal UI, for the links the CLI prints."""
 
-    cluster_backend: Literal["kubernetes", "fake"] = "kubernetes"
-    """``kubernetes`` talks to each fleet cluster's API through its kubeconfig context; ``fake`` is a
-    file-backed stand-in (``fake_state``) used by the workflow tests."""
-
-    metrics_source: Literal["prometheus", "fake"] = "prometheus"
-    """Where metric gates get their measurements: ``prometheus`` queries each region's Prometheus (the
-    fleet's ``prometheus:`` URL); ``fake`` passes every version except ``-bad`` ones, only for tests
-    whose workers run without Prometheus. A real worker must never judge on the fake."""
-
     prometheus_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
     """How long one Prometheus query may take before it counts as an error (not a failure)."""
 
@@ -48,10 +38,9 @@ class Settings(BaseSettings):
     never in a workflow input, a measurement or a log."""
 
     kubeconfig: Path | None = None
-    """Kubeconfig with one context per fleet cluster (``kubeContext``); None uses ``$KUBECONFIG``."""
-
-    fake_state: Path = Path(".sandbox/fake-clusters.json")
-    """Where the ``fake`` backend keeps cluster state, shared by every worker process."""
+    """Kubeconfig with one context per fleet cluster (``kubeContext``); None uses ``$KUBECONFIG``.
+    The worker talks to each cluster through it and judges gates on each region's Prometheus (the
+    fleet's ``prometheus:`` URL); there is no other backend in the product."""
 
     max_concurrent_activities: int = Field(default=50, ge=1)
     """Activities one worker runs at once; blocking Kubernetes calls use a thread each."""

@@ -26,15 +26,12 @@ from activities.prometheus import PrometheusMetrics
 from activities.release import ReleaseActivities
 from activities.rollout import ClusterActivities, ClusterBackend
 from policies.fleet import Fleet
-from ringmaster import _fake_fleet
+from ringmaster import readiness
 from ringmaster.settings import Settings
 from workflows import search
 from workflows.cluster import ClusterRolloutWorkflow
 from workflows.lane import ReleaseLaneWorkflow
 from workflows.release import ReleaseWorkflow
-
-READY = "ringmaster worker polling task queue"
-"""What the worker prints once it polls (the sandbox waits for this line)."""
 
 WORKFLOWS: Sequence[type] = (ReleaseWorkflow, ClusterRolloutWorkflow, ReleaseLaneWorkflow)
 
@@ -72,26 +69,15 @@ def activities_for(fleet: Fleet, backend: ClusterBackend, metrics: MetricsSource
     ]
 
 
-def metrics_source(settings: Settings, fleet: Fleet) -> MetricsSource:
-    """The metrics source the settings choose: each region's Prometheus, or the fake."""
-    if settings.metrics_source == "fake":
-        return _fake_fleet.FakeMetrics()
-    token = settings.prometheus_bearer_token
-    headers = {"Authorization": f"Bearer {token.get_secret_value()}"} if token is not None else None
-    return PrometheusMetrics(fleet, timeout=settings.prometheus_timeout_seconds, headers=headers)
-
-
 def backends(settings: Settings, fleet: Fleet) -> tuple[ClusterBackend, MetricsSource]:
-    """The cluster backend and metrics source the settings choose.
+    """The worker's clients: each cluster's Kubernetes API and each region's Prometheus.
 
     Raises ValueError naming every fleet cluster whose kubeconfig context cannot be loaded.
     """
-    backend: ClusterBackend
-    if settings.cluster_backend == "kubernetes":
-        backend = KubernetesBackend.from_kubeconfig(fleet, settings.kubeconfig)
-    else:
-        backend = _fake_fleet.FileClusterBackend(settings.fake_state, fleet)
-    return backend, metrics_source(settings, fleet)
+    token = settings.prometheus_bearer_token
+    headers = {"Authorization": f"Bearer {token.get_secret_value()}"} if token is not None else None
+    metrics = PrometheusMetrics(fleet, timeout=settings.prometheus_timeout_seconds, headers=headers)
+    return KubernetesBackend.from_kubeconfig(fleet, settings.kubeconfig), metrics
 
 
 def build_worker(
@@ -100,13 +86,10 @@ def build_worker(
     fleet: Fleet,
     pool: ThreadPoolExecutor,
     *,
-    backend: ClusterBackend | None = None,
-    metrics: MetricsSource | None = None,
+    backend: ClusterBackend,
+    metrics: MetricsSource,
 ) -> Worker:
-    """A worker for every ringmaster workflow and activity."""
-    if backend is None or metrics is None:
-        default_backend, default_metrics = backends(settings, fleet)
-        backend, metrics = backend or default_backend, metrics or default_metrics
+    """A worker for every ringmaster workflow and activity, over the given cluster and metric clients."""
     return Worker(
         client,
         task_queue=settings.task_queue,
@@ -133,7 +116,7 @@ async def run(
         with ThreadPoolExecutor(max_workers=settings.max_concurrent_activities) as pool:
             worker = build_worker(client, settings, fleet, pool, backend=backend, metrics=metrics)
             async with worker:
-                print(f"{READY} {settings.task_queue}", file=sys.stderr, flush=True)  # noqa: T201
+                print(f"{readiness.READY} {settings.task_queue}", file=sys.stderr, flush=True)  # noqa: T201
                 await stop.wait()
     finally:
         if isinstance(backend, KubernetesBackend):

@@ -34,10 +34,10 @@ from activities.prometheus import PrometheusMetrics
 from policies import loading
 from policies.durations import parse_duration
 from ringmaster import worker
-from ringmaster.sandbox import stack
-from ringmaster.sandbox import temporal as sandbox_temporal
-from ringmaster.sandbox.processes import Processes
 from ringmaster.settings import Settings
+from sandbox import stack
+from sandbox import temporal as sandbox_temporal
+from sandbox.processes import Processes
 from workflows.models import ReleaseInput
 from workflows.release import ReleaseWorkflow, release_id
 

@@ -26,7 +26,7 @@ from temporalio.testing import WorkflowEnvironment
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from ringmaster._fake_fleet import FakeMetrics  # noqa: E402
+from tests.support.fakes import FakeMetrics  # noqa: E402
 from tests.workflows.support import FLEET, running_worker  # noqa: E402
 from workflows import search  # noqa: E402
 from workflows.models import ApproveRequest, ReleaseStatus  # noqa: E402

@@ -18,8 +18,8 @@ from kubernetes import client, config
 
 from activities.kubernetes import KubernetesBackend, Tuning
 from policies.fleet import Fleet
-from ringmaster.sandbox.apiserver.config import ClusterSpec, ControllerSettings, EmulatorConfig
-from ringmaster.sandbox.apiserver.harness import EmulatorServer
+from sandbox.apiserver.config import ClusterSpec, ControllerSettings, EmulatorConfig
+from sandbox.apiserver.harness import EmulatorServer
 from tests.activities.support import Kube, seed
 
 CLUSTER = "rm-test"

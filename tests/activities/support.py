@@ -32,7 +32,7 @@ from activities.models import (
 )
 from policies.fleet import Fleet
 from policies.plan import Strategy, Workload
-from ringmaster.sandbox.apiserver.adminclient import AdminClient
+from sandbox.apiserver.adminclient import AdminClient
 
 T = TypeVar("T")
 

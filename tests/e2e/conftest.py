@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ringmaster.sandbox import stack
+from sandbox import stack
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -19,10 +19,11 @@ from temporalio.client import Client
 
 from activities.kubernetes import KubernetesBackend
 from policies import loading
-from ringmaster import _fake_fleet, worker
-from ringmaster.sandbox import stack
+from ringmaster import worker
 from ringmaster.settings import Settings
+from sandbox import stack
 from tests.conftest import assert_eventually
+from tests.support.fakes import FakeMetrics
 from tests.workflows.support import canary, cluster_state, plan
 from workflows.models import AbortRequest, ReleaseInput, ReleaseStatus
 from workflows.release import ReleaseWorkflow, release_id
@@ -61,9 +62,7 @@ async def kubernetes_worker(client: Client, sandbox: stack.Sandbox) -> AsyncIter
     )
     try:
         with ThreadPoolExecutor(max_workers=20) as pool:
-            w = worker.build_worker(
-                client, settings, fleet, pool, backend=backend, metrics=_fake_fleet.FakeMetrics()
-            )
+            w = worker.build_worker(client, settings, fleet, pool, backend=backend, metrics=FakeMetrics())
             async with w:
                 yield settings.task_queue
     finally:

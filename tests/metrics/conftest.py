@@ -13,8 +13,8 @@ from collections.abc import Iterator
 import pytest
 
 from policies import loading
-from ringmaster.sandbox import prometheus as sandbox_prometheus
-from ringmaster.sandbox import stack
+from sandbox import prometheus as sandbox_prometheus
+from sandbox import stack
 from tests.metrics.support import FLEET, SETTINGS, MetricsSandbox, deploy_app
 
 SCENARIOS = {"good": "v2", "bad": "v2-bad", "cheap": "v2-cheap", "pretouch": None}

@@ -12,8 +12,8 @@ from kubernetes import client, config
 from activities.models import AnalyzeInput, ClusterTarget, ReleaseRef
 from policies.fleet import Fleet
 from policies.plan import Analysis
-from ringmaster.sandbox import prometheus as sandbox_prometheus
-from ringmaster.sandbox.processes import Processes
+from sandbox import prometheus as sandbox_prometheus
+from sandbox.processes import Processes
 from tests.conftest import assert_eventually
 
 FLEET = """\

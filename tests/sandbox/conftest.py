@@ -7,8 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from ringmaster.sandbox.apiserver.config import ClusterSpec, ControllerSettings, EmulatorConfig
-from ringmaster.sandbox.apiserver.harness import EmulatorServer
+from sandbox.apiserver.config import ClusterSpec, ControllerSettings, EmulatorConfig
+from sandbox.apiserver.harness import EmulatorServer
 from tests.sandbox.support import ClusterHandle, api_client
 
 _names = itertools.count(1)

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 from kubernetes import client
 
-from ringmaster.sandbox.apiserver.adminclient import AdminClient
+from sandbox.apiserver.adminclient import AdminClient
 
 T = TypeVar("T")
 

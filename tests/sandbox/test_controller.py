@@ -8,8 +8,8 @@ import pytest
 from kubernetes import client, watch
 from kubernetes.client.rest import ApiException
 
-from ringmaster.sandbox.apiserver.config import ClusterSpec
-from ringmaster.sandbox.apiserver.harness import EmulatorServer
+from sandbox.apiserver.config import ClusterSpec
+from sandbox.apiserver.harness import EmulatorServer
 from tests.sandbox.support import ClusterHandle, api_client, deployment, eventually
 
 REVISION = "deployment.kubernetes.io/revision"

@@ -10,8 +10,8 @@ import urllib.parse
 import pytest
 from kubernetes.client.rest import ApiException
 
-from ringmaster.sandbox.apiserver.adminclient import AdminError
-from ringmaster.sandbox.apiserver.harness import EmulatorServer
+from sandbox.apiserver.adminclient import AdminError
+from sandbox.apiserver.harness import EmulatorServer
 from tests.sandbox.support import ClusterHandle, deployment, eventually
 
 

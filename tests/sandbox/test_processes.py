@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ringmaster.sandbox.processes import (
+from sandbox.processes import (
     ProcessError,
     Processes,
     ProcessRecord,

@@ -1,4 +1,4 @@
-"""``ringmaster sandbox up/down`` as a user runs them, and kubectl against the sandbox it starts."""
+"""``python -m sandbox up/down`` as a user runs them, and kubectl against the sandbox it starts."""
 
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ import pytest
 import yaml
 
 from policies import loading
-from ringmaster.sandbox import stack
-from ringmaster.sandbox.apiserver.adminclient import AdminClient
-from ringmaster.sandbox.processes import Processes, is_alive
+from sandbox import stack
+from sandbox.apiserver.adminclient import AdminClient
+from sandbox.processes import Processes, is_alive
 from tests.sandbox.support import eventually
 
 KUBECTL = str(Path(sys.executable).with_name("kubectl"))
@@ -61,10 +61,10 @@ spec:
 """
 
 
-def ringmaster(*args: str) -> subprocess.CompletedProcess[str]:
-    """Run the ringmaster CLI as a user would."""
+def sandbox_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m sandbox`` as a user would."""
     return subprocess.run(
-        [sys.executable, "-m", "ringmaster.cli", *args],
+        [sys.executable, "-m", "sandbox", *args],
         capture_output=True,
         text=True,
         timeout=120,
@@ -74,7 +74,7 @@ def ringmaster(*args: str) -> subprocess.CompletedProcess[str]:
 
 @dataclass
 class RunningSandbox:
-    """A sandbox started with ``ringmaster sandbox up`` in a temporary directory."""
+    """A sandbox started with ``python -m sandbox up`` in a temporary directory."""
 
     directory: Path
     url: str
@@ -117,9 +117,7 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSandbox
     directory = tmp_path_factory.mktemp("sandbox")
     (directory / "fleet-in.yaml").write_text(FLEET, encoding="utf-8")
     (directory / "sandbox.yaml").write_text(SETTINGS, encoding="utf-8")
-    started = ringmaster(
-        "sandbox", "up", "--dir", str(directory), "--fleet", str(directory / "fleet-in.yaml")
-    )
+    started = sandbox_cli("up", "--dir", str(directory), "--fleet", str(directory / "fleet-in.yaml"))
     assert started.returncode == 0, started.stderr
     state = json.loads((directory / "state.json").read_text(encoding="utf-8"))
     yield RunningSandbox(directory, state["processes"]["apiserver"]["info"]["url"])
@@ -182,7 +180,7 @@ class TestSandboxUp:
         """A fleet with an unknown field makes up exit 2 with the file and path named."""
         bad = tmp_path / "fleet.yaml"
         bad.write_text(FLEET.replace("kind: Fleet", "kind: Fleet\ncolour: red"), encoding="utf-8")
-        done = ringmaster("sandbox", "up", "--dir", str(tmp_path / "sb"), "--fleet", str(bad))
+        done = sandbox_cli("up", "--dir", str(tmp_path / "sb"), "--fleet", str(bad))
         assert done.returncode == 2
         assert "colour" in done.stderr
         assert "Traceback" not in done.stderr
@@ -300,10 +298,10 @@ class TestSandboxDown:
         """down stops the emulator (no process, no listening port), and a second down is harmless."""
         record = Processes(sandbox.directory).load().processes["apiserver"]
         port = int(record.info["port"])
-        stopped = ringmaster("sandbox", "down", "--dir", str(sandbox.directory))
+        stopped = sandbox_cli("down", "--dir", str(sandbox.directory))
         assert stopped.returncode == 0, stopped.stderr
         assert "apiserver" in stopped.stdout
         assert not is_alive(record)
         eventually(lambda: not _port_open(port), timeout=5, what="port released")
         assert stack.down(sandbox.directory) == []
-        assert ringmaster("sandbox", "status", "--dir", str(sandbox.directory)).returncode == 3
+        assert sandbox_cli("status", "--dir", str(sandbox.directory)).returncode == 3

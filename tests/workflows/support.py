@@ -17,8 +17,9 @@ from temporalio.client import Client, WorkflowHandle
 from activities.models import AnalyzeInput
 from policies import loading
 from policies.gates import Measurement
-from ringmaster import _fake_fleet, worker
+from ringmaster import worker
 from ringmaster.settings import Settings
+from tests.support.fakes import FileClusterBackend
 from workflows.models import ClusterStatus, ReleaseInput, ReleaseStatus
 from workflows.release import ReleaseWorkflow, release_id
 
@@ -141,7 +142,7 @@ class Harness:
 
     client: Client
     task_queue: str
-    clusters: _fake_fleet.FileClusterBackend
+    clusters: FileClusterBackend
 
     async def start(
         self,
@@ -175,11 +176,10 @@ async def running_worker(client: Client, tmp_path: Path, *, metrics: Any = None)
     """An in-process worker with every real workflow and activity, over fake clusters in ``tmp_path``."""
     settings = Settings(
         task_queue=f"tq-{uuid.uuid4().hex}",
-        fake_state=tmp_path / "clusters.json",
         max_concurrent_activities=20,
         heartbeat_throttle_seconds=0.5,
     )
-    clusters = _fake_fleet.FileClusterBackend(settings.fake_state, FLEET)
+    clusters = FileClusterBackend(tmp_path / "clusters.json", FLEET)
     with ThreadPoolExecutor(max_workers=20) as pool:
         w = worker.build_worker(
             client, settings, FLEET, pool, backend=clusters, metrics=metrics or ScriptedMetrics()

@@ -1,7 +1,7 @@
 """A release survives its worker being killed: SIGKILL mid-canary and mid-rollback, then a new worker.
 
-The worker runs as a real ``ringmaster worker`` process; the clusters it changes live in a file both
-workers share, with an operations log that shows any step a retry repeated.
+The worker runs as a real process (the production worker over the test fakes); the clusters it
+changes live in a file both workers share, with an operations log that shows any step a retry repeated.
 """
 
 from __future__ import annotations
@@ -20,15 +20,15 @@ from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
-from ringmaster._fake_fleet import FileClusterBackend
 from tests.conftest import assert_eventually
+from tests.support.fakes import FileClusterBackend
 from tests.workflows.support import FLEET, FLEET_PATH, ROOT, canary, cluster_state, plan, unique_service
 from workflows.models import ReleaseInput, ReleaseStatus
 from workflows.release import ReleaseWorkflow, release_id
 
 
 class WorkerProcess:
-    """``ringmaster worker`` as a child process that a test can kill and start again."""
+    """A real worker process (``tests.support.fake_worker``) that a test can kill and start again."""
 
     def __init__(self, client: Client, task_queue: str, state: Path, log: Path) -> None:
         self._env = {
@@ -37,11 +37,9 @@ class WorkerProcess:
             "TEMPORAL_NAMESPACE": client.namespace,
             "RINGMASTER_FLEET": str(FLEET_PATH),
             "RINGMASTER_TASK_QUEUE": task_queue,
-            "RINGMASTER_CLUSTER_BACKEND": "fake",
-            "RINGMASTER_METRICS_SOURCE": "fake",
-            "RINGMASTER_FAKE_STATE": str(state),
             "RINGMASTER_HEARTBEAT_THROTTLE_SECONDS": "0.5",
         }
+        self._state = state
         self._client = client
         self._task_queue = task_queue
         self._log = log
@@ -50,7 +48,7 @@ class WorkerProcess:
     def start(self) -> None:
         with self._log.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "ringmaster.cli", "worker"],
+                [sys.executable, "-m", "tests.support.fake_worker", "--state", str(self._state)],
                 env=self._env,
                 stdout=log,
                 stderr=log,

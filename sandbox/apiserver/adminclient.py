@@ -1,0 +1,109 @@
+"""A small synchronous client of the emulator's admin endpoints, for tests, the sandbox and tools.
+
+It speaks plain HTTP (urllib), so it works against an in-process :class:`~.harness.EmulatorServer`
+and against the process ``python -m sandbox up`` started alike::
+
+    admin = AdminClient("http://127.0.0.1:PORT")
+    fault = admin.add_fault("euw1-prod", verb="patch", status=503, count=2)
+    admin.requests("euw1-prod", verb="patch")
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.parse
+import urllib.request
+from typing import Any
+
+
+class AdminError(Exception):
+    """The admin endpoint refused a request; ``status`` and ``body`` say why."""
+
+    def __init__(self, status: int, body: Any) -> None:
+        message = body.get("message", body) if isinstance(body, dict) else body
+        super().__init__(f"{status}: {message}")
+        self.status = status
+        self.body = body
+
+
+class AdminClient:
+    """Admin calls against one emulator (``base_url`` like ``http://127.0.0.1:PORT``)."""
+
+    def __init__(self, base_url: str, *, timeout: float = 10.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+
+    def call(self, method: str, path: str, body: Any = None, **query: Any) -> Any:
+        """One admin request; returns the decoded JSON answer or raises :class:`AdminError`."""
+        params = {k: v for k, v in query.items() if v is not None}
+        url = self.base_url + path + (f"?{urllib.parse.urlencode(params)}" if params else "")
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(url, data=data, method=method)  # noqa: S310 - http(s) URL of our own emulator
+        request.add_header("Content-Type", "application/json")
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310 - same
+                return json.loads(response.read() or b"null")
+        except urllib.error.HTTPError as exc:
+            raw = exc.read()
+            try:
+                detail: Any = json.loads(raw)
+            except ValueError:
+                detail = raw.decode(errors="replace")
+            raise AdminError(exc.code, detail) from None
+
+    def ready(self) -> bool:
+        """Whether the emulator answers its readiness probe."""
+        try:
+            with urllib.request.urlopen(f"{self.base_url}/readyz", timeout=self.timeout) as response:  # noqa: S310
+                return bool(response.status == 200)
+        except (OSError, urllib.error.URLError):
+            return False
+
+    def clusters(self) -> list[dict[str, Any]]:
+        """Every served cluster."""
+        return list(self.call("GET", "/admin/clusters")["clusters"])
+
+    def add_cluster(self, name: str, **spec: Any) -> dict[str, Any]:
+        """Serve a new cluster (ClusterSpec fields in camelCase: region, nodeRegion, nodes, objects)."""
+        return dict(self.call("POST", "/admin/clusters", {"name": name, **spec}))
+
+    def remove_cluster(self, name: str) -> None:
+        """Stop serving a cluster."""
+        self.call("DELETE", f"/admin/clusters/{name}")
+
+    def objects(self, cluster: str, kind: str, **selectors: str) -> list[dict[str, Any]]:
+        """Objects of one kind (``namespace``, ``labelSelector``, ``fieldSelector`` optional)."""
+        return list(self.call("GET", f"/admin/clusters/{cluster}/objects", kind=kind, **selectors)["items"])
+
+    def compact(self, cluster: str) -> int:
+        """Forget a cluster's watch history; returns the compacted resourceVersion."""
+        return int(self.call("POST", f"/admin/clusters/{cluster}/compact")["compactedResourceVersion"])
+
+    def add_fault(self, cluster: str, **spec: Any) -> dict[str, Any]:
+        """Inject a fault (FaultSpec fields in camelCase: verb, path, status, latencySeconds, drop...)."""
+        return dict(self.call("POST", f"/admin/clusters/{cluster}/faults", spec))
+
+    def faults(self, cluster: str) -> list[dict[str, Any]]:
+        """The active faults of a cluster."""
+        return list(self.call("GET", f"/admin/clusters/{cluster}/faults")["faults"])
+
+    def remove_fault(self, cluster: str, fault_id: str) -> None:
+        """Remove one fault."""
+        self.call("DELETE", f"/admin/clusters/{cluster}/faults/{fault_id}")
+
+    def clear_faults(self, cluster: str) -> None:
+        """Remove every fault of a cluster."""
+        self.call("DELETE", f"/admin/clusters/{cluster}/faults")
+
+    def requests(self, cluster: str, *, since: int = 0, verb: str | None = None) -> list[dict[str, Any]]:
+        """The request log of a cluster after request number ``since`` (optionally one verb)."""
+        return list(
+            self.call("GET", f"/admin/clusters/{cluster}/requests", since=since, verb=verb)["requests"]
+        )
+
+    def controller(self, **changes: Any) -> dict[str, Any]:
+        """The controller settings, after merging ``changes`` (camelCase keys) when any are given."""
+        if changes:
+            return dict(self.call("PATCH", "/admin/controller", changes))
+        return dict(self.call("GET", "/admin/controller"))

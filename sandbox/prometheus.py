@@ -1,0 +1,221 @@
+"""The sandbox's Prometheus servers (one per jurisdiction) and its traffic simulator, as sandbox processes.
+
+Each jurisdiction gets a real Prometheus (the Debian package's ``prometheus`` binary) on its own
+loopback address (EU on 127.0.0.2, US on 127.0.0.3 by default), so the fleet's ``hosts`` table can
+place it and the telemetry-locality rule holds; it scrapes only that jurisdiction's clusters from
+the simulator (:mod:`sandbox.traffic`), every ``scrapeIntervalSeconds``. Its
+configuration is rendered from ``prometheus.yml.tmpl`` beside this module; its TSDB lives in
+``DIR/prometheus-<jurisdiction>-data`` and is thrown away at every start and at ``down``.
+
+A Prometheus counts as ready only once samples of every one of its clusters are queryable (about
+5.5 s after start, at a 1 s scrape interval), not when its port opens. Both servers start before
+either is waited for, so the wait is paid once.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from string import Template
+
+import yaml
+
+from sandbox.processes import Processes, ProcessRecord, ProcessSpec, free_port, read_port
+from sandbox.settings import PrometheusSettings, TrafficSettings
+
+TRAFFIC = "traffic"
+TEMPLATE = Path(__file__).with_name("prometheus.yml.tmpl")
+"""Shipped beside this module, so it is found wherever the sandbox package is."""
+BINARY_NAMES = ("prometheus",)
+FALLBACK_BINARY = Path("/usr/bin/prometheus")
+
+
+class PrometheusError(Exception):
+    """The sandbox's Prometheus cannot be started."""
+
+
+def process_name(jurisdiction: str) -> str:
+    """``prometheus-eu`` for the EU."""
+    return f"prometheus-{jurisdiction.lower()}"
+
+
+def binary() -> Path:
+    """The ``prometheus`` binary (PATH, then /usr/bin); PrometheusError naming the fix when missing."""
+    for name in BINARY_NAMES:
+        found = shutil.which(name)
+        if found:
+            return Path(found)
+    if FALLBACK_BINARY.exists():
+        return FALLBACK_BINARY
+    raise PrometheusError(
+        "prometheus is not installed: run `make install` (it installs the Debian package), "
+        "or set `prometheus: {enabled: false}` in the sandbox settings"
+    )
+
+
+def addresses(jurisdictions: list[str], settings: PrometheusSettings) -> dict[str, str]:
+    """The loopback address of each jurisdiction's Prometheus."""
+    taken = set(settings.addresses.values())
+    spare = (f"127.0.0.{n}" for n in range(4, 255) if f"127.0.0.{n}" not in taken)
+    return {j: settings.addresses.get(j) or next(spare) for j in jurisdictions}
+
+
+def render(jurisdiction: str, clusters: list[str], simulator: str, settings: PrometheusSettings) -> str:
+    """The configuration of one jurisdiction's Prometheus, from the template."""
+    interval = f"{int(settings.scrape_interval_seconds * 1000)}ms"
+    timeout = f"{int(settings.scrape_interval_seconds * 800)}ms"
+    raw = TEMPLATE.read_text(encoding="utf-8")
+    text = Template(raw).safe_substitute(
+        scrape_interval=interval, scrape_timeout=timeout, jurisdiction=jurisdiction
+    )
+    document = yaml.safe_load(text)
+    job = yaml.safe_dump(document["scrape_configs"][0])
+    document["scrape_configs"] = [
+        yaml.safe_load(Template(job).substitute(cluster=c, simulator=simulator)) for c in clusters
+    ]
+    header = f"# Rendered from {TEMPLATE.name} by `python -m sandbox up`: the {jurisdiction} Prometheus.\n"
+    return header + yaml.safe_dump(document, sort_keys=False)
+
+
+def query(url: str, promql: str, *, timeout: float = 2.0) -> list[dict[str, object]] | None:
+    """An instant query's result vector; None when Prometheus does not answer or refuses."""
+    target = f"{url}/api/v1/query?{urllib.parse.urlencode({'query': promql})}"
+    try:
+        with urllib.request.urlopen(target, timeout=timeout) as response:  # noqa: S310 - our own loopback server
+            answer = json.loads(response.read())
+    except (OSError, ValueError):
+        return None
+    result = answer.get("data", {}).get("result")
+    return list(result) if isinstance(result, list) else None
+
+
+def scraping(url: str, clusters: list[str]) -> bool:
+    """Whether samples of every one of ``clusters`` are queryable on the Prometheus at ``url``."""
+    found = query(url, "count by (cluster) (http_requests_total) or count by (job) (up == 1)")
+    if found is None:
+        return False
+    seen: set[str] = set()
+    for series in found:
+        labels = series.get("metric")
+        if isinstance(labels, dict):
+            seen.update(str(v) for k, v in labels.items() if k in ("cluster", "job"))
+    return set(clusters) <= seen
+
+
+@dataclass(frozen=True)
+class Server:
+    """One jurisdiction's Prometheus as started."""
+
+    jurisdiction: str
+    url: str
+    clusters: list[str]
+
+
+def traffic_spec(directory: Path, apiserver: str, settings: TrafficSettings, timeout: float) -> ProcessSpec:
+    """The simulator: it binds a free port and writes it to ``DIR/traffic.port``."""
+    settings_file = directory / f"{TRAFFIC}.json"
+    settings_file.write_text(settings.model_dump_json(by_alias=True, indent=2) + "\n", encoding="utf-8")
+    port_file = directory / f"{TRAFFIC}.port"
+    port_file.unlink(missing_ok=True)
+    argv = [sys.executable, "-m", "sandbox.traffic", "--apiserver", apiserver]
+    argv += ["--settings", str(settings_file), "--port", "0", "--port-file", str(port_file)]
+
+    def ready(_: ProcessRecord) -> dict[str, object] | None:
+        port = read_port(port_file)
+        if port is None:
+            return None
+        url = f"http://127.0.0.1:{port}"
+        try:
+            with urllib.request.urlopen(f"{url}/healthz", timeout=1.0) as response:  # noqa: S310 - loopback
+                ok = response.status == 200
+        except (OSError, urllib.error.URLError):
+            ok = False
+        return {"port": port, "url": url} if ok else None
+
+    return ProcessSpec(TRAFFIC, argv, ready=ready, startup_timeout=timeout)
+
+
+def _open(url: str) -> Callable[[ProcessRecord], dict[str, object] | None]:
+    def ready(_: ProcessRecord) -> dict[str, object] | None:
+        try:
+            with urllib.request.urlopen(f"{url}/-/ready", timeout=1.0) as response:  # noqa: S310 - loopback
+                return {"url": url} if response.status == 200 else None
+        except (OSError, urllib.error.URLError):
+            return None
+
+    return ready
+
+
+def data_dir(directory: Path, jurisdiction: str) -> Path:
+    """Where one jurisdiction's TSDB lives (thrown away at every start and at ``down``)."""
+    return directory / f"{process_name(jurisdiction)}-data"
+
+
+def start(
+    processes: Processes,
+    clusters: Mapping[str, list[str]],
+    simulator: str,
+    settings: PrometheusSettings,
+    timeout: float,
+) -> list[Server]:
+    """Start one Prometheus per jurisdiction of ``clusters`` and return once all are scraping."""
+    directory = processes.directory
+    program = binary()
+    hosts = addresses(list(clusters), settings)
+    servers = []
+    for jurisdiction, names in clusters.items():
+        name = process_name(jurisdiction)
+        config = directory / f"{name}.yml"
+        config.write_text(render(jurisdiction, names, simulator, settings), encoding="utf-8")
+        data = data_dir(directory, jurisdiction)
+        shutil.rmtree(data, ignore_errors=True)
+        host = hosts[jurisdiction]
+        port = free_port(host)
+        url = f"http://{host}:{port}"
+        argv = [
+            str(program),
+            f"--config.file={config}",
+            f"--storage.tsdb.path={data}",
+            f"--web.listen-address={host}:{port}",
+            "--storage.tsdb.retention.time=1d",
+            "--log.level=warn",
+        ]
+        processes.start(ProcessSpec(name, argv, ready=_open(url), startup_timeout=timeout, poll_interval=0.1))
+        servers.append(Server(jurisdiction, url, list(names)))
+    deadline = time.monotonic() + timeout
+    waiting = list(servers)
+    while waiting:
+        waiting = [s for s in waiting if not scraping(s.url, s.clusters)]
+        if waiting and time.monotonic() > deadline:
+            late = ", ".join(f"{s.jurisdiction} ({s.url})" for s in waiting)
+            raise PrometheusError(f"Prometheus of {late} had no samples of its clusters within {timeout:g}s")
+        if waiting:
+            time.sleep(0.25)
+    return servers
+
+
+def stop_server(processes: Processes, jurisdiction: str) -> ProcessRecord:
+    """Stop one jurisdiction's Prometheus, keeping its data (an outage); its record starts it again."""
+    record = processes.load().processes[process_name(jurisdiction)]
+    processes.stop(record.name)
+    return record
+
+
+def start_server(processes: Processes, record: ProcessRecord, timeout: float = 30.0) -> None:
+    """Start a Prometheus stopped by :func:`stop_server` again: same address, configuration and data."""
+    url = str(record.info["url"])
+    processes.start(ProcessSpec(record.name, record.argv, ready=_open(url), startup_timeout=timeout))
+
+
+def remove_data(directory: Path) -> None:
+    """Throw away every TSDB of the sandbox in ``directory``."""
+    for data in directory.glob("prometheus-*-data"):
+        shutil.rmtree(data, ignore_errors=True)

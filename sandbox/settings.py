@@ -1,0 +1,149 @@
+"""What a user can tune about the sandbox: ``DIR/sandbox.yaml`` (or ``--config FILE``).
+
+Example::
+
+    controller:
+      podReadySeconds: 1          # a new pod is ready one second after it is created
+      progressDeadlineScale: 0.05 # 600s deadlines expire after 30s
+      neverReadyImages: ["*:crashloop", "registry.eu.example.com/api:v3-broken"]
+    clusters:
+      euc1-prod: {nodeRegion: us-east-1}   # its nodes claim to be in the US: the location rule must deny
+    startupTimeoutSeconds: 30
+    traffic:
+      requestsPerSecond: 100      # per Service (or HTTPRoute) receiving traffic, in every cluster
+      profiles:                   # first match wins; unset fields keep the default behaviour
+        - {match: "*-bad", errorRate: 0.08, latencyFactor: 3}
+        - {match: "*-cheap", checkoutConversion: 0.2}
+    prometheus:
+      scrapeIntervalSeconds: 1
+
+Faults are not configured here: they are set at runtime through the emulator's admin endpoint.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic.alias_generators import to_camel
+
+from sandbox.apiserver.config import ControllerSettings
+
+FILE_NAME = "sandbox.yaml"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True)
+
+
+class ClusterOverride(_Model):
+    """Per-cluster settings."""
+
+    node_region: str | None = None
+    """The region the cluster's nodes report instead of the fleet's (to test the location rule)."""
+    nodes: int | None = Field(default=None, ge=0, le=50)
+    """How many nodes the cluster has (3 by default)."""
+
+
+class Behaviour(_Model):
+    """How requests served by one version behave in the traffic simulator."""
+
+    error_rate: float = Field(default=0.001, ge=0, le=1)
+    """Share of requests answered 500."""
+    latency_median_seconds: float = Field(default=0.05, gt=0)
+    """Median request duration; durations are log-normal around it."""
+    latency_sigma: float = Field(default=0.6, ge=0, le=3)
+    """Spread of the log-normal (0.6: p99 about 4x the median)."""
+    latency_factor: float = Field(default=1.0, gt=0)
+    """Multiplies every duration (3: three times slower)."""
+    checkout_share: float = Field(default=0.2, ge=0, le=1)
+    """Share of requests that start a checkout."""
+    checkout_conversion: float = Field(default=0.6, ge=0, le=1)
+    """Share of started checkouts that complete (a failed request never completes one)."""
+
+
+class VersionProfile(_Model):
+    """Behaviour of versions matching ``match`` (a shell-style pattern, ``*-bad``); unset fields inherit."""
+
+    match: str
+    error_rate: float | None = Field(default=None, ge=0, le=1)
+    latency_median_seconds: float | None = Field(default=None, gt=0)
+    latency_sigma: float | None = Field(default=None, ge=0, le=3)
+    latency_factor: float | None = Field(default=None, gt=0)
+    checkout_share: float | None = Field(default=None, ge=0, le=1)
+    checkout_conversion: float | None = Field(default=None, ge=0, le=1)
+
+
+def _default_profiles() -> list[VersionProfile]:
+    return [VersionProfile(match="*-bad", error_rate=0.08, latency_factor=3.0)]
+
+
+class TrafficSettings(_Model):
+    """The traffic simulator: a steady request stream per Service, split across the versions serving it."""
+
+    requests_per_second: float = Field(default=100.0, gt=0, le=5000)
+    """Requests per second entering each Service (or HTTPRoute) of every cluster."""
+    tick_seconds: float = Field(default=0.2, gt=0, le=5)
+    """How often requests are generated, in seconds."""
+    refresh_seconds: float = Field(default=0.5, gt=0, le=30)
+    """How often the clusters' Deployments, Services and HTTPRoutes are read, in seconds."""
+    default: Behaviour = Field(default_factory=Behaviour)
+    """Behaviour of versions no profile matches."""
+    profiles: list[VersionProfile] = Field(default_factory=_default_profiles)
+    """Per-version overrides, first match wins (default: ``*-bad`` fails 8% and is 3x slower)."""
+
+    def behaviour(self, version: str) -> Behaviour:
+        """The behaviour of ``version``: the default with the first matching profile's fields."""
+        for profile in self.profiles:
+            if fnmatch.fnmatchcase(version, profile.match):
+                changes = profile.model_dump(exclude={"match"}, exclude_none=True)
+                return self.default.model_copy(update=changes)
+        return self.default
+
+
+class PrometheusSettings(_Model):
+    """The sandbox's Prometheus servers, one per jurisdiction."""
+
+    enabled: bool = True
+    """False starts neither the simulator nor Prometheus (a sandbox for cluster work only)."""
+    scrape_interval_seconds: float = Field(default=1.0, ge=0.2, le=60)
+    """How often each Prometheus scrapes each cluster, in seconds."""
+    addresses: dict[str, str] = Field(default_factory=lambda: {"EU": "127.0.0.2", "US": "127.0.0.3"})
+    """Loopback address of each jurisdiction's Prometheus, so the fleet's hosts table can place it;
+    jurisdictions not listed get 127.0.0.4, 127.0.0.5 and so on."""
+
+
+class SandboxSettings(_Model):
+    """The tunable parts of ``python -m sandbox up``."""
+
+    controller: ControllerSettings = Field(default_factory=ControllerSettings)
+    clusters: dict[str, ClusterOverride] = Field(default_factory=dict)
+    startup_timeout_seconds: float = Field(default=30.0, gt=0, le=600)
+    """How long ``up`` waits for each process to be ready, in seconds."""
+    traffic: TrafficSettings = Field(default_factory=TrafficSettings)
+    prometheus: PrometheusSettings = Field(default_factory=PrometheusSettings)
+
+
+class SettingsError(Exception):
+    """The settings file cannot be used; the message names the file and the problem."""
+
+
+def load(path: Path | None, directory: Path) -> SandboxSettings:
+    """Settings from ``path``, else from ``DIR/sandbox.yaml`` when present, else the defaults."""
+    source = path if path is not None else directory / FILE_NAME
+    if path is None and not source.exists():
+        return SandboxSettings()
+    try:
+        raw = yaml.safe_load(source.read_text(encoding="utf-8"))
+        return SandboxSettings.model_validate(raw or {})
+    except OSError as exc:
+        raise SettingsError(f"{source}: cannot read the file: {exc.strerror or exc}") from None
+    except yaml.YAMLError as exc:
+        raise SettingsError(f"{source}: not valid YAML: {exc}") from None
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'top level'}: {e['msg']}" for e in exc.errors()
+        )
+        raise SettingsError(f"{source}: {problems}") from None

@@ -1,0 +1,231 @@
+"""``sandbox up``, ``down`` and ``status``: the local fleet's processes and the files clients use.
+
+``up`` reads the fleet, starts the Kubernetes emulator in the background (``python -m
+sandbox.apiserver``, which picks a free port and writes it to ``DIR/apiserver.port``),
+waits until it answers ``/readyz``, then writes ``DIR/kubeconfig`` (one context per fleet
+cluster, named like it) and ``DIR/fleet.yaml`` (the fleet pointing at those contexts). Running it
+again with the same fleet and settings is a no-op; with different ones it refuses until ``down``.
+``down`` stops every recorded process whatever its state.
+
+Unless the settings say ``prometheus: {enabled: false}``, ``up`` then starts the traffic simulator
+(:mod:`sandbox.traffic`) and one real Prometheus per jurisdiction
+(:mod:`sandbox.prometheus`), returns only once their samples are queryable, and writes
+each region's ``prometheus:`` in ``DIR/fleet.yaml`` as its jurisdiction's sandbox Prometheus, with
+the fleet's ``hosts`` table placing those loopback addresses in their jurisdictions.
+
+Directory layout::
+
+    DIR/state.json        processes (pid, group, start time, log, port) and sandbox facts
+    DIR/apiserver.json    the emulator's configuration      DIR/apiserver.port  its port
+    DIR/apiserver.log     its output                          DIR/apiserver.pid   its pid
+    DIR/kubeconfig        contexts for every cluster          DIR/fleet.yaml      the sandbox fleet
+    DIR/sandbox.yaml      optional settings (see :mod:`sandbox.settings`)
+    DIR/traffic.{json,log,port}                    the simulator's settings, output and port
+    DIR/prometheus-<j>.{yml,log}  DIR/prometheus-<j>-data/   each jurisdiction's Prometheus
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from policies import loading
+from policies.fleet import Fleet
+from ringmaster.exitcodes import ExitCode
+from sandbox import kubeconfig, seed, settings
+from sandbox import prometheus as sandbox_prometheus
+from sandbox.apiserver.adminclient import AdminClient
+from sandbox.processes import ProcessError, Processes, ProcessRecord, ProcessSpec, read_port
+
+APISERVER = "apiserver"
+PROCESSES = (APISERVER,)
+"""The processes every sandbox starts first; then the traffic simulator and one Prometheus per
+jurisdiction (:func:`expected_processes`), unless disabled."""
+DEFAULT_DIR = Path(".sandbox")
+DEFAULT_FLEET = Path("deploy/examples/fleet.yaml")
+
+
+class SandboxError(Exception):
+    """A sandbox command cannot do what was asked; ``exit_code`` says how the CLI should end."""
+
+    def __init__(self, message: str, exit_code: ExitCode = ExitCode.INVALID) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+@dataclass(frozen=True)
+class Sandbox:
+    """A running sandbox: where its files are and how to reach it."""
+
+    directory: Path
+    url: str
+    clusters: list[str]
+    kubeconfig: Path
+    fleet: Path
+    already_running: bool = False
+    prometheus: dict[str, str] = field(default_factory=dict)
+    """URL of each jurisdiction's Prometheus (empty when disabled)."""
+    traffic: str = ""
+    """URL of the traffic simulator (empty when disabled)."""
+
+
+def expected_processes(fleet: Fleet, tuned: settings.SandboxSettings) -> list[str]:
+    """Names of every process ``up`` starts for ``fleet`` with ``tuned``, in order."""
+    names = list(PROCESSES)
+    if tuned.prometheus.enabled:
+        names.append(sandbox_prometheus.TRAFFIC)
+        names += [sandbox_prometheus.process_name(j) for j in fleet.jurisdictions()]
+    return names
+
+
+def _by_jurisdiction(fleet: Fleet) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {j: [] for j in fleet.jurisdictions()}
+    for cluster in fleet.clusters:
+        found[fleet.region_of(cluster.name).jurisdiction].append(cluster.name)
+    return {j: names for j, names in found.items() if names}
+
+
+def _apiserver_ready(port_file: Path) -> Callable[[ProcessRecord], dict[str, object] | None]:
+    def ready(_: ProcessRecord) -> dict[str, object] | None:
+        port = read_port(port_file)
+        if port is None:
+            return None
+        url = f"http://127.0.0.1:{port}"
+        return {"port": port, "url": url} if AdminClient(url, timeout=1.0).ready() else None
+
+    return ready
+
+
+def up(directory: Path, fleet_path: Path, config_path: Path | None = None) -> Sandbox:
+    """Start the sandbox described by ``fleet_path`` in ``directory`` (see the module docstring)."""
+    try:
+        fleet_text = fleet_path.read_text(encoding="utf-8")
+        fleet = loading.parse_fleet(fleet_text, str(fleet_path))
+    except OSError as exc:
+        raise SandboxError(f"{fleet_path}: cannot read the fleet file: {exc.strerror or exc}") from None
+    except loading.ConfigError as exc:
+        raise SandboxError(str(exc)) from None
+    try:
+        tuned = settings.load(config_path, directory)
+    except settings.SettingsError as exc:
+        raise SandboxError(str(exc)) from None
+    unknown = seed.unknown_overrides(fleet, tuned)
+    if unknown:
+        raise SandboxError(f"settings name clusters the fleet does not have: {', '.join(unknown)}")
+    config_json = seed.emulator_config(fleet, tuned).model_dump_json(by_alias=True, indent=2)
+    tuned_json = tuned.model_dump_json()
+    digest = hashlib.sha256((config_json + fleet_text + tuned_json).encode()).hexdigest()
+    names = [c.name for c in fleet.clusters]
+    processes = Processes(directory)
+    running = processes.running()
+    if running:
+        if processes.load().info.get("digest") != digest:
+            raise SandboxError(
+                f"a sandbox with another fleet or settings is already running in {directory}; "
+                f"run `python -m sandbox down --dir {directory}` first"
+            )
+        if set(expected_processes(fleet, tuned)) <= set(running):
+            info = processes.load().info
+            known = {str(k): str(v) for k, v in (info.get("prometheus") or {}).items()}
+            url = str(running[APISERVER].info["url"])
+            return _files(
+                directory,
+                url,
+                names,
+                fleet_text,
+                metrics=known,
+                traffic=str(info.get("traffic", "")),
+                already=True,
+            )
+    processes.stop_all()  # whatever is left of an earlier sandbox in this directory
+    sandbox_prometheus.remove_data(directory)
+    timeout = tuned.startup_timeout_seconds
+    try:
+        apiserver = processes.start(_apiserver(directory, config_json, timeout))
+        url = str(apiserver.info["url"])
+        metrics: dict[str, str] = {}
+        traffic = ""
+        if tuned.prometheus.enabled:
+            spec = sandbox_prometheus.traffic_spec(directory, url, tuned.traffic, timeout)
+            traffic = str(processes.start(spec).info["url"])
+            servers = sandbox_prometheus.start(
+                processes, _by_jurisdiction(fleet), traffic.removeprefix("http://"), tuned.prometheus, timeout
+            )
+            metrics = {s.jurisdiction: s.url for s in servers}
+    except (ProcessError, sandbox_prometheus.PrometheusError) as exc:
+        processes.stop_all()
+        raise SandboxError(f"the sandbox did not start: {exc}", ExitCode.UNREACHABLE) from None
+    sandbox = _files(directory, url, names, fleet_text, metrics=metrics, traffic=traffic, already=False)
+    processes.remember(
+        digest=digest,
+        kubeconfig=str(sandbox.kubeconfig),
+        fleet=str(sandbox.fleet),
+        url=sandbox.url,
+        prometheus=metrics,
+        traffic=traffic,
+    )
+    return sandbox
+
+
+def _apiserver(directory: Path, config_json: str, timeout: float) -> ProcessSpec:
+    """The Kubernetes emulator: it binds a free port and writes it to ``DIR/apiserver.port``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    config_file = directory / f"{APISERVER}.json"
+    config_file.write_text(config_json + "\n", encoding="utf-8")
+    port_file = directory / f"{APISERVER}.port"
+    port_file.unlink(missing_ok=True)
+    argv = [sys.executable, "-m", "sandbox.apiserver", "--config", str(config_file)]
+    argv += ["--port", "0", "--port-file", str(port_file)]
+    return ProcessSpec(APISERVER, argv, ready=_apiserver_ready(port_file), startup_timeout=timeout)
+
+
+def _files(
+    directory: Path,
+    url: str,
+    names: list[str],
+    fleet_text: str,
+    *,
+    metrics: dict[str, str],
+    traffic: str,
+    already: bool,
+) -> Sandbox:
+    config_path = kubeconfig.write(directory / "kubeconfig", url, [(n, n) for n in names])
+    fleet_out = directory / "fleet.yaml"
+    fleet_out.write_text(seed.sandbox_fleet(fleet_text, metrics), encoding="utf-8")
+    return Sandbox(
+        directory,
+        url,
+        names,
+        config_path,
+        fleet_out,
+        already_running=already,
+        prometheus=metrics,
+        traffic=traffic,
+    )
+
+
+def down(directory: Path) -> list[str]:
+    """Stop every process of the sandbox in ``directory``; returns the names of those that ran."""
+    processes = Processes(directory)
+    stopped = processes.stop_all()
+    processes.forget()
+    sandbox_prometheus.remove_data(directory)
+    return stopped
+
+
+def status(directory: Path) -> dict[str, dict[str, object]]:
+    """Every recorded process with whether it runs and what is known about it."""
+    processes = Processes(directory)
+    running = processes.running()
+    return {
+        name: {
+            "running": name in running,
+            "pid": record.pid,
+            "log": str(directory / record.log),
+            **record.info,
+        }
+        for name, record in processes.load().processes.items()
+    }

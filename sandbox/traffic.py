@@ -1,0 +1,353 @@
+"""The traffic simulator: synthetic production traffic for every emulated cluster, in Prometheus format.
+
+Each cluster gets a steady request stream, split between the versions running there as the
+cluster's current state in the emulator says (read through the admin endpoint, so it follows
+whatever the Kubernetes backend writes):
+
+- every Service receives ``requestsPerSecond``, unless an HTTPRoute sends traffic to it; a route
+  receives that rate instead, shared equally by its rules and by ``backendRefs`` weights inside a
+  rule (a blue-green preview Service, which no route names, gets its own stream: the smoke traffic
+  a preview is judged on);
+- a Service's share goes to the Deployments whose pod-template labels match its selector, in
+  proportion to their ready replicas (a blue-green switch is the selector changing);
+- a pod's version is its ``ringmaster.dev/version`` label, its track its ``ringmaster.dev/role``
+  (``canary``, ``preview``), else ``stable``.
+
+Requests behave per version (:class:`~sandbox.settings.TrafficSettings`: error rate,
+log-normal latency, checkout conversion; by default a tag ending in ``-bad`` fails 8% of requests
+and is three times slower). Served at ``/clusters/<cluster>/metrics`` with ``cluster``,
+``namespace``, ``service``, ``version`` and ``track`` labels: ``http_requests_total{code}``, the
+``http_request_duration_seconds`` histogram, ``checkouts_started_total`` and
+``checkouts_completed_total``. ``/first-served`` tells when each version first served a request in
+each cluster (the start of a reaction-time measurement); ``/healthz`` answers once every cluster
+was read.
+
+Run as ``python -m sandbox.traffic --apiserver URL [--settings FILE] --port-file F``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import bisect
+import contextlib
+import math
+import random
+import signal
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from aiohttp import web
+
+from sandbox.apiserver.adminclient import AdminClient, AdminError
+from sandbox.settings import Behaviour, TrafficSettings
+
+VERSION = "ringmaster.dev/version"
+ROLE = "ringmaster.dev/role"
+TRACKS = ("canary", "preview")
+BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
+"""Histogram bucket bounds in seconds (the Prometheus clients' defaults)."""
+
+
+@dataclass(frozen=True)
+class Stream:
+    """A share of one entry point's traffic served by one version behind one Service."""
+
+    namespace: str
+    service: str
+    version: str
+    track: str
+    share: float
+    """Fraction of ``requestsPerSecond`` (of one entry point) this stream receives."""
+
+
+def _matches(selector: Mapping[str, str], labels: Mapping[str, str]) -> bool:
+    return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
+
+
+def _backends(namespace: str, service: Mapping[str, Any], deployments: list[dict[str, Any]]) -> list[Stream]:
+    """The versions behind one Service, weighted by ready replicas (shares sum to 1, or no stream)."""
+    selector = (service.get("spec") or {}).get("selector") or {}
+    ready: dict[tuple[str, str], int] = defaultdict(int)
+    for d in deployments:
+        if d["metadata"].get("namespace") != namespace:
+            continue
+        labels = ((d.get("spec") or {}).get("template") or {}).get("metadata", {}).get("labels") or {}
+        count = int((d.get("status") or {}).get("readyReplicas") or 0)
+        if count > 0 and _matches(selector, labels):
+            track = labels.get(ROLE) if labels.get(ROLE) in TRACKS else "stable"
+            ready[(labels.get(VERSION, "unknown"), str(track))] += count
+    total = sum(ready.values())
+    name = service["metadata"]["name"]
+    return [Stream(namespace, name, v, t, n / total) for (v, t), n in sorted(ready.items())] if total else []
+
+
+def _route_refs(route: Mapping[str, Any]) -> list[list[tuple[str, float]]]:
+    """Per rule, the Services a route sends to (in its namespace) with their weights."""
+    namespace = route["metadata"].get("namespace")
+    rules = []
+    for rule in (route.get("spec") or {}).get("rules") or []:
+        refs = []
+        for ref in rule.get("backendRefs") or []:
+            if ref.get("kind", "Service") != "Service" or ref.get("namespace", namespace) != namespace:
+                continue
+            refs.append((str(ref["name"]), float(ref.get("weight", 1))))
+        rules.append(refs)
+    return rules
+
+
+def streams(
+    deployments: list[dict[str, Any]], services: list[dict[str, Any]], routes: list[dict[str, Any]]
+) -> list[Stream]:
+    """Every stream of one cluster: per entry point (a route, or a Service no route names), its versions."""
+    by_name = {(s["metadata"].get("namespace"), s["metadata"]["name"]): s for s in services}
+    routed = {
+        (r["metadata"].get("namespace"), name) for r in routes for rule in _route_refs(r) for name, _ in rule
+    }
+    out: list[Stream] = []
+    for key, service in sorted(by_name.items()):
+        if key not in routed:
+            out += _backends(str(key[0]), service, deployments)
+    for route in routes:
+        namespace = str(route["metadata"].get("namespace"))
+        rules = [r for r in _route_refs(route) if r]
+        for rule in rules:
+            total = sum(w for _, w in rule)
+            for name, weight in rule:
+                target = by_name.get((namespace, name))
+                if target is None or total <= 0 or weight <= 0:
+                    continue
+                for s in _backends(namespace, target, deployments):
+                    share = s.share * weight / total / len(rules)
+                    out.append(Stream(s.namespace, s.service, s.version, s.track, share))
+    return out
+
+
+@dataclass
+class Series:
+    """Counters of one (namespace, service, version, track) in one cluster."""
+
+    codes: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    buckets: list[int] = field(default_factory=lambda: [0] * len(BUCKETS))
+    duration_sum: float = 0.0
+    count: int = 0
+    started: int = 0
+    completed: int = 0
+
+    def serve(self, behaviour: Behaviour, rng: random.Random) -> None:
+        """One request."""
+        failed = rng.random() < behaviour.error_rate
+        self.codes["500" if failed else "200"] += 1
+        mu = math.log(behaviour.latency_median_seconds * behaviour.latency_factor)
+        seconds = rng.lognormvariate(mu, behaviour.latency_sigma)
+        index = bisect.bisect_left(BUCKETS, seconds)
+        if index < len(BUCKETS):
+            self.buckets[index] += 1
+        self.duration_sum += seconds
+        self.count += 1
+        if rng.random() < behaviour.checkout_share:
+            self.started += 1
+            if not failed and rng.random() < behaviour.checkout_conversion:
+                self.completed += 1
+
+
+class Simulator:
+    """Cluster states read from the emulator, request generation, and the exposition per cluster."""
+
+    def __init__(self, admin: AdminClient, settings: TrafficSettings, *, seed: int | None = None) -> None:
+        self._admin = admin
+        self._settings = settings
+        self._rng = random.Random(seed)  # noqa: S311 - simulated traffic, not cryptography
+        self._versions: dict[str, str] = {}
+        self.streams: dict[str, list[Stream]] = {}
+        self.series: dict[str, dict[tuple[str, str, str, str], Series]] = defaultdict(dict)
+        self.first_served: dict[str, dict[str, float]] = defaultdict(dict)
+        self._carry: dict[tuple[str, Stream], float] = defaultdict(float)
+        self._behaviours: dict[str, Behaviour] = {}
+
+    def refresh(self) -> None:
+        """Re-read every cluster whose resourceVersion moved (blocking: run it in a thread)."""
+        for cluster in self._admin.clusters():
+            name, version = cluster["name"], str(cluster.get("resourceVersion"))
+            if self._versions.get(name) == version and name in self.streams:
+                continue
+            try:
+                deployments = self._admin.objects(name, "Deployment")
+                services = self._admin.objects(name, "Service")
+            except AdminError:
+                continue  # removed meanwhile: read again next time
+            try:
+                routes = self._admin.objects(name, "HTTPRoute")
+            except AdminError:
+                routes = []  # an emulator without Gateway API
+            self.streams[name] = streams(deployments, services, routes)
+            self._versions[name] = version
+
+    def _behaviour(self, version: str) -> Behaviour:
+        if version not in self._behaviours:
+            self._behaviours[version] = self._settings.behaviour(version)
+        return self._behaviours[version]
+
+    def tick(self, seconds: float) -> None:
+        """Generate ``seconds`` worth of requests in every cluster."""
+        now = time.time()
+        rate = self._settings.requests_per_second
+        for cluster, found in self.streams.items():
+            for stream in found:
+                key = (cluster, stream)
+                due = self._carry[key] + rate * stream.share * seconds
+                n = int(due)
+                self._carry[key] = due - n
+                if n == 0:
+                    continue
+                labels = (stream.namespace, stream.service, stream.version, stream.track)
+                series = self.series[cluster].setdefault(labels, Series())
+                behaviour = self._behaviour(stream.version)
+                for _ in range(n):
+                    series.serve(behaviour, self._rng)
+                self.first_served[cluster].setdefault(stream.version, now)
+
+    def exposition(self, cluster: str) -> str:
+        """The cluster's metrics in Prometheus' text format."""
+        lines = [
+            "# HELP http_requests_total Requests served, by status code.",
+            "# TYPE http_requests_total counter",
+        ]
+        found = sorted(self.series.get(cluster, {}).items())
+        base = {k: _labels(cluster, k) for k, _ in found}
+        for key, s in found:
+            lines += [
+                f'http_requests_total{{{base[key]},code="{c}"}} {n}' for c, n in sorted(s.codes.items())
+            ]
+        lines += [
+            "# HELP http_request_duration_seconds Request durations.",
+            "# TYPE http_request_duration_seconds histogram",
+        ]
+        for key, s in found:
+            running = 0
+            for bound, n in zip(BUCKETS, s.buckets, strict=True):
+                running += n
+                lines.append(f'http_request_duration_seconds_bucket{{{base[key]},le="{bound:g}"}} {running}')
+            lines.append(f'http_request_duration_seconds_bucket{{{base[key]},le="+Inf"}} {s.count}')
+            lines.append(f"http_request_duration_seconds_sum{{{base[key]}}} {s.duration_sum:.6f}")
+            lines.append(f"http_request_duration_seconds_count{{{base[key]}}} {s.count}")
+        for metric, what in (
+            ("checkouts_started_total", "started"),
+            ("checkouts_completed_total", "completed"),
+        ):
+            lines += [f"# HELP {metric} Checkouts {what}.", f"# TYPE {metric} counter"]
+            lines += [f"{metric}{{{base[key]}}} {getattr(s, what)}" for key, s in found]
+        return "\n".join(lines) + "\n"
+
+
+def _labels(cluster: str, key: tuple[str, str, str, str]) -> str:
+    namespace, service, version, track = (_escape(v) for v in key)
+    return (
+        f'cluster="{_escape(cluster)}",namespace="{namespace}",service="{service}",'
+        f'version="{version}",track="{track}"'
+    )
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+# --- the process --------------------------------------------------------------------------------
+
+
+def app(simulator: Simulator, clusters: Iterable[str]) -> web.Application:
+    """The HTTP endpoints: per-cluster metrics, first-served times, health."""
+    known = set(clusters)
+
+    async def metrics(request: web.Request) -> web.Response:
+        cluster = request.match_info["cluster"]
+        if cluster not in known:
+            raise web.HTTPNotFound(text=f"unknown cluster {cluster}\n")
+        return web.Response(text=simulator.exposition(cluster), content_type="text/plain")
+
+    async def first_served(_: web.Request) -> web.Response:
+        return web.json_response(simulator.first_served)
+
+    async def healthz(_: web.Request) -> web.Response:
+        ok = known <= set(simulator.streams)
+        return web.Response(text="ok\n" if ok else "not yet\n", status=200 if ok else 503)
+
+    application = web.Application()
+    application.add_routes(
+        [
+            web.get("/clusters/{cluster}/metrics", metrics),
+            web.get("/first-served", first_served),
+            web.get("/healthz", healthz),
+        ]
+    )
+    return application
+
+
+async def _run(args: argparse.Namespace, settings: TrafficSettings) -> None:
+    admin = AdminClient(args.apiserver, timeout=5.0)
+    clusters = [c["name"] for c in admin.clusters()]
+    simulator = Simulator(admin, settings)
+    runner = web.AppRunner(app(simulator, clusters), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, args.host, args.port)
+    await site.start()
+    port = runner.addresses[0][1]
+    if args.port_file is not None:
+        temporary = args.port_file.with_name(args.port_file.name + ".tmp")
+        temporary.write_text(f"{port}\n", encoding="utf-8")
+        temporary.replace(args.port_file)
+    sys.stderr.write(f"traffic simulator for {', '.join(clusters)} on http://{args.host}:{port}\n")
+    sys.stderr.flush()
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stopping.set)
+
+    async def refresh() -> None:
+        while True:
+            with contextlib.suppress(OSError, AdminError, ValueError):
+                await asyncio.to_thread(simulator.refresh)
+            await asyncio.sleep(settings.refresh_seconds)
+
+    async def generate() -> None:
+        last = time.monotonic()
+        while True:
+            await asyncio.sleep(settings.tick_seconds)
+            now = time.monotonic()
+            simulator.tick(now - last)
+            last = now
+
+    tasks = [asyncio.create_task(refresh()), asyncio.create_task(generate())]
+    await stopping.wait()
+    for task in tasks:
+        task.cancel()
+    await runner.cleanup()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the simulator until signalled; 2 for unusable settings."""
+    parser = argparse.ArgumentParser(prog="python -m sandbox.traffic", description=__doc__)
+    parser.add_argument("--apiserver", required=True, help="base URL of the Kubernetes emulator")
+    parser.add_argument("--settings", type=Path, help="TrafficSettings (YAML or JSON); none: defaults")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    parser.add_argument("--port-file", type=Path, help="where to write the bound port once listening")
+    args = parser.parse_args(argv)
+    try:
+        raw = yaml.safe_load(args.settings.read_text(encoding="utf-8")) if args.settings else {}
+        settings = TrafficSettings.model_validate(raw or {})
+    except (OSError, yaml.YAMLError, ValueError) as exc:
+        sys.stderr.write(f"cannot use the traffic settings: {exc}\n")
+        return 2
+    asyncio.run(_run(args, settings))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
