@@ -13,10 +13,9 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
-from pydantic import BaseModel
 from temporalio import activity
 
-from activities.models import AnalyzeInput, AnalyzeResult
+from activities.models import AnalyzeInput, AnalyzeProgress, AnalyzeResult
 from policies import gates
 from policies.gates import Check, GateVerdict, Measurement
 
@@ -56,16 +55,6 @@ class SystemClock:
         await asyncio.sleep(seconds)
 
 
-class AnalyzeProgress(BaseModel):
-    """Heartbeat details: enough to resume after a retry and to show live gates."""
-
-    cluster: str
-    stage: str
-    checks: list[Check]
-    total_checks: int
-    verdict: GateVerdict
-
-
 def heartbeat_timeout(interval: timedelta) -> timedelta:
     """How long the server waits for a heartbeat before it retries the stretch elsewhere."""
     return max(timedelta(seconds=5), min(timedelta(seconds=30), 3 * interval))
@@ -89,6 +78,8 @@ class AnalysisActivities:
         total = len(checks)
         resumed = activity.info().heartbeat_details
         if resumed:
+            # The SDK hands details over without a type hint (a dict after a real retry); the model
+            # decodes either that or an AnalyzeProgress given directly.
             progress = AnalyzeProgress.model_validate(resumed[0])
             checks, total = list(progress.checks), progress.total_checks
         verdict = gates.judge(inp.analysis, checks, final=False)
@@ -150,7 +141,7 @@ class AnalysisActivities:
         progress = AnalyzeProgress(
             cluster=inp.cluster.name, stage=inp.stage, checks=checks, total_checks=total, verdict=verdict
         )
-        activity.heartbeat(progress.model_dump(mode="json"))
+        activity.heartbeat(progress)
 
     @staticmethod
     def _result(inp: AnalyzeInput, checks: list[Check], total: int, verdict: GateVerdict) -> AnalyzeResult:

@@ -252,3 +252,23 @@ class AnalyzeResult(_Model):
     checks: list[Check] = Field(default_factory=list)
     """The last checks of the stretch (at most 10 plus what the judgement's windows need)."""
     total_checks: int = 0
+
+
+class AnalyzeProgress(BaseModel):
+    """The ``analyze`` activity's heartbeat details: where a retried attempt resumes, what status shows.
+
+    Field names are those heartbeated since the first release, so a running activity's details and a
+    retried attempt still decode. Unknown fields are ignored rather than refused: a ``status`` older
+    than the worker must still read a newer worker's heartbeats.
+    """
+
+    model_config = ConfigDict(extra="ignore")
+
+    cluster: str
+    stage: str
+    checks: list[Check] = Field(default_factory=list)
+    """The retained checks of the stretch so far, oldest first."""
+    total_checks: int = 0
+    """Checks taken in the stretch, including those no longer retained."""
+    verdict: GateVerdict
+    """The verdict on the checks so far (not final: the stretch is still running)."""

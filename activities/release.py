@@ -13,7 +13,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities import errors
 from activities.models import PreparedRelease, PrepareInput, WindowInput, WindowState
-from policies import loading, residency, schedule, windows
+from policies import judgement, loading, windows
 from policies.fleet import Fleet
 
 
@@ -28,22 +28,20 @@ class ReleaseActivities:
     def prepare_release(self, inp: PrepareInput) -> PreparedRelease:
         """Validate the plan against the worker's fleet, schedule it and judge the static residency rules."""
         try:
-            plan = loading.parse_plan(inp.plan_text, inp.plan_source)
-            loading.check_plan_against_fleet(plan, self._fleet, inp.plan_source)
+            judged = judgement.judge(loading.Text(inp.plan_source, inp.plan_text), self._fleet, inp.version)
         except loading.ConfigError as err:
             raise ApplicationError(str(err), type=errors.INVALID_PLAN, non_retryable=True) from None
-        if plan.service != inp.service:
+        if judged.plan.service != inp.service:
             raise ApplicationError(
-                f"{inp.plan_source}: service: the plan is for {plan.service!r}, "
+                f"{inp.plan_source}: service: the plan is for {judged.plan.service!r}, "
                 f"the release for {inp.service!r}",
                 type=errors.INVALID_PLAN,
                 non_retryable=True,
             )
-        sched = schedule.build(plan, self._fleet, inp.version)
         return PreparedRelease(
-            plan=plan,
-            schedule=sched,
-            static_decisions=residency.static_decisions(plan, self._fleet, sched),
+            plan=judged.plan,
+            schedule=judged.schedule,
+            static_decisions=dict(judged.decisions),
             plan_digest=hashlib.sha256(inp.plan_text.encode()).hexdigest(),
             fleet_digest=self._fleet_digest,
         )

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import difflib
 import os
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TypeVar
 
@@ -27,10 +28,14 @@ _DocumentT = TypeVar("_DocumentT", bound=Document)
 
 @dataclass(frozen=True)
 class Problem:
-    """One thing wrong with a file: where (a path in YAML spelling, empty for the whole file) and what."""
+    """One thing wrong with a file: where (a path in YAML spelling, empty for the whole file) and what.
+
+    ``source`` names the file when it differs from its error's (an error combining several files).
+    """
 
     path: str
     message: str
+    source: str = ""
 
 
 class ConfigError(Exception):
@@ -41,11 +46,52 @@ class ConfigError(Exception):
         self.source = source
         self.problems = problems
 
+    @classmethod
+    def combine(cls, errors: Sequence[ConfigError]) -> ConfigError:
+        """One error holding every problem of ``errors`` (several files), each naming its own file."""
+        if len(errors) == 1:
+            return errors[0]
+        return cls(
+            ", ".join(e.source for e in errors),
+            [replace(p, source=e.source_of(p)) for e in errors for p in e.problems],
+        )
+
+    def source_of(self, problem: Problem) -> str:
+        """The file ``problem`` (one of ``problems``) is about."""
+        return problem.source or self.source
+
     def __str__(self) -> str:
         return "\n".join(
-            f"{self.source}: {p.path}: {p.message}" if p.path else f"{self.source}: {p.message}"
-            for p in self.problems
+            ": ".join(part for part in (self.source_of(p), p.path, p.message) if part) for p in self.problems
         )
+
+
+@dataclass(frozen=True)
+class Text:
+    """A document as its caller read it: the name errors give it (usually its path) and its content.
+
+    ``unreadable`` says why there is no content (a missing file, not UTF-8): parsing such a text
+    reports that problem beside the other file's, so one run shows everything wrong.
+    """
+
+    source: str
+    content: str
+    unreadable: Problem | None = None
+
+
+def read(path: str | os.PathLike[str]) -> Text:
+    """The text of the file at ``path``; never raises (an unreadable file is a ``Text`` saying why)."""
+    try:
+        return Text(str(path), _read(path))
+    except ConfigError as err:
+        return Text(str(path), "", err.problems[0])
+
+
+def parse(text: Text, model: type[_DocumentT]) -> _DocumentT:
+    """Validate ``text`` as a fleet or a release plan (``model``); ConfigError if it is unreadable."""
+    if text.unreadable is not None:
+        raise ConfigError(text.source, [text.unreadable])
+    return _parse(text.content, text.source, model)
 
 
 def parse_fleet(text: str, source: str) -> Fleet:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
+from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import ActivityEnvironment
 
 from activities.analysis import AnalysisActivities
-from activities.models import AnalyzeInput, ClusterTarget, ReleaseRef
+from activities.models import AnalyzeInput, AnalyzeProgress, ClusterTarget, ReleaseRef
 from policies.gates import Measurement
 from policies.plan import Analysis, Metric, ThresholdRange
 
@@ -82,3 +86,32 @@ class TestInitialDelay:
         carried = _input(initialDelay="45s").model_copy(update={"prior_checks": first.checks})
         await ActivityEnvironment().run(AnalysisActivities(source, clock).analyze, carried)
         assert source.taken[0] == start
+
+
+class TestHeartbeat:
+    async def test_every_heartbeat_is_the_progress_model(self):
+        """Each heartbeat carries one AnalyzeProgress with the cluster, stage and checks taken so far."""
+        beats: list[Any] = []
+        env = ActivityEnvironment()
+        env.on_heartbeat = lambda *details: beats.append(details)
+        clock, source = SteppedClock(), RecordingSource()
+        await env.run(AnalysisActivities(source, clock).analyze, _input(minDataPoints=3))
+        assert beats and all(len(b) == 1 and isinstance(b[0], AnalyzeProgress) for b in beats)
+        last = beats[-1][0]
+        assert (last.cluster, last.stage, last.total_checks) == ("euw1-prod", "canary", 3)
+        assert [c.at for c in last.checks] == source.taken
+
+    async def test_a_retried_attempt_resumes_from_the_heartbeated_progress(self):
+        """An attempt given the previous attempt's heartbeat (as JSON, like a real retry) keeps counting."""
+        clock, source = SteppedClock(), RecordingSource()
+        beats: list[AnalyzeProgress] = []
+        first = ActivityEnvironment()
+        first.on_heartbeat = lambda *details: beats.append(details[0])
+        await first.run(AnalysisActivities(source, clock).analyze, _input(minDataPoints=2))
+        sent = json.loads(pydantic_data_converter.payload_converter.to_payload(beats[-1]).data)
+        source.taken.clear()
+        retried = ActivityEnvironment()
+        retried.info = dataclasses.replace(retried.info, heartbeat_details=[sent])
+        result = await retried.run(AnalysisActivities(source, clock).analyze, _input(minDataPoints=3))
+        assert result.total_checks == 3, "two checks carried over, one taken by this attempt"
+        assert len(source.taken) == 1

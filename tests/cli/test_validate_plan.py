@@ -17,7 +17,8 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from ringmaster import _cli_plan
+from policies import judgement
+from ringmaster.cli import plans
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "deploy" / "examples"
 PLAN = (EXAMPLES / "plan.yaml").read_text()
@@ -96,7 +97,8 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Run]:
 def _invoke(*args: str) -> Run:
     """Run a command in-process on an app holding only validate and plan."""
     app = typer.Typer(pretty_exceptions_enable=False)
-    _cli_plan.register(app)
+    for command in plans.COMMANDS:
+        app.command()(command)
     result = CliRunner().invoke(app, list(args))
     assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
     return Run(result.exit_code, result.stdout, result.stderr)
@@ -285,7 +287,7 @@ class TestSafetyNet:
         def broken(*_: object) -> None:
             raise RuntimeError("boom")
 
-        monkeypatch.setattr(_cli_plan.residency, "static_decisions", broken)
+        monkeypatch.setattr(judgement.residency, "static_decisions", broken)
         run = _invoke("validate", str(EXAMPLES / "plan.yaml"), "--fleet", FLEET)
         assert run.code == 2
         assert "internal error (RuntimeError: boom)" in run.stderr

@@ -56,7 +56,7 @@ class TestVerdicts:
         conversion = _values(result, "checkout-conversion")[-1]
         assert conversion.value is not None and conversion.baseline is not None
         assert 0.3 < conversion.baseline < 0.9 and 0.3 < conversion.value < 0.9
-        assert beats and beats[-1]["checks"], "the latest measurements are heartbeated for status"
+        assert beats and beats[-1].checks, "the latest measurements are heartbeated for status"
 
     async def test_a_bad_canary_fails_a_threshold(self, metrics_sandbox: MetricsSandbox) -> None:
         """v2-bad (8% errors, 3x slower) fails after ``threshold`` checks, naming metric, value and bound."""

@@ -1,10 +1,10 @@
 """``ringmaster validate`` and ``ringmaster plan``: check a release plan against a fleet before submitting.
 
-Both read the two files through ``policies.loading`` (every problem of both files at once, each with
-its file and path), then judge the static residency rules on the schedule. ``plan`` also shows the
-waves, each cluster's next window and the least time the release takes. Exit codes follow
-``ringmaster.exitcodes``: 0 valid, 2 invalid or statically denied. No input, however broken, ends in
-a traceback.
+Both read the two files and hand them to :func:`policies.judgement.judge` (every problem of both
+files at once, each with its file and path; the static residency rules judged on the schedule).
+``plan`` also shows the waves, each cluster's next window and the least time the release takes.
+Exit codes follow ``ringmaster.exitcodes``: 0 valid, 2 invalid or statically denied. No input,
+however broken, ends in a traceback.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import functools
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, ParamSpec
 from zoneinfo import ZoneInfo
@@ -24,33 +23,18 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from policies import loading, residency, schedule, windows
+from policies import judgement, loading, residency, schedule, windows
 from policies.durations import format_duration
-from policies.fleet import Fleet
-from policies.plan import ReleasePlan
+from ringmaster.cli.options import Output, OutputOpt
 from ringmaster.exitcodes import ExitCode
 
 P = ParamSpec("P")
-
-
-class Output(StrEnum):
-    """How results are printed."""
-
-    TEXT = "text"
-    JSON = "json"
 
 
 PlanArg = Annotated[Path, typer.Argument(metavar="PLAN", help="The release plan (YAML).", show_default=False)]
 FleetOpt = Annotated[
     Path, typer.Option("--fleet", "-f", metavar="FLEET", help="The fleet file (YAML).", show_default=False)
 ]
-OutputOpt = Annotated[Output, typer.Option("--output", "-o", help="text (a table) or json.")]
-
-
-def register(app: typer.Typer) -> None:
-    """Add ``validate`` and ``plan`` to the ringmaster CLI."""
-    app.command("validate")(_never_traceback(validate))
-    app.command("plan")(_never_traceback(plan))
 
 
 def _never_traceback(command: Callable[P, None]) -> Callable[P, None]:
@@ -75,14 +59,16 @@ def _never_traceback(command: Callable[P, None]) -> Callable[P, None]:
 
 def validate(plan_file: PlanArg, fleet: FleetOpt, output: OutputOpt = Output.TEXT) -> None:
     """Check PLAN and FLEET: structure, references, and the residency rules judged before running."""
-    loaded, errors = _load(plan_file, fleet)
-    denials: list[residency.Decision] = []
+    errors: list[loading.ConfigError] = []
+    denials: tuple[residency.Decision, ...] = ()
     summary = ""
-    if loaded is not None:
-        release_plan, release_fleet = loaded
-        built = _schedule(release_plan, release_fleet, "0.0.0", output)
-        denials = residency.denials(residency.static_decisions(release_plan, release_fleet, built))
-        summary = f"{len(built.rings)} rings, {len(built.all_clusters())} clusters"
+    try:
+        judged = _judge(plan_file, fleet, "0.0.0")
+    except loading.ConfigError as err:
+        errors.append(err)
+    else:
+        denials = judged.denials
+        summary = f"{len(judged.schedule.rings)} rings, {len(judged.schedule.all_clusters())} clusters"
     valid = not errors and not denials
     if output is Output.JSON:
         _echo_json({"valid": valid, "problems": _problems_json(errors), "denials": _denials_json(denials)})
@@ -107,51 +93,34 @@ def plan(
 ) -> None:
     """Show the rollout of VERSION: rings, waves, residency verdicts, next windows, minimum duration."""
     instant = _instant(at, output)
-    loaded, errors = _load(plan_file, fleet)
-    if loaded is None:
+    try:
+        judged = _judge(plan_file, fleet, version)
+    except loading.ConfigError as err:
         if output is Output.JSON:
-            _echo_json({"valid": False, "problems": _problems_json(errors), "denials": []})
+            _echo_json({"valid": False, "problems": _problems_json([err]), "denials": []})
         else:
-            _report(errors, [])
-        raise typer.Exit(ExitCode.INVALID)
-    release_plan, release_fleet = loaded
-    built = _schedule(release_plan, release_fleet, version, output)
-    decisions = residency.static_decisions(release_plan, release_fleet, built)
-    document = _plan_json(release_plan, release_fleet, built, decisions, instant)
+            _report([err], ())
+        raise typer.Exit(ExitCode.INVALID) from None
+    document = _plan_json(judged, instant)
     if output is Output.JSON:
         _echo_json(document)
     else:
         _print_plan(document)
-    denied = residency.denials(decisions)
-    if denied and output is Output.TEXT:
-        _report([], denied)
-    raise typer.Exit(ExitCode.INVALID if denied else ExitCode.OK)
+    if judged.denials and output is Output.TEXT:
+        _report([], judged.denials)
+    raise typer.Exit(ExitCode.INVALID if judged.denials else ExitCode.OK)
+
+
+COMMANDS = (_never_traceback(validate), _never_traceback(plan))
+"""The commands of this module, as the CLI registers them."""
 
 
 # --- loading and failing ----------------------------------------------------------------------------
 
 
-def _load(
-    plan_file: Path, fleet_file: Path
-) -> tuple[tuple[ReleasePlan, Fleet] | None, list[loading.ConfigError]]:
-    """Both files, or every problem found in either (and across them, when both are valid)."""
-    errors: list[loading.ConfigError] = []
-    release_plan = release_fleet = None
-    try:
-        release_fleet = loading.load_fleet(fleet_file)
-    except loading.ConfigError as exc:
-        errors.append(exc)
-    try:
-        release_plan = loading.load_plan(plan_file)
-    except loading.ConfigError as exc:
-        errors.append(exc)
-    if release_plan is None or release_fleet is None:
-        return None, errors
-    try:
-        loading.check_plan_against_fleet(release_plan, release_fleet, str(plan_file))
-    except loading.ConfigError as exc:
-        return None, [exc]
-    return (release_plan, release_fleet), []
+def _judge(plan_file: Path, fleet_file: Path, version: str) -> judgement.Judgement:
+    """Both files read and judged; ConfigError with every problem of either, or across them."""
+    return judgement.judge(loading.read(plan_file), loading.read(fleet_file), version)
 
 
 def _fail(message: str, output: Output) -> NoReturn:
@@ -176,24 +145,17 @@ def _instant(text: str | None, output: Output) -> datetime:
     return parsed.astimezone(UTC)
 
 
-def _schedule(
-    release_plan: ReleasePlan, release_fleet: Fleet, version: str, output: Output
-) -> schedule.Schedule:
-    try:
-        return schedule.build(release_plan, release_fleet, version)
-    except ValueError as exc:
-        _fail(str(exc), output)
-
-
 def _problems_json(errors: list[loading.ConfigError]) -> list[dict[str, str]]:
-    return [{"source": e.source, "path": p.path, "message": p.message} for e in errors for p in e.problems]
+    return [
+        {"source": e.source_of(p), "path": p.path, "message": p.message} for e in errors for p in e.problems
+    ]
 
 
-def _denials_json(denials: list[residency.Decision]) -> list[dict[str, str]]:
+def _denials_json(denials: tuple[residency.Decision, ...]) -> list[dict[str, str]]:
     return [{"cluster": d.cluster, "rule": d.rule, "reason": d.reason} for d in denials]
 
 
-def _report(errors: list[loading.ConfigError], denials: list[residency.Decision]) -> None:
+def _report(errors: list[loading.ConfigError], denials: tuple[residency.Decision, ...]) -> None:
     count = sum(len(e.problems) for e in errors)
     if count:
         typer.echo(f"invalid: {count} problem(s)", err=True)
@@ -212,16 +174,11 @@ def _echo_json(document: dict[str, Any]) -> None:
 # --- the plan ---------------------------------------------------------------------------------------
 
 
-def _plan_json(
-    release_plan: ReleasePlan,
-    release_fleet: Fleet,
-    built: schedule.Schedule,
-    decisions: dict[str, list[residency.Decision]],
-    at: datetime,
-) -> dict[str, Any]:
+def _plan_json(judged: judgement.Judgement, at: datetime) -> dict[str, Any]:
     """The schedule in the documented JSON shape: ``service``, ``version``, ``rings[].waves[].clusters[]``."""
+    built, decisions = judged.schedule, judged.decisions
     states = {
-        region: windows.state(release_plan, release_fleet, region, at)
+        region: windows.state(judged.plan, judged.fleet, region, at)
         for region in {c.region for c in built.all_clusters()}
     }
 
@@ -253,7 +210,7 @@ def _plan_json(
         "minimumDurationSeconds": int(built.minimum_duration.total_seconds()),
         "minimumDuration": format_duration(built.minimum_duration),
         "policyDigest": residency.policy_digest(),
-        "denied": bool(residency.denials(decisions)),
+        "denied": bool(judged.denials),
         "rings": [
             {
                 "name": ring.name,

@@ -1,12 +1,77 @@
-"""How a release's status reads: one progress line, a text report, and the JSON shape scripts use."""
+"""``ringmaster status`` and how a release's status reads: a progress line, a table, a report, JSON.
+
+``submit --wait`` follows a release with :func:`progress_line` (a line per change) or
+:func:`status_table` (a live table on a terminal). ``status`` adds the analyses running now, decoded
+from their heartbeats as :class:`activities.models.AnalyzeProgress`.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from rich.table import Table
 
-from workflows.models import ReleaseStatus
+from activities.models import AnalyzeProgress
+from ringmaster.cli.options import Output, OutputOpt, ReleaseArg
+from ringmaster.exitcodes import ExitCode
+from workflows.models import TERMINAL_PHASES, ReleaseStatus
+
+if TYPE_CHECKING:
+    from temporalio.client import Client
+
+    from ringmaster.settings import Settings
+
+
+def status(release: ReleaseArg, output: OutputOpt = Output.TEXT) -> NoReturn:
+    """Phase, ring, every cluster, live gate measurements and the operator log of a release."""
+    from ringmaster.cli import _client  # noqa: PLC0415 - Temporal is imported when a client command runs
+    from workflows.release import ReleaseWorkflow  # noqa: PLC0415
+
+    async def body(settings: Settings) -> _client.Outcome:
+        client = await _client.connect(settings)
+        handle = client.get_workflow_handle(_client.workflow_id_of(release))
+        st = await _client.call(f"status of {release}", handle.query(ReleaseWorkflow.status))
+        live = await live_gates(client, st)
+        payload = status_json(st, live)
+        payload["url"] = _client.url(settings, client, handle.id)
+        return ExitCode.OK, payload, status_text(st, live)
+
+    _client.run(output, body)
+
+
+COMMANDS = (status,)
+"""The commands of this module, as the CLI registers them."""
+
+
+async def live_gates(client: Client, st: ReleaseStatus) -> list[AnalyzeProgress]:
+    """The progress of the analyses running now, in the release workflow and each cluster's."""
+    from temporalio.api.enums.v1 import PendingActivityState  # noqa: PLC0415
+    from temporalio.service import RPCError  # noqa: PLC0415
+
+    ids = [st.workflow_id] + [
+        c.workflow_id for c in st.clusters if c.workflow_id and c.state not in TERMINAL_PHASES
+    ]
+    gates: list[AnalyzeProgress] = []
+    converter = client.data_converter.payload_converter
+    for wid in ids:
+        try:
+            desc = await client.get_workflow_handle(wid).describe()
+        except RPCError:
+            continue
+        for pending in desc.raw_description.pending_activities:
+            if pending.activity_type.name != "analyze" or not pending.heartbeat_details.payloads:
+                continue
+            if pending.state == PendingActivityState.PENDING_ACTIVITY_STATE_CANCEL_REQUESTED:
+                continue
+            try:
+                [progress] = converter.from_payloads(
+                    list(pending.heartbeat_details.payloads[:1]), [AnalyzeProgress]
+                )
+            except (ValueError, RuntimeError):
+                continue  # not progress this version can read; the recorded gates still show
+            gates.append(progress)
+    return gates
+
 
 _COLORS = {"succeeded": "green", "rolled-back": "red", "failed": "red", "aborted": "yellow", "denied": "red"}
 
@@ -29,7 +94,7 @@ def _gate_json(gate: Any) -> dict[str, Any] | None:
     return None if gate is None else gate.model_dump(mode="json")
 
 
-def status_json(st: ReleaseStatus, live: list[dict[str, Any]]) -> dict[str, Any]:
+def status_json(st: ReleaseStatus, live: list[AnalyzeProgress]) -> dict[str, Any]:
     """The documented JSON of ``ringmaster status`` (more keys may be added, none removed)."""
     recorded = [
         {
@@ -44,12 +109,12 @@ def status_json(st: ReleaseStatus, live: list[dict[str, Any]]) -> dict[str, Any]
     ]
     running = [
         {
-            "cluster": g.get("cluster"),
-            "stage": g.get("stage"),
+            "cluster": g.cluster,
+            "stage": g.stage,
             "live": True,
-            "verdict": g.get("verdict"),
-            "measurements": g.get("checks", []),
-            "totalChecks": g.get("total_checks"),
+            "verdict": g.verdict.model_dump(mode="json"),
+            "measurements": [c.model_dump(mode="json") for c in g.checks],
+            "totalChecks": g.total_checks,
         }
         for g in live
     ]
@@ -86,7 +151,7 @@ def status_json(st: ReleaseStatus, live: list[dict[str, Any]]) -> dict[str, Any]
     }
 
 
-def status_text(st: ReleaseStatus, live: list[dict[str, Any]]) -> str:
+def status_text(st: ReleaseStatus, live: list[AnalyzeProgress]) -> str:
     """A readable report for people."""
     lines = [f"{st.release}  phase {st.phase}  ring {st.ring or '-'}"]
     if st.reason:
@@ -104,10 +169,9 @@ def status_text(st: ReleaseStatus, live: list[dict[str, Any]]) -> str:
         lines.append("")
         lines.append("  gates")
         for g in live:
-            verdict = g.get("verdict") or {}
             lines.append(
-                f"    {g.get('cluster')} ({g.get('stage')}, live, {g.get('total_checks')} checks): "
-                f"{verdict.get('status')} {verdict.get('reason', '')}"
+                f"    {g.cluster} ({g.stage}, live, {g.total_checks} checks): "
+                f"{g.verdict.status} {g.verdict.reason}"
             )
         for name, gate in gates:
             lines.append(f"    {name}: {gate.status} {gate.reason}")

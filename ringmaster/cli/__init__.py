@@ -1,0 +1,34 @@
+"""The ``ringmaster`` command line: one Typer app; each group of commands lives in its own module.
+
+- :mod:`~ringmaster.cli.plans`: ``validate`` and ``plan``, checking a plan against a fleet (no Temporal);
+- :mod:`~ringmaster.cli.releases`: ``submit`` and the controls ``hold``, ``resume``, ``abort``, ``approve``;
+- :mod:`~ringmaster.cli.status`: ``status``, and the progress views ``submit --wait`` shows;
+- :mod:`~ringmaster.cli.worker`: ``worker``.
+
+Each module lists its commands in ``COMMANDS``; this module registers them all the same way. Shared
+options (``--output``, ``--by``, the release argument) are in :mod:`~ringmaster.cli.options`; the
+Temporal client side of the release commands in :mod:`~ringmaster.cli._client`. Exit codes:
+:mod:`ringmaster.exitcodes`.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from ringmaster.cli import plans, releases, status, worker
+
+app = typer.Typer(
+    name="ringmaster",
+    help="Multi-region ring deployments: durable releases with residency and metric gates.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+for _command in (*plans.COMMANDS, *releases.COMMANDS, *status.COMMANDS, *worker.COMMANDS):
+    app.command()(_command)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

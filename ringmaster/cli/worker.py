@@ -1,0 +1,51 @@
+"""``ringmaster worker``: run the release workflows and every activity against the configured fleet.
+
+The only command that imports :mod:`ringmaster.worker`, and with it the Kubernetes and Prometheus
+clients and scipy; it imports them when it runs, so no other command pays for them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import NoReturn
+
+import typer
+
+from policies import loading
+from ringmaster import logs
+from ringmaster.exitcodes import ExitCode
+from ringmaster.settings import Settings
+
+
+def worker() -> NoReturn:
+    """Run a worker: the release workflows and every activity, against the fleet in the settings."""
+    from ringmaster import worker as release_worker  # noqa: PLC0415 - heavy: only this command needs it
+    from ringmaster.cli import _client  # noqa: PLC0415
+
+    settings = Settings()
+    try:
+        fleet = loading.load_fleet(settings.fleet)
+        backend, metrics = release_worker.backends(settings, fleet)
+    except loading.ConfigError as err:
+        typer.echo(f"error: {err}", err=True)
+        _client.finish(ExitCode.INVALID)
+    except ValueError as err:
+        typer.echo(f"error: kubeconfig: {err}", err=True)
+        _client.finish(ExitCode.INVALID)
+
+    logs.configure()
+
+    async def main() -> None:
+        client = await _client.connect(settings)
+        await release_worker.run(client, settings, fleet, backend, metrics)
+
+    try:
+        asyncio.run(main())
+    except _client.Stop as stop:
+        typer.echo(f"error: {stop.message}", err=True)
+        _client.finish(stop.code)
+    _client.finish(ExitCode.OK)
+
+
+COMMANDS = (worker,)
+"""The commands of this module, as the CLI registers them."""
