@@ -11,16 +11,16 @@ from typing import NoReturn
 
 import typer
 
-from policies import loading
-from ringmaster import logs
 from ringmaster.exitcodes import ExitCode
-from ringmaster.settings import Settings
 
 
 def worker() -> NoReturn:
     """Run a worker: the release workflows and every activity, against the fleet in the settings."""
-    from ringmaster import worker as release_worker  # noqa: PLC0415 - heavy: only this command needs it
+    from policies import loading  # noqa: PLC0415 - every import here is this command's alone
+    from ringmaster import logs  # noqa: PLC0415
+    from ringmaster import worker as release_worker  # noqa: PLC0415 - heavy: the clients and scipy
     from ringmaster.cli import _client  # noqa: PLC0415
+    from ringmaster.settings import Settings  # noqa: PLC0415
 
     settings = Settings()
     try:
