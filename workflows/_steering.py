@@ -17,6 +17,7 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
+    from activities.analysis import AnalysisActivities
     from activities.models import AnalysisMode, AnalyzeInput, AnalyzeResult
     from policies.gates import Check, GateVerdict
     from workflows import _options as options
@@ -160,10 +161,9 @@ class AnalysisRun:
     def _start_stretch(self, mode: AnalysisMode) -> workflow.ActivityHandle[AnalyzeResult]:
         inp = self._make_input(mode, self._checks)
         self.cluster = inp.cluster.name
-        return workflow.start_activity(
-            "analyze",
+        return workflow.start_activity_method(
+            AnalysisActivities.analyze,
             inp,
-            result_type=AnalyzeResult,
             summary=f"analyze {inp.stage} in {inp.cluster.name} ({mode})",
             **options.analyze(inp.analysis),
         )
