@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError
@@ -153,11 +153,6 @@ class AnalysisRun:
         if self._task is None:
             self._task = asyncio.create_task(self._loop())
 
-    @property
-    def started(self) -> bool:
-        """True once judging began."""
-        return self._task is not None
-
     def _start_stretch(self, mode: AnalysisMode) -> workflow.ActivityHandle[AnalyzeResult]:
         inp = self._make_input(mode, self._checks)
         self.cluster = inp.cluster.name
@@ -255,7 +250,3 @@ class AnalysisRun:
             with contextlib.suppress(ActivityError, asyncio.CancelledError):
                 await self._task
         self._steering.gate_holds.pop(self.cluster, None)
-
-
-def no_op(*_: Any) -> None:
-    """A callback that does nothing."""

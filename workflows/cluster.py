@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
@@ -96,8 +96,9 @@ class ClusterRolloutWorkflow(Steering):
         self._approved = False
         self._reported: str = ""
         self._analysis: AnalysisRun | None = None
+        # Never read, on purpose: asyncio asks callers to hold a reference to a task they create, as the
+        # loop itself keeps only weak ones.
         self._gate_reporter: asyncio.Task[None] | None = None
-        self._decisions: list[Any] = []
 
     # --- controls, from the parent ------------------------------------------------------------
 
