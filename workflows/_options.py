@@ -8,16 +8,30 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
-from typing import Any
+from typing import TypedDict
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.workflow import ActivityCancellationType
 
-from activities import errors
-from activities.analysis import heartbeat_timeout
-from activities.models import RollbackInput, RollbackResult
-from policies.plan import Analysis
+with workflow.unsafe.imports_passed_through():
+    from activities import errors
+    from activities.analysis import heartbeat_timeout
+    from activities.models import RollbackInput, RollbackResult
+    from activities.rollout import ClusterActivities
+    from policies.plan import Analysis
+
+
+class CallOptions(TypedDict, total=False):
+    """The options every activity call takes from here, typed so mypy checks them at each call.
+
+    Narrower than the SDK's ``ActivityConfig``: the call site adds its own ``summary``.
+    """
+
+    start_to_close_timeout: timedelta
+    heartbeat_timeout: timedelta
+    retry_policy: RetryPolicy
+    cancellation_type: ActivityCancellationType
 
 
 def _retry(attempts: int, *, initial: float = 1.0, maximum: float = 30.0) -> RetryPolicy:
@@ -30,18 +44,18 @@ def _retry(attempts: int, *, initial: float = 1.0, maximum: float = 30.0) -> Ret
     )
 
 
-PREPARE: dict[str, Any] = {
+PREPARE: CallOptions = {
     "start_to_close_timeout": timedelta(seconds=30),
     "retry_policy": _retry(5),
 }
 """Plan validation and scheduling: pure CPU, a few milliseconds."""
 
-WINDOW: dict[str, Any] = {
+WINDOW: CallOptions = {
     "start_to_close_timeout": timedelta(seconds=10),
     "retry_policy": _retry(5),
 }
 
-CLUSTER_CALL: dict[str, Any] = {
+CLUSTER_CALL: CallOptions = {
     "start_to_close_timeout": timedelta(seconds=60),
     "retry_policy": _retry(8, maximum=20.0),
     "cancellation_type": ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
@@ -49,7 +63,7 @@ CLUSTER_CALL: dict[str, Any] = {
 """One change or read against a cluster API. Waiting for cancellation to complete means a rollback
 never races an apply that is still in flight."""
 
-ROLLBACK: dict[str, Any] = {  # used through roll_back() below
+ROLLBACK: CallOptions = {  # used through roll_back() below
     "start_to_close_timeout": timedelta(minutes=11),
     "heartbeat_timeout": timedelta(seconds=10),
     "retry_policy": _retry(10, maximum=30.0),
@@ -57,7 +71,7 @@ ROLLBACK: dict[str, Any] = {  # used through roll_back() below
 """Rollbacks retry longer than forward steps: giving up leaves a cluster half-released."""
 
 
-def wait_rollout(progress_deadline_seconds: int) -> dict[str, Any]:
+def wait_rollout(progress_deadline_seconds: int) -> CallOptions:
     """A rollout wait: bounded by the progress deadline, heartbeating so an abort reaches it quickly."""
     return {
         "start_to_close_timeout": timedelta(seconds=progress_deadline_seconds + 60),
@@ -67,7 +81,7 @@ def wait_rollout(progress_deadline_seconds: int) -> dict[str, Any]:
     }
 
 
-def analyze(analysis: Analysis) -> dict[str, Any]:
+def analyze(analysis: Analysis) -> CallOptions:
     """One analysis stretch: as long as it needs, heartbeating every few seconds.
 
     A lost worker is noticed within one heartbeat timeout and the stretch resumes on another
@@ -88,10 +102,9 @@ def analyze(analysis: Analysis) -> dict[str, Any]:
 
 async def roll_back(inp: RollbackInput) -> RollbackResult:
     """Run the rollback activity, shielded: an abort arriving later never interrupts a rollback."""
-    handle = workflow.execute_activity(
-        "rollback_cluster",
+    handle = workflow.execute_activity_method(
+        ClusterActivities.rollback_cluster,
         inp,
-        result_type=RollbackResult,
         summary=f"roll back {inp.cluster.name}",
         **ROLLBACK,
     )

@@ -11,12 +11,13 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
+    from activities.analysis import AnalysisActivities
     from activities.models import AnalysisMode, AnalyzeInput, AnalyzeResult
     from policies.gates import Check, GateVerdict
     from workflows import _options as options
@@ -152,18 +153,12 @@ class AnalysisRun:
         if self._task is None:
             self._task = asyncio.create_task(self._loop())
 
-    @property
-    def started(self) -> bool:
-        """True once judging began."""
-        return self._task is not None
-
     def _start_stretch(self, mode: AnalysisMode) -> workflow.ActivityHandle[AnalyzeResult]:
         inp = self._make_input(mode, self._checks)
         self.cluster = inp.cluster.name
-        return workflow.start_activity(
-            "analyze",
+        return workflow.start_activity_method(
+            AnalysisActivities.analyze,
             inp,
-            result_type=AnalyzeResult,
             summary=f"analyze {inp.stage} in {inp.cluster.name} ({mode})",
             **options.analyze(inp.analysis),
         )
@@ -255,7 +250,3 @@ class AnalysisRun:
             with contextlib.suppress(ActivityError, asyncio.CancelledError):
                 await self._task
         self._steering.gate_holds.pop(self.cluster, None)
-
-
-def no_op(*_: Any) -> None:
-    """A callback that does nothing."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
@@ -28,7 +28,6 @@ with workflow.unsafe.imports_passed_through():
         ClusterSnapshot,
         ClusterTarget,
         ResidencyInput,
-        ResidencyResult,
         RollbackInput,
         RolloutTarget,
         SnapshotInput,
@@ -40,6 +39,8 @@ with workflow.unsafe.imports_passed_through():
         WindowInput,
         WindowState,
     )
+    from activities.release import ReleaseActivities
+    from activities.rollout import ClusterActivities
     from policies.gates import Check
     from workflows import _options as options
     from workflows._steering import Aborted, AnalysisRun, GateFailed, Interrupted, Steering
@@ -95,8 +96,9 @@ class ClusterRolloutWorkflow(Steering):
         self._approved = False
         self._reported: str = ""
         self._analysis: AnalysisRun | None = None
+        # Never read, on purpose: asyncio asks callers to hold a reference to a task they create, as the
+        # loop itself keeps only weak ones.
         self._gate_reporter: asyncio.Task[None] | None = None
-        self._decisions: list[Any] = []
 
     # --- controls, from the parent ------------------------------------------------------------
 
@@ -320,10 +322,9 @@ class ClusterRolloutWorkflow(Steering):
         now = workflow.now()
         if w is not None and w.open and (w.next_close is None or now < w.next_close):
             return True
-        self._window = await workflow.execute_activity(
-            "check_window",
+        self._window = await workflow.execute_activity_method(
+            ReleaseActivities.check_window,
             WindowInput(plan=self._inp.plan, region=self._target.region, at=now),
-            result_type=WindowState,
             summary=f"window of {self._target.region}",
             **options.WINDOW,
         )
@@ -350,8 +351,8 @@ class ClusterRolloutWorkflow(Steering):
 
     async def _check_residency(self) -> None:
         await self._set_state("checking-residency", "gathering live evidence")
-        result = await workflow.execute_activity(
-            "check_residency",
+        result = await workflow.execute_activity_method(
+            ClusterActivities.check_residency,
             ResidencyInput(
                 release=self._inp.release,
                 cluster=self._target,
@@ -359,7 +360,6 @@ class ClusterRolloutWorkflow(Steering):
                 schedule=self._inp.schedule,
                 promoted=self._inp.promoted_before,
             ),
-            result_type=ResidencyResult,
             summary=f"residency evidence in {self._target.name}",
             **options.CLUSTER_CALL,
         )
@@ -370,10 +370,9 @@ class ClusterRolloutWorkflow(Steering):
             raise _Denied
 
     async def _take_snapshot(self) -> None:
-        self._snapshot = await workflow.execute_activity(
-            "snapshot_cluster",
+        self._snapshot = await workflow.execute_activity_method(
+            ClusterActivities.snapshot_cluster,
             SnapshotInput(release=self._inp.release, cluster=self._target, workload=self._inp.workload),
-            result_type=ClusterSnapshot,
             summary=f"record {self._target.name} before the release",
             **options.CLUSTER_CALL,
         )
@@ -386,8 +385,8 @@ class ClusterRolloutWorkflow(Steering):
         assert self._snapshot is not None
         await self._set_state(state, label)
         self._touched = True
-        handle = workflow.start_activity(
-            "apply_step",
+        handle = workflow.start_activity_method(
+            ClusterActivities.apply_step,
             StepInput(
                 release=self._inp.release,
                 cluster=self._target,
@@ -397,11 +396,10 @@ class ClusterRolloutWorkflow(Steering):
                 weight=weight,
                 snapshot=self._snapshot,
             ),
-            result_type=StepResult,
             summary=f"{label} in {self._target.name}",
             **options.CLUSTER_CALL,
         )
-        result: StepResult = await self._guarded(handle)
+        result = await self._guarded(handle)
         self._status.weight = result.weight
         if action == "promote":
             self._status.version = self._inp.release.version
@@ -409,8 +407,8 @@ class ClusterRolloutWorkflow(Steering):
         return result
 
     async def _wait(self, target: RolloutTarget) -> WaitResult:
-        handle = workflow.start_activity(
-            "wait_rollout",
+        handle = workflow.start_activity_method(
+            ClusterActivities.wait_rollout,
             WaitInput(
                 release=self._inp.release,
                 cluster=self._target,
@@ -418,7 +416,6 @@ class ClusterRolloutWorkflow(Steering):
                 strategy=self._inp.strategy,
                 target=target,
             ),
-            result_type=WaitResult,
             summary=f"wait for the {target} rollout in {self._target.name}",
             **options.wait_rollout(600),
         )

@@ -30,6 +30,7 @@ with workflow.unsafe.imports_passed_through():
         ReleaseRef,
         RollbackInput,
     )
+    from activities.release import ReleaseActivities
     from policies.gates import Check
     from policies.schedule import ScheduledCluster, ScheduledRing, Wave
     from workflows import _options as options
@@ -121,8 +122,8 @@ class ReleaseWorkflow(Steering):
         self._holding_first = workflow.patched("phase-holding-first")
         self._publish()
         try:
-            self._prepared = await workflow.execute_activity(
-                "prepare_release",
+            self._prepared = await workflow.execute_activity_method(
+                ReleaseActivities.prepare_release,
                 PrepareInput(
                     plan_text=inp.plan_text,
                     plan_source=inp.plan_source,
@@ -130,7 +131,6 @@ class ReleaseWorkflow(Steering):
                     version=inp.version,
                     image=inp.image,
                 ),
-                result_type=PreparedRelease,
                 summary="validate the plan against the worker's fleet and schedule it",
                 **options.PREPARE,
             )
