@@ -17,7 +17,7 @@ from datetime import timedelta
 from typing import TypeVar
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
 with workflow.unsafe.imports_passed_through():
     from activities.models import (
@@ -473,7 +473,12 @@ class ClusterRolloutWorkflow(Steering):
         self._reported = key
         parent = workflow.info().parent
         if parent is not None:
-            await workflow.get_external_workflow_handle(parent.workflow_id).signal("cluster_progress", s)
+            # Best effort: a parent that has closed (terminated, reset, timed out) must never turn
+            # this report into a failure of the cluster's own rollout or rollback.
+            try:
+                await workflow.get_external_workflow_handle(parent.workflow_id).signal("cluster_progress", s)
+            except FailureError as err:
+                workflow.logger.info("progress not reported, the release workflow has closed: %s", err)
 
     def _result(self, outcome: str, message: str, *, rollback_ok: bool = True) -> ClusterRolloutResult:
         return ClusterRolloutResult.model_validate(

@@ -17,7 +17,7 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
-from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
+from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError, FailureError
 
 with workflow.unsafe.imports_passed_through():
     from activities.models import (
@@ -65,6 +65,22 @@ def release_id(service: str, version: str) -> str:
 def cluster_workflow_id(service: str, version: str, ring: str, cluster: str) -> str:
     """The workflow id of one cluster's rollout."""
     return f"{release_id(service, version)}:{ring}:{cluster}"
+
+
+async def _signal_child(
+    handle: workflow.ChildWorkflowHandle[Any, ClusterRolloutResult], signal: Any, arg: Any
+) -> None:
+    """Signal a cluster child; one that has already ended simply does not need it.
+
+    The signal fails when the child closed first (Temporal answers "external workflow not found"),
+    and uncaught that failure would fail the release itself, in ``run`` or in a control's handler.
+    ``handle.done()`` is no guard: the child can close on the server before its completion reaches
+    this workflow. What the child's end means is read from its result, never from the signal.
+    """
+    try:
+        await handle.signal(signal, arg)
+    except FailureError as err:
+        workflow.logger.info("signal to %s not delivered, the child has ended: %s", handle.id, err)
 
 
 class _RingFailed(Exception):
@@ -239,8 +255,8 @@ class ReleaseWorkflow(Steering):
             if self.held != child_input.held:
                 await self._forward_hold(handle)
             if self.abort_reason is not None:
-                await handle.signal(
-                    ClusterRolloutWorkflow.abort, AbortRequest(reason=self.abort_reason, by=SYSTEM)
+                await _signal_child(
+                    handle, ClusterRolloutWorkflow.abort, AbortRequest(reason=self.abort_reason, by=SYSTEM)
                 )
         results: dict[str, ClusterRolloutResult] = {}
         while len(results) < len(handles):
@@ -394,7 +410,7 @@ class ReleaseWorkflow(Steering):
 
     async def _stop_children(self, reason: str) -> None:
         for handle in list(self._children.values()):
-            await handle.signal(ClusterRolloutWorkflow.abort, AbortRequest(reason=reason, by=SYSTEM))
+            await _signal_child(handle, ClusterRolloutWorkflow.abort, AbortRequest(reason=reason, by=SYSTEM))
 
     async def _roll_back(self, targets: list[_Promoted], reason: str) -> None:
         """Roll back completed clusters, newest first. Shielded: a later abort cannot interrupt it."""
@@ -664,13 +680,15 @@ class ReleaseWorkflow(Steering):
         self._record("resume", req, via=via)
         self._publish()
         for handle in list(self._children.values()):
-            await handle.signal(ClusterRolloutWorkflow.resume, req)
+            await _signal_child(handle, ClusterRolloutWorkflow.resume, req)
 
     async def _forward_hold(self, handle: workflow.ChildWorkflowHandle[Any, ClusterRolloutResult]) -> None:
         if self.held:
-            await handle.signal(ClusterRolloutWorkflow.hold, HoldRequest(reason=self.hold_reason, by=SYSTEM))
+            await _signal_child(
+                handle, ClusterRolloutWorkflow.hold, HoldRequest(reason=self.hold_reason, by=SYSTEM)
+            )
         else:
-            await handle.signal(ClusterRolloutWorkflow.resume, ResumeRequest(by=SYSTEM))
+            await _signal_child(handle, ClusterRolloutWorkflow.resume, ResumeRequest(by=SYSTEM))
 
     async def _abort_request(self, req: AbortRequest, via: str) -> None:
         self.abort_reason = f"{req.reason} (by {req.by})"
@@ -683,7 +701,7 @@ class ReleaseWorkflow(Steering):
         if req.cluster is None:
             self._approved_rings.add(req.ring)
         elif (handle := self._children.get(req.cluster)) is not None:
-            await handle.signal(ClusterRolloutWorkflow.approve, req)
+            await _signal_child(handle, ClusterRolloutWorkflow.approve, req)
         self._publish()
 
     def _answer(self, message: str) -> ControlResult:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from tests.conftest import assert_eventually
 from tests.workflows.support import (
     ScriptedMetrics,
@@ -112,6 +114,41 @@ class TestRollbackScopes:
             assert "bake" in result.reason
             assert h.versions()["euw1-internal"] == "v2"
             assert h.versions()["euw1-prod"] == h.versions()["use1-prod"] == "v1"
+
+
+class TestSiblingsFailTogether:
+    @pytest.mark.parametrize("attempt", range(3))
+    async def test_two_clusters_of_one_wave_failing_roll_back_the_whole_release(
+        self, client, tmp_path, attempt
+    ):
+        """Both clusters of a wave fail their gate: the release ends rolled back (never a failed
+        workflow from signalling a child that already ended) and the earlier ring is restored too.
+        Repeated because the race between the siblings' ends decides whether a signal meets a
+        closed child."""
+        failing = {"euw1-prod", "use1-prod"}
+        async with running_worker(client, tmp_path, metrics=ScriptedMetrics(failing=failing)) as h:
+            svc = unique_service()
+            rings = [
+                {
+                    "name": "internal",
+                    "clusters": ["euw1-internal"],
+                    "strategy": canary(("w", 50)),
+                    "bakeTime": "1s",
+                },
+                {
+                    "name": "broad",
+                    "clusters": sorted(failing),
+                    "maxParallel": 2,
+                    "strategy": canary(("w", 50), ("p", "1s")),
+                },
+            ]
+            handle = await h.start(plan(svc, rings, scope="release"), service=svc)
+            result = await handle.result()
+            assert result.phase == "rolled-back", result.reason
+            assert set(h.versions().values()) == {"v1"}
+            assert result.cluster("euw1-internal").state == "rolled-back"
+            assert {result.cluster(n).state for n in failing} == {"rolled-back"}
+            assert not result.needs_attention
 
 
 class TestAbort:
