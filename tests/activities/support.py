@@ -9,11 +9,9 @@ that never becomes ready (a tag that does not exist; the emulator is configured 
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from kubernetes import client
 
@@ -33,8 +31,7 @@ from activities.models import (
 from policies.fleet import Fleet
 from policies.plan import Strategy, Workload
 from sandbox.apiserver.adminclient import AdminClient
-
-T = TypeVar("T")
+from tests.support.waiting import eventually
 
 V1 = "registry.k8s.io/pause:3.9"
 V2 = "registry.k8s.io/pause:3.10"
@@ -42,18 +39,6 @@ NEVER_READY = "registry.k8s.io/pause:never-ready"
 MANAGER = "kubectl-create"
 """The field manager the seed objects are created with, as ``kubectl create`` would."""
 DB_HOST = "orders.db.eu.example.com"
-
-
-def until(check: Callable[[], T], *, seconds: float = 20.0, every: float = 0.05, what: str = "") -> T:
-    """Poll ``check`` until it returns something truthy; fail naming ``what`` after ``seconds``."""
-    deadline = time.monotonic() + seconds
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {seconds}s: {what or check}; last value {value!r}")
-        time.sleep(every)
 
 
 @dataclass
@@ -178,7 +163,7 @@ def seed(kube: Kube, ns: str, *, replicas: int = 10, env: list[dict[str, Any]] |
     }
     kube.apps.create_namespaced_deployment(ns, body=deployment, field_manager=MANAGER)
     kube.core.create_namespaced_service(ns, body=service, field_manager=MANAGER)
-    until(lambda: rolled_out(kube, ns, "api"), what="the seed rollout")
+    eventually(lambda: rolled_out(kube, ns, "api"), what="the seed rollout")
 
 
 def hpa(kube: Kube, ns: str) -> None:
@@ -209,7 +194,7 @@ def autoscale(kube: Kube, ns: str, replicas: int) -> None:
     kube.apps.patch_namespaced_deployment_scale(
         "api", ns, body={"spec": {"replicas": replicas}}, field_manager="horizontal-pod-autoscaler"
     )
-    until(lambda: kube.replicas(ns, "api") == replicas, what=f"{replicas} replicas")
+    eventually(lambda: kube.replicas(ns, "api") == replicas, what=f"{replicas} replicas")
 
 
 def fingerprint(kube: Kube, ns: str, *, generations: bool = True) -> dict[str, Any]:

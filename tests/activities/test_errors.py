@@ -20,8 +20,8 @@ from tests.activities.support import (
     owners,
     rolled_out,
     strategy,
-    until,
 )
+from tests.support.waiting import eventually
 
 ROLLING = strategy({"rolling": {}})
 OLD = "registry.k8s.io/pause:3.8"
@@ -134,7 +134,7 @@ class TestOwnership:
             body={"spec": {"template": {"spec": {"containers": [{"name": "api", "image": OLD}]}}}},
             field_manager="helm",
         )
-        until(lambda: rolled_out(kube, app, "api"), what="helm's rollout")
+        eventually(lambda: rolled_out(kube, app, "api"), what="helm's rollout")
         release = Release(kube, app, ROLLING)
         release.take_snapshot()
         with pytest.raises(ClusterError) as failed:

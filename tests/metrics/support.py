@@ -14,7 +14,7 @@ from policies.fleet import Fleet
 from policies.plan import Analysis
 from sandbox import prometheus as sandbox_prometheus
 from sandbox.processes import Processes
-from tests.conftest import assert_eventually
+from tests.support.waiting import assert_eventually
 
 FLEET = """\
 apiVersion: ringmaster.dev/v1

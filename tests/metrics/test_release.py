@@ -23,8 +23,8 @@ from activities.kubernetes import KubernetesBackend, Tuning
 from activities.prometheus import PrometheusMetrics
 from ringmaster import worker
 from ringmaster.settings import Settings
-from tests.conftest import assert_eventually
 from tests.metrics.support import METRICS, SUCCESS_RATE, MetricsSandbox
+from tests.support.waiting import assert_eventually
 from workflows.models import ReleaseInput, ReleaseStatus
 from workflows.release import ReleaseWorkflow, release_id
 

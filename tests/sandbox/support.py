@@ -1,42 +1,16 @@
-"""Helpers for the sandbox tests: bounded polling and official-client handles on one emulated cluster."""
+"""Helpers for the sandbox tests: official-client handles on one emulated cluster."""
 
 from __future__ import annotations
 
 import json
-import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 from kubernetes import client
 
 from sandbox.apiserver.adminclient import AdminClient
-
-T = TypeVar("T")
-
-
-def eventually(check: Callable[[], T], *, timeout: float = 5.0, interval: float = 0.02, what: str = "") -> T:
-    """Call ``check`` until it returns something truthy without raising AssertionError; return that.
-
-    Fails with the last assertion (or a timeout message naming ``what``) after ``timeout`` seconds.
-    """
-    deadline = time.monotonic() + timeout
-    last: AssertionError | None = None
-    while True:
-        try:
-            value = check()
-            if value:
-                return value
-            last = None
-        except AssertionError as exc:
-            last = exc
-        if time.monotonic() >= deadline:
-            if last is not None:
-                raise last
-            raise AssertionError(f"not true within {timeout}s: {what or check}")
-        time.sleep(interval)
 
 
 @dataclass

@@ -10,7 +10,8 @@ from kubernetes.client.rest import ApiException
 
 from sandbox.apiserver.config import ClusterSpec
 from sandbox.apiserver.harness import EmulatorServer
-from tests.sandbox.support import ClusterHandle, api_client, deployment, eventually
+from tests.sandbox.support import ClusterHandle, api_client, deployment
+from tests.support.waiting import eventually
 
 REVISION = "deployment.kubernetes.io/revision"
 

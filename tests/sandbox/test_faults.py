@@ -12,7 +12,8 @@ from kubernetes.client.rest import ApiException
 
 from sandbox.apiserver.adminclient import AdminError
 from sandbox.apiserver.harness import EmulatorServer
-from tests.sandbox.support import ClusterHandle, deployment, eventually
+from tests.sandbox.support import ClusterHandle, deployment
+from tests.support.waiting import eventually
 
 
 def _get_status(url: str) -> int:

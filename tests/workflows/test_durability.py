@@ -20,8 +20,8 @@ from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
-from tests.conftest import assert_eventually
 from tests.support.fakes import FileClusterBackend
+from tests.support.waiting import assert_eventually
 from tests.workflows.support import FLEET, FLEET_PATH, ROOT, canary, cluster_state, plan, unique_service
 from workflows.models import ReleaseInput, ReleaseStatus
 from workflows.release import ReleaseWorkflow, release_id

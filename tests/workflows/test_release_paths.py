@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.conftest import assert_eventually
+from tests.support.waiting import assert_eventually
 from tests.workflows.support import (
     ScriptedMetrics,
     canary,

@@ -6,7 +6,7 @@ from datetime import UTC, timedelta
 
 import yaml
 
-from tests.conftest import assert_eventually
+from tests.support.waiting import assert_eventually
 from tests.workflows.support import ROOT, cluster_state, plan, running_worker, unique_service
 from workflows.models import ApproveRequest
 from workflows.release import ReleaseWorkflow
