@@ -17,10 +17,10 @@ import pytest
 from kubernetes import client, config
 
 from activities.kubernetes import KubernetesBackend, Tuning
-from policies.fleet import Fleet
 from sandbox.apiserver.config import ClusterSpec, ControllerSettings, EmulatorConfig
 from sandbox.apiserver.harness import EmulatorServer
 from tests.activities.support import Kube, seed
+from tests.support import fleets
 
 CLUSTER = "rm-test"
 TUNING = Tuning(heartbeat_seconds=0.3, ready_wait_seconds=15.0, read_timeout=10.0)
@@ -32,25 +32,6 @@ FAST = ControllerSettings(
 )
 
 
-def fleet(context: str) -> Fleet:
-    """A fleet of one cluster, reached through ``context``."""
-    return Fleet.model_validate(
-        {
-            "apiVersion": "ringmaster.dev/v1",
-            "kind": "Fleet",
-            "regions": [
-                {
-                    "name": "eu-west-1",
-                    "jurisdiction": "EU",
-                    "timezone": "Europe/Dublin",
-                    "prometheus": "http://prometheus.eu.example.com:9090",
-                }
-            ],
-            "clusters": [{"name": CLUSTER, "region": "eu-west-1", "kubeContext": context}],
-        }
-    )
-
-
 @pytest.fixture(scope="session")
 def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kube]:
     """The cluster under test (the emulator unless ``RINGMASTER_TEST_KUBECONFIG`` names a real one)."""
@@ -59,20 +40,26 @@ def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kube]:
         context = (
             os.environ.get("RINGMASTER_TEST_CONTEXT") or config.list_kube_config_contexts(real)[1]["name"]
         )
-        backend = KubernetesBackend.from_kubeconfig(fleet(context), Path(real), tuning=TUNING)
+        backend = KubernetesBackend.from_kubeconfig(
+            fleets.one_cluster(CLUSTER, context), Path(real), tuning=TUNING
+        )
         api = config.new_client_from_config(config_file=real, context=context, persist_config=False)
-        yield Kube(CLUSTER, backend, api, None, None, fleet(context), Path(real))
+        yield Kube(CLUSTER, backend, api, None, None, fleets.one_cluster(CLUSTER, context), Path(real))
         backend.close()
         return
     spec = ClusterSpec(name=CLUSTER, region="eu-west-1", nodes=3)
     with EmulatorServer(EmulatorConfig(clusters=[spec], controller=FAST, watch_history=2000)) as server:
         kubeconfig = server.write_kubeconfig(tmp_path_factory.mktemp("kube") / "kubeconfig")
-        backend = KubernetesBackend.from_kubeconfig(fleet(CLUSTER), kubeconfig, tuning=TUNING)
+        backend = KubernetesBackend.from_kubeconfig(
+            fleets.one_cluster(CLUSTER, CLUSTER), kubeconfig, tuning=TUNING
+        )
         configuration = client.Configuration()
         configuration.host = server.cluster_url(CLUSTER)
         configuration.retries = False
         api = client.ApiClient(configuration)
-        yield Kube(CLUSTER, backend, api, server.admin, CLUSTER, fleet(CLUSTER), kubeconfig)
+        yield Kube(
+            CLUSTER, backend, api, server.admin, CLUSTER, fleets.one_cluster(CLUSTER, CLUSTER), kubeconfig
+        )
         backend.close()
 
 

@@ -15,7 +15,8 @@ import pytest
 from policies import loading
 from sandbox import prometheus as sandbox_prometheus
 from sandbox import stack
-from tests.metrics.support import FLEET, SETTINGS, MetricsSandbox, deploy_app
+from tests.metrics.support import SETTINGS, MetricsSandbox, deploy_app
+from tests.support import fleets
 
 SCENARIOS = {"good": "v2", "bad": "v2-bad", "cheap": "v2-cheap", "pretouch": None}
 """Namespaces of cluster ``euw1-prod``: ``v1`` beside a canary of the given version (or alone)."""
@@ -30,7 +31,7 @@ def metrics_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Metric
     except sandbox_prometheus.PrometheusError as exc:
         pytest.skip(str(exc))
     directory = tmp_path_factory.mktemp("metrics-sandbox")
-    (directory / "fleet-in.yaml").write_text(FLEET, encoding="utf-8")
+    (directory / "fleet-in.yaml").write_text(fleets.METRICS_FLEET, encoding="utf-8")
     (directory / "sandbox.yaml").write_text(SETTINGS, encoding="utf-8")
     try:
         started = stack.up(directory, directory / "fleet-in.yaml")

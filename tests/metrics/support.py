@@ -16,21 +16,6 @@ from sandbox import prometheus as sandbox_prometheus
 from sandbox.processes import Processes
 from tests.support.waiting import assert_eventually
 
-FLEET = """\
-apiVersion: ringmaster.dev/v1
-kind: Fleet
-regions:
-  - {name: eu-west-1, jurisdiction: EU, timezone: Europe/Dublin, prometheus: "http://prometheus.eu.example.com:9090"}
-  - {name: us-east-1, jurisdiction: US, timezone: America/New_York, prometheus: "http://prometheus.us.example.com:9090"}
-clusters:
-  - {name: euw1-canary, region: eu-west-1, kubeContext: euw1-canary, labels: {audience: internal}}
-  - {name: euw1-prod, region: eu-west-1, kubeContext: euw1-prod, labels: {audience: public}}
-  - {name: use1-prod, region: us-east-1, kubeContext: use1-prod, labels: {audience: public}}
-hosts:
-  - {match: "*.eu.example.com", jurisdiction: EU}
-  - {match: "*.us.example.com", jurisdiction: US}
-"""
-
 SETTINGS = """\
 controller: {tickSeconds: 0.05, podReadySeconds: 0.2, progressDeadlineScale: 0.1}
 traffic:
