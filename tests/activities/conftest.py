@@ -14,13 +14,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from kubernetes import client, config
+from kubernetes import config
 
 from activities.kubernetes import KubernetesBackend, Tuning
-from policies.fleet import Fleet
 from sandbox.apiserver.config import ClusterSpec, ControllerSettings, EmulatorConfig
 from sandbox.apiserver.harness import EmulatorServer
 from tests.activities.support import Kube, seed
+from tests.support import fleets
+from tests.support.cluster import Cluster, api_client
 
 CLUSTER = "rm-test"
 TUNING = Tuning(heartbeat_seconds=0.3, ready_wait_seconds=15.0, read_timeout=10.0)
@@ -32,25 +33,6 @@ FAST = ControllerSettings(
 )
 
 
-def fleet(context: str) -> Fleet:
-    """A fleet of one cluster, reached through ``context``."""
-    return Fleet.model_validate(
-        {
-            "apiVersion": "ringmaster.dev/v1",
-            "kind": "Fleet",
-            "regions": [
-                {
-                    "name": "eu-west-1",
-                    "jurisdiction": "EU",
-                    "timezone": "Europe/Dublin",
-                    "prometheus": "http://prometheus.eu.example.com:9090",
-                }
-            ],
-            "clusters": [{"name": CLUSTER, "region": "eu-west-1", "kubeContext": context}],
-        }
-    )
-
-
 @pytest.fixture(scope="session")
 def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kube]:
     """The cluster under test (the emulator unless ``RINGMASTER_TEST_KUBECONFIG`` names a real one)."""
@@ -59,20 +41,19 @@ def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kube]:
         context = (
             os.environ.get("RINGMASTER_TEST_CONTEXT") or config.list_kube_config_contexts(real)[1]["name"]
         )
-        backend = KubernetesBackend.from_kubeconfig(fleet(context), Path(real), tuning=TUNING)
-        api = config.new_client_from_config(config_file=real, context=context, persist_config=False)
-        yield Kube(CLUSTER, backend, api, None, None, fleet(context), Path(real))
+        fleet = fleets.one_cluster(CLUSTER, context)
+        backend = KubernetesBackend.from_kubeconfig(fleet, Path(real), tuning=TUNING)
+        api = Cluster.from_kubeconfig(Path(real), context).api
+        yield Kube(CLUSTER, api, None, None, backend=backend, fleet=fleet, kubeconfig=Path(real))
         backend.close()
         return
     spec = ClusterSpec(name=CLUSTER, region="eu-west-1", nodes=3)
     with EmulatorServer(EmulatorConfig(clusters=[spec], controller=FAST, watch_history=2000)) as server:
         kubeconfig = server.write_kubeconfig(tmp_path_factory.mktemp("kube") / "kubeconfig")
-        backend = KubernetesBackend.from_kubeconfig(fleet(CLUSTER), kubeconfig, tuning=TUNING)
-        configuration = client.Configuration()
-        configuration.host = server.cluster_url(CLUSTER)
-        configuration.retries = False
-        api = client.ApiClient(configuration)
-        yield Kube(CLUSTER, backend, api, server.admin, CLUSTER, fleet(CLUSTER), kubeconfig)
+        fleet = fleets.one_cluster(CLUSTER, CLUSTER)
+        backend = KubernetesBackend.from_kubeconfig(fleet, kubeconfig, tuning=TUNING)
+        api = api_client(server.cluster_url(CLUSTER))
+        yield Kube(CLUSTER, api, server.admin, CLUSTER, backend=backend, fleet=fleet, kubeconfig=kubeconfig)
         backend.close()
 
 
@@ -90,7 +71,7 @@ def ns(kube: Kube) -> Iterator[str]:
     name = f"rm-{secrets.token_hex(4)}"
     kube.core.create_namespace(body={"metadata": {"name": name}})
     yield name
-    if kube.admin is not None and kube.emulated is not None:
+    if kube.emulated is not None:
         kube.admin.clear_faults(kube.emulated)
     kube.core.delete_namespace(name)
 

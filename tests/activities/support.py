@@ -8,14 +8,9 @@ that never becomes ready (a tag that does not exist; the emulator is configured 
 
 from __future__ import annotations
 
-import json
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, TypeVar
-
-from kubernetes import client
+from typing import Any
 
 from activities.kubernetes import KubernetesBackend
 from activities.models import (
@@ -32,9 +27,9 @@ from activities.models import (
 )
 from policies.fleet import Fleet
 from policies.plan import Strategy, Workload
-from sandbox.apiserver.adminclient import AdminClient
-
-T = TypeVar("T")
+from tests.support import manifests
+from tests.support.cluster import Cluster
+from tests.support.waiting import eventually
 
 V1 = "registry.k8s.io/pause:3.9"
 V2 = "registry.k8s.io/pause:3.10"
@@ -44,141 +39,37 @@ MANAGER = "kubectl-create"
 DB_HOST = "orders.db.eu.example.com"
 
 
-def until(check: Callable[[], T], *, seconds: float = 20.0, every: float = 0.05, what: str = "") -> T:
-    """Poll ``check`` until it returns something truthy; fail naming ``what`` after ``seconds``."""
-    deadline = time.monotonic() + seconds
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {seconds}s: {what or check}; last value {value!r}")
-        time.sleep(every)
-
-
 @dataclass
-class Kube:
-    """The cluster under test: the backend, the official client for setup and assertions, and
-    (emulator only) the admin client for faults and request logs."""
+class Kube(Cluster):
+    """The cluster under test (emulator or real) with the Kubernetes backend the tests drive."""
 
-    cluster: str
     backend: KubernetesBackend
-    api: client.ApiClient
-    admin: AdminClient | None
-    emulated: str | None
-    """The emulated cluster's name, or None on a real cluster."""
     fleet: Fleet
     kubeconfig: Path
+
+    @property
+    def cluster(self) -> str:
+        """The cluster's name in the fleet."""
+        return self.name
 
     def backend_with(self, **tuning: Any) -> KubernetesBackend:
         """Another backend on the same cluster, with some tuning changed (``ready_wait_seconds=1``)."""
         base = self.backend.clusters[self.cluster].tuning
         return KubernetesBackend.from_kubeconfig(self.fleet, self.kubeconfig, tuning=replace(base, **tuning))
 
-    @property
-    def apps(self) -> client.AppsV1Api:
-        """``/apis/apps/v1``."""
-        return client.AppsV1Api(self.api)
-
-    @property
-    def core(self) -> client.CoreV1Api:
-        """``/api/v1``."""
-        return client.CoreV1Api(self.api)
-
-    @property
-    def custom(self) -> client.CustomObjectsApi:
-        """Custom resources (HTTPRoute)."""
-        return client.CustomObjectsApi(self.api)
-
-    def raw(self, path: str) -> dict[str, Any] | None:
-        """An object (or list) as JSON, or None when it does not exist."""
-        response = self.api.rest_client.request("GET", self.api.configuration.host + path)
-        if response.status == 404:
-            return None
-        assert response.status == 200, (path, response.status)
-        return json.loads(response.read())  # type: ignore[no-any-return]
-
-    def deployment(self, ns: str, name: str) -> dict[str, Any] | None:
-        """A Deployment, or None."""
-        return self.raw(f"/apis/apps/v1/namespaces/{ns}/deployments/{name}")
-
-    def service(self, ns: str, name: str) -> dict[str, Any] | None:
-        """A Service, or None."""
-        return self.raw(f"/api/v1/namespaces/{ns}/services/{name}")
-
-    def route(self, ns: str, name: str) -> dict[str, Any] | None:
-        """An HTTPRoute, or None."""
-        return self.raw(f"/apis/gateway.networking.k8s.io/v1/namespaces/{ns}/httproutes/{name}")
-
-    def replicas(self, ns: str, name: str) -> int | None:
-        """A Deployment's ``spec.replicas``, or None when it does not exist."""
-        found = self.deployment(ns, name)
-        return None if found is None else int(found["spec"]["replicas"])
-
-    def apply_as(self, manager: str, ns: str, body: dict[str, Any], *, force: bool = False) -> None:
-        """Server-side apply a Deployment as another manager (a GitOps controller, say)."""
-        self.apps.patch_namespaced_deployment(
-            body["metadata"]["name"],
-            ns,
-            body=body,
-            field_manager=manager,
-            force=force,
-            _content_type="application/apply-patch+yaml",
-        )
-
-    def requests(self, since: int = 0) -> list[dict[str, Any]]:
-        """The emulator's request log of the cluster (emulator only)."""
-        assert self.admin is not None and self.emulated is not None
-        return self.admin.requests(self.emulated, since=since)
-
-    def last_request(self) -> int:
-        """The number of the last logged request (emulator only)."""
-        found = self.requests()
-        return int(found[-1]["seq"]) if found else 0
-
-
-def rolled_out(kube: Kube, ns: str, name: str) -> bool:
-    """Whether a Deployment's rollout is complete (the test's own judgement, not the backend's)."""
-    obj = kube.deployment(ns, name)
-    if obj is None:
-        return False
-    status, want = obj.get("status") or {}, obj["spec"]["replicas"]
-    return status.get("observedGeneration") == obj["metadata"]["generation"] and all(
-        status.get(k, 0) == want for k in ("replicas", "updatedReplicas", "availableReplicas")
-    )
-
 
 def seed(kube: Kube, ns: str, *, replicas: int = 10, env: list[dict[str, Any]] | None = None) -> None:
     """The workload a release acts on, as a user would have created it: Deployment ``api`` (version label
     ``v1``, container ``api``), Service ``api`` selecting ``app: api``; waits until it is rolled out."""
     labels = {"app": "api", "ringmaster.dev/version": "v1"}
-    container = {
-        "name": "api",
-        "image": V1,
-        "ports": [{"name": "http", "containerPort": 8080}],
-        "env": env
-        if env is not None
-        else [{"name": "DATABASE_URL", "value": f"postgres://{DB_HOST}:5432/x"}],
-    }
-    deployment = {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": "api", "labels": labels},
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": {"app": "api"}},
-            "template": {"metadata": {"labels": labels}, "spec": {"containers": [container]}},
-        },
-    }
-    service = {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": {"name": "api", "labels": {"app": "api"}},
-        "spec": {"selector": {"app": "api"}, "ports": [{"name": "http", "port": 80, "targetPort": 8080}]},
-    }
+    env = env if env is not None else [{"name": "DATABASE_URL", "value": f"postgres://{DB_HOST}:5432/x"}]
+    container = manifests.container("api", V1, ports=[{"name": "http", "containerPort": 8080}], env=env)
+    deployment = manifests.deployment("api", [container], replicas=replicas, labels=labels)
+    ports = [{"name": "http", "port": 80, "targetPort": 8080}]
+    service = manifests.service("api", {"app": "api"}, ports, labels={"app": "api"})
     kube.apps.create_namespaced_deployment(ns, body=deployment, field_manager=MANAGER)
     kube.core.create_namespaced_service(ns, body=service, field_manager=MANAGER)
-    until(lambda: rolled_out(kube, ns, "api"), what="the seed rollout")
+    eventually(lambda: kube.rolled_out(ns, "api"), what="the seed rollout")
 
 
 def hpa(kube: Kube, ns: str) -> None:
@@ -190,18 +81,8 @@ def hpa(kube: Kube, ns: str) -> None:
             "target": {"type": "AverageValue", "averageValue": "1"},
         },
     }
-    body = {
-        "apiVersion": "autoscaling/v2",
-        "kind": "HorizontalPodAutoscaler",
-        "metadata": {"name": "api"},
-        "spec": {
-            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "api"},
-            "minReplicas": 1,
-            "maxReplicas": 20,
-            "metrics": [metric],
-        },
-    }
-    client.AutoscalingV2Api(kube.api).create_namespaced_horizontal_pod_autoscaler(ns, body=body)
+    body = manifests.autoscaler("api", min_replicas=1, max_replicas=20, metrics=[metric])
+    kube.autoscaling.create_namespaced_horizontal_pod_autoscaler(ns, body=body)
 
 
 def autoscale(kube: Kube, ns: str, replicas: int) -> None:
@@ -209,7 +90,7 @@ def autoscale(kube: Kube, ns: str, replicas: int) -> None:
     kube.apps.patch_namespaced_deployment_scale(
         "api", ns, body={"spec": {"replicas": replicas}}, field_manager="horizontal-pod-autoscaler"
     )
-    until(lambda: kube.replicas(ns, "api") == replicas, what=f"{replicas} replicas")
+    eventually(lambda: kube.replicas(ns, "api") == replicas, what=f"{replicas} replicas")
 
 
 def fingerprint(kube: Kube, ns: str, *, generations: bool = True) -> dict[str, Any]:
@@ -336,21 +217,3 @@ class Release:
 def strategy(spec: dict[str, Any]) -> Strategy:
     """A strategy from its YAML form (``{"canary": {"steps": [...]}}``)."""
     return Strategy.model_validate(spec)
-
-
-def container_image(obj: dict[str, Any], name: str = "api") -> str:
-    """The image of one container of a Deployment."""
-    containers = obj["spec"]["template"]["spec"]["containers"]
-    return str(next(c["image"] for c in containers if c["name"] == name))
-
-
-def owners(obj: dict[str, Any], path: tuple[str, ...]) -> set[str]:
-    """The managers whose managedFields hold ``path`` (``("f:spec", "f:replicas")``)."""
-    found = set()
-    for entry in obj["metadata"].get("managedFields") or []:
-        node: Any = entry.get("fieldsV1") or {}
-        for element in path:
-            node = node.get(element) if isinstance(node, dict) else None
-        if node is not None:
-            found.add(f"{entry['manager']}:{entry['operation']}")
-    return found

@@ -7,17 +7,8 @@ from typing import Any
 import pytest
 
 from activities.errors import ClusterError
-from tests.activities.support import (
-    NEVER_READY,
-    V1,
-    V2,
-    Kube,
-    Release,
-    autoscale,
-    container_image,
-    hpa,
-    strategy,
-)
+from tests.activities.support import NEVER_READY, V1, V2, Kube, Release, autoscale, hpa, strategy
+from tests.support.cluster import container_image
 
 BLUE_GREEN = strategy({"blueGreen": {"scaleDownDelaySeconds": 0}})
 ROLLING = strategy({"rolling": {}})

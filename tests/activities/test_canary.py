@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 from activities.errors import ClusterError
 from activities.kubernetes import canary
-from tests.activities.support import V1, V2, Kube, Release, autoscale, container_image, hpa, owners, strategy
+from tests.activities.support import MANAGER, V1, V2, Kube, Release, autoscale, hpa, strategy
+from tests.support import manifests
+from tests.support.cluster import container_image, owners
 
 RATIO = strategy({"canary": {"steps": [{"setWeight": 20}, {"setWeight": 50}]}})
 ROUTED = strategy({"canary": {"steps": [{"setWeight": 20}], "trafficRouting": {"httpRoute": "api"}}})
@@ -133,24 +133,13 @@ class TestCanaryByReplicaRatio:
 
 def _route(kube: Kube, ns: str, weights: list[tuple[str, int]] | None = None) -> None:
     refs = [{"name": name, "port": 80, "weight": weight} for name, weight in (weights or [("api", 1)])]
-    body: dict[str, Any] = {
-        "apiVersion": "gateway.networking.k8s.io/v1",
-        "kind": "HTTPRoute",
-        "metadata": {"name": "api"},
-        "spec": {
-            "parentRefs": [{"name": "public", "namespace": "gateways"}],
-            "rules": [
-                {"matches": [{"path": {"type": "PathPrefix", "value": "/"}}], "backendRefs": refs},
-                {
-                    "matches": [{"path": {"type": "PathPrefix", "value": "/static"}}],
-                    "backendRefs": [{"name": "cdn", "port": 80}],
-                },
-            ],
-        },
-    }
-    kube.custom.create_namespaced_custom_object(
-        "gateway.networking.k8s.io", "v1", ns, "httproutes", body, field_manager="kubectl-create"
+    body = manifests.http_route(
+        "api",
+        {"name": "public", "namespace": "gateways"},
+        manifests.route_rule(refs, prefix="/"),
+        manifests.route_rule([{"name": "cdn", "port": 80}], prefix="/static"),
     )
+    kube.create_route(ns, body, manager=MANAGER)
 
 
 def _backends(kube: Kube, ns: str, rule: int = 0) -> list[tuple[str, int, str | None]]:

@@ -11,17 +11,9 @@ from structlog.testing import capture_logs
 
 from activities.errors import ClusterError
 from activities.kubernetes import errors
-from tests.activities.support import (
-    V1,
-    V2,
-    Kube,
-    Release,
-    container_image,
-    owners,
-    rolled_out,
-    strategy,
-    until,
-)
+from tests.activities.support import V1, V2, Kube, Release, strategy
+from tests.support.cluster import container_image, owners
+from tests.support.waiting import eventually
 
 ROLLING = strategy({"rolling": {}})
 OLD = "registry.k8s.io/pause:3.8"
@@ -134,7 +126,7 @@ class TestOwnership:
             body={"spec": {"template": {"spec": {"containers": [{"name": "api", "image": OLD}]}}}},
             field_manager="helm",
         )
-        until(lambda: rolled_out(kube, app, "api"), what="helm's rollout")
+        eventually(lambda: kube.rolled_out(app, "api"), what="helm's rollout")
         release = Release(kube, app, ROLLING)
         release.take_snapshot()
         with pytest.raises(ClusterError) as failed:

@@ -8,17 +8,9 @@ from activities.errors import ClusterError
 from activities.kubernetes import snapshots
 from activities.models import ClusterSnapshot
 from policies.plan import Strategy
-from tests.activities.support import (
-    V1,
-    Kube,
-    Release,
-    autoscale,
-    container_image,
-    fingerprint,
-    hpa,
-    seed,
-    strategy,
-)
+from tests.activities.support import MANAGER, V1, Kube, Release, autoscale, fingerprint, hpa, seed, strategy
+from tests.support import manifests
+from tests.support.cluster import container_image
 
 RATIO = strategy({"canary": {"steps": [{"setWeight": 20}, {"setWeight": 50}]}})
 ROUTED = strategy({"canary": {"steps": [{"setWeight": 20}], "trafficRouting": {"httpRoute": "api"}}})
@@ -64,18 +56,9 @@ def _run(release: Release, path: Plan) -> None:
 
 
 def _route(kube: Kube, ns: str) -> None:
-    body = {
-        "apiVersion": "gateway.networking.k8s.io/v1",
-        "kind": "HTTPRoute",
-        "metadata": {"name": "api"},
-        "spec": {
-            "parentRefs": [{"name": "public"}],
-            "rules": [{"backendRefs": [{"name": "api", "port": 80}]}],
-        },
-    }
-    kube.custom.create_namespaced_custom_object(
-        "gateway.networking.k8s.io", "v1", ns, "httproutes", body, field_manager="kubectl-create"
-    )
+    rule = manifests.route_rule([{"name": "api", "port": 80}])
+    body = manifests.http_route("api", {"name": "public"}, rule)
+    kube.create_route(ns, body, manager=MANAGER)
 
 
 class TestRollbackFromEveryPoint:

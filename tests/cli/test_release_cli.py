@@ -9,8 +9,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import assert_eventually
-from tests.workflows.support import ROOT, ScriptedMetrics, canary, plan, running_worker, unique_service
+from tests.support.fleets import ROOT
+from tests.support.waiting import assert_eventually
+from tests.workflows.support import ScriptedMetrics, canary, plan, running_worker, unique_service
 from workflows.models import ReleaseStatus
 from workflows.release import ReleaseWorkflow
 

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from sandbox import stack
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support import fleets
 
 FAST = """\
 controller:
@@ -17,7 +15,7 @@ controller:
   podReadySeconds: 0.1
   progressDeadlineScale: 0.05
 prometheus:
-  enabled: false   # these tests judge with the fake metrics source; tests/metrics covers Prometheus
+  enabled: false   # judged by the fake metrics source here; test_prometheus_release.py uses Prometheus
 """
 
 
@@ -26,6 +24,6 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[stack.Sandbox]
     """The example fleet emulated, with rollouts that take a fraction of a second."""
     directory = tmp_path_factory.mktemp("sandbox")
     (directory / "sandbox.yaml").write_text(FAST)
-    started = stack.up(directory, ROOT / "deploy" / "examples" / "fleet.yaml")
+    started = stack.up(directory, fleets.EXAMPLE_FLEET)
     yield started
     stack.down(directory)

@@ -22,8 +22,8 @@ from policies import loading
 from ringmaster import worker
 from ringmaster.settings import Settings
 from sandbox import stack
-from tests.conftest import assert_eventually
 from tests.support.fakes import FakeMetrics
+from tests.support.waiting import assert_eventually
 from tests.workflows.support import canary, cluster_state, plan
 from workflows.models import AbortRequest, ReleaseInput, ReleaseStatus
 from workflows.release import ReleaseWorkflow, release_id

@@ -10,19 +10,19 @@ import pytest
 from policies import loading, schedule
 from policies.fleet import Fleet
 from policies.plan import ReleasePlan
-from tests.policies.helpers import EXAMPLES, FLEET_DATA, PLAN_DATA
+from tests.support import fleets
 
 
 @pytest.fixture(scope="session")
 def fleet() -> Fleet:
     """The example fleet, loaded."""
-    return loading.load_fleet(EXAMPLES / "fleet.yaml")
+    return fleets.example_fleet()
 
 
 @pytest.fixture(scope="session")
 def plan() -> ReleasePlan:
     """The example plan, loaded."""
-    return loading.load_plan(EXAMPLES / "plan.yaml")
+    return loading.load_plan(fleets.EXAMPLE_PLAN)
 
 
 @pytest.fixture(scope="session")
@@ -34,10 +34,10 @@ def example_schedule(plan: ReleasePlan, fleet: Fleet) -> schedule.Schedule:
 @pytest.fixture
 def plan_data() -> dict[str, Any]:
     """A fresh copy of the example plan as the dictionary YAML gives."""
-    return copy.deepcopy(PLAN_DATA)
+    return copy.deepcopy(fleets.PLAN_DATA)
 
 
 @pytest.fixture
 def fleet_data() -> dict[str, Any]:
     """A fresh copy of the example fleet as the dictionary YAML gives."""
-    return copy.deepcopy(FLEET_DATA)
+    return copy.deepcopy(fleets.FLEET_DATA)

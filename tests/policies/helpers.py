@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import yaml
@@ -12,10 +11,7 @@ import yaml
 from policies import loading
 from policies.fleet import Fleet
 from policies.plan import ReleasePlan
-
-EXAMPLES = Path(__file__).resolve().parents[2] / "deploy" / "examples"
-PLAN_DATA: dict[str, Any] = yaml.safe_load((EXAMPLES / "plan.yaml").read_text())
-FLEET_DATA: dict[str, Any] = yaml.safe_load((EXAMPLES / "fleet.yaml").read_text())
+from tests.support import fleets
 
 
 def make_fleet(
@@ -56,7 +52,7 @@ def make_fleet(
 
 def plan_data(**changes: Any) -> dict[str, Any]:
     """The example plan as a dictionary, with top-level keys replaced (None deletes)."""
-    data = copy.deepcopy(PLAN_DATA)
+    data = copy.deepcopy(fleets.PLAN_DATA)
     for key, value in changes.items():
         if value is None:
             data.pop(key, None)

@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 
 from policies import loading, residency, schedule
 from policies.fleet import Fleet
-from tests.policies.helpers import EXAMPLES, FLEET_DATA, PLAN_DATA
+from tests.support import fleets
 
-FLEET = loading.load_fleet(EXAMPLES / "fleet.yaml")
+FLEET = fleets.example_fleet()
 
 scalars = st.one_of(
     st.none(),
@@ -116,13 +116,13 @@ class TestLoaderNeverCrashes:
         _load_or_config_error(text, "fleet")
 
     @fuzz(40)
-    @given(mutated(PLAN_DATA))
+    @given(mutated(fleets.PLAN_DATA))
     def test_mutated_plans_fail_with_paths(self, data: dict[str, Any]) -> None:
         """A damaged example plan loads, or every problem names a path inside the file."""
         _load_or_config_error(yaml.safe_dump(data), "plan", paths=True)
 
     @fuzz(40)
-    @given(mutated(FLEET_DATA))
+    @given(mutated(fleets.FLEET_DATA))
     def test_mutated_fleets_fail_with_paths(self, data: dict[str, Any]) -> None:
         """A damaged example fleet loads, or every problem names a path inside the file."""
         _load_or_config_error(yaml.safe_dump(data), "fleet", paths=True)

@@ -9,7 +9,7 @@ import pytest
 
 from sandbox.apiserver.config import ClusterSpec, ControllerSettings, EmulatorConfig
 from sandbox.apiserver.harness import EmulatorServer
-from tests.sandbox.support import ClusterHandle, api_client
+from tests.support.cluster import Cluster
 
 _names = itertools.count(1)
 
@@ -26,13 +26,11 @@ def emulator() -> Iterator[EmulatorServer]:
 
 
 @pytest.fixture
-def cluster(emulator: EmulatorServer) -> Iterator[ClusterHandle]:
+def cluster(emulator: EmulatorServer) -> Iterator[Cluster]:
     """A fresh emulated cluster for one test (region eu-west-1), removed afterwards."""
     name = f"t{next(_names)}"
     emulator.call(lambda emu: emu.add_cluster(ClusterSpec(name=name, region="eu-west-1")))
-    handle = ClusterHandle(
-        name, emulator.cluster_url(name), api_client(emulator.cluster_url(name)), emulator.admin
-    )
+    handle = Cluster.emulator(name, emulator.cluster_url(name), emulator.admin)
     yield handle
-    handle.api.close()
+    handle.close()
     emulator.call(lambda emu: emu.remove_cluster(name))

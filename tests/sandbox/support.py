@@ -1,76 +1,13 @@
-"""Helpers for the sandbox tests: bounded polling and official-client handles on one emulated cluster."""
+"""Helpers for the sandbox tests: raw HTTP requests, and the workload most tests create."""
 
 from __future__ import annotations
 
 import json
-import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
-from kubernetes import client
-
-from sandbox.apiserver.adminclient import AdminClient
-
-T = TypeVar("T")
-
-
-def eventually(check: Callable[[], T], *, timeout: float = 5.0, interval: float = 0.02, what: str = "") -> T:
-    """Call ``check`` until it returns something truthy without raising AssertionError; return that.
-
-    Fails with the last assertion (or a timeout message naming ``what``) after ``timeout`` seconds.
-    """
-    deadline = time.monotonic() + timeout
-    last: AssertionError | None = None
-    while True:
-        try:
-            value = check()
-            if value:
-                return value
-            last = None
-        except AssertionError as exc:
-            last = exc
-        if time.monotonic() >= deadline:
-            if last is not None:
-                raise last
-            raise AssertionError(f"not true within {timeout}s: {what or check}")
-        time.sleep(interval)
-
-
-@dataclass
-class ClusterHandle:
-    """The official client's APIs for one emulated cluster, and the emulator's admin client."""
-
-    name: str
-    url: str
-    api: client.ApiClient
-    admin: AdminClient
-
-    @property
-    def core(self) -> client.CoreV1Api:
-        """``/api/v1``."""
-        return client.CoreV1Api(self.api)
-
-    @property
-    def apps(self) -> client.AppsV1Api:
-        """``/apis/apps/v1``."""
-        return client.AppsV1Api(self.api)
-
-    @property
-    def autoscaling(self) -> client.AutoscalingV2Api:
-        """``/apis/autoscaling/v2``."""
-        return client.AutoscalingV2Api(self.api)
-
-    @property
-    def custom(self) -> client.CustomObjectsApi:
-        """Custom resources (HTTPRoute)."""
-        return client.CustomObjectsApi(self.api)
-
-    def raw(self, method: str, path: str, **kwargs: Any) -> Any:
-        """A raw request through the client's REST layer (``_preload_content=False`` response)."""
-        return self.api.rest_client.request(method, self.url + path, **kwargs)
+from tests.support import manifests
 
 
 def http(
@@ -86,34 +23,12 @@ def http(
         return exc.code, exc.headers, json.loads(exc.read())
 
 
-def api_client(url: str) -> client.ApiClient:
-    """An official-client ApiClient for one cluster URL, failing fast instead of retrying."""
-    configuration = client.Configuration()
-    configuration.host = url
-    configuration.retries = False
-    return client.ApiClient(configuration)
-
-
 def deployment(
     name: str, *, replicas: int = 3, image: str = "registry.example.com/app:v1", **spec: Any
 ) -> dict[str, Any]:
-    """A Deployment manifest selecting ``app: <name>``."""
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name, "labels": {"app": name}},
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": {"app": name}},
-            "template": {
-                "metadata": {"labels": {"app": name}},
-                "spec": {
-                    "containers": [
-                        {"name": "app", "image": image, "env": [{"name": "MODE", "value": "a"}]},
-                        {"name": "sidecar", "image": "registry.example.com/proxy:1"},
-                    ]
-                },
-            },
-            **spec,
-        },
-    }
+    """The sandbox tests' workload: Deployment ``name`` selecting ``app: <name>``, an app and a sidecar."""
+    containers = [
+        manifests.container("app", image, env=[{"name": "MODE", "value": "a"}]),
+        manifests.container("sidecar", "registry.example.com/proxy:1"),
+    ]
+    return manifests.deployment(name, containers, replicas=replicas, **spec)

@@ -8,21 +8,20 @@ from typing import Any
 import pytest
 from kubernetes.client.rest import ApiException
 
-from tests.sandbox.support import ClusterHandle, deployment
+from tests.sandbox.support import deployment
+from tests.support.cluster import Cluster
 
 APPLY = "application/apply-patch+yaml"
 
 
 @pytest.fixture
-def work(cluster: ClusterHandle) -> ClusterHandle:
+def work(cluster: Cluster) -> Cluster:
     """A cluster with namespace ``work``."""
     cluster.core.create_namespace(body={"metadata": {"name": "work"}})
     return cluster
 
 
-def _apply(
-    cluster: ClusterHandle, body: dict[str, Any], manager: str, *, force: bool = False
-) -> dict[str, Any]:
+def _apply(cluster: Cluster, body: dict[str, Any], manager: str, *, force: bool = False) -> dict[str, Any]:
     name = body["metadata"]["name"]
     result = cluster.apps.patch_namespaced_deployment(
         name, "work", body=body, field_manager=manager, force=force, _content_type=APPLY
@@ -35,7 +34,7 @@ def _managers(obj: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
 
 
 class TestServerSideApply:
-    def test_apply_creates_and_records_ownership(self, work: ClusterHandle) -> None:
+    def test_apply_creates_and_records_ownership(self, work: Cluster) -> None:
         """Applying a missing object creates it (201) and records an Apply entry of the applied fields."""
         body = deployment("web")
         _, code, _ = work.apps.patch_namespaced_deployment_with_http_info(
@@ -50,7 +49,7 @@ class TestServerSideApply:
         assert "." in containers['k:{"name":"app"}']
         assert "f:strategy" not in fields["f:spec"]  # defaulted by the server, owned by nobody
 
-    def test_reapplying_the_same_config_changes_nothing(self, work: ClusterHandle) -> None:
+    def test_reapplying_the_same_config_changes_nothing(self, work: Cluster) -> None:
         """Applying an unchanged configuration keeps the resourceVersion (nothing is written)."""
         config = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"k": "v"}}
         first, again = (
@@ -61,7 +60,7 @@ class TestServerSideApply:
         )
         assert again.metadata.resource_version == first.metadata.resource_version
 
-    def test_conflict_names_the_other_manager_and_field(self, work: ClusterHandle) -> None:
+    def test_conflict_names_the_other_manager_and_field(self, work: Cluster) -> None:
         """Changing a field another manager set answers 409 naming that manager and the field path."""
         _apply(work, deployment("web"), "deployer")
         work.apps.patch_namespaced_deployment(
@@ -81,7 +80,7 @@ class TestServerSideApply:
             }
         ]
 
-    def test_conflicts_on_list_items_name_the_item(self, work: ClusterHandle) -> None:
+    def test_conflicts_on_list_items_name_the_item(self, work: Cluster) -> None:
         """A conflicting container image is reported at its keyed path."""
         _apply(work, deployment("web"), "deployer")
         patch = {
@@ -96,7 +95,7 @@ class TestServerSideApply:
             _apply(work, deployment("web", image="registry.example.com/app:v2"), "deployer")
         assert '.spec.template.spec.containers[name="app"].image' in json.loads(exc.value.body)["message"]
 
-    def test_force_takes_ownership(self, work: ClusterHandle) -> None:
+    def test_force_takes_ownership(self, work: Cluster) -> None:
         """With force the apply wins, and the field leaves the other manager's entry."""
         _apply(work, deployment("web"), "deployer")
         work.apps.patch_namespaced_deployment(
@@ -108,7 +107,7 @@ class TestServerSideApply:
         assert "f:replicas" in managers[("deployer", "Apply")]["f:spec"]
         assert ("hpa-like", "Update") not in managers
 
-    def test_same_value_is_shared_without_conflict(self, work: ClusterHandle) -> None:
+    def test_same_value_is_shared_without_conflict(self, work: Cluster) -> None:
         """Two appliers setting the same value both own it, without conflict."""
         _apply(work, deployment("web", replicas=4), "team-a")
         result = _apply(work, deployment("web", replicas=4), "team-b")
@@ -116,7 +115,7 @@ class TestServerSideApply:
         assert "f:replicas" in managers[("team-a", "Apply")]["f:spec"]
         assert "f:replicas" in managers[("team-b", "Apply")]["f:spec"]
 
-    def test_dropping_an_owned_field_removes_it(self, work: ClusterHandle) -> None:
+    def test_dropping_an_owned_field_removes_it(self, work: Cluster) -> None:
         """A field the applier set before and omits now is removed from the object."""
         first = deployment("web")
         first["metadata"]["annotations"] = {"example.com/note": "x"}
@@ -124,7 +123,7 @@ class TestServerSideApply:
         result = _apply(work, deployment("web"), "deployer")
         assert "example.com/note" not in (result["metadata"].get("annotations") or {})
 
-    def test_dropped_item_owned_by_another_manager_stays(self, work: ClusterHandle) -> None:
+    def test_dropped_item_owned_by_another_manager_stays(self, work: Cluster) -> None:
         """Items the applier drops go, but an item another manager added to the same list stays."""
         _apply(work, deployment("web"), "deployer")
         extra = {"name": "app", "env": [{"name": "MESH", "value": "on"}]}
@@ -140,26 +139,26 @@ class TestServerSideApply:
         app = result["spec"]["template"]["spec"]["containers"][0]
         assert app["env"] == [{"name": "MESH", "value": "on"}]
 
-    def test_field_manager_is_required(self, work: ClusterHandle) -> None:
+    def test_field_manager_is_required(self, work: Cluster) -> None:
         """An apply without fieldManager answers 422."""
         with pytest.raises(ApiException) as exc:
             work.apps.patch_namespaced_deployment("web", "work", body=deployment("web"), _content_type=APPLY)
         assert exc.value.status == 422
 
-    def test_force_is_only_for_apply(self, work: ClusterHandle) -> None:
+    def test_force_is_only_for_apply(self, work: Cluster) -> None:
         """``force`` on a non-apply patch answers 422."""
         _apply(work, deployment("web"), "deployer")
         with pytest.raises(ApiException) as exc:
             work.apps.patch_namespaced_deployment("web", "work", body={"spec": {"replicas": 1}}, force=True)
         assert exc.value.status == 422
 
-    def test_updates_are_attributed_to_the_user_agent(self, work: ClusterHandle) -> None:
+    def test_updates_are_attributed_to_the_user_agent(self, work: Cluster) -> None:
         """A write without fieldManager is owned by the User-Agent's product name, as an Update."""
         work.apps.create_namespaced_deployment("work", body=deployment("web"))
         stored = work.api.sanitize_for_serialization(work.apps.read_namespaced_deployment("web", "work"))
         assert ("OpenAPI-Generator", "Update") in _managers(stored)
 
-    def test_status_apply_is_a_separate_entry(self, work: ClusterHandle) -> None:
+    def test_status_apply_is_a_separate_entry(self, work: Cluster) -> None:
         """Applying to /status records an entry with subresource status and leaves spec alone."""
         _apply(work, deployment("web"), "deployer")
         status_config = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"}}
@@ -172,7 +171,7 @@ class TestServerSideApply:
         assert entries[0]["subresource"] == "status"
         assert any(c["type"] == "Example" for c in raw["status"]["conditions"])
 
-    def test_apply_with_stale_resource_version_is_409(self, work: ClusterHandle) -> None:
+    def test_apply_with_stale_resource_version_is_409(self, work: Cluster) -> None:
         """An applied configuration naming an old resourceVersion is refused with 409."""
         _apply(work, deployment("web"), "deployer")
         stale = deployment("web", replicas=1)

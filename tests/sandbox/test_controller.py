@@ -10,13 +10,15 @@ from kubernetes.client.rest import ApiException
 
 from sandbox.apiserver.config import ClusterSpec
 from sandbox.apiserver.harness import EmulatorServer
-from tests.sandbox.support import ClusterHandle, api_client, deployment, eventually
+from tests.sandbox.support import deployment
+from tests.support.cluster import Cluster, api_client
+from tests.support.waiting import eventually
 
 REVISION = "deployment.kubernetes.io/revision"
 
 
 @pytest.fixture
-def ns(cluster: ClusterHandle) -> str:
+def ns(cluster: Cluster) -> str:
     """A namespace ``work``."""
     cluster.core.create_namespace(body={"metadata": {"name": "work"}})
     return "work"
@@ -31,7 +33,7 @@ def _conditions(dep: Any) -> dict[str, tuple[str, str]]:
     return {c.type: (c.status, c.reason) for c in dep.status.conditions or []}
 
 
-def _rolled_out(cluster: ClusterHandle, ns: str, name: str) -> Any:
+def _rolled_out(cluster: Cluster, ns: str, name: str) -> Any:
     dep = cluster.apps.read_namespaced_deployment(name, ns)
     status, want = dep.status, dep.spec.replicas
     done = (
@@ -43,7 +45,7 @@ def _rolled_out(cluster: ClusterHandle, ns: str, name: str) -> Any:
     return dep if done else None
 
 
-def _statuses_until_done(cluster: ClusterHandle, ns: str, name: str, since: str) -> list[dict[str, Any]]:
+def _statuses_until_done(cluster: Cluster, ns: str, name: str, since: str) -> list[dict[str, Any]]:
     """Every status the Deployment goes through after ``since`` until its rollout completes."""
     statuses: list[dict[str, Any]] = []
     stream = watch.Watch()
@@ -67,7 +69,7 @@ def _statuses_until_done(cluster: ClusterHandle, ns: str, name: str, since: str)
 
 
 class TestDeploymentRollout:
-    def test_new_deployment_becomes_available(self, cluster: ClusterHandle, ns: str) -> None:
+    def test_new_deployment_becomes_available(self, cluster: Cluster, ns: str) -> None:
         """A new Deployment reaches ready=available=updated=replicas, Available and a complete Progressing."""
         cluster.apps.create_namespaced_deployment(ns, body=deployment("web", replicas=4))
         dep = eventually(lambda: _rolled_out(cluster, ns, "web"), what="rollout")
@@ -78,7 +80,7 @@ class TestDeploymentRollout:
         }
         assert dep.metadata.annotations[REVISION] == "1"
 
-    def test_rolling_update_respects_surge_and_availability(self, cluster: ClusterHandle, ns: str) -> None:
+    def test_rolling_update_respects_surge_and_availability(self, cluster: Cluster, ns: str) -> None:
         """An image change rolls 10 replicas with at most 13 pods and 8 available at least; revision 2."""
         cluster.apps.create_namespaced_deployment(ns, body=deployment("web", replicas=10))
         eventually(lambda: _rolled_out(cluster, ns, "web"), what="first rollout")
@@ -93,7 +95,7 @@ class TestDeploymentRollout:
         assert done.metadata.annotations[REVISION] == "2"
         assert _conditions(done)["Progressing"] == ("True", "NewReplicaSetAvailable")
 
-    def test_recreate_removes_old_pods_first(self, cluster: ClusterHandle, ns: str) -> None:
+    def test_recreate_removes_old_pods_first(self, cluster: Cluster, ns: str) -> None:
         """With Recreate no status ever shows old and new pods together."""
         body = deployment("web", replicas=3, strategy={"type": "Recreate"})
         cluster.apps.create_namespaced_deployment(ns, body=body)
@@ -105,7 +107,7 @@ class TestDeploymentRollout:
         mixed = [s for s in statuses if 0 < s.get("updatedReplicas", 0) < s.get("replicas", 0)]
         assert mixed == []
 
-    def test_never_ready_image_exceeds_its_progress_deadline(self, cluster: ClusterHandle, ns: str) -> None:
+    def test_never_ready_image_exceeds_its_progress_deadline(self, cluster: Cluster, ns: str) -> None:
         """A crash-looping image stalls the rollout; Progressing turns False, ProgressDeadlineExceeded."""
         cluster.apps.create_namespaced_deployment(
             ns, body=deployment("web", replicas=4, progressDeadlineSeconds=1)
@@ -127,7 +129,7 @@ class TestDeploymentRollout:
         recovered = eventually(lambda: _rolled_out(cluster, ns, "web"), what="recovery")
         assert _conditions(recovered)["Progressing"] == ("True", "NewReplicaSetAvailable")
 
-    def test_paused_deployment_does_not_roll_out(self, cluster: ClusterHandle, ns: str) -> None:
+    def test_paused_deployment_does_not_roll_out(self, cluster: Cluster, ns: str) -> None:
         """A paused Deployment observes its new generation but creates no new pods until resumed."""
         cluster.apps.create_namespaced_deployment(ns, body=deployment("web", replicas=2))
         eventually(lambda: _rolled_out(cluster, ns, "web"), what="first rollout")
@@ -144,7 +146,7 @@ class TestDeploymentRollout:
         cluster.apps.patch_namespaced_deployment("web", ns, body={"spec": {"paused": False}})
         eventually(lambda: _rolled_out(cluster, ns, "web"), what="resumed rollout")
 
-    def test_scale_subresource(self, cluster: ClusterHandle, ns: str) -> None:
+    def test_scale_subresource(self, cluster: Cluster, ns: str) -> None:
         """The scale subresource reads and writes spec.replicas, and the controller follows."""
         cluster.apps.create_namespaced_deployment(ns, body=deployment("web", replicas=2))
         scale = cluster.apps.read_namespaced_deployment_scale("web", ns)
@@ -156,7 +158,7 @@ class TestDeploymentRollout:
             cluster.apps.patch_namespaced_deployment_scale("web", ns, body={"spec": {"replicas": -1}})
         assert exc.value.status == 422
 
-    def test_status_writes_belong_to_the_controller(self, cluster: ClusterHandle, ns: str) -> None:
+    def test_status_writes_belong_to_the_controller(self, cluster: Cluster, ns: str) -> None:
         """Status is written through /status by kube-controller-manager, without bumping the generation."""
         cluster.apps.create_namespaced_deployment(ns, body=deployment("web", replicas=1))
         dep = eventually(lambda: _rolled_out(cluster, ns, "web"), what="rollout")
@@ -184,7 +186,7 @@ class TestSeededCluster:
 
 class TestNamespaceLifecycle:
     def test_deleted_namespace_terminates_then_disappears_with_its_objects(
-        self, cluster: ClusterHandle, ns: str
+        self, cluster: Cluster, ns: str
     ) -> None:
         """Deleting a namespace marks it Terminating, refuses new content, then removes it and its objects."""
         cluster.core.create_namespaced_config_map(ns, body={"metadata": {"name": "c"}})
@@ -210,7 +212,7 @@ class TestNamespaceLifecycle:
 
 
 class TestNodes:
-    def test_nodes_report_the_cluster_region(self, cluster: ClusterHandle) -> None:
+    def test_nodes_report_the_cluster_region(self, cluster: Cluster) -> None:
         """Every node is Ready and labelled with the cluster's region and a zone in it."""
         nodes = cluster.core.list_node().items
         assert len(nodes) == 3

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from tests.sandbox.support import ClusterHandle
+from tests.support.cluster import Cluster
 
 _TABLE = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
 
@@ -27,12 +27,12 @@ def _field(number: int, payload: bytes) -> bytes:
 
 
 class TestDiscovery:
-    def test_version(self, cluster: ClusterHandle) -> None:
+    def test_version(self, cluster: Cluster) -> None:
         """``/version`` reports Kubernetes 1.37."""
         info = client.VersionApi(cluster.api).get_code()
         assert (info.major, info.minor, info.git_version) == ("1", "37", "v1.37.0")
 
-    def test_groups_and_resources(self, cluster: ClusterHandle) -> None:
+    def test_groups_and_resources(self, cluster: Cluster) -> None:
         """Discovery lists the served groups, and resource lists name subresources, verbs and short names."""
         groups = {
             g.name: g.preferred_version.group_version
@@ -51,7 +51,7 @@ class TestDiscovery:
         core = {r.name for r in client.CoreV1Api(cluster.api).get_api_resources().resources}
         assert {"namespaces", "namespaces/status", "nodes", "services", "configmaps"} <= core
 
-    def test_unknown_path_is_404_status(self, cluster: ClusterHandle) -> None:
+    def test_unknown_path_is_404_status(self, cluster: Cluster) -> None:
         """An unknown API path answers a 404 Status."""
         with pytest.raises(urllib.error.HTTPError) as exc:
             _get(f"{cluster.url}/apis/batch/v1/jobs")
@@ -60,7 +60,7 @@ class TestDiscovery:
 
 
 class TestOpenAPI:
-    def test_index_urls_keep_the_client_prefix(self, cluster: ClusterHandle) -> None:
+    def test_index_urls_keep_the_client_prefix(self, cluster: Cluster) -> None:
         """The /openapi/v3 index roots document URLs at /openapi/v3, so clients keep their path prefix."""
         paths = _get(f"{cluster.url}/openapi/v3")["paths"]
         assert set(paths) == {
@@ -71,7 +71,7 @@ class TestOpenAPI:
         }
         assert all(p["serverRelativeURL"].startswith("/openapi/v3/") for p in paths.values())
 
-    def test_patch_operations_declare_kind_and_field_validation(self, cluster: ClusterHandle) -> None:
+    def test_patch_operations_declare_kind_and_field_validation(self, cluster: Cluster) -> None:
         """Each PATCH names its kind as one object and takes fieldValidation; CRDs refuse strategic merge."""
         index = _get(f"{cluster.url}/openapi/v3")["paths"]
         apps = _get(cluster.url + index["apis/apps/v1"]["serverRelativeURL"])
@@ -91,7 +91,7 @@ class TestOpenAPI:
 
 
 class TestRepresentations:
-    def test_table_for_kubectl_get(self, cluster: ClusterHandle) -> None:
+    def test_table_for_kubectl_get(self, cluster: Cluster) -> None:
         """Asking for a Table returns kubectl's columns and one row per object with its metadata."""
         table = _get(
             f"{cluster.url}/api/v1/nodes", "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
@@ -107,7 +107,7 @@ class TestRepresentations:
         assert table["rows"][0]["cells"][1] == "Ready"
         assert table["rows"][0]["object"]["kind"] == "PartialObjectMetadata"
 
-    def test_hpa_table_shows_targets(self, cluster: ClusterHandle) -> None:
+    def test_hpa_table_shows_targets(self, cluster: Cluster) -> None:
         """The HPA table names the metric and its target, as kubectl get hpa shows it."""
         metric = {
             "type": "Resource",
@@ -125,7 +125,7 @@ class TestRepresentations:
         )
         assert (cells["Reference"], cells["Targets"]) == ("Deployment/web", "cpu: <unknown>/70%")
 
-    def test_partial_object_metadata_list(self, cluster: ClusterHandle) -> None:
+    def test_partial_object_metadata_list(self, cluster: Cluster) -> None:
         """Metadata-only clients get a PartialObjectMetadataList."""
         found = _get(
             f"{cluster.url}/api/v1/namespaces",
@@ -136,7 +136,7 @@ class TestRepresentations:
 
 
 class TestProtobufBodies:
-    def test_namespace_create_in_protobuf(self, cluster: ClusterHandle) -> None:
+    def test_namespace_create_in_protobuf(self, cluster: Cluster) -> None:
         """A Namespace encoded as kubectl's typed client does (k8s\\0 envelope) is created."""
         type_meta = _field(1, b"v1") + _field(2, b"Namespace")
         namespace = _field(1, _field(1, b"from-proto") + _field(11, _field(1, b"team") + _field(2, b"a")))
@@ -152,7 +152,7 @@ class TestProtobufBodies:
         created = cluster.core.read_namespace("from-proto")
         assert created.metadata.labels["team"] == "a"
 
-    def test_cbor_is_refused_with_415(self, cluster: ClusterHandle) -> None:
+    def test_cbor_is_refused_with_415(self, cluster: Cluster) -> None:
         """Bodies in formats the emulator does not decode answer 415 Unsupported Media Type."""
         request = urllib.request.Request(  # noqa: S310 - our emulator over http
             f"{cluster.url}/api/v1/namespaces",

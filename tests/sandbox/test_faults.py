@@ -12,7 +12,9 @@ from kubernetes.client.rest import ApiException
 
 from sandbox.apiserver.adminclient import AdminError
 from sandbox.apiserver.harness import EmulatorServer
-from tests.sandbox.support import ClusterHandle, deployment, eventually
+from tests.sandbox.support import deployment
+from tests.support.cluster import Cluster
+from tests.support.waiting import eventually
 
 
 def _get_status(url: str) -> int:
@@ -29,7 +31,7 @@ def _get_status(url: str) -> int:
 
 
 class TestFaults:
-    def test_error_status_for_a_count_of_requests(self, cluster: ClusterHandle) -> None:
+    def test_error_status_for_a_count_of_requests(self, cluster: Cluster) -> None:
         """A 503 fault with count 2 fails exactly the next two matching requests, with Retry-After."""
         cluster.admin.add_fault(
             cluster.name, verb="list", path="/api/v1/namespaces", status=503, count=2, retryAfterSeconds=1
@@ -43,7 +45,7 @@ class TestFaults:
         assert cluster.core.list_namespace().items
         assert cluster.admin.faults(cluster.name) == []
 
-    def test_faults_match_verb_and_path(self, cluster: ClusterHandle) -> None:
+    def test_faults_match_verb_and_path(self, cluster: Cluster) -> None:
         """A fault on patches of Deployments leaves reads and other kinds alone."""
         cluster.core.create_namespace(body={"metadata": {"name": "work"}})
         cluster.apps.create_namespaced_deployment("work", body=deployment("web"))
@@ -56,20 +58,20 @@ class TestFaults:
             cluster.apps.patch_namespaced_deployment("web", "work", body={"spec": {"replicas": 1}})
         assert exc.value.status == 500
 
-    def test_latency(self, cluster: ClusterHandle) -> None:
+    def test_latency(self, cluster: Cluster) -> None:
         """A latency fault delays the answer by at least the given time, then serves it."""
         cluster.admin.add_fault(cluster.name, verb="get", latencySeconds=0.3, count=1)
         started = time.monotonic()
         assert cluster.core.read_namespace("default").metadata.name == "default"
         assert time.monotonic() - started >= 0.3
 
-    def test_dropped_connection(self, cluster: ClusterHandle) -> None:
+    def test_dropped_connection(self, cluster: Cluster) -> None:
         """A drop fault closes the connection without any answer."""
         cluster.admin.add_fault(cluster.name, verb="get", drop=True, count=1)
         assert _get_status(f"{cluster.url}/api/v1/namespaces/default") == -1
         assert _get_status(f"{cluster.url}/api/v1/namespaces/default") == 200
 
-    def test_duration_expires(self, cluster: ClusterHandle) -> None:
+    def test_duration_expires(self, cluster: Cluster) -> None:
         """A fault with durationSeconds stops affecting requests once that time has passed."""
         cluster.admin.add_fault(cluster.name, status=429, durationSeconds=0.3)
         assert _get_status(f"{cluster.url}/api/v1/namespaces") == 429
@@ -77,7 +79,7 @@ class TestFaults:
             lambda: _get_status(f"{cluster.url}/api/v1/namespaces") == 200, timeout=3, what="fault expired"
         )
 
-    def test_faults_are_listed_and_removed(self, cluster: ClusterHandle) -> None:
+    def test_faults_are_listed_and_removed(self, cluster: Cluster) -> None:
         """Faults are listed with their id and hits, and can be removed one by one or all at once."""
         first = cluster.admin.add_fault(cluster.name, verb="create", status=500)
         cluster.admin.add_fault(cluster.name, verb="delete", status=500)
@@ -87,7 +89,7 @@ class TestFaults:
         cluster.admin.clear_faults(cluster.name)
         assert cluster.admin.faults(cluster.name) == []
 
-    def test_invalid_fault_is_422(self, cluster: ClusterHandle) -> None:
+    def test_invalid_fault_is_422(self, cluster: Cluster) -> None:
         """A fault that does nothing, or an unknown field, is refused with 422."""
         with pytest.raises(AdminError) as nothing:
             cluster.admin.add_fault(cluster.name, verb="get")
@@ -98,7 +100,7 @@ class TestFaults:
 
 
 class TestRequestLog:
-    def test_records_verb_path_manager_content_type_and_status(self, cluster: ClusterHandle) -> None:
+    def test_records_verb_path_manager_content_type_and_status(self, cluster: Cluster) -> None:
         """Each request is logged with its Kubernetes verb, path, field manager, content type and status."""
         cluster.core.create_namespace(body={"metadata": {"name": "work"}})
         apply = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"k": "v"}}
@@ -118,7 +120,7 @@ class TestRequestLog:
         assert (log[1]["resource"], log[1]["namespace"], log[1]["name"]) == ("configmaps", "work", "c")
         assert log[0]["userAgent"].startswith("OpenAPI-Generator")
 
-    def test_filters_by_verb_and_records_faults(self, cluster: ClusterHandle) -> None:
+    def test_filters_by_verb_and_records_faults(self, cluster: Cluster) -> None:
         """The log can be read for one verb, and shows which fault a request suffered."""
         fault = cluster.admin.add_fault(cluster.name, verb="list", status=500, count=1)
         with pytest.raises(ApiException):
@@ -129,7 +131,7 @@ class TestRequestLog:
 
 
 class TestAdmin:
-    def test_objects_endpoint_reads_state(self, cluster: ClusterHandle) -> None:
+    def test_objects_endpoint_reads_state(self, cluster: Cluster) -> None:
         """The objects endpoint returns one kind's objects by kind name, short name or plural."""
         cluster.core.create_namespace(body={"metadata": {"name": "work"}})
         cluster.apps.create_namespaced_deployment("work", body=deployment("web"))

@@ -7,7 +7,8 @@ import json
 import pytest
 from kubernetes.client.rest import ApiException
 
-from tests.sandbox.support import ClusterHandle, deployment, http
+from tests.sandbox.support import deployment, http
+from tests.support.cluster import Cluster
 
 
 def _status(exc: pytest.ExceptionInfo[ApiException]) -> dict[str, object]:
@@ -16,14 +17,14 @@ def _status(exc: pytest.ExceptionInfo[ApiException]) -> dict[str, object]:
 
 
 @pytest.fixture
-def ns(cluster: ClusterHandle) -> str:
+def ns(cluster: Cluster) -> str:
     """A namespace ``work`` in the test's cluster."""
     cluster.core.create_namespace(body={"metadata": {"name": "work"}})
     return "work"
 
 
 class TestCreate:
-    def test_created_object_carries_server_fields(self, cluster: ClusterHandle, ns: str) -> None:
+    def test_created_object_carries_server_fields(self, cluster: Cluster, ns: str) -> None:
         """A create answers 201 with uid, creationTimestamp, a resourceVersion, generation 1 and defaults."""
         created, code, _ = cluster.apps.create_namespaced_deployment_with_http_info(
             ns, body=deployment("web")
@@ -40,14 +41,14 @@ class TestCreate:
         assert spec.revision_history_limit == 10
         assert spec.template.spec.containers[0].image_pull_policy == "IfNotPresent"
 
-    def test_namespace_gets_name_label_finalizer_and_phase(self, cluster: ClusterHandle) -> None:
+    def test_namespace_gets_name_label_finalizer_and_phase(self, cluster: Cluster) -> None:
         """A namespace is Active, labelled with its name and guarded by the kubernetes finalizer."""
         created = cluster.core.create_namespace(body={"metadata": {"name": "fresh"}})
         assert created.status.phase == "Active"
         assert created.metadata.labels["kubernetes.io/metadata.name"] == "fresh"
         assert created.spec.finalizers == ["kubernetes"]
 
-    def test_duplicate_is_409_already_exists(self, cluster: ClusterHandle, ns: str) -> None:
+    def test_duplicate_is_409_already_exists(self, cluster: Cluster, ns: str) -> None:
         """Creating a name twice answers 409 AlreadyExists with the real wording."""
         cluster.apps.create_namespaced_deployment(ns, body=deployment("web"))
         with pytest.raises(ApiException) as exc:
@@ -57,14 +58,14 @@ class TestCreate:
         assert status["reason"] == "AlreadyExists"
         assert status["message"] == 'deployments.apps "web" already exists'
 
-    def test_missing_namespace_is_404(self, cluster: ClusterHandle) -> None:
+    def test_missing_namespace_is_404(self, cluster: Cluster) -> None:
         """Creating into a namespace that does not exist answers 404 naming the namespace."""
         with pytest.raises(ApiException) as exc:
             cluster.core.create_namespaced_config_map("nowhere", body={"metadata": {"name": "c"}})
         assert exc.value.status == 404
         assert _status(exc)["message"] == 'namespaces "nowhere" not found'
 
-    def test_invalid_deployment_is_422_with_causes(self, cluster: ClusterHandle, ns: str) -> None:
+    def test_invalid_deployment_is_422_with_causes(self, cluster: Cluster, ns: str) -> None:
         """A selector that does not match the template labels answers 422 Invalid with a field cause."""
         bad = deployment("web")
         bad["spec"]["selector"] = {"matchLabels": {"app": "other"}}
@@ -76,20 +77,20 @@ class TestCreate:
         causes = status["details"]["causes"]  # type: ignore[index]
         assert causes[0]["field"] == "spec.template.metadata.labels"
 
-    def test_namespace_mismatch_is_400(self, cluster: ClusterHandle, ns: str) -> None:
+    def test_namespace_mismatch_is_400(self, cluster: Cluster, ns: str) -> None:
         """A body naming another namespace than the URL answers 400 BadRequest."""
         body = {"metadata": {"name": "c", "namespace": "default"}}
         with pytest.raises(ApiException) as exc:
             cluster.core.create_namespaced_config_map(ns, body=body)
         assert exc.value.status == 400
 
-    def test_generate_name_makes_a_unique_name(self, cluster: ClusterHandle, ns: str) -> None:
+    def test_generate_name_makes_a_unique_name(self, cluster: Cluster, ns: str) -> None:
         """``generateName`` yields the prefix plus five random characters."""
         created = cluster.core.create_namespaced_config_map(ns, body={"metadata": {"generateName": "cfg-"}})
         assert created.metadata.name.startswith("cfg-")
         assert len(created.metadata.name) == len("cfg-") + 5
 
-    def test_service_gets_cluster_ip_and_target_port(self, cluster: ClusterHandle, ns: str) -> None:
+    def test_service_gets_cluster_ip_and_target_port(self, cluster: Cluster, ns: str) -> None:
         """A Service is given a cluster IP, type ClusterIP, protocol TCP and targetPort = port."""
         body = {"metadata": {"name": "api"}, "spec": {"selector": {"app": "api"}, "ports": [{"port": 80}]}}
         created = cluster.core.create_namespaced_service(ns, body=body)
@@ -98,14 +99,14 @@ class TestCreate:
         assert created.spec.ports[0].protocol == "TCP"
         assert created.spec.ports[0].target_port == 80
 
-    def test_dry_run_does_not_store(self, cluster: ClusterHandle, ns: str) -> None:
+    def test_dry_run_does_not_store(self, cluster: Cluster, ns: str) -> None:
         """``dryRun=All`` answers as a create would and stores nothing."""
         cluster.core.create_namespaced_config_map(ns, body={"metadata": {"name": "c"}}, dry_run="All")
         assert cluster.core.list_namespaced_config_map(ns).items == []
 
 
 class TestRead:
-    def test_missing_object_is_404_status(self, cluster: ClusterHandle, ns: str) -> None:
+    def test_missing_object_is_404_status(self, cluster: Cluster, ns: str) -> None:
         """Reading a missing object answers 404 with a Status naming resource, group and name."""
         with pytest.raises(ApiException) as exc:
             cluster.apps.read_namespaced_deployment("ghost", ns)
@@ -113,13 +114,13 @@ class TestRead:
         assert (status["kind"], status["reason"], status["code"]) == ("Status", "NotFound", 404)
         assert status["details"] == {"name": "ghost", "kind": "deployments", "group": "apps"}
 
-    def test_list_has_list_resource_version(self, cluster: ClusterHandle, ns: str) -> None:
+    def test_list_has_list_resource_version(self, cluster: Cluster, ns: str) -> None:
         """A list carries the cluster's current resourceVersion, at least that of every item."""
         cluster.core.create_namespaced_config_map(ns, body={"metadata": {"name": "a"}})
         listed = cluster.core.list_namespaced_config_map(ns)
         assert int(listed.metadata.resource_version) >= int(listed.items[0].metadata.resource_version)
 
-    def test_limit_and_continue_page_through(self, cluster: ClusterHandle, ns: str) -> None:
+    def test_limit_and_continue_page_through(self, cluster: Cluster, ns: str) -> None:
         """``limit`` cuts a list into pages chained by ``continue`` tokens, in name order."""
         for name in ("a", "b", "c", "d", "e"):
             cluster.core.create_namespaced_config_map(ns, body={"metadata": {"name": name}})
@@ -133,7 +134,7 @@ class TestRead:
                 break
         assert names == ["a", "b", "c", "d", "e"]
 
-    def test_all_namespaces_list(self, cluster: ClusterHandle, ns: str) -> None:
+    def test_all_namespaces_list(self, cluster: Cluster, ns: str) -> None:
         """Listing without a namespace returns objects of every namespace."""
         cluster.core.create_namespaced_config_map(ns, body={"metadata": {"name": "a"}})
         cluster.core.create_namespaced_config_map("default", body={"metadata": {"name": "b"}})
@@ -146,7 +147,7 @@ class TestRead:
 
 class TestSelectors:
     @pytest.fixture
-    def labelled(self, cluster: ClusterHandle, ns: str) -> str:
+    def labelled(self, cluster: Cluster, ns: str) -> str:
         """Config maps a (tier=web, env=prod), b (tier=db, env=prod), c (tier=web), d (no labels)."""
         labels = {
             "a": {"tier": "web", "env": "prod"},
@@ -171,19 +172,19 @@ class TestSelectors:
         ],
     )
     def test_label_selectors(
-        self, cluster: ClusterHandle, labelled: str, selector: str, expected: list[str]
+        self, cluster: Cluster, labelled: str, selector: str, expected: list[str]
     ) -> None:
         """Equality, inequality, set-based and existence label selectors select as labels.Parse does."""
         found = cluster.core.list_namespaced_config_map(labelled, label_selector=selector).items
         assert [i.metadata.name for i in found] == expected
 
-    def test_malformed_label_selector_is_400(self, cluster: ClusterHandle, labelled: str) -> None:
+    def test_malformed_label_selector_is_400(self, cluster: Cluster, labelled: str) -> None:
         """An unparsable label selector answers 400."""
         with pytest.raises(ApiException) as exc:
             cluster.core.list_namespaced_config_map(labelled, label_selector="tier in web")
         assert exc.value.status == 400
 
-    def test_field_selectors(self, cluster: ClusterHandle, labelled: str) -> None:
+    def test_field_selectors(self, cluster: Cluster, labelled: str) -> None:
         """``metadata.name`` and ``metadata.namespace`` field selectors, with = and !=, filter lists."""
         by_name = cluster.core.list_namespaced_config_map(labelled, field_selector="metadata.name=b").items
         assert [i.metadata.name for i in by_name] == ["b"]
@@ -194,12 +195,12 @@ class TestSelectors:
         )
         assert len(everywhere.items) == 4
 
-    def test_kind_specific_field_selector(self, cluster: ClusterHandle, ns: str) -> None:
+    def test_kind_specific_field_selector(self, cluster: Cluster, ns: str) -> None:
         """Namespaces can be selected by ``status.phase``."""
         phases = cluster.core.list_namespace(field_selector="status.phase=Active").items
         assert ns in [n.metadata.name for n in phases]
 
-    def test_unsupported_field_is_400(self, cluster: ClusterHandle, labelled: str) -> None:
+    def test_unsupported_field_is_400(self, cluster: Cluster, labelled: str) -> None:
         """A field selector on a path the kind does not index answers 400 listing the supported ones."""
         with pytest.raises(ApiException) as exc:
             cluster.core.list_namespaced_config_map(labelled, field_selector="data.x=y")
@@ -208,7 +209,7 @@ class TestSelectors:
 
 
 class TestUpdate:
-    def test_stale_resource_version_is_409(self, cluster: ClusterHandle, ns: str) -> None:
+    def test_stale_resource_version_is_409(self, cluster: Cluster, ns: str) -> None:
         """A PUT carrying an older resourceVersion answers 409 Conflict."""
         first = cluster.core.create_namespaced_config_map(
             ns, body={"metadata": {"name": "c"}, "data": {"k": "1"}}
@@ -221,7 +222,7 @@ class TestUpdate:
         assert exc.value.status == 409
         assert "the object has been modified" in _status(exc)["message"]  # type: ignore[operator]
 
-    def test_unconditional_put_and_increasing_versions(self, cluster: ClusterHandle, ns: str) -> None:
+    def test_unconditional_put_and_increasing_versions(self, cluster: Cluster, ns: str) -> None:
         """A PUT without resourceVersion succeeds, and every write yields a higher resourceVersion."""
         first = cluster.core.create_namespaced_config_map(
             ns, body={"metadata": {"name": "c"}, "data": {"k": "1"}}
@@ -232,7 +233,7 @@ class TestUpdate:
         assert int(second.metadata.resource_version) > int(first.metadata.resource_version)
         assert second.metadata.uid == first.metadata.uid
 
-    def test_no_op_update_keeps_version(self, cluster: ClusterHandle, ns: str) -> None:
+    def test_no_op_update_keeps_version(self, cluster: Cluster, ns: str) -> None:
         """A write that changes nothing does not bump resourceVersion."""
         first = cluster.core.create_namespaced_config_map(
             ns, body={"metadata": {"name": "c"}, "data": {"k": "1"}}
@@ -240,7 +241,7 @@ class TestUpdate:
         again = cluster.core.patch_namespaced_config_map("c", ns, body={"data": {"k": "1"}})
         assert again.metadata.resource_version == first.metadata.resource_version
 
-    def test_generation_grows_with_spec_only(self, cluster: ClusterHandle, ns: str) -> None:
+    def test_generation_grows_with_spec_only(self, cluster: Cluster, ns: str) -> None:
         """``metadata.generation`` grows when the spec changes, not when labels or status change."""
         cluster.apps.create_namespaced_deployment(ns, body=deployment("web"))
         relabelled = cluster.apps.patch_namespaced_deployment(
@@ -250,7 +251,7 @@ class TestUpdate:
         rescaled = cluster.apps.patch_namespaced_deployment("web", ns, body={"spec": {"replicas": 5}})
         assert rescaled.metadata.generation == 2
 
-    def test_status_is_kept_apart_from_spec(self, cluster: ClusterHandle, ns: str) -> None:
+    def test_status_is_kept_apart_from_spec(self, cluster: Cluster, ns: str) -> None:
         """Main-resource writes ignore status; /status writes change only status, and not the generation."""
         cluster.core.create_namespaced_service(
             ns, body={"metadata": {"name": "s"}, "spec": {"ports": [{"port": 80}]}}
@@ -264,7 +265,7 @@ class TestUpdate:
         assert changed.status.load_balancer.ingress[0].ip == "192.0.2.1"
         assert changed.spec.type == "ClusterIP"
 
-    def test_deployment_status_write_keeps_generation(self, cluster: ClusterHandle, ns: str) -> None:
+    def test_deployment_status_write_keeps_generation(self, cluster: Cluster, ns: str) -> None:
         """Writing a Deployment's status does not bump its generation or change its spec."""
         cluster.apps.create_namespaced_deployment(ns, body=deployment("web", replicas=0))
         written = cluster.apps.patch_namespaced_deployment_status(
@@ -273,7 +274,7 @@ class TestUpdate:
         assert written.metadata.generation == 1
         assert written.spec.replicas == 0
 
-    def test_selector_is_immutable(self, cluster: ClusterHandle, ns: str) -> None:
+    def test_selector_is_immutable(self, cluster: Cluster, ns: str) -> None:
         """Changing a Deployment's selector answers 422 field is immutable."""
         cluster.apps.create_namespaced_deployment(ns, body=deployment("web"))
         patch = {
@@ -289,7 +290,7 @@ class TestUpdate:
 
 
 class TestDelete:
-    def test_delete_answers_success_status(self, cluster: ClusterHandle, ns: str) -> None:
+    def test_delete_answers_success_status(self, cluster: Cluster, ns: str) -> None:
         """Deleting answers a Success Status with the deleted object's uid, and the object is gone."""
         created = cluster.apps.create_namespaced_deployment(ns, body=deployment("web"))
         status = cluster.apps.delete_namespaced_deployment("web", ns)
@@ -299,7 +300,7 @@ class TestDelete:
             cluster.apps.read_namespaced_deployment("web", ns)
         assert exc.value.status == 404
 
-    def test_uid_precondition_conflict(self, cluster: ClusterHandle, ns: str) -> None:
+    def test_uid_precondition_conflict(self, cluster: Cluster, ns: str) -> None:
         """A delete whose uid precondition does not hold answers 409 and deletes nothing."""
         cluster.core.create_namespaced_config_map(ns, body={"metadata": {"name": "c"}})
         with pytest.raises(ApiException) as exc:
@@ -307,7 +308,7 @@ class TestDelete:
         assert exc.value.status == 409
         assert cluster.core.read_namespaced_config_map("c", ns).metadata.name == "c"
 
-    def test_finalizers_hold_deletion_until_removed(self, cluster: ClusterHandle, ns: str) -> None:
+    def test_finalizers_hold_deletion_until_removed(self, cluster: Cluster, ns: str) -> None:
         """An object with finalizers is only marked deleted, and goes once its finalizers are removed."""
         body = {"metadata": {"name": "c", "finalizers": ["example.com/hold"]}}
         cluster.core.create_namespaced_config_map(ns, body=body)
@@ -319,7 +320,7 @@ class TestDelete:
             cluster.core.read_namespaced_config_map("c", ns)
         assert exc.value.status == 404
 
-    def test_delete_collection_by_label(self, cluster: ClusterHandle, ns: str) -> None:
+    def test_delete_collection_by_label(self, cluster: Cluster, ns: str) -> None:
         """deletecollection removes exactly the objects its label selector matches."""
         for name, tier in (("a", "web"), ("b", "db")):
             cluster.core.create_namespaced_config_map(
@@ -330,7 +331,7 @@ class TestDelete:
 
 
 class TestFieldValidation:
-    def test_strict_refuses_unknown_fields(self, cluster: ClusterHandle, ns: str) -> None:
+    def test_strict_refuses_unknown_fields(self, cluster: Cluster, ns: str) -> None:
         """With fieldValidation=Strict unknown fields, nested ones too, answer 400 naming each of them."""
         body = deployment("web")
         body["metadata"]["lables"] = {"a": "b"}
@@ -344,7 +345,7 @@ class TestFieldValidation:
         named.add('unknown field "spec.template.spec.containers[0].imag"')
         assert set(status["message"].removeprefix("strict decoding error: ").split(", ")) == named
 
-    def test_warn_drops_unknown_fields_with_a_warning(self, cluster: ClusterHandle, ns: str) -> None:
+    def test_warn_drops_unknown_fields_with_a_warning(self, cluster: Cluster, ns: str) -> None:
         """By default unknown fields are dropped and reported in a Warning header."""
         url = f"{cluster.url}/api/v1/namespaces/{ns}/configmaps"
         code, headers, created = http("POST", url, {"metadata": {"name": "c"}, "dta": {"k": "v"}})
@@ -356,7 +357,7 @@ class TestFieldValidation:
 
 
 class TestOtherKinds:
-    def test_hpa_generation_and_defaults(self, cluster: ClusterHandle, ns: str) -> None:
+    def test_hpa_generation_and_defaults(self, cluster: Cluster, ns: str) -> None:
         """An autoscaling/v2 HPA starts at generation 1 with minReplicas defaulted; no target is a 422."""
         body = {
             "metadata": {"name": "web"},
@@ -379,7 +380,7 @@ class TestOtherKinds:
         assert code == 422
         assert status["details"]["causes"][0]["field"] == "spec.scaleTargetRef"
 
-    def test_http_route_status_is_apart_from_spec(self, cluster: ClusterHandle, ns: str) -> None:
+    def test_http_route_status_is_apart_from_spec(self, cluster: Cluster, ns: str) -> None:
         """An HTTPRoute's /status takes status only and keeps the generation; backends get defaults."""
         group, version = "gateway.networking.k8s.io", "v1"
         route = {

@@ -17,7 +17,7 @@ from sandbox.processes import (
     free_port,
     is_alive,
 )
-from tests.sandbox.support import eventually
+from tests.support.waiting import eventually
 
 PY = sys.executable
 

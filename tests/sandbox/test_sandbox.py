@@ -18,7 +18,7 @@ from policies import loading
 from sandbox import stack
 from sandbox.apiserver.adminclient import AdminClient
 from sandbox.processes import Processes, is_alive
-from tests.sandbox.support import eventually
+from tests.support.waiting import eventually
 
 KUBECTL = str(Path(sys.executable).with_name("kubectl"))
 

@@ -11,17 +11,17 @@ import pytest
 from kubernetes import watch
 from kubernetes.client.rest import ApiException
 
-from tests.sandbox.support import ClusterHandle
+from tests.support.cluster import Cluster
 
 
 @pytest.fixture
-def ns(cluster: ClusterHandle) -> str:
+def ns(cluster: Cluster) -> str:
     """A namespace ``work``."""
     cluster.core.create_namespace(body={"metadata": {"name": "work"}})
     return "work"
 
 
-def _events(cluster: ClusterHandle, ns: str, count: int, **kwargs: Any) -> list[tuple[str, str, int]]:
+def _events(cluster: Cluster, ns: str, count: int, **kwargs: Any) -> list[tuple[str, str, int]]:
     """The first ``count`` config-map events of a watch, as (type, name, resourceVersion)."""
     seen: list[tuple[str, str, int]] = []
     stream = watch.Watch()
@@ -40,7 +40,7 @@ def _raw_watch(url: str) -> list[dict[str, Any]]:
 
 
 class TestWatch:
-    def test_replays_changes_after_a_version_in_order(self, cluster: ClusterHandle, ns: str) -> None:
+    def test_replays_changes_after_a_version_in_order(self, cluster: Cluster, ns: str) -> None:
         """A watch from a list's version sees ADDED, MODIFIED, DELETED in order, with rising versions."""
         start = cluster.core.list_namespaced_config_map(ns).metadata.resource_version
         cluster.core.create_namespaced_config_map(ns, body={"metadata": {"name": "c"}, "data": {"k": "1"}})
@@ -52,7 +52,7 @@ class TestWatch:
         assert versions == sorted(versions)
         assert versions[0] > int(start)
 
-    def test_without_version_starts_with_current_state(self, cluster: ClusterHandle, ns: str) -> None:
+    def test_without_version_starts_with_current_state(self, cluster: Cluster, ns: str) -> None:
         """A watch without resourceVersion first lists existing objects as ADDED, then streams changes."""
         cluster.core.create_namespaced_config_map(ns, body={"metadata": {"name": "a"}})
         seen: list[tuple[str, str]] = []
@@ -65,9 +65,7 @@ class TestWatch:
                 stream.stop()
         assert seen == [("ADDED", "a"), ("MODIFIED", "a")]
 
-    def test_label_selector_turns_transitions_into_added_and_deleted(
-        self, cluster: ClusterHandle, ns: str
-    ) -> None:
+    def test_label_selector_turns_transitions_into_added_and_deleted(self, cluster: Cluster, ns: str) -> None:
         """An object leaving a watch's label selector arrives as DELETED, and coming back as ADDED."""
         start = cluster.core.list_namespaced_config_map(ns).metadata.resource_version
         cluster.core.create_namespaced_config_map(
@@ -79,7 +77,7 @@ class TestWatch:
         events = _events(cluster, ns, 3, resource_version=start, label_selector="tier=web")
         assert [t for t, _, _ in events] == ["ADDED", "DELETED", "ADDED"]
 
-    def test_field_selector_watches_one_object(self, cluster: ClusterHandle, ns: str) -> None:
+    def test_field_selector_watches_one_object(self, cluster: Cluster, ns: str) -> None:
         """A ``metadata.name`` field selector limits a watch to that object."""
         start = cluster.core.list_namespaced_config_map(ns).metadata.resource_version
         for name in ("a", "b"):
@@ -87,7 +85,7 @@ class TestWatch:
         events = _events(cluster, ns, 1, resource_version=start, field_selector="metadata.name=b")
         assert events[0][:2] == ("ADDED", "b")
 
-    def test_timeout_seconds_ends_the_stream(self, cluster: ClusterHandle, ns: str) -> None:
+    def test_timeout_seconds_ends_the_stream(self, cluster: Cluster, ns: str) -> None:
         """A watch with timeoutSeconds=1 and nothing happening ends after about a second."""
         start = time.monotonic()
         rv = cluster.core.list_namespaced_config_map(ns).metadata.resource_version
@@ -100,7 +98,7 @@ class TestWatch:
         assert events == []
         assert 0.9 <= elapsed < 3
 
-    def test_too_old_version_is_410_gone(self, cluster: ClusterHandle, ns: str) -> None:
+    def test_too_old_version_is_410_gone(self, cluster: Cluster, ns: str) -> None:
         """After the history is compacted, a watch from an older version gets a 410 Expired ERROR event."""
         old = cluster.core.list_namespaced_config_map(ns).metadata.resource_version
         cluster.core.create_namespaced_config_map(ns, body={"metadata": {"name": "c"}})
@@ -113,7 +111,7 @@ class TestWatch:
         assert raw[0]["object"]["reason"] == "Expired"
         assert raw[0]["object"]["code"] == 410
 
-    def test_watch_list_ends_initial_events_with_a_bookmark(self, cluster: ClusterHandle, ns: str) -> None:
+    def test_watch_list_ends_initial_events_with_a_bookmark(self, cluster: Cluster, ns: str) -> None:
         """sendInitialEvents lists the state as ADDED, then a BOOKMARK annotated initial-events-end."""
         for name in ("a", "b"):
             cluster.core.create_namespaced_config_map(ns, body={"metadata": {"name": name}})
@@ -133,7 +131,7 @@ class TestWatch:
         assert int(marker["resourceVersion"]) >= int(events[1]["object"]["metadata"]["resourceVersion"])
         assert events[-1]["type"] == "BOOKMARK"  # sent before the timeout closes the stream
 
-    def test_deletion_of_a_namespace_reaches_watchers(self, cluster: ClusterHandle, ns: str) -> None:
+    def test_deletion_of_a_namespace_reaches_watchers(self, cluster: Cluster, ns: str) -> None:
         """Objects removed with their namespace arrive as DELETED events."""
         start = cluster.core.list_config_map_for_all_namespaces().metadata.resource_version
         cluster.core.create_namespaced_config_map(ns, body={"metadata": {"name": "c"}})

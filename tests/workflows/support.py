@@ -15,17 +15,15 @@ import yaml
 from temporalio.client import Client, WorkflowHandle
 
 from activities.models import AnalyzeInput
-from policies import loading
 from policies.gates import Measurement
 from ringmaster import worker
 from ringmaster.settings import Settings
+from tests.support import fleets
 from tests.support.fakes import FileClusterBackend
 from workflows.models import ClusterStatus, ReleaseInput, ReleaseStatus
 from workflows.release import ReleaseWorkflow, release_id
 
-ROOT = Path(__file__).resolve().parents[2]
-FLEET_PATH = ROOT / "deploy" / "examples" / "fleet.yaml"
-FLEET = loading.load_fleet(FLEET_PATH)
+FLEET = fleets.example_fleet()
 
 METRICS: list[dict[str, Any]] = [
     {

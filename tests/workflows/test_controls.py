@@ -8,7 +8,7 @@ import pytest
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError
 
-from tests.conftest import assert_eventually
+from tests.support.waiting import assert_eventually
 from tests.workflows.support import (
     ScriptedMetrics,
     canary,

@@ -20,9 +20,10 @@ from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
-from tests.conftest import assert_eventually
+from tests.support import fleets
 from tests.support.fakes import FileClusterBackend
-from tests.workflows.support import FLEET, FLEET_PATH, ROOT, canary, cluster_state, plan, unique_service
+from tests.support.waiting import assert_eventually
+from tests.workflows.support import FLEET, canary, cluster_state, plan, unique_service
 from workflows.models import ReleaseInput, ReleaseStatus
 from workflows.release import ReleaseWorkflow, release_id
 
@@ -35,7 +36,7 @@ class WorkerProcess:
             **os.environ,
             "TEMPORAL_ADDRESS": client.service_client.config.target_host,
             "TEMPORAL_NAMESPACE": client.namespace,
-            "RINGMASTER_FLEET": str(FLEET_PATH),
+            "RINGMASTER_FLEET": str(fleets.EXAMPLE_FLEET),
             "RINGMASTER_TASK_QUEUE": task_queue,
             "RINGMASTER_HEARTBEAT_THROTTLE_SECONDS": "0.5",
         }
@@ -52,7 +53,7 @@ class WorkerProcess:
                 env=self._env,
                 stdout=log,
                 stderr=log,
-                cwd=ROOT,
+                cwd=fleets.ROOT,
             )
 
     async def polling(self) -> bool:

@@ -8,7 +8,7 @@ import pytest
 from temporalio.client import WithStartWorkflowOperation, WorkflowUpdateFailedError
 from temporalio.common import WorkflowIDConflictPolicy
 
-from tests.conftest import assert_eventually
+from tests.support.waiting import assert_eventually
 from tests.workflows.support import Harness, canary, cluster_state, plan, running_worker, unique_service
 from workflows.lane import ReleaseLaneWorkflow, lane_id
 from workflows.models import LaneState, ReleaseInput, ReleaseStatus, SubmitRequest, SubmitResult

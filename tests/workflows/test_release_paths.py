@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import assert_eventually
+from tests.support.waiting import assert_eventually
 from tests.workflows.support import (
     ScriptedMetrics,
     canary,

@@ -6,8 +6,9 @@ from datetime import UTC, timedelta
 
 import yaml
 
-from tests.conftest import assert_eventually
-from tests.workflows.support import ROOT, cluster_state, plan, running_worker, unique_service
+from tests.support import fleets
+from tests.support.waiting import assert_eventually
+from tests.workflows.support import cluster_state, plan, running_worker, unique_service
 from workflows.models import ApproveRequest
 from workflows.release import ReleaseWorkflow
 
@@ -51,7 +52,7 @@ class TestExamplePlan:
         The analysis is left out because the time-skipping server cannot skip time while an activity
         runs; gates are covered on the dev server in real time.
         """
-        doc = yaml.safe_load((ROOT / "deploy/examples/plan.yaml").read_text())
+        doc = yaml.safe_load(fleets.EXAMPLE_PLAN.read_text())
         doc["service"] = svc = unique_service("api")
         doc.pop("analysis")
         async with running_worker(time_env.client, tmp_path) as h:

@@ -19,6 +19,7 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from tests.support.waiting import assert_eventually
 from tests.workflows.support import ScriptedMetrics, canary, plan, running_worker, small_rings
 from tests.workflows.test_lane import submit
 from workflows import search
@@ -30,11 +31,13 @@ BIN = Path(sys.executable).parent
 
 
 async def _until(predicate, handle) -> None:  # type: ignore[no-untyped-def]
-    for _ in range(300):
-        if predicate(await handle.query(ReleaseWorkflow.status)):
-            return
-        await asyncio.sleep(0.1)
-    raise RuntimeError("condition not reached")
+    await assert_eventually(
+        lambda: handle.query(ReleaseWorkflow.status),
+        predicate,
+        timeout=30,
+        every=0.1,
+        what="the release state",
+    )
 
 
 OUT = HERE

@@ -11,10 +11,10 @@ from activities.analysis import AnalysisActivities
 from activities.models import AnalyzeInput, AnalyzeResult
 from activities.prometheus import PrometheusMetrics
 from policies.fleet import Fleet
-from tests.metrics.conftest import SCENARIO_CLUSTER
-from tests.metrics.support import (
+from tests.support.prometheus import (
     CONVERSION,
     CONVERSION_QUERY,
+    SCENARIO_CLUSTER,
     SUCCESS_RATE,
     MetricsSandbox,
     analysis,

@@ -16,15 +16,14 @@ from typing import Any
 
 import pytest
 import yaml
-from kubernetes import client
 from temporalio.client import Client, WorkflowHandle
 
 from activities.kubernetes import KubernetesBackend, Tuning
 from activities.prometheus import PrometheusMetrics
 from ringmaster import worker
 from ringmaster.settings import Settings
-from tests.conftest import assert_eventually
-from tests.metrics.support import METRICS, SUCCESS_RATE, MetricsSandbox
+from tests.support.prometheus import METRICS, SUCCESS_RATE, MetricsSandbox
+from tests.support.waiting import assert_eventually
 from workflows.models import ReleaseInput, ReleaseStatus
 from workflows.release import ReleaseWorkflow, release_id
 
@@ -116,7 +115,7 @@ def versions(sandbox: MetricsSandbox, clusters: list[str]) -> dict[str, tuple[st
     """Per cluster: the ``api`` Deployment's pod version label, and the Deployments in namespace ``api``."""
     found = {}
     for name in clusters:
-        apps = client.AppsV1Api(sandbox.kube(name))
+        apps = sandbox.kube(name).apps
         deployment = apps.read_namespaced_deployment("api", "api")
         names = sorted(d.metadata.name for d in apps.list_namespaced_deployment("api").items)
         found[name] = (deployment.spec.template.metadata.labels["ringmaster.dev/version"], names)

@@ -1,35 +1,32 @@
-"""Building blocks of the metric-gate tests: the session sandbox's fleet, workloads, queries and waits."""
+"""The metric-gate tests' sandbox: emulated clusters, simulated traffic and both real Prometheus servers.
+
+One is started per session (the ``metrics_sandbox`` fixture of ``tests/conftest.py``) with
+``ringmaster sandbox up``'s own code, so readiness means samples are queryable, on a three-cluster
+fleet (two EU clusters, one US). The scenarios the analysis tests judge (a good, a bad and a cheaper
+canary beside ``v1``, and a namespace about to be rolled) are deployed at once, so their series grow
+while other tests run. Used by the ``analyze`` activity tests with ``PrometheusMetrics``
+(``tests/activities``) and the releases judged by Prometheus (``tests/e2e``).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from kubernetes import client, config
-
 from activities.models import AnalyzeInput, ClusterTarget, ReleaseRef
+from policies import loading
 from policies.fleet import Fleet
 from policies.plan import Analysis
 from sandbox import prometheus as sandbox_prometheus
+from sandbox import stack
 from sandbox.processes import Processes
-from tests.conftest import assert_eventually
-
-FLEET = """\
-apiVersion: ringmaster.dev/v1
-kind: Fleet
-regions:
-  - {name: eu-west-1, jurisdiction: EU, timezone: Europe/Dublin, prometheus: "http://prometheus.eu.example.com:9090"}
-  - {name: us-east-1, jurisdiction: US, timezone: America/New_York, prometheus: "http://prometheus.us.example.com:9090"}
-clusters:
-  - {name: euw1-canary, region: eu-west-1, kubeContext: euw1-canary, labels: {audience: internal}}
-  - {name: euw1-prod, region: eu-west-1, kubeContext: euw1-prod, labels: {audience: public}}
-  - {name: use1-prod, region: us-east-1, kubeContext: use1-prod, labels: {audience: public}}
-hosts:
-  - {match: "*.eu.example.com", jurisdiction: EU}
-  - {match: "*.us.example.com", jurisdiction: US}
-"""
+from tests.support import fleets, manifests
+from tests.support.cluster import Cluster
+from tests.support.waiting import assert_eventually
 
 SETTINGS = """\
 controller: {tickSeconds: 0.05, podReadySeconds: 0.2, progressDeadlineScale: 0.1}
@@ -83,11 +80,9 @@ class MetricsSandbox:
     prometheus: dict[str, str]
     traffic: str
 
-    def kube(self, cluster: str) -> client.ApiClient:
-        """An official client of one emulated cluster."""
-        return config.new_client_from_config(
-            config_file=str(self.kubeconfig), context=cluster, persist_config=False
-        )
+    def kube(self, cluster: str) -> Cluster:
+        """A handle on one emulated cluster."""
+        return Cluster.from_kubeconfig(self.kubeconfig, cluster)
 
     def target(self, cluster: str) -> ClusterTarget:
         """The activity's view of a cluster."""
@@ -144,45 +139,28 @@ def _deployment(name: str, version: str, replicas: int, role: str | None) -> dic
     if role is not None:
         labels["ringmaster.dev/role"] = role
     selector = {"app": "api", **({"ringmaster.dev/role": role} if role else {})}
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name, "labels": labels},
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": selector},
-            "template": {
-                "metadata": {"labels": labels},
-                "spec": {"containers": [{"name": "api", "image": f"registry.eu.example.com/api:{version}"}]},
-            },
-        },
-    }
+    container = manifests.container("api", f"registry.eu.example.com/api:{version}")
+    return manifests.deployment(name, [container], replicas=replicas, labels=labels, selector=selector)
 
 
 def deploy_app(
     sandbox: MetricsSandbox, cluster: str, namespace: str, *, stable: str = "v1", canary: str | None = None
 ) -> None:
     """A namespace with Deployment and Service ``api`` on ``stable`` (and ``api-canary`` at half the pods)."""
-    api = sandbox.kube(cluster)
-    core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
+    kube = sandbox.kube(cluster)
+    core, apps = kube.core, kube.apps
     core.create_namespace(body={"metadata": {"name": namespace}})
     apps.create_namespaced_deployment(namespace, _deployment("api", stable, 5, None))
     if canary is not None:
         apps.create_namespaced_deployment(namespace, _deployment("api-canary", canary, 5, "canary"))
     core.create_namespaced_service(
-        namespace,
-        {
-            "apiVersion": "v1",
-            "kind": "Service",
-            "metadata": {"name": "api"},
-            "spec": {"selector": {"app": "api"}, "ports": [{"port": 80, "targetPort": 8080}]},
-        },
+        namespace, manifests.service("api", {"app": "api"}, [{"port": 80, "targetPort": 8080}])
     )
 
 
 def switch_version(sandbox: MetricsSandbox, cluster: str, namespace: str, version: str) -> None:
     """Roll Deployment ``api`` to ``version`` (what a rolling update does to the pods' label)."""
-    apps = client.AppsV1Api(sandbox.kube(cluster))
+    apps = sandbox.kube(cluster).apps
     template = _deployment("api", version, 5, None)["spec"]["template"]
     apps.patch_namespaced_deployment("api", namespace, {"spec": {"template": template}})
 
@@ -227,3 +205,26 @@ def served(cluster: str, namespace: str, version: str, window: str = "5s") -> st
 def now() -> datetime:
     """The current instant."""
     return datetime.now(UTC)
+
+
+# --- the session's sandbox ------------------------------------------------------------------------
+
+SCENARIOS = {"good": "v2", "bad": "v2-bad", "cheap": "v2-cheap", "pretouch": None}
+"""Namespaces of cluster ``euw1-prod``: ``v1`` beside a canary of the given version (or alone)."""
+SCENARIO_CLUSTER = "euw1-prod"
+
+
+@contextmanager
+def running(directory: Path) -> Iterator[MetricsSandbox]:
+    """The sandbox started in ``directory``, with the scenario namespaces deployed; stopped afterwards."""
+    (directory / "fleet-in.yaml").write_text(fleets.METRICS_FLEET, encoding="utf-8")
+    (directory / "sandbox.yaml").write_text(SETTINGS, encoding="utf-8")
+    try:
+        started = stack.up(directory, directory / "fleet-in.yaml")
+        fleet = loading.load_fleet(started.fleet)
+        sandbox = MetricsSandbox(directory, fleet, started.kubeconfig, started.prometheus, started.traffic)
+        for namespace, canary in SCENARIOS.items():
+            deploy_app(sandbox, SCENARIO_CLUSTER, namespace, canary=canary)
+        yield sandbox
+    finally:
+        stack.down(directory)
