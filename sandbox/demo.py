@@ -40,7 +40,7 @@ def main() -> int:
     args = parser.parse_args()
     directory: Path = args.dir
 
-    _say("starting the local stack (emulated clusters, Prometheus, Temporal, a worker)")
+    _say("starting (or reusing) the local stack: emulated clusters, Prometheus, Temporal, a worker")
     try:
         sandbox = stack.up(directory, stack.DEFAULT_FLEET, temporal=True)
     except stack.SandboxError as err:
