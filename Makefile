@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 SANDBOX_DIR ?= .sandbox
 
-.PHONY: install lint typecheck layers unit test demo down clean
+.PHONY: install lint typecheck layers unit test sandbox demo down clean
 
 ## install: build .venv from nothing (idempotent) with every extra, plus the system packages the local stack needs.
 install:
@@ -32,11 +32,16 @@ unit:
 ## test: install, then ruff, mypy --strict, the layer rule, and the whole test suite.
 test: install lint typecheck layers unit
 
-## demo: start the embedded local stack and run a release through it.
-demo: install
+## sandbox: start (or reuse) the whole local stack in $(SANDBOX_DIR): emulated clusters, traffic,
+## Prometheus, a Temporal dev server with its UI, a worker on the current code; then `source $(SANDBOX_DIR)/env`.
+sandbox: install
+	$(BIN)/python -m sandbox up --dir $(SANDBOX_DIR)
+
+## demo: `make sandbox`, then a good release promoted and a bad one rolled back through the CLI.
+demo: sandbox
 	$(BIN)/python -m sandbox.demo --dir $(SANDBOX_DIR)
 
-## down: stop everything `make demo` started.
+## down: stop everything `make sandbox` or `make demo` started; no process or port is left behind.
 down:
 	-$(BIN)/python -m sandbox down --dir $(SANDBOX_DIR)
 

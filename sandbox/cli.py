@@ -1,8 +1,10 @@
-"""``python -m sandbox up|down|status``: the local fleet of emulated clusters.
+"""``python -m sandbox up|down|status``: the local stack a user explores (``make sandbox``).
 
-Exit codes follow :class:`ringmaster.exitcodes.ExitCode`: 2 for an invalid fleet or settings file
-(or a sandbox already running with another fleet), 3 when the emulator could not be started, or
-for ``status`` when nothing runs. Errors are one readable message, never a traceback.
+``up`` starts emulated clusters, traffic, Prometheus, a Temporal dev server and a ringmaster worker,
+and prints ``source DIR/env``; ``--no-temporal`` stops short of Temporal (for tests and scripts that
+bring their own). Exit codes follow :class:`ringmaster.exitcodes.ExitCode`: 2 for an invalid fleet
+or settings file (or a sandbox already running with another fleet), 3 when a process could not be
+started, or for ``status`` when nothing runs. Errors are one readable message, never a traceback.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from sandbox import stack
 
 sandbox_app = typer.Typer(
     name="python -m sandbox",
-    help="The local stack: emulated Kubernetes clusters, traffic, Prometheus, for the demo and the tests.",
+    help="The local stack: emulated Kubernetes clusters, traffic, Prometheus, Temporal and a worker.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -36,22 +38,40 @@ def up(
         Path | None,
         typer.Option("--config", help="Sandbox settings (default: DIR/sandbox.yaml when present)."),
     ] = None,
+    temporal: Annotated[
+        bool,
+        typer.Option("--temporal/--no-temporal", help="Also run a Temporal dev server and a worker."),
+    ] = True,
 ) -> None:
-    """Start the emulated fleet, its traffic and Prometheus; write DIR/kubeconfig and DIR/fleet.yaml."""
+    """Start (or reuse) the local stack; write DIR/kubeconfig, DIR/fleet.yaml and DIR/env."""
     try:
-        started = stack.up(directory, fleet, config)
+        started = stack.up(directory, fleet, config, temporal=temporal)
     except stack.SandboxError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(exc.exit_code) from None
-    verb = "already running" if started.already_running else "started"
-    typer.echo(f"sandbox {verb}: {len(started.clusters)} clusters served at {started.url}")
-    typer.echo(f"  kubeconfig: {started.kubeconfig}  (contexts: {', '.join(started.clusters)})")
-    typer.echo(f"  fleet:      {started.fleet}")
+    if started.already_running:
+        typer.echo(f"sandbox already running in {directory}: reused as it is")
+    else:
+        typer.echo(f"sandbox started in {directory}: {', '.join(started.started)}")
+    for reason in started.reasons:
+        typer.echo(f"  restarted because {reason}")
+    typer.echo(f"  clusters:   {len(started.clusters)} served at {started.url}")
+    typer.echo(f"  kubeconfig: {started.kubeconfig.resolve()}  (contexts: {', '.join(started.clusters)})")
+    typer.echo(f"  fleet:      {started.fleet.resolve()}")
     if started.prometheus:
         servers = ", ".join(f"{j} {url}" for j, url in started.prometheus.items())
         typer.echo(f"  prometheus: {servers}")
         typer.echo(f"  traffic:    {started.traffic}/clusters/<cluster>/metrics")
-    typer.echo(f"  export KUBECONFIG={started.kubeconfig.resolve()}")
+    if started.env is None:
+        typer.echo(f"  export KUBECONFIG={started.kubeconfig.resolve()}")
+        return
+    typer.echo(f"  temporal:   {started.temporal}   UI: {started.ui}")
+    typer.echo("  worker:     ringmaster worker on task queue ringmaster")
+    typer.echo(f"Use it from your shell:  source {started.env}")
+    typer.echo(
+        f"  then e.g.  kubectl --kubeconfig {started.kubeconfig.resolve()} --context {started.clusters[0]}"
+        " get deploy -n api"
+    )
 
 
 @sandbox_app.command()
@@ -67,12 +87,20 @@ def status(directory: DirOption = stack.DEFAULT_DIR) -> None:
     found = stack.status(directory)
     for name, facts in found.items():
         state = "running" if facts["running"] else "stopped"
-        where = f" at {facts['url']}" if "url" in facts else ""
-        typer.echo(f"{name}: {state} (pid {facts['pid']}){where}, log {facts['log']}")
+        where = facts.get("url") or facts.get("address") or facts.get("temporal")
+        at = f" at {where}" if where else ""
+        typer.echo(f"{name}: {state} (pid {facts['pid']}){at}, log {facts['log']}")
+        if "ui" in facts:
+            typer.echo(f"  UI: {facts['ui']}")
+        if "code" in facts:
+            typer.echo(f"  code: {str(facts['code'])[:12]}")
     if not any(facts["running"] for facts in found.values()):
         if not found:
             typer.echo(f"no sandbox in {directory}")
         raise typer.Exit(ExitCode.UNREACHABLE)
+    env = directory / stack.ENV_FILE
+    if env.exists():
+        typer.echo(f"source {env.resolve()}")
 
 
 def main() -> None:

@@ -1,7 +1,9 @@
 """``make demo``: the local stack, then a good release promoted and a bad one rolled back.
 
-Starts (or reuses) the sandbox in ``--dir``: the emulated clusters, a Temporal dev server with its
-UI, and a ringmaster worker. Then submits the demo plan twice through the real CLI, as CI would:
+Starts (or reuses) the sandbox in ``--dir`` exactly as ``make sandbox`` does
+(:func:`sandbox.stack.up` with Temporal: emulated clusters, traffic, Prometheus, a Temporal dev
+server with its UI, and a ringmaster worker running the current code). Then submits the demo plan
+twice through the real CLI, as CI would, with the settings ``source DIR/env`` gives a shell:
 ``v2`` is promoted through every ring; ``v3-bad`` fails its gate in the first ring and is rolled
 back automatically. Everything keeps running afterwards for a look in the Temporal UI;
 ``make down`` (``python -m sandbox down``) stops it all.
@@ -17,7 +19,6 @@ from pathlib import Path
 
 from sandbox import stack
 from sandbox import temporal as sandbox_temporal
-from sandbox.processes import ProcessError, Processes
 
 PLAN = Path("deploy/examples/demo-plan.yaml")
 
@@ -39,22 +40,22 @@ def main() -> int:
     args = parser.parse_args()
     directory: Path = args.dir
 
-    _say("starting the local stack (emulated clusters, Temporal, a worker)")
+    _say("starting (or reusing) the local stack: emulated clusters, Prometheus, Temporal, a worker")
     try:
-        sandbox = stack.up(directory, stack.DEFAULT_FLEET)
-        processes = Processes(directory)
-        temporal = sandbox_temporal.start_temporal(processes)
-        address, ui = str(temporal.info["address"]), str(temporal.info["ui"])
-        sandbox_temporal.start_worker(
-            processes, address=address, ui=ui, fleet=sandbox.fleet, kubeconfig=sandbox.kubeconfig
-        )
-    except (stack.SandboxError, ProcessError) as err:
+        sandbox = stack.up(directory, stack.DEFAULT_FLEET, temporal=True)
+    except stack.SandboxError as err:
         print(f"error: {err}", file=sys.stderr)  # noqa: T201
         return 3
     print(f"clusters: {sandbox.url}   kubeconfig: {sandbox.kubeconfig}")  # noqa: T201
-    print(f"Temporal: {address}   UI: {ui}")  # noqa: T201
+    print(f"Temporal: {sandbox.temporal}   UI: {sandbox.ui}")  # noqa: T201
 
-    env = {**os.environ, "TEMPORAL_ADDRESS": address, "RINGMASTER_UI_URL": ui, "GITHUB_ACTOR": "demo-ci"}
+    env = {
+        **os.environ,
+        **sandbox_temporal.client_env(
+            address=sandbox.temporal, ui=sandbox.ui, fleet=sandbox.fleet, kubeconfig=sandbox.kubeconfig
+        ),
+        "GITHUB_ACTOR": "demo-ci",
+    }
     release = [
         "--image",
         "registry.eu.example.com/api:{v}",
@@ -73,8 +74,9 @@ def main() -> int:
     _ringmaster(env, "status", "api:v3-bad")
 
     _say("done")
+    print(f"From a shell: source {sandbox.env}")  # noqa: T201
     print(f"good release exit code {good} (0 = succeeded); bad release exit code {bad} (1 = rolled back)")  # noqa: T201
-    print(f"Look around in the Temporal UI: {ui}   Stop everything with: make down")  # noqa: T201
+    print(f"Look around in the Temporal UI: {sandbox.ui}   Stop everything with: make down")  # noqa: T201
     return 0 if (good, bad) == (0, 1) else 1
 
 

@@ -13,6 +13,11 @@ Unless the settings say ``prometheus: {enabled: false}``, ``up`` then starts the
 each region's ``prometheus:`` in ``DIR/fleet.yaml`` as its jurisdiction's sandbox Prometheus, with
 the fleet's ``hosts`` table placing those loopback addresses in their jurisdictions.
 
+With ``temporal=True`` (what ``python -m sandbox up`` and ``make sandbox`` do; tests and scripts
+that bring their own Temporal leave it off) ``up`` also keeps a Temporal dev server and a ringmaster
+worker running (:func:`sandbox.temporal.ensure`: a worker started from other sources is replaced)
+and writes ``DIR/env``, which a shell sources to point ``ringmaster`` at this sandbox.
+
 Directory layout::
 
     DIR/state.json        processes (pid, group, start time, log, port) and sandbox facts
@@ -22,14 +27,16 @@ Directory layout::
     DIR/sandbox.yaml      optional settings (see :mod:`sandbox.settings`)
     DIR/traffic.{json,log,port}                    the simulator's settings, output and port
     DIR/prometheus-<j>.{yml,log}  DIR/prometheus-<j>-data/   each jurisdiction's Prometheus
+    DIR/temporal.{log,db}  DIR/worker.log  DIR/env     the dev server, the worker, the shell settings
 """
 
 from __future__ import annotations
 
 import hashlib
+import shlex
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from policies import loading
@@ -37,6 +44,7 @@ from policies.fleet import Fleet
 from ringmaster.exitcodes import ExitCode
 from sandbox import kubeconfig, seed, settings
 from sandbox import prometheus as sandbox_prometheus
+from sandbox import temporal as sandbox_temporal
 from sandbox.apiserver.adminclient import AdminClient
 from sandbox.processes import ProcessError, Processes, ProcessRecord, ProcessSpec, read_port
 
@@ -46,6 +54,7 @@ PROCESSES = (APISERVER,)
 jurisdiction (:func:`expected_processes`), unless disabled."""
 DEFAULT_DIR = Path(".sandbox")
 DEFAULT_FLEET = Path("deploy/examples/fleet.yaml")
+ENV_FILE = "env"
 
 
 class SandboxError(Exception):
@@ -70,6 +79,16 @@ class Sandbox:
     """URL of each jurisdiction's Prometheus (empty when disabled)."""
     traffic: str = ""
     """URL of the traffic simulator (empty when disabled)."""
+    temporal: str = ""
+    """Address of the dev server (empty without Temporal)."""
+    ui: str = ""
+    """URL of the Temporal UI (empty without Temporal)."""
+    env: Path | None = None
+    """``DIR/env``, for ``source`` (None without Temporal)."""
+    started: tuple[str, ...] = ()
+    """Processes this call started (empty when everything was reused)."""
+    reasons: tuple[str, ...] = ()
+    """Why running processes were replaced, when some were."""
 
 
 def expected_processes(fleet: Fleet, tuned: settings.SandboxSettings) -> list[str]:
@@ -99,8 +118,65 @@ def _apiserver_ready(port_file: Path) -> Callable[[ProcessRecord], dict[str, obj
     return ready
 
 
-def up(directory: Path, fleet_path: Path, config_path: Path | None = None) -> Sandbox:
-    """Start the sandbox described by ``fleet_path`` in ``directory`` (see the module docstring)."""
+def up(
+    directory: Path,
+    fleet_path: Path,
+    config_path: Path | None = None,
+    *,
+    temporal: bool = False,
+    code: str | None = None,
+) -> Sandbox:
+    """Start the sandbox described by ``fleet_path`` in ``directory`` (see the module docstring).
+
+    With ``temporal``, also the dev server and a worker; ``code`` stands for the digest of the
+    worker's sources (default: :func:`sandbox.temporal.code_digest` of this checkout).
+    """
+    clusters = _up_clusters(directory, fleet_path, config_path)
+    if not temporal:
+        return clusters
+    processes = Processes(directory)
+    try:
+        found = sandbox_temporal.ensure(
+            processes,
+            fleet=clusters.fleet,
+            kubeconfig=clusters.kubeconfig,
+            code=sandbox_temporal.code_digest() if code is None else code,
+        )
+    except ProcessError as exc:
+        down(directory)
+        raise SandboxError(f"Temporal or the worker did not start: {exc}", ExitCode.UNREACHABLE) from None
+    env = sandbox_temporal.client_env(
+        address=found.address, ui=found.ui, fleet=clusters.fleet, kubeconfig=clusters.kubeconfig
+    )
+    started = clusters.started + tuple(found.started)
+    return replace(
+        clusters,
+        already_running=not started,
+        temporal=found.address,
+        ui=found.ui,
+        env=_write_env(directory / ENV_FILE, env),
+        started=started,
+        reasons=tuple(found.reasons),
+    )
+
+
+def _write_env(path: Path, values: dict[str, str]) -> Path:
+    """``DIR/env``: ``export`` lines for bash, with absolute paths, and ``.venv/bin`` on PATH."""
+    bin_dir = shlex.quote(str(Path(sys.executable).parent))
+    lines = [
+        f"# Written by `python -m sandbox up --dir {shlex.quote(str(path.parent))}`; `source` it to use",
+        "# this sandbox from a shell: every ringmaster command talks to its Temporal, a `ringmaster worker`",
+        "# started by hand uses its fleet and kubeconfig. KUBECONFIG is left alone (your kubectl keeps",
+        "# its clusters): pass `kubectl --kubeconfig $RINGMASTER_KUBECONFIG --context <cluster>`.",
+        *(f"export {key}={shlex.quote(value)}" for key, value in values.items()),
+        f'case ":$PATH:" in *:{bin_dir}:*) ;; *) export PATH={bin_dir}:"$PATH" ;; esac',
+    ]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path.resolve()
+
+
+def _up_clusters(directory: Path, fleet_path: Path, config_path: Path | None) -> Sandbox:
+    """The emulator, traffic and Prometheus part of :func:`up`."""
     try:
         fleet_text = fleet_path.read_text(encoding="utf-8")
         fleet = loading.parse_fleet(fleet_text, str(fleet_path))
@@ -141,7 +217,7 @@ def up(directory: Path, fleet_path: Path, config_path: Path | None = None) -> Sa
                 already=True,
             )
     processes.stop_all()  # whatever is left of an earlier sandbox in this directory
-    sandbox_prometheus.remove_data(directory)
+    _remove_data(directory)
     timeout = tuned.startup_timeout_seconds
     try:
         apiserver = processes.start(_apiserver(directory, config_json, timeout))
@@ -159,6 +235,7 @@ def up(directory: Path, fleet_path: Path, config_path: Path | None = None) -> Sa
         processes.stop_all()
         raise SandboxError(f"the sandbox did not start: {exc}", ExitCode.UNREACHABLE) from None
     sandbox = _files(directory, url, names, fleet_text, metrics=metrics, traffic=traffic, already=False)
+    sandbox = replace(sandbox, started=tuple(processes.running()))
     processes.remember(
         digest=digest,
         kubeconfig=str(sandbox.kubeconfig),
@@ -212,8 +289,15 @@ def down(directory: Path) -> list[str]:
     processes = Processes(directory)
     stopped = processes.stop_all()
     processes.forget()
-    sandbox_prometheus.remove_data(directory)
+    _remove_data(directory)
     return stopped
+
+
+def _remove_data(directory: Path) -> None:
+    """What a stopped sandbox leaves that the next one must not inherit."""
+    sandbox_prometheus.remove_data(directory)
+    sandbox_temporal.remove_data(directory)
+    (directory / ENV_FILE).unlink(missing_ok=True)
 
 
 def status(directory: Path) -> dict[str, dict[str, object]]:

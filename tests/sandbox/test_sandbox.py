@@ -1,4 +1,7 @@
-"""``python -m sandbox up/down`` as a user runs them, and kubectl against the sandbox it starts."""
+"""``python -m sandbox up --no-temporal``/``down``, and kubectl against the clusters it starts.
+
+``test_stack.py`` covers the whole stack, with Temporal and the worker.
+"""
 
 from __future__ import annotations
 
@@ -117,7 +120,8 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSandbox
     directory = tmp_path_factory.mktemp("sandbox")
     (directory / "fleet-in.yaml").write_text(FLEET, encoding="utf-8")
     (directory / "sandbox.yaml").write_text(SETTINGS, encoding="utf-8")
-    started = sandbox_cli("up", "--dir", str(directory), "--fleet", str(directory / "fleet-in.yaml"))
+    fleet = str(directory / "fleet-in.yaml")
+    started = sandbox_cli("up", "--no-temporal", "--dir", str(directory), "--fleet", fleet)
     assert started.returncode == 0, started.stderr
     state = json.loads((directory / "state.json").read_text(encoding="utf-8"))
     yield RunningSandbox(directory, state["processes"]["apiserver"]["info"]["url"])
