@@ -8,7 +8,7 @@ import pytest
 
 from policies import judgement, loading
 from policies.fleet import Fleet
-from tests.policies.helpers import EXAMPLES
+from tests.support.fleets import EXAMPLES
 
 PLAN = (EXAMPLES / "plan.yaml").read_text()
 FLEET = (EXAMPLES / "fleet.yaml").read_text()

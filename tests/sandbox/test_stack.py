@@ -19,7 +19,7 @@ import pytest
 from sandbox import stack
 from sandbox import temporal as sandbox_temporal
 from sandbox.processes import Processes, ProcessRecord, is_alive
-from tests.sandbox.support import eventually
+from tests.support.waiting import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
 FLEET = ROOT / "deploy" / "examples" / "fleet.yaml"
