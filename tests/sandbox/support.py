@@ -1,13 +1,29 @@
-"""Helpers for the sandbox tests: raw HTTP requests, and the workload most tests create."""
+"""Helpers for the sandbox tests: ``python -m sandbox`` as a user runs it, raw HTTP requests, and the
+workload most tests create."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import urllib.error
 import urllib.request
 from typing import Any
 
 from tests.support import manifests
+from tests.support.fleets import ROOT
+
+
+def sandbox_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m sandbox`` from the checkout, as ``make sandbox`` and a user do."""
+    return subprocess.run(
+        [sys.executable, "-m", "sandbox", *args],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+        cwd=ROOT,
+    )
 
 
 def http(

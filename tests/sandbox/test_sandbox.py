@@ -21,6 +21,7 @@ from policies import loading
 from sandbox import stack
 from sandbox.apiserver.adminclient import AdminClient
 from sandbox.processes import Processes, is_alive
+from tests.sandbox.support import sandbox_cli
 from tests.support.waiting import eventually
 
 KUBECTL = str(Path(sys.executable).with_name("kubectl"))
@@ -62,17 +63,6 @@ spec:
       containers:
         - {name: cart, image: "registry.example.com/cart:v1", env: [{name: MODE, value: a}]}
 """
-
-
-def sandbox_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m sandbox`` as a user would."""
-    return subprocess.run(
-        [sys.executable, "-m", "sandbox", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 @dataclass

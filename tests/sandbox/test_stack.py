@@ -19,6 +19,7 @@ import pytest
 from sandbox import stack
 from sandbox import temporal as sandbox_temporal
 from sandbox.processes import Processes, ProcessRecord, is_alive
+from tests.sandbox.support import sandbox_cli
 from tests.support.waiting import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,18 +31,6 @@ controller: {tickSeconds: 0.05, podReadySeconds: 0.1, progressDeadlineScale: 0.0
 pytestmark = pytest.mark.slow
 
 BASE = ("apiserver", "traffic", "prometheus-eu", "prometheus-us")
-
-
-def sandbox_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m sandbox`` as ``make sandbox`` does."""
-    return subprocess.run(
-        [sys.executable, "-m", "sandbox", *args],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-        cwd=ROOT,
-    )
 
 
 def in_shell(directory: Path, script: str) -> subprocess.CompletedProcess[str]:
