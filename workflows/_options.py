@@ -6,7 +6,6 @@ Every call sets them explicitly: Temporal's default retry policy retries forever
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
 from typing import TypedDict
 
@@ -17,8 +16,6 @@ from temporalio.workflow import ActivityCancellationType
 with workflow.unsafe.imports_passed_through():
     from activities import errors
     from activities.analysis import heartbeat_timeout
-    from activities.models import RollbackInput, RollbackResult
-    from activities.rollout import ClusterActivities
     from policies.plan import Analysis
 
 
@@ -63,12 +60,20 @@ CLUSTER_CALL: CallOptions = {
 """One change or read against a cluster API. Waiting for cancellation to complete means a rollback
 never races an apply that is still in flight."""
 
-ROLLBACK: CallOptions = {  # used through roll_back() below
+ROLLBACK: CallOptions = {  # used through workflows._rollback.restore
     "start_to_close_timeout": timedelta(minutes=11),
     "heartbeat_timeout": timedelta(seconds=10),
-    "retry_policy": _retry(10, maximum=30.0),
+    "retry_policy": _retry(5, maximum=30.0),
 }
-"""Rollbacks retry longer than forward steps: giving up leaves a cluster half-released."""
+"""One round of a rollback: a few quick retries. A rollback never gives up on a transient failure:
+``_rollback.restore`` runs round after round, ``RETRY_PAUSE`` apart and doubling, reporting each."""
+
+RETRY_PAUSE = timedelta(seconds=10)
+"""Pause after the first round of a cluster call that failed transiently (a rollback's, or a forward
+step's while the cluster is held as unreachable); doubling each round up to ``RETRY_PAUSE_MAX``."""
+
+RETRY_PAUSE_MAX = timedelta(minutes=2)
+"""Longest pause between rounds: how late a cluster whose API answers again is noticed."""
 
 
 def wait_rollout(progress_deadline_seconds: int) -> CallOptions:
@@ -98,14 +103,3 @@ def analyze(analysis: Analysis) -> CallOptions:
         ),
         "cancellation_type": ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
     }
-
-
-async def roll_back(inp: RollbackInput) -> RollbackResult:
-    """Run the rollback activity, shielded: an abort arriving later never interrupts a rollback."""
-    handle = workflow.execute_activity_method(
-        ClusterActivities.rollback_cluster,
-        inp,
-        summary=f"roll back {inp.cluster.name}",
-        **ROLLBACK,
-    )
-    return await asyncio.shield(handle)

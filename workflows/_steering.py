@@ -113,8 +113,20 @@ class Steering:
             remaining -= workflow.now() - started
 
     async def interruptible(self, handle: workflow.ActivityHandle[T]) -> T:
-        """Await an activity, cancelling it (and waiting for the cancellation) on interruption."""
-        await workflow.wait_condition(lambda: handle.done() or self.interruption() is not None)
+        """Await an activity, cancelling it (and waiting for the cancellation) on interruption.
+
+        The same when the workflow itself is cancelled: the activity is cancelled and its end awaited
+        before the ``CancelledError`` goes on, so the rollback that follows never races a step still
+        writing to the cluster.
+        """
+        try:
+            await workflow.wait_condition(lambda: handle.done() or self.interruption() is not None)
+        except asyncio.CancelledError:
+            if not handle.done() and workflow.patched("cancel-waits-for-step"):
+                handle.cancel()
+                with contextlib.suppress(ActivityError, asyncio.CancelledError):
+                    await handle
+            raise
         if handle.done():
             return await handle
         handle.cancel()
@@ -241,8 +253,19 @@ class AnalysisRun:
         self._steering.gate_holds.pop(self.cluster, None)
         return resumed
 
+    def abandon(self) -> None:
+        """Stop judging without a verdict and without waiting for the stretch to acknowledge it.
+
+        What a rollback does: it starts at once, while the stretch's cancellation travels to the
+        analysis worker (which may be slow, busy or gone).
+        """
+        self._stopping = True
+        if self._handle is not None and not self._handle.done():
+            self._handle.cancel()
+        self._steering.gate_holds.pop(self.cluster, None)
+
     async def cancel(self) -> None:
-        """Stop judging without a verdict (before a rollback)."""
+        """Stop judging without a verdict, and wait until the stretch has ended."""
         self._stopping = True
         if self._handle is not None and not self._handle.done():
             self._handle.cancel()

@@ -12,12 +12,12 @@ signal, so one query on the parent shows the whole release.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from datetime import timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError, FailureError
+from temporalio.exceptions import ActivityError, FailureError
 
 with workflow.unsafe.imports_passed_through():
     from activities.models import (
@@ -43,6 +43,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.rollout import ClusterActivities
     from policies.gates import Check
     from workflows import _options as options
+    from workflows import _rollback
     from workflows._steering import Aborted, AnalysisRun, GateFailed, Interrupted, Steering
     from workflows.models import (
         AbortRequest,
@@ -96,6 +97,7 @@ class ClusterRolloutWorkflow(Steering):
         self._approved = False
         self._reported: str = ""
         self._analysis: AnalysisRun | None = None
+        self._retry_now = False
         # Never read, on purpose: asyncio asks callers to hold a reference to a task they create, as the
         # loop itself keeps only weak ones.
         self._gate_reporter: asyncio.Task[None] | None = None
@@ -109,9 +111,10 @@ class ClusterRolloutWorkflow(Steering):
 
     @workflow.signal
     def resume(self, _req: ResumeRequest) -> None:
-        """Lift the hold, including one placed by an inconclusive gate."""
+        """Lift the hold, including a gate's; a cluster held as unreachable is tried again at once."""
         self.held, self.hold_reason = False, ""
         self.gate_holds.clear()
+        self._retry_now = True
 
     @workflow.signal
     def abort(self, req: AbortRequest) -> None:
@@ -134,31 +137,46 @@ class ClusterRolloutWorkflow(Steering):
 
     @workflow.run
     async def run(self, inp: ClusterRolloutInput) -> ClusterRolloutResult:
-        """Deploy with the ring's strategy, judge, promote; roll back on a failed gate or an abort."""
+        """Deploy with the ring's strategy, judge, promote; roll back on a failed gate or an abort.
+
+        Whatever ends the rollout, its ending (the rollback above all) runs to completion through
+        any cancellation that arrives meanwhile (:func:`workflows._rollback.to_completion`).
+        """
+        ending: Coroutine[Any, Any, ClusterRolloutResult]
         try:
             await self._rollout()
         except _Denied:
-            await self._set_state("denied", "a residency rule denied this cluster; nothing was deployed")
-            return self._result("denied", self._status.message)
+            ending = self._denied()
         except GateFailed as failed:
             self._status.gate = failed.verdict
-            ok = await self._roll_back(f"gate failed: {failed.verdict.reason}")
-            return self._result("rolled-back" if ok else "failed", failed.verdict.reason, rollback_ok=ok)
+            ending = self._rolled_back(
+                f"gate failed: {failed.verdict.reason}", "rolled-back", failed.verdict.reason
+            )
         except Aborted as aborted:
-            ok = await self._roll_back(f"aborted: {aborted.reason}")
-            return self._result("aborted" if ok else "failed", aborted.reason, rollback_ok=ok)
+            ending = self._rolled_back(f"aborted: {aborted.reason}", "aborted", aborted.reason)
         except asyncio.CancelledError:
-            # Cancelled through Temporal (the parent was cancelled or terminated): same as an abort.
-            ok = await self._roll_back("cancelled")
-            return self._result("aborted" if ok else "failed", "cancelled", rollback_ok=ok)
+            # Cancelled through Temporal (the parent was cancelled, terminated or reset): an abort.
+            ending = self._rolled_back("cancelled", "aborted", "cancelled")
         except (_StepFailed, ActivityError) as failed:
             reason = (
                 f"step failed: {failed.cause or failed}" if isinstance(failed, ActivityError) else str(failed)
             )
-            ok = await self._roll_back(reason)
-            return self._result("failed", reason, rollback_ok=ok)
-        await self._set_state("promoted", "promoted", weight=100, version=inp.release.version)
+            ending = self._rolled_back(reason, "failed", reason)
+        else:
+            ending = self._promoted()
+        return await _rollback.to_completion(ending)
+
+    async def _promoted(self) -> ClusterRolloutResult:
+        await self._set_state("promoted", "promoted", weight=100, version=self._inp.release.version)
         return self._result("promoted", "promoted")
+
+    async def _denied(self) -> ClusterRolloutResult:
+        await self._set_state("denied", "a residency rule denied this cluster; nothing was deployed")
+        return self._result("denied", self._status.message)
+
+    async def _rolled_back(self, reason: str, outcome: str, message: str) -> ClusterRolloutResult:
+        ok = await self._roll_back(reason)
+        return self._result(outcome if ok else "failed", message, rollback_ok=ok)
 
     async def _rollout(self) -> None:
         await self._before_step()
@@ -351,17 +369,19 @@ class ClusterRolloutWorkflow(Steering):
 
     async def _check_residency(self) -> None:
         await self._set_state("checking-residency", "gathering live evidence")
-        result = await workflow.execute_activity_method(
-            ClusterActivities.check_residency,
-            ResidencyInput(
-                release=self._inp.release,
-                cluster=self._target,
-                plan=self._inp.plan,
-                schedule=self._inp.schedule,
-                promoted=self._inp.promoted_before,
-            ),
-            summary=f"residency evidence in {self._target.name}",
-            **options.CLUSTER_CALL,
+        result = await self._call(
+            lambda: workflow.start_activity_method(
+                ClusterActivities.check_residency,
+                ResidencyInput(
+                    release=self._inp.release,
+                    cluster=self._target,
+                    plan=self._inp.plan,
+                    schedule=self._inp.schedule,
+                    promoted=self._inp.promoted_before,
+                ),
+                summary=f"residency evidence in {self._target.name}",
+                **options.CLUSTER_CALL,
+            )
         )
         self._status.residency = result.decisions
         if not result.allowed:
@@ -370,11 +390,13 @@ class ClusterRolloutWorkflow(Steering):
             raise _Denied
 
     async def _take_snapshot(self) -> None:
-        self._snapshot = await workflow.execute_activity_method(
-            ClusterActivities.snapshot_cluster,
-            SnapshotInput(release=self._inp.release, cluster=self._target, workload=self._inp.workload),
-            summary=f"record {self._target.name} before the release",
-            **options.CLUSTER_CALL,
+        self._snapshot = await self._call(
+            lambda: workflow.start_activity_method(
+                ClusterActivities.snapshot_cluster,
+                SnapshotInput(release=self._inp.release, cluster=self._target, workload=self._inp.workload),
+                summary=f"record {self._target.name} before the release",
+                **options.CLUSTER_CALL,
+            )
         )
         self._status.version = self._snapshot.version
         self._touched_at = workflow.now()
@@ -385,21 +407,23 @@ class ClusterRolloutWorkflow(Steering):
         assert self._snapshot is not None
         await self._set_state(state, label)
         self._touched = True
-        handle = workflow.start_activity_method(
-            ClusterActivities.apply_step,
-            StepInput(
-                release=self._inp.release,
-                cluster=self._target,
-                workload=self._inp.workload,
-                strategy=self._inp.strategy,
-                action=action,
-                weight=weight,
-                snapshot=self._snapshot,
-            ),
-            summary=f"{label} in {self._target.name}",
-            **options.CLUSTER_CALL,
+        step = StepInput(
+            release=self._inp.release,
+            cluster=self._target,
+            workload=self._inp.workload,
+            strategy=self._inp.strategy,
+            action=action,
+            weight=weight,
+            snapshot=self._snapshot,
         )
-        result = await self._guarded(handle)
+        result = await self._call(
+            lambda: workflow.start_activity_method(
+                ClusterActivities.apply_step,
+                step,
+                summary=f"{label} in {self._target.name}",
+                **options.CLUSTER_CALL,
+            )
+        )
         self._status.weight = result.weight
         if action == "promote":
             self._status.version = self._inp.release.version
@@ -407,48 +431,87 @@ class ClusterRolloutWorkflow(Steering):
         return result
 
     async def _wait(self, target: RolloutTarget) -> WaitResult:
-        handle = workflow.start_activity_method(
-            ClusterActivities.wait_rollout,
-            WaitInput(
-                release=self._inp.release,
-                cluster=self._target,
-                workload=self._inp.workload,
-                strategy=self._inp.strategy,
-                target=target,
-            ),
-            summary=f"wait for the {target} rollout in {self._target.name}",
-            **options.wait_rollout(600),
+        wait = WaitInput(
+            release=self._inp.release,
+            cluster=self._target,
+            workload=self._inp.workload,
+            strategy=self._inp.strategy,
+            target=target,
         )
-        return await self._guarded(handle)
+        return await self._call(
+            lambda: workflow.start_activity_method(
+                ClusterActivities.wait_rollout,
+                wait,
+                summary=f"wait for the {target} rollout in {self._target.name}",
+                **options.wait_rollout(600),
+            )
+        )
 
-    async def _guarded(self, handle: workflow.ActivityHandle[_T]) -> _T:
-        try:
-            return await self.interruptible(handle)
-        except ActivityError as err:
-            cause = err.cause
-            message = cause.message if isinstance(cause, ApplicationError) else str(cause or err)
-            raise _StepFailed(message) from None
+    async def _call(self, start: Callable[[], workflow.ActivityHandle[_T]]) -> _T:
+        """One call against the cluster, interruptible, holding the cluster while its API is unreachable.
+
+        A permanent failure fails the step (and the cluster rolls back). A transient one that outlasts
+        the call's own retries (an API server down for minutes: a control-plane upgrade, a network
+        partition) holds this cluster as ``cluster unreachable`` with the last error, and the call runs
+        again after a growing pause, or at once on ``resume``, until the API answers: the release goes
+        on by itself. An abort or a failing gate still interrupts it.
+        """
+        held_from: tuple[ClusterState, str] | None = None
+        round_ = 0
+        while True:
+            try:
+                result = await self.interruptible(start())
+            except ActivityError as err:
+                if _rollback.is_permanent(err) or not workflow.patched("unreachable-holds"):
+                    raise _StepFailed(_rollback.describe(err)) from None
+                round_ += 1
+                pause = _rollback.pause_after(round_)
+                if held_from is None:
+                    held_from = (self._status.state, self._status.step)
+                self._retry_now = False
+                await self._set_state(
+                    "holding", f"cluster unreachable (trying again within {pause}): {_rollback.describe(err)}"
+                )
+                await self.until(lambda: self._retry_now, limit=pause)
+                continue
+            if held_from is not None and self._status.state == "holding":
+                await self._set_state(*held_from)
+            return result
 
     async def _roll_back(self, reason: str) -> bool:
-        """Return the cluster to its snapshot. Shielded: a later abort never interrupts a rollback."""
+        """Return the cluster to its snapshot; False when it could not be (a permanent failure).
+
+        The rollback starts at once: it never waits for an analysis stretch to acknowledge its end,
+        nor for the report to the parent (best effort, sent once the rollback activity is scheduled).
+        Transient failures never end it (:func:`workflows._rollback.restore`).
+        """
+        rollback_first = workflow.patched("rollback-first")
         if self._analysis is not None:
-            await self._analysis.cancel()
+            if rollback_first:
+                self._analysis.abandon()
+            else:
+                await self._analysis.cancel()
         if not self._touched or self._snapshot is None:
             return True
-        await self._set_state("rolling-back", reason)
-        try:
-            await options.roll_back(
-                RollbackInput(
-                    release=self._inp.release,
-                    cluster=self._target,
-                    workload=self._inp.workload,
-                    strategy=self._inp.strategy,
-                    snapshot=self._snapshot,
-                    reason=reason,
-                )
-            )
-        except ActivityError as err:
-            await self._set_state("failed", f"rollback failed, needs attention: {err.cause or err}")
+        inp = RollbackInput(
+            release=self._inp.release,
+            cluster=self._target,
+            workload=self._inp.workload,
+            strategy=self._inp.strategy,
+            snapshot=self._snapshot,
+            reason=reason,
+        )
+
+        async def report(retrying: str) -> None:
+            if retrying or rollback_first:
+                await self._set_state("rolling-back", retrying or reason)
+
+        if not rollback_first:
+            # Histories recorded before "rollback-first" reported the rollback before starting it.
+            await self._set_state("rolling-back", reason)
+        failure = await _rollback.restore(inp, report)
+        if failure is not None:
+            await self._set_state("failed", f"rollback failed, needs attention: {failure}")
             return False
         self._status.weight = 0
         self._status.version = self._snapshot.version

@@ -12,12 +12,20 @@ Id: ``release:<service>:<version>``. People steer it with updates (validated, an
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Coroutine
 from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
-from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError, FailureError
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    CancelledError,
+    ChildWorkflowError,
+    FailureError,
+    WorkflowAlreadyStartedError,
+)
 
 with workflow.unsafe.imports_passed_through():
     from activities.models import (
@@ -34,7 +42,7 @@ with workflow.unsafe.imports_passed_through():
     from policies.gates import Check
     from policies.schedule import ScheduledCluster, ScheduledRing, Wave
     from workflows import _options as options
-    from workflows import search
+    from workflows import _rollback, search
     from workflows._steering import Aborted, AnalysisRun, GateFailed, Interrupted, Steering
     from workflows.cluster import ClusterRolloutWorkflow
     from workflows.models import (
@@ -150,7 +158,16 @@ class ReleaseWorkflow(Steering):
                 summary="validate the plan against the worker's fleet and schedule it",
                 **options.PREPARE,
             )
+        except asyncio.CancelledError:
+            return await _rollback.to_completion(
+                self._end("aborted", "cancelled before anything was deployed")
+            )
         except ActivityError as err:
+            if isinstance(err.cause, CancelledError):
+                # Cancelled while preparing: nothing was deployed, and the input was not at fault.
+                return await _rollback.to_completion(
+                    self._end("aborted", "cancelled before anything was deployed")
+                )
             cause = err.cause
             message = cause.message if isinstance(cause, ApplicationError) else str(cause or err)
             self._status.invalid = True
@@ -174,19 +191,23 @@ class ReleaseWorkflow(Steering):
                 self._status.cluster(d.cluster).state = "denied"
             reasons = "; ".join(f"{d.cluster}: {d.rule}: {d.reason}" for d in denials)
             return await self._end("denied", f"denied before anything was deployed: {reasons}")
+        ending: Coroutine[Any, Any, ReleaseStatus]
         try:
             for ring in prepared.schedule.rings:
                 await self._run_ring(ring)
         except Aborted as aborted:
-            return await self._abort(aborted.reason)
+            ending = self._abort(aborted.reason)
         except _RingFailed as failed:
-            return await self._fail(failed)
+            ending = self._fail(failed)
         except asyncio.CancelledError:
             # Cancelled through Temporal (UI or API): treated as an abort, rollback included.
             self.abort_reason = self.abort_reason or "cancelled through Temporal"
-            await self._drain_children()
-            return await self._abort(self.abort_reason)
-        return await self._end("succeeded", "promoted in every ring")
+            ending = self._abort(self.abort_reason)
+        else:
+            ending = self._end("succeeded", "promoted in every ring")
+        # Whatever ends the release, its ending (draining children, rolling back) completes through any
+        # cancellation that arrives meanwhile.
+        return await _rollback.to_completion(ending)
 
     async def _run_ring(self, ring: ScheduledRing) -> None:
         workflow.logger.info("ring %s starts (%d waves)", ring.name, len(ring.waves))
@@ -229,25 +250,7 @@ class ReleaseWorkflow(Steering):
                 held=self.held,
                 hold_reason=self.hold_reason,
             )
-            handle = await workflow.start_child_workflow(
-                ClusterRolloutWorkflow.run,
-                child_input,
-                id=cluster_workflow_id(self._inp.service, self._inp.version, ring.name, cluster.name),
-                cancellation_type=workflow.ChildWorkflowCancellationType.WAIT_CANCELLATION_COMPLETED,
-                parent_close_policy=workflow.ParentClosePolicy.REQUEST_CANCEL,
-                id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-                static_summary=f"{self._inp.release} in {cluster.name} ({ring.name})",
-                search_attributes=TypedSearchAttributes(
-                    [
-                        SearchAttributePair(search.SERVICE, self._inp.service),
-                        SearchAttributePair(search.VERSION, self._inp.version),
-                        SearchAttributePair(search.RING, ring.name),
-                        SearchAttributePair(search.CLUSTER, cluster.name),
-                    ]
-                )
-                if self._inp.search_attributes
-                else None,
-            )
+            handle = await self._start_child(ring, cluster, child_input)
             handles[cluster.name] = handle
             self._children[cluster.name] = handle
             self._status.cluster(cluster.name).workflow_id = handle.id
@@ -276,6 +279,46 @@ class ReleaseWorkflow(Steering):
                 elif prepared.plan.rollback.scope != "cluster":
                     await self._stop_children(f"rollback: {name} {result.outcome}")
         return [results[c.name] for c in wave.clusters]
+
+    async def _start_child(
+        self, ring: ScheduledRing, cluster: ScheduledCluster, child_input: ClusterRolloutInput
+    ) -> workflow.ChildWorkflowHandle[Any, ClusterRolloutResult]:
+        """Start a cluster's child; wait while an earlier run's child of the same id still runs.
+
+        After a reset, the previous run's child (cancelled when that run closed) may still be rolling
+        its cluster back under the id this run needs: the new child starts once it has ended.
+        """
+        round_ = 0
+        while True:
+            try:
+                return await workflow.start_child_workflow(
+                    ClusterRolloutWorkflow.run,
+                    child_input,
+                    id=cluster_workflow_id(self._inp.service, self._inp.version, ring.name, cluster.name),
+                    cancellation_type=workflow.ChildWorkflowCancellationType.WAIT_CANCELLATION_COMPLETED,
+                    parent_close_policy=workflow.ParentClosePolicy.REQUEST_CANCEL,
+                    id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+                    static_summary=f"{self._inp.release} in {cluster.name} ({ring.name})",
+                    search_attributes=TypedSearchAttributes(
+                        [
+                            SearchAttributePair(search.SERVICE, self._inp.service),
+                            SearchAttributePair(search.VERSION, self._inp.version),
+                            SearchAttributePair(search.RING, ring.name),
+                            SearchAttributePair(search.CLUSTER, cluster.name),
+                        ]
+                    )
+                    if self._inp.search_attributes
+                    else None,
+                )
+            except WorkflowAlreadyStartedError:
+                round_ += 1
+                pause = _rollback.pause_after(round_)
+                status = self._status.cluster(cluster.name)
+                status.step = (
+                    f"waiting for an earlier run's cluster workflow to end (next try within {pause})"
+                )
+                self._publish()
+                await self.sleep(pause)
 
     async def _child_result(
         self, name: str, handle: workflow.ChildWorkflowHandle[Any, ClusterRolloutResult]
@@ -315,8 +358,12 @@ class ReleaseWorkflow(Steering):
                 if verdict.status == "failed":
                     raise GateFailed(name, verdict)
         except GateFailed as failed:
-            for run in self._bake_runs.values():
-                await run.cancel()
+            if workflow.patched("rollback-first"):
+                for run in self._bake_runs.values():
+                    run.abandon()
+            else:
+                for run in self._bake_runs.values():
+                    await run.cancel()
             self._status.cluster(failed.cluster).gate = failed.verdict
             raise _RingFailed(
                 ring,
@@ -333,6 +380,9 @@ class ReleaseWorkflow(Steering):
                 await run.cancel()
             raise
         finally:
+            # However the bake ends (a cancellation of the release included), no stretch judges on.
+            for run in self._bake_runs.values():
+                run.abandon()
             self._bake_runs = {}
             self._status.waiting_for = ""
 
@@ -413,7 +463,10 @@ class ReleaseWorkflow(Steering):
             await _signal_child(handle, ClusterRolloutWorkflow.abort, AbortRequest(reason=reason, by=SYSTEM))
 
     async def _roll_back(self, targets: list[_Promoted], reason: str) -> None:
-        """Roll back completed clusters, newest first. Shielded: a later abort cannot interrupt it."""
+        """Roll back completed clusters, newest first; one that fails permanently needs attention.
+
+        Runs inside :func:`workflows._rollback.to_completion`: no cancellation interrupts it.
+        """
         prepared = self._prepared
         assert prepared is not None
         self._stage = "rolling-back"
@@ -424,25 +477,35 @@ class ReleaseWorkflow(Steering):
             if snapshot is None:
                 continue
             status.state, status.step = "rolling-back", reason
+
+            async def report(retrying: str, status: ClusterStatus = status) -> None:
+                status.step = retrying or reason
+                self._publish()
+
             self._publish()
-            try:
-                await options.roll_back(
-                    RollbackInput(
-                        release=self._ref(p.ring.name),
-                        cluster=ClusterTarget(
-                            name=p.cluster.name, region=p.cluster.region, jurisdiction=p.cluster.jurisdiction
-                        ),
-                        workload=prepared.plan.workload,
-                        strategy=p.ring.strategy,
-                        snapshot=snapshot,
-                        reason=reason,
-                    )
-                )
-            except ActivityError as err:
-                status.state, status.message = "failed", f"rollback failed: {err.cause or err}"
+            failure = await _rollback.restore(
+                RollbackInput(
+                    release=self._ref(p.ring.name),
+                    cluster=ClusterTarget(
+                        name=p.cluster.name, region=p.cluster.region, jurisdiction=p.cluster.jurisdiction
+                    ),
+                    workload=prepared.plan.workload,
+                    strategy=p.ring.strategy,
+                    snapshot=snapshot,
+                    reason=reason,
+                ),
+                report,
+            )
+            if failure is not None:
+                status.state, status.message = "failed", f"rollback failed: {failure}"
                 self._status.needs_attention.append(p.cluster.name)
                 continue
-            status.state, status.weight, status.version = "rolled-back", 0, snapshot.version
+            status.state, status.step, status.weight, status.version = (
+                "rolled-back",
+                reason,
+                0,
+                snapshot.version,
+            )
 
     async def _end(self, phase: Phase, reason: str) -> ReleaseStatus:
         workflow.logger.info("release %s ended %s: %s", self._inp.release, phase, reason)
@@ -581,9 +644,13 @@ class ReleaseWorkflow(Steering):
             return "resume needs the operator's identity (by)"
         if ended := self._ended_problem():
             return ended
-        if not self.is_held():
+        # A cluster holds on its own (an inconclusive gate, an unreachable API): resume lifts that too.
+        if not self.is_held() and not self._holding_clusters():
             return "the release is not held"
         return ""
+
+    def _holding_clusters(self) -> list[str]:
+        return [n for n in self._children if self._status.cluster(n).state == "holding"]
 
     def _abort_problem(self, req: AbortRequest) -> str:
         if not req.by:
