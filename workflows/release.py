@@ -283,18 +283,21 @@ class ReleaseWorkflow(Steering):
     async def _start_child(
         self, ring: ScheduledRing, cluster: ScheduledCluster, child_input: ClusterRolloutInput
     ) -> workflow.ChildWorkflowHandle[Any, ClusterRolloutResult]:
-        """Start a cluster's child; wait while an earlier run's child of the same id still runs.
+        """Start a cluster's child; if an earlier run's child still holds its id, have it roll back first.
 
-        After a reset, the previous run's child (cancelled when that run closed) may still be rolling
-        its cluster back under the id this run needs: the new child starts once it has ended.
+        After a reset the previous run's children keep running (the server neither cancels them nor
+        hands them to the new run), under the ids this run needs. Such a child is aborted, rolls its
+        cluster back to the snapshot, and ends; the new child starts once the id is free, from a
+        cluster as the release found it.
         """
+        child_id = cluster_workflow_id(self._inp.service, self._inp.version, ring.name, cluster.name)
         round_ = 0
         while True:
             try:
                 return await workflow.start_child_workflow(
                     ClusterRolloutWorkflow.run,
                     child_input,
-                    id=cluster_workflow_id(self._inp.service, self._inp.version, ring.name, cluster.name),
+                    id=child_id,
                     cancellation_type=workflow.ChildWorkflowCancellationType.WAIT_CANCELLATION_COMPLETED,
                     parent_close_policy=workflow.ParentClosePolicy.REQUEST_CANCEL,
                     id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
@@ -314,10 +317,15 @@ class ReleaseWorkflow(Steering):
                 round_ += 1
                 pause = _rollback.pause_after(round_)
                 status = self._status.cluster(cluster.name)
-                status.step = (
-                    f"waiting for an earlier run's cluster workflow to end (next try within {pause})"
-                )
+                status.step = f"an earlier run's cluster workflow rolls back first (next try in {pause})"
                 self._publish()
+                try:
+                    await workflow.get_external_workflow_handle(child_id).signal(
+                        ClusterRolloutWorkflow.abort,
+                        AbortRequest(reason="replaced by a new run of the release (reset)", by=SYSTEM),
+                    )
+                except FailureError as err:
+                    workflow.logger.info("earlier cluster workflow %s already ended: %s", child_id, err)
                 await self.sleep(pause)
 
     async def _child_result(

@@ -7,7 +7,8 @@ see the same clusters. Every change is idempotent and appended to an operations 
 changes something: the log shows whether a retried activity repeated a step.
 
 Behaviour a test can steer through the state file: ``node_region`` (lie about the region),
-``env_hosts`` (hosts the workload reaches), ``fail_rollback`` (rollbacks fail permanently).
+``env_hosts`` (hosts the workload reaches), ``fail_rollback`` (rollbacks fail permanently),
+``unreachable`` (every call fails as a transient error, as an API server that is down), ``rollback_delay``.
 Metrics: a version whose tag ends in ``-bad`` breaches every metric; any other passes.
 """
 
@@ -73,7 +74,7 @@ class FileClusterBackend:
     def configure(self, cluster: str, **settings: Any) -> None:
         """Steer the stand-in (``node_region``, ``env_hosts``, ``fail_rollback``, ``rollback_delay``)."""
         with self._state() as state:
-            self._cluster(state, cluster).update(settings)
+            self._cluster(state, cluster, answer=False).update(settings)
 
     @contextmanager
     def _state(self) -> Iterator[dict[str, Any]]:
@@ -91,10 +92,14 @@ class FileClusterBackend:
         with self._state() as state:
             return {k: v for k, v in json.loads(json.dumps(state)).items() if not k.startswith("_")}
 
-    def _cluster(self, state: dict[str, Any], name: str) -> dict[str, Any]:
+    def _cluster(self, state: dict[str, Any], name: str, *, answer: bool = True) -> dict[str, Any]:
+        """A cluster's entry; with ``answer``, as its API would answer (not at all while unreachable)."""
         if name not in state:
             raise ClusterError(f"unknown cluster {name}", kind="permanent", cluster=name)
-        return state[name]  # type: ignore[no-any-return]
+        cluster: dict[str, Any] = state[name]
+        if answer and cluster.get("unreachable"):
+            raise ClusterError("connection failed: ConnectionRefusedError", kind="transient", cluster=name)
+        return cluster
 
     @staticmethod
     def _change(
@@ -156,6 +161,8 @@ class FileClusterBackend:
     def wait_rollout(self, inp: WaitInput, heartbeat: Callable[[str], None]) -> WaitResult:
         """Rollouts complete at once, unless the image is marked ``stuck``."""
         heartbeat(f"waiting for {inp.target}")
+        with self._state() as state:
+            self._cluster(state, inp.cluster.name)
         if "stuck" in inp.release.image:
             raise ClusterError(
                 f"deployment {inp.workload.deployment}: progress deadline exceeded",

@@ -1,0 +1,344 @@
+"""The safety core on a real dev server: a rollback, once started, completes whatever happens around it.
+
+Each test is a combination the paths tested one at a time never tried: a cancel during a rollback, a
+release workflow terminated or reset while a cluster is mid-canary, a cluster API that stays down
+longer than a step's retries, a rollback that fails permanently in one cluster of several. Every
+outcome is judged on the clusters (the fake fleet's state file), not only on the workflow's word.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from temporalio import activity
+from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.enums.v1 import EventType
+from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.common import RetryPolicy
+from temporalio.worker import Worker
+
+from activities import errors
+from activities.models import PreparedRelease, PrepareInput
+from tests.support.waiting import assert_eventually
+from tests.workflows.support import (
+    Harness,
+    ScriptedMetrics,
+    canary,
+    cluster_state,
+    plan,
+    running_worker,
+    small_rings,
+    unique_service,
+)
+from workflows import _options as options
+from workflows.cluster import ClusterRolloutWorkflow
+from workflows.models import (
+    AbortRequest,
+    ApproveRequest,
+    ClusterRolloutResult,
+    ReleaseInput,
+    ReleaseStatus,
+    ResumeRequest,
+)
+from workflows.release import ReleaseWorkflow, cluster_workflow_id
+
+INTERNAL = "euw1-internal"
+
+
+@pytest.fixture
+def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Cluster calls give up a round after two quick attempts, and rounds come half a second apart.
+
+    The workflows read these options when they call, through a module passed through the sandbox:
+    the same rules as production, minutes shrunk to fractions of a second.
+    """
+    quick = RetryPolicy(
+        initial_interval=timedelta(milliseconds=100),
+        backoff_coefficient=1.0,
+        maximum_attempts=2,
+        non_retryable_error_types=errors.NON_RETRYABLE_TYPES,
+    )
+    for call in (options.CLUSTER_CALL, options.ROLLBACK):
+        monkeypatch.setitem(call, "retry_policy", quick)
+    monkeypatch.setattr(options, "_retry", lambda *_a, **_k: quick)
+    monkeypatch.setattr(options, "RETRY_PAUSE", timedelta(milliseconds=500), raising=False)
+    monkeypatch.setattr(options, "RETRY_PAUSE_MAX", timedelta(seconds=1), raising=False)
+
+
+def _awaiting_approval_rings() -> list[dict[str, Any]]:
+    """One canary cluster that stops at weight 20 until approved: a release parked mid-canary."""
+    return [{"name": "internal", "clusters": [INTERNAL], "strategy": canary(("w", 20), ("p", None))}]
+
+
+async def _status(handle: WorkflowHandle[Any, Any]) -> ReleaseStatus:
+    return await handle.query(ReleaseWorkflow.status)
+
+
+async def _mid_canary(h: Harness, *, metrics: bool = False) -> WorkflowHandle[Any, ReleaseStatus]:
+    svc = unique_service()
+    handle = await h.start(plan(svc, _awaiting_approval_rings(), metrics=metrics), service=svc)
+    await assert_eventually(
+        lambda: cluster_state(handle, INTERNAL),
+        lambda c: c is not None and c.state == "awaiting-approval",
+        what="the canary to reach its pause",
+    )
+    return handle
+
+
+def _child(client: Client, handle: WorkflowHandle[Any, Any]) -> WorkflowHandle[Any, ClusterRolloutResult]:
+    _, service, version = handle.id.split(":")
+    return client.get_workflow_handle(
+        cluster_workflow_id(service, version, "internal", INTERNAL), result_type=ClusterRolloutResult
+    )
+
+
+def _restored(h: Harness, cluster: str = INTERNAL) -> bool:
+    c = h.clusters.read()[cluster]
+    return c["version"] == "v1" and c["canary"] is None and c["weight"] == 0
+
+
+class TestRollbackThroughCancellation:
+    async def test_a_cancel_during_the_release_rollback_lets_it_finish(self, client, tmp_path):
+        """Cancelled while rolling back earlier rings: every cluster is restored; it ends rolled-back."""
+        async with running_worker(client, tmp_path, metrics=ScriptedMetrics(failing={"use1-prod"})) as h:
+            h.clusters.configure("euc1-beta", rollback_delay=3)
+            svc = unique_service()
+            handle = await h.start(plan(svc, small_rings()), service=svc)
+            await assert_eventually(
+                lambda: cluster_state(handle, "euc1-beta"),
+                lambda c: c is not None and c.state == "rolling-back",
+                what="the release to roll back euc1-beta",
+                timeout=60,
+            )
+            await handle.cancel()
+            result = await handle.result()
+        assert result.phase == "rolled-back", result.reason
+        assert set(h.versions().values()) == {"v1"}, "no cluster is left on the new version"
+        assert result.needs_attention == []
+
+    async def test_a_cancel_during_a_cluster_rollback_lets_it_finish(self, client, tmp_path):
+        """The cluster workflow cancelled mid-rollback still restores its cluster and reports it aborted."""
+        async with running_worker(client, tmp_path) as h:
+            h.clusters.configure(INTERNAL, rollback_delay=3)
+            handle = await _mid_canary(h)
+            await handle.execute_update(
+                ReleaseWorkflow.abort, AbortRequest(reason="bad dashboards", by="bob")
+            )
+            await assert_eventually(
+                lambda: cluster_state(handle, INTERNAL),
+                lambda c: c is not None and c.state == "rolling-back",
+                what="the cluster's rollback to start",
+            )
+            child = _child(client, handle)
+            await child.cancel()
+            await handle.cancel()
+            outcome = await child.result()
+            result = await handle.result()
+        assert outcome.outcome == "aborted" and not outcome.rollback_failed, outcome
+        assert result.phase == "aborted", result.reason
+        assert _restored(h), h.clusters.read()[INTERNAL]
+
+
+class TestReleaseClosedMidCanary:
+    async def test_a_terminated_release_leaves_no_canary_behind(self, client, tmp_path):
+        """Terminating the release mid-canary: its cluster workflow rolls back (no workflow code of the
+        release runs, and the cluster's reports to it fail)."""
+        async with running_worker(client, tmp_path) as h:
+            handle = await _mid_canary(h)
+            await handle.terminate(reason="operator cleanup")
+            outcome = await _child(client, handle).result()
+            assert outcome.outcome == "aborted" and not outcome.rollback_failed, outcome
+            assert _restored(h), h.clusters.read()[INTERNAL]
+
+    @pytest.mark.usefixtures("fast_retries")
+    async def test_a_reset_release_waits_for_the_old_cluster_workflow_then_runs_again(self, client, tmp_path):
+        """Reset to just after preparing: the old run's child, still holding the id the new run needs, rolls
+        back; the new run starts its child once the id is free, and the release completes."""
+        async with running_worker(client, tmp_path) as h:
+            h.clusters.configure(INTERNAL, rollback_delay=2)
+            handle = await _mid_canary(h)
+            event_id = await _task_after_prepare(handle)
+            reset = await _reset(client, handle, event_id)
+            new = client.get_workflow_handle(handle.id, run_id=reset, result_type=ReleaseStatus)
+            await assert_eventually(
+                lambda: cluster_state(new, INTERNAL),
+                lambda c: c is not None and c.state == "awaiting-approval",
+                what="the new run's cluster to reach the pause",
+                timeout=60,
+            )
+            ops = [o["op"] for o in h.clusters.read()[INTERNAL]["ops"]]
+            assert ops == ["set-weight", "rollback", "set-weight"], (
+                "the old child rolled back before the new one began"
+            )
+            await new.execute_update(
+                ReleaseWorkflow.approve, ApproveRequest(ring="internal", cluster=INTERNAL, by="bob")
+            )
+            result = await new.result()
+        assert result.phase == "succeeded", result.reason
+        assert h.versions()[INTERNAL] == "v2"
+
+
+async def _task_after_prepare(handle: WorkflowHandle[Any, Any]) -> int:
+    """The id of the workflow task that handled prepare_release's result (where a reset re-runs from)."""
+    prepared = False
+    async for event in handle.fetch_history_events():
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
+            prepared = True
+        elif prepared and event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
+            return event.event_id
+    raise AssertionError("no workflow task after prepare_release")
+
+
+async def _reset(client: Client, handle: WorkflowHandle[Any, Any], event_id: int) -> str:
+    answer = await client.workflow_service.reset_workflow_execution(
+        ResetWorkflowExecutionRequest(
+            namespace=client.namespace,
+            workflow_execution=WorkflowExecution(workflow_id=handle.id),
+            reason="test: reset mid-canary",
+            workflow_task_finish_event_id=event_id,
+            request_id=f"reset-{handle.id}",
+        )
+    )
+    return answer.run_id
+
+
+class TestResumeLiftsClusterHolds:
+    async def test_resume_lifts_a_hold_placed_by_a_cluster_gate(self, client, tmp_path):
+        """An inconclusive gate holds one cluster; `resume` is accepted and the release goes on."""
+        metrics = ScriptedMetrics(errors={INTERNAL})
+        async with running_worker(client, tmp_path, metrics=metrics) as h:
+            svc = unique_service()
+            rings = [{"name": "internal", "clusters": [INTERNAL], "strategy": canary(("w", 20), ("p", "1s"))}]
+            handle = await h.start(plan(svc, rings), service=svc)
+            resumed = 0
+            while True:
+                status = await assert_eventually(
+                    lambda: _status(handle), lambda s: s.phase in ("holding", "succeeded"), timeout=60
+                )
+                if status.phase == "succeeded":
+                    break
+                assert status.cluster(INTERNAL).state == "holding"
+                assert not status.actions or status.actions[-1].kind == "resume"
+                answer = await handle.execute_update(ReleaseWorkflow.resume, ResumeRequest(by="bob"))
+                assert answer.accepted
+                resumed += 1
+                await assert_eventually(
+                    lambda: _status(handle), lambda s: s.phase != "holding", what="the hold to lift"
+                )
+            assert resumed >= 1
+            assert h.versions()[INTERNAL] == "v2"
+
+
+@pytest.mark.usefixtures("fast_retries")
+class TestUnreachableCluster:
+    async def test_an_outage_longer_than_the_retries_holds_the_cluster_and_it_goes_on_by_itself(
+        self, client, tmp_path
+    ):
+        """A cluster API down past a step's retries: the cluster holds as unreachable, naming the error,
+        and the release continues when the API answers again, without anyone resuming it."""
+        async with running_worker(client, tmp_path) as h:
+            handle = await _mid_canary(h)
+            h.clusters.configure(INTERNAL, unreachable=True)
+            await handle.execute_update(
+                ReleaseWorkflow.approve, ApproveRequest(ring="internal", cluster=INTERNAL, by="bob")
+            )
+            status = await assert_eventually(
+                lambda: _status(handle),
+                lambda s: s.phase == "holding" and "cluster unreachable" in s.cluster(INTERNAL).step,
+                what="the cluster to hold as unreachable",
+            )
+            assert "ConnectionRefusedError" in status.hold_reason
+            await assert_eventually(
+                lambda: _status(handle),
+                lambda s: "trying again" in s.cluster(INTERNAL).step and s.phase == "holding",
+                what="another round to fail while the API is down",
+            )
+            h.clusters.configure(INTERNAL, unreachable=False)
+            result = await handle.result()
+        assert result.phase == "succeeded", result.reason
+        assert [a.kind for a in result.actions] == ["approve"], "nobody had to resume it"
+        assert h.versions()[INTERNAL] == "v2"
+
+    async def test_a_rollback_never_gives_up_on_an_unreachable_cluster(self, client, tmp_path):
+        """Aborted while the API is down: the rollback retries, visible in status, until it completes."""
+        async with running_worker(client, tmp_path) as h:
+            handle = await _mid_canary(h)
+            h.clusters.configure(INTERNAL, unreachable=True)
+            await handle.execute_update(ReleaseWorkflow.abort, AbortRequest(reason="incident", by="bob"))
+            await assert_eventually(
+                lambda: cluster_state(handle, INTERNAL),
+                lambda c: c is not None and c.state == "rolling-back" and "round 3 failed" in c.step,
+                what="three rounds of the rollback to fail",
+            )
+            assert (await _child(client, handle).describe()).status == WorkflowExecutionStatus.RUNNING
+            h.clusters.configure(INTERNAL, unreachable=False)
+            result = await handle.result()
+        assert result.phase == "aborted", result.reason
+        assert result.needs_attention == []
+        assert _restored(h), h.clusters.read()[INTERNAL]
+
+    async def test_a_permanent_rollback_failure_lists_exactly_the_unrestored_clusters(self, client, tmp_path):
+        """The last ring fails; one earlier cluster refuses its rollback (403) and another is down for a
+        while: the release ends failed with only the refusing cluster needing attention."""
+        async with running_worker(client, tmp_path, metrics=ScriptedMetrics(failing={"use1-prod"})) as h:
+            h.clusters.configure("euc1-beta", fail_rollback=True)
+            svc = unique_service()
+            handle = await h.start(plan(svc, small_rings()), service=svc)
+            await assert_eventually(
+                lambda: cluster_state(handle, "use1-prod"),
+                lambda c: c is not None and c.state in ("analyzing", "rolling-back", "rolled-back"),
+                what="the last ring to start",
+                timeout=60,
+            )
+            h.clusters.configure(INTERNAL, unreachable=True)
+            await assert_eventually(
+                lambda: cluster_state(handle, INTERNAL),
+                lambda c: c is not None and "round 1 failed" in c.step,
+                what="the internal cluster's rollback to wait for its API",
+                timeout=60,
+            )
+            h.clusters.configure(INTERNAL, unreachable=False)
+            result = await handle.result()
+        assert result.phase == "failed", result.reason
+        assert result.needs_attention == ["euc1-beta"]
+        versions = h.versions()
+        assert versions == {**versions, "euc1-beta": "v2", INTERNAL: "v1", "use1-prod": "v1"}
+        assert result.cluster("euc1-beta").state == "failed"
+        assert result.cluster(INTERNAL).state == "rolled-back"
+
+
+class TestCancelWhilePreparing:
+    async def test_a_cancel_while_preparing_is_an_abort_not_invalid_input(self, client):
+        """Cancelled before the plan was validated: the release ends aborted, not `invalid` (exit 2)."""
+        started = asyncio.Event()
+
+        @activity.defn(name="prepare_release")
+        async def slow_prepare(_inp: PrepareInput) -> PreparedRelease:
+            started.set()
+            while True:
+                activity.heartbeat()
+                await asyncio.sleep(0.1)
+
+        task_queue = f"tq-{unique_service()}"
+        async with Worker(
+            client,
+            task_queue=task_queue,
+            workflows=[ReleaseWorkflow, ClusterRolloutWorkflow],
+            activities=[slow_prepare],
+        ):
+            svc = unique_service()
+            handle = await client.start_workflow(
+                ReleaseWorkflow.run,
+                ReleaseInput(service=svc, version="v2", image=f"r/{svc}:v2", plan_text="{}"),
+                id=f"release:{svc}:v2",
+                task_queue=task_queue,
+            )
+            await asyncio.wait_for(started.wait(), 30)
+            await handle.cancel()
+            result = await handle.result()
+        assert result.phase == "aborted", result.reason
+        assert not result.invalid
