@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
+from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 ErrorKind = Literal["transient", "permanent", "ownership-conflict", "rollout-stuck"]
@@ -17,6 +18,8 @@ CLUSTER_PERMANENT = "ClusterPermanentError"
 OWNERSHIP_CONFLICT = "OwnershipConflict"
 ROLLOUT_STUCK = "RolloutStuck"
 CLUSTER_TRANSIENT = "ClusterTransientError"
+WORKER_SHUTDOWN = "WorkerShutdown"
+"""An attempt cut short by its worker shutting down: retryable, so another worker resumes it."""
 
 NON_RETRYABLE_TYPES = [INVALID_PLAN, CLUSTER_PERMANENT, OWNERSHIP_CONFLICT, ROLLOUT_STUCK]
 """Listed in every retry policy too, so a backend that forgets ``non_retryable`` still stops."""
@@ -41,3 +44,17 @@ class ClusterError(Exception):
         return ApplicationError(
             f"cluster {self.cluster}: {self}", type=error_type, non_retryable=self.kind != "transient"
         )
+
+
+def worker_shut_down() -> bool:
+    """Whether the running activity was cancelled because its worker is shutting down (not by the
+    workflow): then it must fail retryably, never answer as if it had finished."""
+    details = activity.cancellation_details()
+    return details is not None and details.worker_shutdown and not details.cancel_requested
+
+
+def worker_shutdown_error() -> ApplicationError:
+    """The retryable failure of an attempt its worker's shutdown ended: another worker retries it."""
+    return ApplicationError(
+        "the worker shut down during this attempt; another worker retries it", type=WORKER_SHUTDOWN
+    )

@@ -9,6 +9,10 @@ first touched the cluster (``touched_at``: a rolling update, a bake after promot
 stable version served. ``judge: mannWhitney`` metrics are sampled with range queries over the
 window instead, and compared by :mod:`policies.statistics`.
 
+Queries run on this source's own bounded thread pool (``threads``), never on the event loop's
+small default executor, which the SDK and every other ``to_thread`` share: a slow Prometheus then
+queues queries behind each other, never other work.
+
 Failures are measurements, never exceptions: Prometheus answering an error (a bad PromQL is HTTP
 400) becomes an error carrying Prometheus' own message, an unreachable Prometheus an error naming
 its host, and an empty result no data. Credentials (request headers) come from the worker's
@@ -24,6 +28,7 @@ import math
 import re
 import threading
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -152,8 +157,10 @@ class PrometheusMetrics:
         timeout: float = 10.0,
         headers: Mapping[str, str] | None = None,
         connector: Callable[[str], PromQL] | None = None,
+        threads: int = 16,
     ) -> None:
         self._fleet = fleet
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="prometheus")
         self._connector = connector or (lambda url: connect(url, timeout=timeout, headers=headers))
         self._clients: dict[str, PromQL] = {}
         self._lock = threading.Lock()
@@ -164,16 +171,24 @@ class PrometheusMetrics:
                 self._clients[url] = self._connector(url)
             return self._clients[url]
 
+    def close(self) -> None:
+        """Stop the query threads (after the worker stopped measuring)."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
     async def measure(self, inp: AnalyzeInput, at: datetime) -> list[Measurement]:
-        """One measurement per metric, all queried concurrently."""
+        """One measurement per metric, all queried concurrently on this source's threads."""
         try:
             region = self._fleet.region(inp.cluster.region)
         except KeyError:
             error = f"region {inp.cluster.region} is not in the worker's fleet"
             return [Measurement(metric=m.name, error=error) for m in inp.analysis.metrics]
         url = region.prometheus
+        loop = asyncio.get_running_loop()
         found = await asyncio.gather(
-            *(asyncio.to_thread(self._measure, url, inp, metric, at) for metric in inp.analysis.metrics)
+            *(
+                loop.run_in_executor(self._pool, self._measure, url, inp, metric, at)
+                for metric in inp.analysis.metrics
+            )
         )
         return list(found)
 

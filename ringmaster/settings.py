@@ -30,8 +30,14 @@ class Settings(BaseSettings):
     ui_url: str = "http://localhost:8233"
     """Base URL of the Temporal UI, for the links the CLI prints."""
 
-    prometheus_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
-    """How long one Prometheus query may take before it counts as an error (not a failure)."""
+    prometheus_timeout_seconds: float = Field(default=10.0, gt=0, lt=15)
+    """How long one Prometheus query may take before it counts as an error (not a failure). Below an
+    analysis stretch's shortest heartbeat timeout (15 s, ``activities.analysis.HEARTBEAT_TIMEOUT_FLOOR``)
+    so no single query could outlast it even if it blocked the heartbeat."""
+
+    prometheus_threads: int = Field(default=16, ge=1)
+    """Threads the worker's Prometheus queries run on (their own pool, not the event loop's default
+    executor): the most queries in flight at once, across every running analysis."""
 
     prometheus_bearer_token: SecretStr | None = None
     """Sent as ``Authorization: Bearer`` to every Prometheus, when they need one. Lives only here:
@@ -43,7 +49,18 @@ class Settings(BaseSettings):
     fleet's ``prometheus:`` URL); there is no other backend in the product."""
 
     max_concurrent_activities: int = Field(default=50, ge=1)
-    """Activities one worker runs at once; blocking Kubernetes calls use a thread each."""
+    """Cluster changes (snapshots, steps, rollout waits, rollbacks) and release activities one worker
+    runs at once, on the main task queue; each holds a thread of the cluster pool while it runs.
+    Analysis stretches never take these slots: they have their own (``max_concurrent_analyses``)."""
+
+    max_concurrent_analyses: int = Field(default=200, ge=1)
+    """Analysis stretches one worker runs at once, on the analysis task queue (``<task_queue>-analysis``).
+    A stretch holds its slot for a whole canary step or bake but is a coroutine, not a thread, so
+    hundreds are cheap; past this many, new stretches wait (see ``schedule_to_start`` in the logs)."""
+
+    schedule_to_start_warn_seconds: float = Field(default=5.0, ge=0)
+    """An activity that waited longer than this for a slot is logged as a warning (``activity started
+    late``): the worker's slots for its queue are all taken."""
 
     heartbeat_throttle_seconds: float = Field(default=5.0, gt=0)
     """Longest gap between heartbeats actually sent to the server. A cancellation (an abort, the end of

@@ -21,7 +21,6 @@ import tempfile
 import time
 import urllib.request
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -149,12 +148,12 @@ async def bench(args: argparse.Namespace) -> int:
             fleet, sandbox.kubeconfig, tuning=Tuning(heartbeat_seconds=0.5, ready_wait_seconds=30.0)
         )
         rows = []
-        with ThreadPoolExecutor(max_workers=20) as pool:
-            metrics = PrometheusMetrics(fleet, timeout=2)
-            async with worker.build_worker(client, settings, fleet, pool, backend=backend, metrics=metrics):
-                for run in range(1, args.runs + 1):
-                    rows.append(await _one(client, settings.task_queue, sandbox.traffic, run, args))
+        metrics = PrometheusMetrics(fleet, timeout=2)
+        async with worker.build_workers(client, settings, fleet, backend=backend, metrics=metrics):
+            for run in range(1, args.runs + 1):
+                rows.append(await _one(client, settings.task_queue, sandbox.traffic, run, args))
         backend.close()
+        metrics.close()
     finally:
         stack.down(directory)
     _report(rows, args)

@@ -2,6 +2,14 @@
 
 Every call sets them explicitly: Temporal's default retry policy retries forever, which would turn a
 403 into an endless loop. Permanent failures are non-retryable at the source and listed again here.
+
+Heartbeat timeouts line up with the calls inside them (``tests/workflows/test_timeouts.py`` checks
+it from the real constants): every cluster activity heartbeats from a side task every
+``activities.rollout.HEARTBEAT_INTERVAL`` while its blocking call runs, and its heartbeat timeout
+(:data:`CLUSTER_HEARTBEAT`) is longer than that and than any single Kubernetes call (connect plus
+read timeout, ``activities.kubernetes.clients.Tuning``), so a slow API server shows as that call's
+error, never as a heartbeat timeout retrying a call still in flight. A cancellation (an abort)
+reaches a running activity in a heartbeat's answer, within the worker's heartbeat throttle.
 """
 
 from __future__ import annotations
@@ -52,17 +60,23 @@ WINDOW: CallOptions = {
     "retry_policy": _retry(5),
 }
 
+CLUSTER_HEARTBEAT = timedelta(seconds=40)
+"""Heartbeat timeout of every cluster activity: above a Kubernetes call's 5 s connect + 30 s read
+timeout, and many side-task heartbeats long; a lost worker is noticed within it."""
+
 CLUSTER_CALL: CallOptions = {
     "start_to_close_timeout": timedelta(seconds=60),
+    "heartbeat_timeout": CLUSTER_HEARTBEAT,
     "retry_policy": _retry(8, maximum=20.0),
     "cancellation_type": ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
 }
-"""One change or read against a cluster API. Waiting for cancellation to complete means a rollback
-never races an apply that is still in flight."""
+"""One change or read against a cluster API (a step waits up to 40 s for pods, heartbeating). Waiting
+for cancellation to complete means a rollback never races an apply that is still in flight: the
+activity reports its cancellation only once its thread has stopped."""
 
 ROLLBACK: CallOptions = {  # used through workflows._rollback.restore
     "start_to_close_timeout": timedelta(minutes=11),
-    "heartbeat_timeout": timedelta(seconds=10),
+    "heartbeat_timeout": CLUSTER_HEARTBEAT,
     "retry_policy": _retry(5, maximum=30.0),
 }
 """One round of a rollback: a few quick retries. A rollback never gives up on a transient failure:
@@ -80,7 +94,7 @@ def wait_rollout(progress_deadline_seconds: int) -> CallOptions:
     """A rollout wait: bounded by the progress deadline, heartbeating so an abort reaches it quickly."""
     return {
         "start_to_close_timeout": timedelta(seconds=progress_deadline_seconds + 60),
-        "heartbeat_timeout": timedelta(seconds=15),
+        "heartbeat_timeout": CLUSTER_HEARTBEAT,
         "retry_policy": _retry(3),
         "cancellation_type": ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
     }

@@ -21,6 +21,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.models import AnalysisMode, AnalyzeInput, AnalyzeResult
     from policies.gates import Check, GateVerdict
     from workflows import _options as options
+    from workflows import queues
 
 T = TypeVar("T")
 
@@ -172,6 +173,7 @@ class AnalysisRun:
             AnalysisActivities.analyze,
             inp,
             summary=f"analyze {inp.stage} in {inp.cluster.name} ({mode})",
+            task_queue=queues.analysis_queue(workflow.info().task_queue),
             **options.analyze(inp.analysis),
         )
 

@@ -82,12 +82,11 @@ class KubernetesBackend:
         """All the live facts of :meth:`evidence`, with the workload's image, replicas and version."""
         return evidence.inspect(self._clusters[cluster], workload)
 
-    def apply(self, step: StepInput) -> StepResult:
-        """One idempotent strategy step."""
+    def apply(self, step: StepInput, heartbeat: Callable[[str], None]) -> StepResult:
+        """One idempotent strategy step; ``heartbeat`` is called while it waits for pods."""
         with _bound(step.release, step.cluster.name):
-            return self._dispatch(
-                self._scene(step.cluster.name, step.workload, step.release, step.snapshot), step
-            )
+            scene = self._scene(step.cluster.name, step.workload, step.release, step.snapshot, heartbeat)
+            return self._dispatch(scene, step)
 
     def _dispatch(self, scene: Scene, step: StepInput) -> StepResult:
         strategy, action = step.strategy, step.action
@@ -138,11 +137,16 @@ class KubernetesBackend:
     def rollback(self, inp: RollbackInput, heartbeat: Callable[[str], None]) -> RollbackResult:
         """Restore the snapshot from any point of any strategy; wait until the workload runs it."""
         with _bound(inp.release, inp.cluster.name):
-            scene = self._scene(inp.cluster.name, inp.workload, inp.release, inp.snapshot)
+            scene = self._scene(inp.cluster.name, inp.workload, inp.release, inp.snapshot, heartbeat)
             return restore(scene, heartbeat, ROLLBACK_STALL_SECONDS)
 
     def _scene(
-        self, cluster: str, workload: Workload, release: ReleaseRef, snapshot: ClusterSnapshot
+        self,
+        cluster: str,
+        workload: Workload,
+        release: ReleaseRef,
+        snapshot: ClusterSnapshot,
+        heartbeat: Callable[[str], None],
     ) -> Scene:
         if not snapshot.exists:
             raise ClusterError(
@@ -151,7 +155,8 @@ class KubernetesBackend:
                 kind="permanent",
                 cluster=cluster,
             )
-        return Scene(self._clusters[cluster], workload, release, snapshot, snapshots.recorded(snapshot))
+        recorded = snapshots.recorded(snapshot)
+        return Scene(self._clusters[cluster], workload, release, snapshot, recorded, heartbeat)
 
 
 def _bound(release: ReleaseRef, cluster: str) -> AbstractContextManager[object]:

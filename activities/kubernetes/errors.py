@@ -8,6 +8,11 @@
   other manager, how it writes (apply or update) and each field;
 - ``permanent`` (fails at once): 401, 403, 404 (a missing namespace or object), 422 and any other 4xx.
 
+A cancellation is never classified: Temporal's ``CancelledError`` (raised into a call when the
+activity is cancelled: an abort, a timeout, a worker shutting down) and ``asyncio.CancelledError``
+leave :func:`classify` as they came, so the activity reports a cancellation and stops, instead of a
+transient failure that the retry policy would run again.
+
 Messages name the verb, the object and the API's reason and message (``patch Deployment
 shop/api: Forbidden: ...``); the activity wrapper adds the cluster. Nothing from the request
 (bodies, headers, tokens) is ever quoted.
@@ -15,6 +20,7 @@ shop/api: Forbidden: ...``); the activity wrapper adds the cluster. Nothing from
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import socket
@@ -23,6 +29,7 @@ from typing import Any
 
 import urllib3.exceptions
 from kubernetes.client.exceptions import ApiException
+from temporalio import exceptions as temporal_exceptions
 
 from activities.errors import ClusterError, ErrorKind
 
@@ -112,8 +119,17 @@ def ownership_conflict(cluster: str, what: str, conflicts: list[FieldConflict]) 
     )
 
 
+CANCELLATIONS = (temporal_exceptions.CancelledError, asyncio.CancelledError)
+"""What stops a call because its activity was cancelled: never a cluster error of any kind."""
+
+
 def classify(exc: BaseException, *, cluster: str, what: str) -> ClusterError:
-    """The :class:`ClusterError` for an exception raised while doing ``what`` (``get Deployment ns/x``)."""
+    """The :class:`ClusterError` for an exception raised while doing ``what`` (``get Deployment ns/x``).
+
+    A cancellation (:data:`CANCELLATIONS`) is re-raised as it is, never classified.
+    """
+    if isinstance(exc, CANCELLATIONS):
+        raise exc
     if isinstance(exc, ClusterError):
         return exc
     if isinstance(exc, ApiException):

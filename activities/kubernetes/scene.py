@@ -13,6 +13,7 @@ Services select on, and are reached through their own Service instead.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +37,8 @@ class Scene:
     release: ReleaseRef
     snapshot: ClusterSnapshot
     recorded: Recorded
+    heartbeat: Callable[[str], None] = lambda _: None
+    """Called while the step waits; raises when the activity was cancelled, which ends the wait."""
 
     @property
     def namespace(self) -> str:
@@ -270,4 +273,4 @@ class Scene:
 
     def await_available(self, name: str) -> None:
         """Within a step, wait until a Deployment is fully available (transient failure after a while)."""
-        waiting.await_available(self.api, self.namespace, name)
+        waiting.await_available(self.api, self.namespace, name, self.heartbeat)

@@ -119,13 +119,16 @@ def _next(api: ClusterApi, namespace: str, name: str, obj: dict[str, Any], secon
     return obj
 
 
-def await_available(api: ClusterApi, namespace: str, name: str) -> Progress:
-    """Inside a step: wait (at most ``Tuning.ready_wait_seconds``) until the Deployment is fully available."""
+def await_available(api: ClusterApi, namespace: str, name: str, heartbeat: Callable[[str], None]) -> Progress:
+    """Inside a step: wait (at most ``Tuning.ready_wait_seconds``) until the Deployment is fully available.
+
+    ``heartbeat`` is called as :func:`wait_rollout` calls it, so an abort stops the step's wait too.
+    """
     return wait_rollout(
         api,
         namespace,
         name,
-        heartbeat=lambda _: None,
+        heartbeat=heartbeat,
         stall_seconds=float("inf"),
         limit_seconds=api.tuning.ready_wait_seconds,
     )

@@ -170,7 +170,8 @@ class Release:
                 action=action,
                 weight=weight,
                 snapshot=self.snapshot,
-            )
+            ),
+            self.beats.append,
         )
 
     def step_twice(self, action: StepAction, weight: int | None = None) -> StepResult:

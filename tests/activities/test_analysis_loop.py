@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+from temporalio.activity import ActivityCancellationDetails
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
+from activities import analysis, errors
 from activities.analysis import AnalysisActivities
 from activities.models import AnalyzeInput, AnalyzeProgress, ClusterTarget, ReleaseRef
 from policies.gates import Measurement
 from policies.plan import Analysis, Metric, ThresholdRange
+from tests.support.waiting import assert_eventually
 
 
 class SteppedClock:
@@ -115,3 +122,85 @@ class TestHeartbeat:
         result = await retried.run(AnalysisActivities(source, clock).analyze, _input(minDataPoints=3))
         assert result.total_checks == 3, "two checks carried over, one taken by this attempt"
         assert len(source.taken) == 1
+
+
+class YieldingClock(SteppedClock):
+    """A stepped clock whose sleeps let other tasks run, for stretches that run until stopped."""
+
+    async def sleep(self, seconds: float) -> None:
+        self.at += timedelta(seconds=seconds)
+        await asyncio.sleep(0)
+
+
+class SlowSource(RecordingSource):
+    """Good values, each check taking ``seconds`` of real time (a slow Prometheus)."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__()
+        self.seconds = seconds
+
+    async def measure(self, inp: AnalyzeInput, at: datetime) -> list[Measurement]:
+        await asyncio.sleep(self.seconds)
+        return await super().measure(inp, at)
+
+
+async def _stretch_until(env: ActivityEnvironment, source: RecordingSource, checks: int) -> asyncio.Task[Any]:
+    """An until-stopped stretch running in ``env``, once it has taken ``checks`` checks."""
+    stretch = _input().model_copy(update={"mode": "until-stopped"})
+    running = asyncio.create_task(env.run(AnalysisActivities(source, YieldingClock()).analyze, stretch))
+
+    async def taken() -> int:
+        return len(source.taken)
+
+    await assert_eventually(taken, lambda n: n >= checks, every=0.01, what=f"{checks} checks")
+    return running
+
+
+class TestHowAStretchEnds:
+    async def test_the_workflow_cancelling_gets_the_final_verdict(self):
+        """A cancellation the workflow requested is answered with the verdict on every check."""
+        env, source = ActivityEnvironment(), RecordingSource()
+        running = await _stretch_until(env, source, 3)
+        env.cancel(ActivityCancellationDetails(cancel_requested=True))
+        result = await running
+        assert result.verdict.status == "passed"
+        assert result.total_checks == len(source.taken)
+
+    async def test_a_worker_shutdown_hands_the_stretch_over_with_its_checks(self):
+        """The worker's shutdown is no answer: the stretch fails retryably, its checks heartbeated."""
+        beats: list[Any] = []
+        env, source = ActivityEnvironment(), RecordingSource()
+        env.on_heartbeat = lambda *details: beats.append(details[0])
+        running = await _stretch_until(env, source, 3)
+        env.worker_shutdown()
+        with pytest.raises(ApplicationError) as failed:
+            await running
+        assert failed.value.type == errors.WORKER_SHUTDOWN and not failed.value.non_retryable
+        assert beats[-1].total_checks == len(source.taken)
+
+    async def test_a_cancellation_for_a_worker_shutdown_is_no_verdict_either(self):
+        """Cancelled by the SDK after the graceful period of a shutdown: a retryable failure too."""
+        env, source = ActivityEnvironment(), RecordingSource()
+        running = await _stretch_until(env, source, 2)
+        env.cancel(ActivityCancellationDetails(worker_shutdown=True))
+        with pytest.raises(ApplicationError) as failed:
+            await running
+        assert failed.value.type == errors.WORKER_SHUTDOWN
+
+    async def test_a_slow_query_does_not_stop_the_heartbeat(self, monkeypatch: pytest.MonkeyPatch):
+        """While one check's queries take longer than a heartbeat period, heartbeats keep flowing."""
+        monkeypatch.setattr(analysis, "heartbeat_every", lambda _: 0.05)
+        beats: list[Any] = []
+        env = ActivityEnvironment()
+        env.on_heartbeat = lambda *details: beats.append(details)
+        source = SlowSource(seconds=60)
+        running = asyncio.create_task(env.run(AnalysisActivities(source, YieldingClock()).analyze, _input()))
+
+        async def heartbeats() -> int:
+            return len(beats)
+
+        await assert_eventually(heartbeats, lambda n: n >= 3, what="heartbeats during the first check")
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
+        assert not source.taken, "the heartbeats came while the first check was still unanswered"

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
 from kubernetes.client.exceptions import ApiException
 from structlog.contextvars import merge_contextvars
 from structlog.testing import capture_logs
+from temporalio.exceptions import CancelledError
 
 from activities.errors import ClusterError
 from activities.kubernetes import errors
+from activities.kubernetes.clients import DEPLOYMENT, ClusterApi
 from tests.activities.support import V1, V2, Kube, Release, strategy
+from tests.support import manifests
 from tests.support.cluster import container_image, owners
 from tests.support.waiting import eventually
 
@@ -196,3 +200,36 @@ class TestConflictAnswers:
             {"kind": "Status", "reason": "Conflict", "message": "the object has been modified"}
         )
         assert errors.classify(exc, cluster="c", what="apply x").kind == "transient"
+
+
+class _CancelledApi:
+    """The official client's ``ApiClient`` at the moment the activity is cancelled mid-call."""
+
+    def __init__(self, error: BaseException) -> None:
+        self._error = error
+
+    def param_serialize(self, **_: object) -> tuple[object, ...]:
+        return ()
+
+    def call_api(self, *_: object, **__: object) -> object:
+        raise self._error
+
+
+class TestCancellation:
+    @pytest.mark.parametrize("error", [CancelledError("Cancelled"), asyncio.CancelledError()])
+    def test_a_cancellation_is_never_classified(self, error: BaseException) -> None:
+        """classify() re-raises a cancellation as it is: never a transient ClusterError to retry."""
+        with pytest.raises(type(error)) as raised:
+            errors.classify(error, cluster="c1", what="get Deployment api/api")
+        assert raised.value is error
+
+    @pytest.mark.parametrize("error", [CancelledError("Cancelled"), asyncio.CancelledError()])
+    def test_a_cancellation_inside_a_call_leaves_the_call_as_it_is(self, error: BaseException) -> None:
+        """A cancellation raised inside a read, a write or a watch stops it unclassified."""
+        api = ClusterApi("c1", _CancelledApi(error))  # type: ignore[arg-type]
+        with pytest.raises(type(error)):
+            api.get(DEPLOYMENT, "api", "api")
+        with pytest.raises(type(error)):
+            api.apply(manifests.deployment("api", [manifests.container("api", "r/api:v2")]))
+        with pytest.raises(type(error)):
+            list(api.watch(DEPLOYMENT, "api", "api", "1", 1.0))

@@ -10,7 +10,6 @@ import json
 import subprocess
 import uuid
 from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -61,10 +60,8 @@ async def kubernetes_worker(client: Client, sandbox: stack.Sandbox) -> AsyncIter
         task_queue=f"tq-{uuid.uuid4().hex}", max_concurrent_activities=20, heartbeat_throttle_seconds=0.5
     )
     try:
-        with ThreadPoolExecutor(max_workers=20) as pool:
-            w = worker.build_worker(client, settings, fleet, pool, backend=backend, metrics=FakeMetrics())
-            async with w:
-                yield settings.task_queue
+        async with worker.build_workers(client, settings, fleet, backend=backend, metrics=FakeMetrics()):
+            yield settings.task_queue
     finally:
         backend.close()
 

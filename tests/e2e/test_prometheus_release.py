@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -85,12 +84,10 @@ async def release_worker(client_: Client, sandbox: MetricsSandbox) -> AsyncItera
     tuning = Tuning(heartbeat_seconds=0.5, ready_wait_seconds=30.0, read_timeout=10.0)
     backend = KubernetesBackend.from_kubeconfig(sandbox.fleet, sandbox.kubeconfig, tuning=tuning)
     metrics = PrometheusMetrics(sandbox.fleet, timeout=2)
-    with ThreadPoolExecutor(max_workers=20) as pool:
-        async with worker.build_worker(
-            client_, settings, sandbox.fleet, pool, backend=backend, metrics=metrics
-        ):
-            yield settings.task_queue
+    async with worker.build_workers(client_, settings, sandbox.fleet, backend=backend, metrics=metrics):
+        yield settings.task_queue
     backend.close()
+    metrics.close()
 
 
 async def start(

@@ -8,7 +8,9 @@ changes something: the log shows whether a retried activity repeated a step.
 
 Behaviour a test can steer through the state file: ``node_region`` (lie about the region),
 ``env_hosts`` (hosts the workload reaches), ``fail_rollback`` (rollbacks fail permanently),
-``unreachable`` (every call fails as a transient error, as an API server that is down), ``rollback_delay``.
+``unreachable`` (every call fails as a transient error, as an API server that is down),
+``apply_delay`` and ``rollback_delay`` (seconds a step or a rollback waits, heartbeating through the
+callback, before it writes: a raising heartbeat ends the call without writing).
 Metrics: a version whose tag ends in ``-bad`` breaches every metric; any other passes.
 """
 
@@ -72,7 +74,8 @@ class FileClusterBackend:
                 state.setdefault(cluster.name, _seed(fleet, cluster.name))
 
     def configure(self, cluster: str, **settings: Any) -> None:
-        """Steer the stand-in (``node_region``, ``env_hosts``, ``fail_rollback``, ``rollback_delay``)."""
+        """Steer the stand-in (``node_region``, ``env_hosts``, ``fail_rollback``, ``unreachable``,
+        ``apply_delay``, ``rollback_delay``)."""
         with self._state() as state:
             self._cluster(state, cluster, answer=False).update(settings)
 
@@ -135,9 +138,17 @@ class FileClusterBackend:
                 node_regions=[c["node_region"]], env_hosts=list(c["env_hosts"]), uninspected=[]
             )
 
-    def apply(self, step: StepInput) -> StepResult:
-        """One strategy step, recorded only if it changes the cluster."""
+    def _delay(self, cluster: str, setting: str, heartbeat: Callable[[str], None], doing: str) -> None:
+        """Wait the configured seconds, heartbeating (as a wait for pods would) every 0.2 s."""
+        deadline = time.monotonic() + float(self.read()[cluster].get(setting, 0))
+        while time.monotonic() < deadline:
+            heartbeat(doing)
+            time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
+
+    def apply(self, step: StepInput, heartbeat: Callable[[str], None]) -> StepResult:
+        """One strategy step (after ``apply_delay``), recorded only if it changes the cluster."""
         name, rel = step.cluster.name, step.release
+        self._delay(name, "apply_delay", heartbeat, f"{step.action}: waiting for pods")
         with self._state() as state:
             c = self._cluster(state, name)
             new = {"image": rel.image, "version": rel.version}
@@ -174,11 +185,7 @@ class FileClusterBackend:
     def rollback(self, inp: RollbackInput, heartbeat: Callable[[str], None]) -> RollbackResult:
         """Restore the snapshot and remove canary and preview (after ``rollback_delay`` seconds, if set)."""
         snap = inp.snapshot
-        delay = float(self.read()[inp.cluster.name].get("rollback_delay", 0))
-        deadline = time.monotonic() + delay
-        while time.monotonic() < deadline:
-            heartbeat("restoring")
-            time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
+        self._delay(inp.cluster.name, "rollback_delay", heartbeat, "restoring")
         with self._state() as state:
             c = self._cluster(state, inp.cluster.name)
             if c.get("fail_rollback"):

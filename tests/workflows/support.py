@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -169,21 +168,29 @@ class Harness:
         return {name: c["version"] for name, c in self.clusters.read().items()}
 
 
+def worker_settings(**overrides: Any) -> Settings:
+    """Worker settings for a test: a fresh task queue, quick heartbeats, room for every activity."""
+    fields: dict[str, Any] = {
+        "task_queue": f"tq-{uuid.uuid4().hex}",
+        "max_concurrent_activities": 20,
+        "heartbeat_throttle_seconds": 0.5,
+        **overrides,
+    }
+    return Settings(**fields)
+
+
 @asynccontextmanager
-async def running_worker(client: Client, tmp_path: Path, *, metrics: Any = None) -> AsyncIterator[Harness]:
-    """An in-process worker with every real workflow and activity, over fake clusters in ``tmp_path``."""
-    settings = Settings(
-        task_queue=f"tq-{uuid.uuid4().hex}",
-        max_concurrent_activities=20,
-        heartbeat_throttle_seconds=0.5,
-    )
+async def running_worker(
+    client: Client, tmp_path: Path, *, metrics: Any = None, settings: Settings | None = None
+) -> AsyncIterator[Harness]:
+    """An in-process worker (both queues) with every real workflow and activity, over fake clusters."""
+    settings = settings or worker_settings()
     clusters = FileClusterBackend(tmp_path / "clusters.json", FLEET)
-    with ThreadPoolExecutor(max_workers=20) as pool:
-        w = worker.build_worker(
-            client, settings, FLEET, pool, backend=clusters, metrics=metrics or ScriptedMetrics()
-        )
-        async with w:
-            yield Harness(client, settings.task_queue, clusters)
+    workers = worker.build_workers(
+        client, settings, FLEET, backend=clusters, metrics=metrics or ScriptedMetrics()
+    )
+    async with workers:
+        yield Harness(client, settings.task_queue, clusters)
 
 
 async def cluster_state(handle: WorkflowHandle[Any, Any], name: str) -> ClusterStatus | None:

@@ -1,0 +1,77 @@
+"""Timeouts line up, from the real constants: changing one without the others fails here.
+
+A heartbeat timeout shorter than a call inside it turns a slow server into endless heartbeat
+timeouts (each retrying a call still in flight) instead of that call's recorded error.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import annotated_types
+import pytest
+
+from activities import analysis, rollout
+from activities.kubernetes.clients import Tuning
+from policies.plan import Analysis
+from ringmaster.settings import Settings
+from workflows import _options as options
+
+CLUSTER_OPTIONS = {
+    "cluster call": options.CLUSTER_CALL,
+    "rollback": options.ROLLBACK,
+    "wait rollout": options.wait_rollout(600),
+}
+
+
+def _longest_prometheus_timeout() -> float:
+    """The bound every accepted ``prometheus_timeout_seconds`` is below."""
+    bounds = Settings.model_fields["prometheus_timeout_seconds"].metadata
+    return next(float(b.lt) for b in bounds if isinstance(b, annotated_types.Lt))
+
+
+class TestClusterCalls:
+    @pytest.mark.parametrize("name", list(CLUSTER_OPTIONS))
+    def test_every_cluster_activity_has_a_heartbeat_timeout(self, name: str) -> None:
+        """Without one, an abort never reaches a running step and a lost worker is never noticed."""
+        assert "heartbeat_timeout" in CLUSTER_OPTIONS[name]
+
+    @pytest.mark.parametrize("name", list(CLUSTER_OPTIONS))
+    def test_the_heartbeat_timeout_outlasts_one_kubernetes_call(self, name: str) -> None:
+        """Longer than a call's connect + read timeout, and than a watch's length plus its read timeout."""
+        tuning = Tuning()
+        timeout = CLUSTER_OPTIONS[name]["heartbeat_timeout"].total_seconds()
+        assert timeout > tuning.connect_timeout + tuning.read_timeout
+        assert timeout > tuning.heartbeat_seconds + tuning.read_timeout
+
+    @pytest.mark.parametrize("name", list(CLUSTER_OPTIONS))
+    def test_several_side_task_heartbeats_fit_in_the_heartbeat_timeout(self, name: str) -> None:
+        """The side task beats at least three times per timeout, as does the worker's throttle."""
+        timeout = CLUSTER_OPTIONS[name]["heartbeat_timeout"]
+        assert timeout >= 3 * rollout.HEARTBEAT_INTERVAL
+        assert timeout >= 3 * timedelta(seconds=Settings().heartbeat_throttle_seconds)
+
+
+class TestAnalysis:
+    @pytest.mark.parametrize("interval", [timedelta(seconds=1), timedelta(seconds=30), timedelta(minutes=5)])
+    def test_the_heartbeat_timeout_outlasts_one_prometheus_query(self, interval: timedelta) -> None:
+        """Even the longest query the settings allow is shorter than any stretch's heartbeat timeout."""
+        # every accepted value is below the bound (lt), so a timeout equal to the bound outlasts it
+        assert analysis.heartbeat_timeout(interval).total_seconds() >= _longest_prometheus_timeout()
+
+    @pytest.mark.parametrize("interval", [timedelta(seconds=1), timedelta(seconds=30), timedelta(minutes=5)])
+    def test_the_options_use_the_activity_s_heartbeat_timeout(self, interval: timedelta) -> None:
+        """The workflow's option and the activity's heartbeat period derive from the same function."""
+        timeout = options.analyze(analysis_of(interval))["heartbeat_timeout"]
+        assert timeout == analysis.heartbeat_timeout(interval)
+        assert timeout.total_seconds() >= 3 * analysis.heartbeat_every(interval)
+
+
+def analysis_of(interval: timedelta) -> Analysis:
+    """An analysis with ``interval`` and one metric."""
+    return Analysis.model_validate(
+        {
+            "interval": f"{int(interval.total_seconds())}s",
+            "metrics": [{"name": "ok", "query": "up", "thresholdRange": {"min": 1}}],
+        }
+    )
