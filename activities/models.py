@@ -29,11 +29,20 @@ class ReleaseRef(_Model):
     version: str
     image: str
     ring: str = ""
+    run: str = ""
+    """Which run of the release: its workflow's first run id. The same for a retried activity and for
+    a reset or continued-as-new workflow, new for a rerun (``submit --rerun``); empty in inputs of
+    releases started before runs were recorded."""
 
     @property
     def name(self) -> str:
         """The release's name, ``service:version``."""
         return f"{self.service}:{self.version}"
+
+    @property
+    def run_name(self) -> str:
+        """One run of the release, ``service:version@run`` (just ``service:version`` without a run)."""
+        return f"{self.name}@{self.run}" if self.run else self.name
 
 
 class ClusterTarget(_Model):

@@ -39,15 +39,25 @@ class ReleaseLaneWorkflow:
         self._lock = asyncio.Lock()
         self._child: workflow.ChildWorkflowHandle[ReleaseWorkflow, object] | None = None
         self._pending_child = False
+        self._ended = 0
+        """Releases this run has waited for to the end."""
 
     @workflow.run
     async def run(self, state: LaneState) -> LaneState:
-        """Wait for each release to end; end after an idle spell, or continue as new when history grows."""
+        """Wait for each release to end; end after an idle spell, or continue as new when history grows.
+
+        The lane ends or continues as new only when idle: no release of its own running, none being
+        started, no submission in flight. A submission handled while the lane waits for its
+        handlers to finish may start a release; a new run could not await it (it is not that run's
+        child) and would keep it as ``current`` long after it ended, so the lane waits for it first.
+        """
         while True:
             try:
                 await workflow.wait_condition(lambda: self._child is not None, timeout=IDLE_TIMEOUT)
             except TimeoutError:
-                if not self._pending_child and workflow.all_handlers_finished():
+                # The timer can fire in the same task as a submission that started a release: then
+                # the loop awaits that release instead of ending beside it.
+                if self._idle():
                     return self._state
                 continue
             assert self._child is not None
@@ -56,9 +66,21 @@ class ReleaseLaneWorkflow:
             self._child = None
             self._state.current = None
             self._state.current_workflow_id = self._state.current_run_id = ""
-            if workflow.info().is_continue_as_new_suggested():
+            self._ended += 1
+            if self._continue_suggested():
                 await workflow.wait_condition(workflow.all_handlers_finished)
-                workflow.continue_as_new(self._state)
+                # A submission may have started a release meanwhile: await it first. Nothing runs
+                # between this check and the command, so the run continues as new idle or not at all.
+                if self._idle():
+                    workflow.continue_as_new(self._state)
+
+    def _idle(self) -> bool:
+        """No release of this run runs or is being started, and no submission is in flight."""
+        return self._child is None and not self._pending_child and workflow.all_handlers_finished()
+
+    def _continue_suggested(self) -> bool:
+        per_run = self._state.releases_per_run
+        return workflow.info().is_continue_as_new_suggested() or (0 < per_run <= self._ended)
 
     @workflow.query
     def current(self) -> LaneState:

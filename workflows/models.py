@@ -259,3 +259,6 @@ class LaneState(_Model):
     current: ReleaseInput | None = None
     current_workflow_id: str = ""
     current_run_id: str = ""
+    releases_per_run: int = 0
+    """Releases one run of the lane waits for before it continues as new (0: only when Temporal
+    suggests it, as history grows). Tests lower it to reach the continue-as-new path."""

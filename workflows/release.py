@@ -785,8 +785,9 @@ class ReleaseWorkflow(Steering):
     # --- presentation -------------------------------------------------------------------------
 
     def _ref(self, ring: str) -> ReleaseRef:
+        run = workflow.info().first_execution_run_id  # kept by retries, reset, continue-as-new; new per rerun
         return ReleaseRef(
-            service=self._inp.service, version=self._inp.version, image=self._inp.image, ring=ring
+            service=self._inp.service, version=self._inp.version, image=self._inp.image, ring=ring, run=run
         )
 
     def _phase(self) -> Phase:

@@ -90,7 +90,7 @@ class Tuning:
     """How long a step waits for new pods to be available before it shifts traffic or removes
     capacity; below the step's 60 s activity timeout, after which the step fails as transient."""
     snapshots_kept: int = 10
-    """Releases whose snapshot stays in each workload's snapshot ConfigMap."""
+    """Release runs whose snapshot stays in each workload's snapshot ConfigMap."""
     protected_managers: frozenset[str] = field(default_factory=lambda: PROTECTED_MANAGERS)
 
 

@@ -62,6 +62,12 @@ def release_label(release: ReleaseRef) -> str:
     return label_value(f"{release.service}.{release.version}")
 
 
+def snapshot_key(release: ReleaseRef) -> str:
+    """The release's run as a ConfigMap data key: ``api.v2.run-<run id>`` (``api.v2`` without a run)."""
+    base = release_label(release)
+    return f"{base}.run-{label_value(release.run)}" if release.run else base
+
+
 def version_label(version: str) -> str:
     """A version as a label value."""
     return label_value(version)

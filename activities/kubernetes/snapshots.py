@@ -1,12 +1,15 @@
 """Snapshots: the workload as ringmaster found it, recorded once per release, restored by rollback.
 
-Where: a ConfigMap ``ringmaster-<deployment>-snapshot`` beside the workload, one data key per
-release (the release label, ``api.v2``), holding the :class:`ClusterSnapshot` as JSON. The first
-snapshot of a release wins: a repeated call (a retried activity, a restarted workflow) returns the
-stored one even when the cluster has changed since. A ConfigMap rather than an annotation on the
-workload, because taking a snapshot must not touch the workload itself: a release aborted before
-its first step leaves the Deployment exactly as it was. The newest ``Tuning.snapshots_kept``
-releases are kept.
+Where: a ConfigMap ``ringmaster-<deployment>-snapshot`` beside the workload, one data key per run
+of a release (``api.v2.run-<first run id>``, :func:`marks.snapshot_key`), holding the
+:class:`ClusterSnapshot` as JSON. The first snapshot of a run wins: a repeated call (a retried
+activity, a restarted, reset or continued workflow) returns the stored one even when the cluster has
+changed since, while a rerun (``submit --rerun``, a new run of the same release) records the cluster
+as it is then, so its rollback does not restore the state from before the first run. Releases started
+before runs were recorded carry no run and keep their key ``api.v2``. A ConfigMap rather than an
+annotation on the workload, because taking a snapshot must not touch the workload itself: a release
+aborted before its first step leaves the Deployment exactly as it was. The newest
+``Tuning.snapshots_kept`` snapshots (runs) are kept.
 
 What is recorded (``ClusterSnapshot.details``, :class:`Recorded`): the stable pods' selector and
 ``ringmaster.dev/version`` label, the ringmaster labels and annotations found on the Deployment,
@@ -82,9 +85,9 @@ def recorded(snapshot: ClusterSnapshot) -> Recorded:
 
 
 def take(api: ClusterApi, target: Workload, release: ReleaseRef) -> ClusterSnapshot:
-    """The stored snapshot of ``release``, or a new one recorded now."""
+    """The stored snapshot of this run of ``release``, or a new one recorded now."""
     name = configmap_name(target.deployment)
-    key = marks.release_label(release)
+    key = marks.snapshot_key(release)
     stored = api.find(CONFIG_MAP, target.namespace, name)
     data: dict[str, str] = dict((stored or {}).get("data") or {})
     if key in data:

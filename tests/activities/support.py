@@ -128,6 +128,8 @@ class Release:
     version: str = "v2"
     image: str = V2
     ring: str = "beta"
+    run: str = ""
+    """Which run of the release (the release workflow's first run id); empty as before runs were recorded."""
     snapshot: ClusterSnapshot | None = None
     beats: list[str] = field(default_factory=list)
     backend: KubernetesBackend | None = None
@@ -141,7 +143,7 @@ class Release:
     @property
     def ref(self) -> ReleaseRef:
         """The release."""
-        return ReleaseRef(service="api", version=self.version, image=self.image, ring=self.ring)
+        return ReleaseRef(service="api", version=self.version, image=self.image, ring=self.ring, run=self.run)
 
     @property
     def workload(self) -> Workload:

@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from activities.errors import ClusterError
-from activities.kubernetes import snapshots
-from activities.models import ClusterSnapshot
+from activities.kubernetes import marks, snapshots
+from activities.models import ClusterSnapshot, ReleaseRef
 from policies.plan import Strategy
-from tests.activities.support import MANAGER, V1, Kube, Release, autoscale, fingerprint, hpa, seed, strategy
+from tests.activities.support import (
+    MANAGER,
+    V1,
+    V2,
+    Kube,
+    Release,
+    autoscale,
+    fingerprint,
+    hpa,
+    seed,
+    strategy,
+)
 from tests.support import manifests
 from tests.support.cluster import container_image
 
@@ -151,14 +164,53 @@ class TestRollbackFromEveryPoint:
 
 
 class TestSnapshots:
-    def test_the_first_snapshot_of_a_release_wins(self, kube: Kube, app: str) -> None:
-        """A repeated snapshot returns the recorded state even after the cluster changed."""
-        release = Release(kube, app, ROLLING)
+    @pytest.mark.parametrize("run", ["", "01a2462f-28b5-7d41-8071-c02fc8cf2af8"], ids=["no-run", "run"])
+    def test_the_first_snapshot_of_a_release_wins(self, kube: Kube, app: str, run: str) -> None:
+        """A repeated snapshot of the same run (a retried activity, a reset workflow) returns the
+        recorded state even after the cluster changed; so does one of a release without a run."""
+        release = Release(kube, app, ROLLING, run=run)
         first = release.take_snapshot()
         release.step("deploy")
         again = release.take_snapshot()
         assert again == first
         assert (first.image, first.version, first.replicas, first.hpa) == (V1, "v1", 10, None)
+
+    def test_a_rerun_records_the_cluster_as_it_is_then(self, kube: Kube, app: str) -> None:
+        """A new run of the same release (``--rerun``) gets its own snapshot of the changed cluster,
+        and the first run keeps the one it took."""
+        first = Release(kube, app, ROLLING, run="run-1")
+        before_first = first.take_snapshot()
+        first.step("deploy")
+        first.wait("workload")
+        kube.apps.patch_namespaced_deployment_scale("api", app, body={"spec": {"replicas": 4}})
+        rerun = Release(kube, app, ROLLING, run="run-2").take_snapshot()
+        assert (rerun.image, rerun.version, rerun.replicas) == (V2, "v2", 4)
+        assert first.take_snapshot() == before_first
+        stored = kube.core.read_namespaced_config_map("ringmaster-api-snapshot", app)
+        assert sorted(stored.data) == ["api.v2.run-run-1", "api.v2.run-run-2"]
+
+    def test_a_release_without_a_run_keeps_its_old_key(self, kube: Kube, app: str) -> None:
+        """Releases started before runs were recorded still find the snapshot stored under ``api.v2``
+        (and a run's snapshot is never taken for it)."""
+        legacy = Release(kube, app, ROLLING)
+        first = legacy.take_snapshot()
+        legacy.step("deploy")
+        Release(kube, app, ROLLING, run="run-1").take_snapshot()
+        assert legacy.take_snapshot() == first
+        stored = kube.core.read_namespaced_config_map("ringmaster-api-snapshot", app)
+        assert sorted(stored.data) == ["api.v2", "api.v2.run-run-1"]
+
+    @pytest.mark.parametrize(
+        ("version", "run"),
+        [("v2", "01a2462f-28b5-7d41-8071-c02fc8cf2af8"), ("1.4.0+build5", "a/b c"), ("v" * 80, "r" * 80)],
+    )
+    def test_snapshot_keys_are_configmap_keys(self, version: str, run: str) -> None:
+        """Whatever the version and run id, the key is a valid ConfigMap data key, distinct per run."""
+        ref = ReleaseRef(service="api", version=version, image=V1, run=run)
+        key = marks.snapshot_key(ref)
+        assert re.fullmatch(r"[-._a-zA-Z0-9]+", key) and len(key) <= 253, key
+        assert key != marks.snapshot_key(ref.model_copy(update={"run": run + "x"}))
+        assert key.startswith(marks.release_label(ref) + ".run-")
 
     def test_snapshot_records_what_rollback_needs(self, kube: Kube, app: str) -> None:
         """Selectors, the version label, marks and active Services are recorded in the details."""

@@ -6,6 +6,7 @@ source here; real Prometheus gates are the metric-gate tests' business.)
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import uuid
@@ -23,7 +24,8 @@ from ringmaster.settings import Settings
 from sandbox import stack
 from tests.support.fakes import FakeMetrics
 from tests.support.waiting import assert_eventually
-from tests.workflows.support import canary, cluster_state, plan
+from tests.workflows.support import canary, cluster_state, plan, submit_to_lane
+from workflows.lane import ReleaseLaneWorkflow, lane_id
 from workflows.models import AbortRequest, ReleaseInput, ReleaseStatus
 from workflows.release import ReleaseWorkflow, release_id
 
@@ -66,19 +68,23 @@ async def kubernetes_worker(client: Client, sandbox: stack.Sandbox) -> AsyncIter
         backend.close()
 
 
-async def start(
-    client: Client, task_queue: str, rings: list[dict[str, Any]], version: str, service: str = "api"
-):
-    inp = ReleaseInput(
+def release_input(rings: list[dict[str, Any]], version: str, service: str = "api") -> ReleaseInput:
+    """A release of image ``api:<version>`` into Deployment ``api`` of namespace ``api``."""
+    return ReleaseInput(
         service=service,
         version=version,
         image=f"registry.eu.example.com/api:{version}",
         plan_text=plan(service, rings),
         submitted_by="ci",
     )
+
+
+async def start(
+    client: Client, task_queue: str, rings: list[dict[str, Any]], version: str, service: str = "api"
+):
     return await client.start_workflow(
         ReleaseWorkflow.run,
-        inp,
+        release_input(rings, version, service),
         id=release_id(service, version) + f"-{uuid.uuid4().hex[:6]}",
         task_queue=task_queue,
         result_type=ReleaseStatus,
@@ -135,3 +141,50 @@ class TestReleaseIntoEmulatedClusters:
         assert {c: images(sandbox, c) for c in ("euw1-prod", "usw2-prod")} == before
         stable = kubectl(sandbox, "usw2-prod", "-n", "api", "get", "deploy", "api")
         assert stable["spec"]["replicas"] == 10
+
+
+class TestRerun:
+    async def test_a_rerun_rolls_back_to_the_cluster_as_it_found_it(self, client, sandbox):
+        """Given a promoted release and a cluster changed since (hotfix image, fewer replicas), when a
+        --rerun of the release is aborted, its rollback restores the cluster as the rerun found it, not
+        as the first run found it."""
+        context, svc = (
+            "use1-beta",
+            f"api-{uuid.uuid4().hex[:6]}",
+        )  # the lane and snapshot key are the test's own
+        hotfix = "registry.eu.example.com/api:hotfix"
+        rolling = [{"name": "beta", "clusters": [context], "strategy": {"rolling": {}}}]
+        paused = [{"name": "beta", "clusters": [context], "strategy": canary(("w", 30), ("p", "10m"))}]
+        async with kubernetes_worker(client, sandbox) as tq:
+            first = await submit_to_lane(client, tq, release_input(rolling, "v7", svc))
+            promoted = await client.get_workflow_handle(first.workflow_id, result_type=ReleaseStatus).result()
+            assert promoted.phase == "succeeded", promoted.reason
+            await assert_eventually(
+                lambda: client.get_workflow_handle(lane_id(svc)).query(ReleaseLaneWorkflow.current),
+                lambda lane: lane.current is None,
+                what="the lane to see the first run end",
+            )
+
+            kubectl(sandbox, context, "-n", "api", "set", "image", "deploy/api", f"api={hotfix}")
+            kubectl(sandbox, context, "-n", "api", "scale", "deploy/api", "--replicas=6")
+            await assert_eventually(
+                lambda: asyncio.to_thread(kubectl, sandbox, context, "-n", "api", "get", "deploy", "api"),
+                lambda d: d["status"].get("updatedReplicas") == d["status"].get("readyReplicas") == 6,
+                what="the hotfix rolled out",
+            )
+
+            rerun = await submit_to_lane(client, tq, release_input(paused, "v7", svc), rerun=True)
+            assert rerun.created and rerun.workflow_id == first.workflow_id and rerun.run_id != first.run_id
+            handle = client.get_workflow_handle(
+                rerun.workflow_id, run_id=rerun.run_id, result_type=ReleaseStatus
+            )
+            await assert_eventually(
+                lambda: cluster_state(handle, context),
+                lambda c: c is not None and c.state == "analyzing" and c.weight > 0,  # 30% of 6 pods: 33
+                what="the rerun's canary paused",
+            )
+            await handle.execute_update(ReleaseWorkflow.abort, AbortRequest(reason="test", by="ops"))
+            aborted = await handle.result()
+        assert aborted.phase == "aborted", aborted.reason
+        assert images(sandbox, context) == {"api": hotfix}
+        assert kubectl(sandbox, context, "-n", "api", "get", "deploy", "api")["spec"]["replicas"] == 6

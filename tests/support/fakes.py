@@ -119,15 +119,15 @@ class FileClusterBackend:
     # --- ClusterBackend -----------------------------------------------------------------------
 
     def snapshot(self, cluster: str, workload: Workload, release: ReleaseRef) -> ClusterSnapshot:
-        """The state before the release; the first snapshot of a release wins."""
+        """The state before the release; the first snapshot of a run of the release wins."""
         with self._state() as state:
             c = self._cluster(state, cluster)
-            taken = c["snapshots"].get(release.name)
+            taken = c["snapshots"].get(release.run_name)
             if taken is None:
                 taken = ClusterSnapshot(
                     cluster=cluster, image=c["image"], version=c["version"], replicas=c["replicas"]
                 ).model_dump(mode="json")
-                c["snapshots"][release.name] = taken
+                c["snapshots"][release.run_name] = taken
             return ClusterSnapshot.model_validate(taken)
 
     def evidence(self, cluster: str, workload: Workload) -> LiveEvidence:

@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WithStartWorkflowOperation, WorkflowHandle
+from temporalio.common import WorkflowIDConflictPolicy
 
 from activities.models import AnalyzeInput
 from policies.gates import Measurement
@@ -19,7 +20,15 @@ from ringmaster import worker
 from ringmaster.settings import Settings
 from tests.support import fleets
 from tests.support.fakes import FileClusterBackend
-from workflows.models import ClusterStatus, ReleaseInput, ReleaseStatus
+from workflows.lane import ReleaseLaneWorkflow, lane_id
+from workflows.models import (
+    ClusterStatus,
+    LaneState,
+    ReleaseInput,
+    ReleaseStatus,
+    SubmitRequest,
+    SubmitResult,
+)
 from workflows.release import ReleaseWorkflow, release_id
 
 FLEET = fleets.example_fleet()
@@ -216,3 +225,26 @@ def small_rings(pause: str = "1s", bake: str = "1s") -> list[dict[str, Any]]:
         },
         {"name": "broad", "clusters": ["use1-prod"], "strategy": {"rolling": {}}, "bakeTime": bake},
     ]
+
+
+async def submit_to_lane(
+    client: Client,
+    task_queue: str,
+    inp: ReleaseInput,
+    *,
+    supersede: bool = False,
+    rerun: bool = False,
+    releases_per_run: int = 0,
+) -> SubmitResult:
+    """Submit exactly as ``ringmaster submit`` does: update-with-start on the service's lane."""
+    return await client.execute_update_with_start_workflow(
+        ReleaseLaneWorkflow.submit,
+        SubmitRequest(release=inp, supersede=supersede, rerun=rerun),
+        start_workflow_operation=WithStartWorkflowOperation(
+            ReleaseLaneWorkflow.run,
+            LaneState(service=inp.service, releases_per_run=releases_per_run),
+            id=lane_id(inp.service),
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            task_queue=task_queue,
+        ),
+    )

@@ -5,13 +5,21 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from temporalio.client import WithStartWorkflowOperation, WorkflowUpdateFailedError
-from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import WorkflowHistory, WorkflowUpdateFailedError
 
 from tests.support.waiting import assert_eventually
-from tests.workflows.support import Harness, canary, cluster_state, plan, running_worker, unique_service
+from tests.workflows.support import (
+    Harness,
+    canary,
+    cluster_state,
+    plan,
+    running_worker,
+    submit_to_lane,
+    unique_service,
+)
 from workflows.lane import ReleaseLaneWorkflow, lane_id
-from workflows.models import LaneState, ReleaseInput, ReleaseStatus, SubmitRequest, SubmitResult
+from workflows.models import ReleaseInput, ReleaseStatus, SubmitResult
 from workflows.release import ReleaseWorkflow
 
 SLOW = [{"name": "internal", "clusters": ["euw1-internal"], "strategy": canary(("w", 10), ("p", None))}]
@@ -19,7 +27,15 @@ FAST = [{"name": "internal", "clusters": ["euw1-internal"], "strategy": {"rollin
 
 
 async def submit(
-    h: Harness, svc: str, version: str, rings, *, image: str | None = None, supersede=False, rerun=False
+    h: Harness,
+    svc: str,
+    version: str,
+    rings,
+    *,
+    image: str | None = None,
+    supersede=False,
+    rerun=False,
+    releases_per_run=0,
 ) -> SubmitResult:
     """Submit exactly as the CLI does: update-with-start on the service's lane."""
     inp = ReleaseInput(
@@ -29,16 +45,8 @@ async def submit(
         plan_text=plan(svc, rings, metrics=False),
         submitted_by="ci",
     )
-    return await h.client.execute_update_with_start_workflow(
-        ReleaseLaneWorkflow.submit,
-        SubmitRequest(release=inp, supersede=supersede, rerun=rerun),
-        start_workflow_operation=WithStartWorkflowOperation(
-            ReleaseLaneWorkflow.run,
-            LaneState(service=svc),
-            id=lane_id(svc),
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            task_queue=h.task_queue,
-        ),
+    return await submit_to_lane(
+        h.client, h.task_queue, inp, supersede=supersede, rerun=rerun, releases_per_run=releases_per_run
     )
 
 
@@ -111,3 +119,68 @@ class TestOneReleasePerService:
             assert "--rerun" in await rejection(submit(h, svc, "v2", FAST))
             again = await submit(h, svc, "v2", FAST, rerun=True)
             assert again.created and again.workflow_id == first.workflow_id and again.run_id != first.run_id
+
+
+async def lane_runs(h: Harness, svc: str) -> list[WorkflowHistory]:
+    """Every run of the service's lane, oldest first, followed back through continue-as-new."""
+    runs: list[WorkflowHistory] = []
+    run_id: str | None = None
+    while True:
+        history = await h.client.get_workflow_handle(lane_id(svc), run_id=run_id).fetch_history()
+        runs.insert(0, history)
+        run_id = history.events[0].workflow_execution_started_event_attributes.continued_execution_run_id
+        if not run_id:
+            return runs
+
+
+def children(history: WorkflowHistory) -> tuple[list[str], list[str]]:
+    """The releases a lane run started, and those it saw end."""
+    started = [
+        e.start_child_workflow_execution_initiated_event_attributes.workflow_id
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED
+    ]
+    ended = [
+        e.child_workflow_execution_completed_event_attributes.workflow_execution.workflow_id
+        or e.child_workflow_execution_failed_event_attributes.workflow_execution.workflow_id
+        for e in history.events
+        if e.event_type
+        in (
+            EventType.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_COMPLETED,
+            EventType.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_FAILED,
+        )
+    ]
+    return started, ended
+
+
+class TestContinueAsNew:
+    async def test_a_release_started_while_the_lane_continues_as_new_stays_in_the_lane(
+        self, client, tmp_path
+    ):
+        """A superseding release started while the lane waits to continue as new is awaited by the run
+        that started it: the lane continues as new only idle, and then takes the next release."""
+        async with running_worker(client, tmp_path) as h:
+            svc = unique_service()
+            first = await submit(h, svc, "v2", SLOW, releases_per_run=1)
+            await assert_eventually(
+                lambda: cluster_state(h.client.get_workflow_handle(first.workflow_id), "euw1-internal"),
+                lambda c: c is not None and c.state == "awaiting-approval",
+            )
+            # v2 ends (aborted) while this submission waits; the lane's run then reaches its
+            # continue-as-new limit and waits for the handler, which starts v3 meanwhile.
+            second = await submit(h, svc, "v3", FAST, supersede=True)
+            assert second.created
+            await h.client.get_workflow_handle(second.workflow_id).result()
+            lane = h.client.get_workflow_handle(lane_id(svc))
+            await assert_eventually(
+                lambda: lane.query(ReleaseLaneWorkflow.current),
+                lambda state: state.current is None,
+                what="the lane to see v3 end",
+            )
+            runs = await lane_runs(h, svc)
+            assert len(runs) >= 2, "the lane continued as new"
+            for run in runs:
+                started, ended = children(run)
+                assert sorted(started) == sorted(ended), "every release a run started ended in that run"
+            third = await submit(h, svc, "v4", FAST)
+            assert third.created
