@@ -18,7 +18,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from sandbox import prometheus as sandbox_prometheus
-from tests.support import prometheus
+from tests.support import prometheus, retries
 from workflows import search
 
 BIN = Path(sys.executable).parent
@@ -64,3 +64,9 @@ def metrics_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[promet
         pytest.skip(str(exc))
     with prometheus.running(tmp_path_factory.mktemp("metrics-sandbox")) as sandbox:
         yield sandbox
+
+
+@pytest.fixture
+def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Cluster calls retry in fractions of a second (``tests.support.retries.shrink``)."""
+    retries.shrink(monkeypatch)

@@ -9,7 +9,6 @@ outcome is judged on the clusters (the fake fleet's state file), not only on the
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -18,10 +17,8 @@ from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
-from temporalio.common import RetryPolicy
 from temporalio.worker import Worker
 
-from activities import errors
 from activities.models import PreparedRelease, PrepareInput
 from tests.support.waiting import assert_eventually
 from tests.workflows.support import (
@@ -34,7 +31,6 @@ from tests.workflows.support import (
     small_rings,
     unique_service,
 )
-from workflows import _options as options
 from workflows.cluster import ClusterRolloutWorkflow
 from workflows.models import (
     AbortRequest,
@@ -47,26 +43,6 @@ from workflows.models import (
 from workflows.release import ReleaseWorkflow, cluster_workflow_id
 
 INTERNAL = "euw1-internal"
-
-
-@pytest.fixture
-def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Cluster calls give up a round after two quick attempts, and rounds come half a second apart.
-
-    The workflows read these options when they call, through a module passed through the sandbox:
-    the same rules as production, minutes shrunk to fractions of a second.
-    """
-    quick = RetryPolicy(
-        initial_interval=timedelta(milliseconds=100),
-        backoff_coefficient=1.0,
-        maximum_attempts=2,
-        non_retryable_error_types=errors.NON_RETRYABLE_TYPES,
-    )
-    for call in (options.CLUSTER_CALL, options.ROLLBACK):
-        monkeypatch.setitem(call, "retry_policy", quick)
-    monkeypatch.setattr(options, "_retry", lambda *_a, **_k: quick)
-    monkeypatch.setattr(options, "RETRY_PAUSE", timedelta(milliseconds=500), raising=False)
-    monkeypatch.setattr(options, "RETRY_PAUSE_MAX", timedelta(seconds=1), raising=False)
 
 
 def _awaiting_approval_rings() -> list[dict[str, Any]]:
