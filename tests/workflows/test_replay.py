@@ -43,9 +43,14 @@ async def test_saved_history_replays(path: Path) -> None:
 
 
 def test_every_set_covers_every_main_path() -> None:
-    """Each recorded set holds promote, rollback, hold/resume, abort and approval."""
+    """Each recorded set holds promote, rollback, hold/resume, abort and approval (and since v4 an
+    unreachable cluster and a release cancelled mid-step)."""
     sets = {p.parent.name for p in HISTORIES}
     assert len(sets) >= 2, "the pre-patch set and a set recorded with today's patches"
     for name in sets:
         stems = {p.stem for p in HISTORIES if p.parent.name == name}
         assert stems >= {"promote", "rollback", "hold-resume", "abort", "approval"}, name
+        if int(name.removeprefix("v")) >= 4:
+            assert stems >= {"unreachable", "cancel"}, (
+                f"{name}: since v4, an unreachable cluster and a cancel"
+            )

@@ -1,10 +1,11 @@
 """Record the histories the replay test checks: ``python -m tests.workflows.histories.record SET``.
 
-Runs the main paths (promote, hold and resume, abort, rollback, approval through the lane) on a
-fresh dev server with an in-process worker and saves every workflow's history as JSON beside this
-file, in the folder ``SET`` (e.g. ``v2``). Never re-record an existing set: each set stands for the
-releases that were running when it was recorded, and code changes must keep replaying all of them
-(use ``workflow.patched``). Record a new set when the workflows gain new patches.
+Runs the main paths (promote, hold and resume, abort, rollback, approval through the lane, and
+since v4 a cluster that is unreachable for a while) on a fresh dev server with an in-process worker
+and saves every workflow's history as JSON beside this file, in the folder ``SET`` (e.g. ``v2``).
+Never re-record an existing set: each set stands for the releases that were running when it was
+recorded, and code changes must keep replaying all of them (use ``workflow.patched``). Record a new
+set when the workflows gain new patches.
 """
 
 from __future__ import annotations
@@ -14,17 +15,21 @@ import json
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
-from temporalio.client import Client
+import pytest
+from temporalio.client import Client, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
+from tests.support import retries
 from tests.support.waiting import assert_eventually
 from tests.workflows.support import ScriptedMetrics, canary, plan, running_worker, small_rings
 from tests.workflows.test_lane import submit
 from workflows import search
 from workflows.models import AbortRequest, ApproveRequest, HoldRequest, ResumeRequest
-from workflows.release import ReleaseWorkflow
+from workflows.release import ReleaseWorkflow, cluster_workflow_id
 
 HERE = Path(__file__).parent
 BIN = Path(sys.executable).parent
@@ -41,6 +46,15 @@ async def _until(predicate, handle) -> None:  # type: ignore[no-untyped-def]
 
 
 OUT = HERE
+
+
+async def _pending(handle: WorkflowHandle[Any, Any]) -> list[str]:
+    """The activity types ``handle`` is running (none while the workflow does not exist yet)."""
+    try:
+        described = await handle.describe()
+    except RPCError:
+        return []
+    return [a.activity_type.name for a in described.raw_description.pending_activities]
 
 
 async def _save(client: Client, name: str, service: str) -> None:
@@ -130,6 +144,45 @@ async def main() -> None:
             )
             await handle.result()
             await _save(client, "approval", "approval")
+
+            # Since v4: a cluster API down past a step's retries holds the cluster as unreachable,
+            # and the release goes on by itself once it answers again.
+            with pytest.MonkeyPatch.context() as mp:
+                retries.shrink(mp)
+                rings = [
+                    {
+                        "name": "internal",
+                        "clusters": ["euw1-internal"],
+                        "strategy": canary(("w", 20), ("p", None)),
+                    }
+                ]
+                handle = await h.start(plan("unreachable", rings), service="unreachable")
+                await _until(lambda s: s.clusters and s.clusters[0].state == "awaiting-approval", handle)
+                h.clusters.configure("euw1-internal", unreachable=True)
+                await handle.execute_update(
+                    ReleaseWorkflow.approve,
+                    ApproveRequest(ring="internal", cluster="euw1-internal", by="bob"),
+                )
+                await _until(lambda s: s.phase == "holding", handle)
+                h.clusters.configure("euw1-internal", unreachable=False)
+                await handle.result()
+                await _save(client, "unreachable", "unreachable")
+
+            # Since v4: a cluster workflow cancelled while a step is writing to the cluster waits for the step
+            # to end before the rollback starts.
+            h.clusters.configure("euw1-internal", apply_delay=3)
+            handle = await h.start(plan("cancel", rings), service="cancel")
+            child = client.get_workflow_handle(
+                cluster_workflow_id("cancel", "v2", "internal", "euw1-internal")
+            )
+            await assert_eventually(
+                lambda: _pending(child),
+                lambda pending: "apply_step" in pending,
+                what="the first step to be writing to the cluster",
+            )
+            await child.cancel()
+            await handle.result()
+            await _save(client, "cancel", "cancel")
     await env.shutdown()
 
 
