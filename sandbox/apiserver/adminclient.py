@@ -10,47 +10,21 @@ and against the process ``python -m sandbox up`` started alike::
 
 from __future__ import annotations
 
-import json
 import urllib.error
-import urllib.parse
 import urllib.request
 from typing import Any
 
+from sandbox.jsonclient import JsonClient, RequestError
 
-class AdminError(Exception):
+
+class AdminError(RequestError):
     """The admin endpoint refused a request; ``status`` and ``body`` say why."""
 
-    def __init__(self, status: int, body: Any) -> None:
-        message = body.get("message", body) if isinstance(body, dict) else body
-        super().__init__(f"{status}: {message}")
-        self.status = status
-        self.body = body
 
-
-class AdminClient:
+class AdminClient(JsonClient):
     """Admin calls against one emulator (``base_url`` like ``http://127.0.0.1:PORT``)."""
 
-    def __init__(self, base_url: str, *, timeout: float = 10.0) -> None:
-        self.base_url = base_url.rstrip("/")
-        self.timeout = timeout
-
-    def call(self, method: str, path: str, body: Any = None, **query: Any) -> Any:
-        """One admin request; returns the decoded JSON answer or raises :class:`AdminError`."""
-        params = {k: v for k, v in query.items() if v is not None}
-        url = self.base_url + path + (f"?{urllib.parse.urlencode(params)}" if params else "")
-        data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(url, data=data, method=method)  # noqa: S310 - http(s) URL of our own emulator
-        request.add_header("Content-Type", "application/json")
-        try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310 - same
-                return json.loads(response.read() or b"null")
-        except urllib.error.HTTPError as exc:
-            raw = exc.read()
-            try:
-                detail: Any = json.loads(raw)
-            except ValueError:
-                detail = raw.decode(errors="replace")
-            raise AdminError(exc.code, detail) from None
+    error = AdminError
 
     def ready(self) -> bool:
         """Whether the emulator answers its readiness probe."""
