@@ -14,10 +14,13 @@ Example::
       profiles:                   # first match wins; unset fields keep the default behaviour
         - {match: "*-bad", errorRate: 0.08, latencyFactor: 3}
         - {match: "*-cheap", checkoutConversion: 0.2}
+        - {match: "v7", clusters: ["usw2-*"], errorRate: 0.2}  # v7: good everywhere, bad in usw2
     prometheus:
       scrapeIntervalSeconds: 1
 
 Faults are not configured here: they are set at runtime through the emulator's admin endpoint.
+The traffic profiles can be changed at runtime too, through the simulator's ``/profiles`` endpoint
+(:mod:`sandbox.traffic`, :class:`sandbox.trafficclient.TrafficClient`).
 """
 
 from __future__ import annotations
@@ -65,15 +68,31 @@ class Behaviour(_Model):
 
 
 class VersionProfile(_Model):
-    """Behaviour of versions matching ``match`` (a shell-style pattern, ``*-bad``); unset fields inherit."""
+    """Behaviour of versions matching ``match`` (a shell-style pattern, ``*-bad``) in the clusters
+    matching ``clusters``; unset fields inherit."""
 
     match: str
+    clusters: list[str] | None = None
+    """Shell-style patterns of the cluster names the profile applies in (``usw2-*``), so one version
+    can be good in some clusters and bad in others; None: every cluster."""
     error_rate: float | None = Field(default=None, ge=0, le=1)
     latency_median_seconds: float | None = Field(default=None, gt=0)
     latency_sigma: float | None = Field(default=None, ge=0, le=3)
     latency_factor: float | None = Field(default=None, gt=0)
     checkout_share: float | None = Field(default=None, ge=0, le=1)
     checkout_conversion: float | None = Field(default=None, ge=0, le=1)
+
+    def applies(self, version: str, cluster: str) -> bool:
+        """Whether the profile is for ``version`` serving in ``cluster``."""
+        if not fnmatch.fnmatchcase(version, self.match):
+            return False
+        return self.clusters is None or any(fnmatch.fnmatchcase(cluster, c) for c in self.clusters)
+
+
+class Profiles(_Model):
+    """A list of profiles, first match wins: the body of the simulator's ``/profiles`` endpoint."""
+
+    profiles: list[VersionProfile]
 
 
 def _default_profiles() -> list[VersionProfile]:
@@ -92,13 +111,14 @@ class TrafficSettings(_Model):
     default: Behaviour = Field(default_factory=Behaviour)
     """Behaviour of versions no profile matches."""
     profiles: list[VersionProfile] = Field(default_factory=_default_profiles)
-    """Per-version overrides, first match wins (default: ``*-bad`` fails 8% and is 3x slower)."""
+    """Per-version (optionally per-cluster) overrides, first match wins (default: ``*-bad`` fails 8% and
+    is 3x slower everywhere); replaceable at runtime through the simulator's ``/profiles``."""
 
-    def behaviour(self, version: str) -> Behaviour:
-        """The behaviour of ``version``: the default with the first matching profile's fields."""
+    def behaviour(self, version: str, cluster: str) -> Behaviour:
+        """How ``version`` behaves in ``cluster``: the default with the first matching profile's fields."""
         for profile in self.profiles:
-            if fnmatch.fnmatchcase(version, profile.match):
-                changes = profile.model_dump(exclude={"match"}, exclude_none=True)
+            if profile.applies(version, cluster):
+                changes = profile.model_dump(exclude={"match", "clusters"}, exclude_none=True)
                 return self.default.model_copy(update=changes)
         return self.default
 
@@ -143,7 +163,9 @@ def load(path: Path | None, directory: Path) -> SandboxSettings:
     except yaml.YAMLError as exc:
         raise SettingsError(f"{source}: not valid YAML: {exc}") from None
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'top level'}: {e['msg']}" for e in exc.errors()
-        )
-        raise SettingsError(f"{source}: {problems}") from None
+        raise SettingsError(f"{source}: {problems(exc)}") from None
+
+
+def problems(exc: ValidationError) -> str:
+    """Every problem of a failed validation, each after the path of the field it is about."""
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'top level'}: {e['msg']}" for e in exc.errors())

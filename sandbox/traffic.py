@@ -13,14 +13,20 @@ whatever the Kubernetes backend writes):
 - a pod's version is its ``ringmaster.dev/version`` label, its track its ``ringmaster.dev/role``
   (``canary``, ``preview``), else ``stable``.
 
-Requests behave per version (:class:`~sandbox.settings.TrafficSettings`: error rate,
+Requests behave per version and cluster (:class:`~sandbox.settings.TrafficSettings`: error rate,
 log-normal latency, checkout conversion; by default a tag ending in ``-bad`` fails 8% of requests
-and is three times slower). Served at ``/clusters/<cluster>/metrics`` with ``cluster``,
+and is three times slower everywhere). Served at ``/clusters/<cluster>/metrics`` with ``cluster``,
 ``namespace``, ``service``, ``version`` and ``track`` labels: ``http_requests_total{code}``, the
 ``http_request_duration_seconds`` histogram, ``checkouts_started_total`` and
 ``checkouts_completed_total``. ``/first-served`` tells when each version first served a request in
 each cluster (the start of a reaction-time measurement); ``/healthz`` answers once every cluster
 was read.
+
+The profiles can be changed while it runs (a scenario making one version bad in some clusters),
+with bodies ``{"profiles": [...]}`` in the settings file's camelCase (``{match, clusters?,
+errorRate?, ...}``): ``GET /profiles`` reads them, ``PUT /profiles`` replaces them, ``POST
+/profiles`` puts the given ones before the existing ones (so they win); both answer the full list.
+A body that does not validate answers 400 ``{"message"}`` naming the field, and changes nothing.
 
 Run as ``python -m sandbox.traffic --apiserver URL [--settings FILE] --port-file F``.
 """
@@ -31,6 +37,7 @@ import argparse
 import asyncio
 import bisect
 import contextlib
+import json
 import math
 import random
 import signal
@@ -44,9 +51,11 @@ from typing import Any
 
 import yaml
 from aiohttp import web
+from pydantic import ValidationError
 
+from sandbox import settings as sandbox_settings
 from sandbox.apiserver.adminclient import AdminClient, AdminError
-from sandbox.settings import Behaviour, TrafficSettings
+from sandbox.settings import Behaviour, TrafficSettings, VersionProfile
 
 VERSION = "ringmaster.dev/version"
 ROLE = "ringmaster.dev/role"
@@ -169,7 +178,7 @@ class Simulator:
         self.series: dict[str, dict[tuple[str, str, str, str], Series]] = defaultdict(dict)
         self.first_served: dict[str, dict[str, float]] = defaultdict(dict)
         self._carry: dict[tuple[str, Stream], float] = defaultdict(float)
-        self._behaviours: dict[str, Behaviour] = {}
+        self._behaviours: dict[tuple[str, str], Behaviour] = {}
 
     def refresh(self) -> None:
         """Re-read every cluster whose resourceVersion moved (blocking: run it in a thread)."""
@@ -189,10 +198,21 @@ class Simulator:
             self.streams[name] = streams(deployments, services, routes)
             self._versions[name] = version
 
-    def _behaviour(self, version: str) -> Behaviour:
-        if version not in self._behaviours:
-            self._behaviours[version] = self._settings.behaviour(version)
-        return self._behaviours[version]
+    @property
+    def profiles(self) -> list[VersionProfile]:
+        """The profiles in use, first match wins."""
+        return list(self._settings.profiles)
+
+    def set_profiles(self, profiles: list[VersionProfile]) -> None:
+        """Use ``profiles`` from the next request on."""
+        self._settings = self._settings.model_copy(update={"profiles": list(profiles)})
+        self._behaviours.clear()
+
+    def _behaviour(self, version: str, cluster: str) -> Behaviour:
+        key = (version, cluster)
+        if key not in self._behaviours:
+            self._behaviours[key] = self._settings.behaviour(version, cluster)
+        return self._behaviours[key]
 
     def tick(self, seconds: float) -> None:
         """Generate ``seconds`` worth of requests in every cluster."""
@@ -208,7 +228,7 @@ class Simulator:
                     continue
                 labels = (stream.namespace, stream.service, stream.version, stream.track)
                 series = self.series[cluster].setdefault(labels, Series())
-                behaviour = self._behaviour(stream.version)
+                behaviour = self._behaviour(stream.version, cluster)
                 for _ in range(n):
                     series.serve(behaviour, self._rng)
                 self.first_served[cluster].setdefault(stream.version, now)
@@ -261,8 +281,25 @@ def _escape(value: str) -> str:
 # --- the process --------------------------------------------------------------------------------
 
 
+def _listed(profiles: list[VersionProfile]) -> web.Response:
+    return web.json_response({"profiles": [p.model_dump(by_alias=True, exclude_none=True) for p in profiles]})
+
+
+async def _profiles_in(request: web.Request) -> list[VersionProfile]:
+    """The profiles of a request's body; 400 naming the problem when it is not a valid list."""
+    try:
+        body = await request.json()
+        return sandbox_settings.Profiles.model_validate(body).profiles
+    except ValueError as exc:  # ValidationError is one: say which field, not the raw exception
+        problem = sandbox_settings.problems(exc) if isinstance(exc, ValidationError) else "not valid JSON"
+        raise web.HTTPBadRequest(
+            text=json.dumps({"message": f"the body is not a list of profiles: {problem}"}),
+            content_type="application/json",
+        ) from None
+
+
 def app(simulator: Simulator, clusters: Iterable[str]) -> web.Application:
-    """The HTTP endpoints: per-cluster metrics, first-served times, health."""
+    """The HTTP endpoints: per-cluster metrics, first-served times, health, profiles."""
     known = set(clusters)
 
     async def metrics(request: web.Request) -> web.Response:
@@ -278,12 +315,26 @@ def app(simulator: Simulator, clusters: Iterable[str]) -> web.Application:
         ok = known <= set(simulator.streams)
         return web.Response(text="ok\n" if ok else "not yet\n", status=200 if ok else 503)
 
+    async def get_profiles(_: web.Request) -> web.Response:
+        return _listed(simulator.profiles)
+
+    async def put_profiles(request: web.Request) -> web.Response:
+        simulator.set_profiles(await _profiles_in(request))
+        return _listed(simulator.profiles)
+
+    async def post_profiles(request: web.Request) -> web.Response:
+        simulator.set_profiles(await _profiles_in(request) + simulator.profiles)
+        return _listed(simulator.profiles)
+
     application = web.Application()
     application.add_routes(
         [
             web.get("/clusters/{cluster}/metrics", metrics),
             web.get("/first-served", first_served),
             web.get("/healthz", healthz),
+            web.get("/profiles", get_profiles),
+            web.put("/profiles", put_profiles),
+            web.post("/profiles", post_profiles),
         ]
     )
     return application
