@@ -1,4 +1,5 @@
-"""Admin endpoints under ``/admin``, outside every cluster prefix: state, faults, request log, settings.
+"""Admin endpoints under ``/admin``, outside every cluster prefix: state, faults, request and change
+logs, settings.
 
 Tests, the sandbox and (later) the traffic simulator use these; production code never does (it
 only knows kubeconfig contexts). All bodies are JSON with camelCase keys:
@@ -15,6 +16,13 @@ only knows kubeconfig contexts). All bodies are JSON with camelCase keys:
 - ``GET /admin/clusters/<c>/requests[?since=N&verb=patch]``: ``{"requests": [{seq, time, method,
   verb, path, query, resource, subresource, namespace, name, fieldManager, contentType, userAgent,
   status, durationMs, fault}], "last": N}``; ``DELETE`` clears it;
+- ``GET /admin/clusters/<c>/changes[?namespace=ns&since=N]``: the change log
+  (:mod:`.changes`), every write that changed an object's content after change ``N``:
+  ``{"changes": [{seq, time, op, kind, namespace, name, object}], "last": N, "dropped": D}``,
+  ``op`` one of ``created``, ``updated``, ``deleted``, ``time`` in unix seconds, ``object`` without
+  status, resourceVersion and managedFields; ``last`` is the newest change's number (ask
+  ``since=last`` next), ``dropped`` how many of the oldest were forgotten (changes up to ``D`` are
+  gone);
 - ``GET`` / ``PATCH /admin/controller``: the controller settings (``podReadySeconds``,
   ``neverReadyImages``, ``progressDeadlineScale``, ``tickSeconds``), changed by merging keys.
 """
@@ -143,13 +151,17 @@ async def remove_fault(request: web.Request) -> web.Response:
     return respond({"removed": fault_id})
 
 
+def _since(request: web.Request, what: str) -> int:
+    try:
+        return int(request.query.get("since", "0"))
+    except ValueError:
+        raise e.bad_request(f"since must be a {what} number") from None
+
+
 async def list_requests(request: web.Request) -> web.Response:
     """The request log of a cluster, after ``since``."""
     cluster = _emulator(request).cluster(request.match_info["cluster"])
-    try:
-        since = int(request.query.get("since", "0"))
-    except ValueError:
-        raise e.bad_request("since must be a request number") from None
+    since = _since(request, "request")
     records = cluster.requests.since(since, verb=request.query.get("verb"))
     last = records[-1].seq if records else since
     return respond({"requests": [rec.describe() for rec in records], "last": last})
@@ -159,6 +171,15 @@ async def clear_requests(request: web.Request) -> web.Response:
     """Forget the request log of a cluster."""
     _emulator(request).cluster(request.match_info["cluster"]).requests.clear()
     return respond({"cleared": True})
+
+
+async def list_changes(request: web.Request) -> web.Response:
+    """The change log of a cluster, after ``since`` (of one namespace when given)."""
+    changes = _emulator(request).cluster(request.match_info["cluster"]).store.changes
+    found = changes.since(_since(request, "change"), namespace=request.query.get("namespace") or None)
+    return respond(
+        {"changes": [c.describe() for c in found], "last": changes.last, "dropped": changes.dropped}
+    )
 
 
 async def get_controller(request: web.Request) -> web.Response:
@@ -193,6 +214,7 @@ def routes() -> list[web.RouteDef]:
         web.delete(f"{base}/faults/{{fault}}", remove_fault),
         web.get(f"{base}/requests", list_requests),
         web.delete(f"{base}/requests", clear_requests),
+        web.get(f"{base}/changes", list_changes),
         web.get("/admin/controller", get_controller),
         web.patch("/admin/controller", patch_controller),
     ]

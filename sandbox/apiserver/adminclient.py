@@ -76,6 +76,12 @@ class AdminClient(JsonClient):
             self.call("GET", f"/admin/clusters/{cluster}/requests", since=since, verb=verb)["requests"]
         )
 
+    def changes(self, cluster: str, *, namespace: str | None = None, since: int = 0) -> list[dict[str, Any]]:
+        """The change log of a cluster after change number ``since`` (of one namespace when given):
+        every write that changed an object's content, oldest first (see :mod:`.changes`)."""
+        found = self.call("GET", f"/admin/clusters/{cluster}/changes", since=since, namespace=namespace)
+        return list(found["changes"])
+
     def controller(self, **changes: Any) -> dict[str, Any]:
         """The controller settings, after merging ``changes`` (camelCase keys) when any are given."""
         if changes:

@@ -60,5 +60,7 @@ class EmulatorConfig(_Model):
     """Events kept per cluster for watches to resume from; older versions answer 410 Gone."""
     request_log_size: int = Field(default=10000, ge=0)
     """Requests kept per cluster in the request log."""
+    change_log_size: int = Field(default=200_000, ge=0)
+    """Content changes kept per cluster in the change log (the oldest are dropped, and counted)."""
     kubernetes_version: str = "v1.37.0"
     """The version ``/version`` reports."""

@@ -98,7 +98,7 @@ class Cluster:
     ):
         self.spec = spec
         self.closing = closing
-        self.store = Store(history_limit=config.watch_history)
+        self.store = Store(history_limit=config.watch_history, change_log_size=config.change_log_size)
         self.registry = Registry(self.store)
         self.controller = ClusterController(self.registry, settings)
         self.faults = Faults()

@@ -4,7 +4,8 @@ This is the emulator's etcd. Every write gets the next ``resourceVersion`` (one 
 cluster, as etcd's revision) and appends a watch :class:`Event` to a bounded history; watchers
 subscribe to new events and read the history to resume from a version. When the history is
 trimmed (or :meth:`Store.compact` is called) versions before the oldest retained one answer
-410 Gone, as after an etcd compaction.
+410 Gone, as after an etcd compaction. Writes that change an object's content are also kept in
+a much longer :class:`~.changes.ChangeLog` (``store.changes``), which compaction leaves alone.
 
 The store knows nothing of API semantics (defaults, ownership, status isolation): that is
 :mod:`.registry`. It is owned by the emulator's event loop; call it from that loop only.
@@ -18,6 +19,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
+from sandbox.apiserver.changes import ChangeLog
 from sandbox.apiserver.errors import expired
 from sandbox.apiserver.resources import ResourceType
 
@@ -59,13 +61,14 @@ class Subscription:
 class Store:
     """Objects, versions and history of one emulated cluster."""
 
-    def __init__(self, *, history_limit: int = 2000) -> None:
+    def __init__(self, *, history_limit: int = 2000, change_log_size: int = 200_000) -> None:
         self._objects: dict[ResourceType, dict[ObjectKey, dict[str, Any]]] = {}
         self._history: deque[Event] = deque()
         self._history_limit = history_limit
         self._compacted = 0
         self._subscriptions: set[Subscription] = set()
         self.resource_version = 1
+        self.changes = ChangeLog(change_log_size)
 
     @staticmethod
     def key_of(obj: dict[str, Any]) -> ObjectKey:
@@ -106,6 +109,7 @@ class Store:
         self._record(
             Event("ADDED" if previous is None else "MODIFIED", rt, stored, previous, self.resource_version)
         )
+        self.changes.record(rt.kind, previous, stored)
         return copy.deepcopy(stored)
 
     def remove(self, rt: ResourceType, namespace: str | None, name: str) -> dict[str, Any] | None:
@@ -117,6 +121,7 @@ class Store:
         final = copy.deepcopy(previous)
         final["metadata"]["resourceVersion"] = str(self.resource_version)
         self._record(Event("DELETED", rt, final, previous, self.resource_version))
+        self.changes.record(rt.kind, previous, None)
         return copy.deepcopy(final)
 
     def _record(self, event: Event) -> None:
