@@ -88,12 +88,21 @@ def remove_data(directory: Path) -> None:
         leftover.unlink(missing_ok=True)
 
 
-def start_temporal(processes: Processes) -> ProcessRecord:
-    """Start the dev server on free loopback ports (or return the running one)."""
+def start_temporal(
+    processes: Processes, *, port: int | None = None, ui_port: int | None = None
+) -> ProcessRecord:
+    """Start the dev server (or return the running one) on loopback ``port`` and ``ui_port``, free
+    ones when None.
+
+    Its history lives in ``DIR/temporal.db``, so a server stopped (``processes.stop(TEMPORAL)``) and
+    started again with the ports of its record (``info["address"]``, ``info["ui"]``) is the same
+    server to its workers and clients: they reconnect and find every workflow it knew.
+    """
     running = processes.running()
     if TEMPORAL in running:
         return running[TEMPORAL]
-    port, ui_port = free_port(), free_port()
+    port = free_port() if port is None else port
+    ui_port = free_port() if ui_port is None else ui_port
     address = f"127.0.0.1:{port}"
     argv = [str(temporal_binary()), "server", "start-dev", "--ip", "127.0.0.1", "--port", str(port)]
     argv += [

@@ -1,0 +1,53 @@
+"""Tests of the sandbox's Temporal dev server as a process: restarted on its address, it keeps its history."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from temporalio.client import Client, WorkflowExecutionStatus
+
+from sandbox import temporal as sandbox_temporal
+from sandbox.processes import Processes
+from tests.support.waiting import assert_eventually
+
+
+@pytest.fixture
+def processes(tmp_path: Path) -> Iterator[Processes]:
+    """A sandbox directory of its own, every process in it stopped afterwards."""
+    found = Processes(tmp_path)
+    yield found
+    found.stop_all()
+
+
+def _port(address: str) -> int:
+    return int(address.rsplit(":", 1)[1])
+
+
+class TestRestartOnTheSameAddress:
+    async def test_a_restarted_server_still_knows_its_workflows(self, processes: Processes) -> None:
+        """Stopped and started again on its ports, the server tells an old client of a running workflow."""
+        first = sandbox_temporal.start_temporal(processes)
+        address, ui = str(first.info["address"]), str(first.info["ui"])
+        client = await Client.connect(address)
+        workflow_id = f"restart-{uuid.uuid4()}"
+        await client.start_workflow("NoWorkerRunsThis", id=workflow_id, task_queue=f"nobody-{uuid.uuid4()}")
+        processes.stop(sandbox_temporal.TEMPORAL)
+
+        again = sandbox_temporal.start_temporal(processes, port=_port(address), ui_port=_port(ui))
+
+        assert (again.info["address"], again.info["ui"]) == (address, ui)
+        assert again.pid != first.pid
+
+        async def status() -> WorkflowExecutionStatus | None:
+            return (await client.get_workflow_handle(workflow_id).describe()).status
+
+        found = await assert_eventually(status, timeout=20, what="the old client reconnected")
+        assert found == WorkflowExecutionStatus.RUNNING
+
+    def test_a_running_server_is_returned_whatever_ports_are_asked(self, processes: Processes) -> None:
+        """Asking for a server while one runs returns that one: ports only choose where a new one listens."""
+        first = sandbox_temporal.start_temporal(processes)
+        assert sandbox_temporal.start_temporal(processes, port=1, ui_port=2).pid == first.pid
