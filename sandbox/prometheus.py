@@ -10,6 +10,10 @@ configuration is rendered from ``prometheus.yml.tmpl`` beside this module; its T
 A Prometheus counts as ready only once samples of every one of its clusters are queryable (about
 5.5 s after start, at a 1 s scrape interval), not when its port opens. Both servers start before
 either is waited for, so the wait is paid once.
+
+How each server was started is remembered in ``DIR/state.json``, so one jurisdiction's Prometheus
+can be stopped (:func:`stop_server`, an outage) and started again on the same address, with the
+same configuration and TSDB (:func:`restart_server`), by a test or a chaos scenario.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from string import Template
@@ -32,6 +36,8 @@ from sandbox.processes import Processes, ProcessRecord, ProcessSpec, free_port, 
 from sandbox.settings import PrometheusSettings, TrafficSettings
 
 TRAFFIC = "traffic"
+STARTED = "prometheus_servers"
+"""Key of the sandbox facts in ``state.json``: each server's ``argv`` and ``url``, to start it again."""
 TEMPLATE = Path(__file__).with_name("prometheus.yml.tmpl")
 """Shipped beside this module, so it is found wherever the sandbox package is."""
 BINARY_NAMES = ("prometheus",)
@@ -143,7 +149,9 @@ def traffic_spec(directory: Path, apiserver: str, settings: TrafficSettings, tim
     return ProcessSpec(TRAFFIC, argv, ready=ready, startup_timeout=timeout)
 
 
-def _open(url: str) -> Callable[[ProcessRecord], dict[str, object] | None]:
+def _spec(name: str, argv: list[str], url: str, timeout: float) -> ProcessSpec:
+    """One Prometheus, ready once it answers ``/-/ready`` (after replaying its TSDB's WAL)."""
+
     def ready(_: ProcessRecord) -> dict[str, object] | None:
         try:
             with urllib.request.urlopen(f"{url}/-/ready", timeout=1.0) as response:  # noqa: S310 - loopback
@@ -151,7 +159,7 @@ def _open(url: str) -> Callable[[ProcessRecord], dict[str, object] | None]:
         except (OSError, urllib.error.URLError):
             return None
 
-    return ready
+    return ProcessSpec(name, argv, ready=ready, startup_timeout=timeout, poll_interval=0.1)
 
 
 def data_dir(directory: Path, jurisdiction: str) -> Path:
@@ -188,7 +196,9 @@ def start(
             "--storage.tsdb.retention.time=1d",
             "--log.level=warn",
         ]
-        processes.start(ProcessSpec(name, argv, ready=_open(url), startup_timeout=timeout, poll_interval=0.1))
+        processes.start(_spec(name, argv, url, timeout))
+        started = dict(processes.load().info.get(STARTED) or {})
+        processes.remember(**{STARTED: {**started, name: {"argv": argv, "url": url}}})
         servers.append(Server(jurisdiction, url, list(names)))
     deadline = time.monotonic() + timeout
     waiting = list(servers)
@@ -211,8 +221,19 @@ def stop_server(processes: Processes, jurisdiction: str) -> ProcessRecord:
 
 def start_server(processes: Processes, record: ProcessRecord, timeout: float = 30.0) -> None:
     """Start a Prometheus stopped by :func:`stop_server` again: same address, configuration and data."""
-    url = str(record.info["url"])
-    processes.start(ProcessSpec(record.name, record.argv, ready=_open(url), startup_timeout=timeout))
+    processes.start(_spec(record.name, record.argv, str(record.info["url"]), timeout))
+
+
+def restart_server(processes: Processes, jurisdiction: str, *, timeout: float = 30.0) -> ProcessRecord:
+    """Start one jurisdiction's Prometheus again as :func:`start` started it (same address, port,
+    configuration and TSDB), stopping it first if it runs; ready once it answers, which is before
+    it has scraped anew. PrometheusError when :func:`start` never started it in this directory."""
+    name = process_name(jurisdiction)
+    started = (processes.load().info.get(STARTED) or {}).get(name)
+    if started is None:
+        raise PrometheusError(f"no Prometheus of {jurisdiction} was started in {processes.directory}")
+    processes.stop(name)
+    return processes.start(_spec(name, list(started["argv"]), str(started["url"]), timeout))
 
 
 def remove_data(directory: Path) -> None:

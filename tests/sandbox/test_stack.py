@@ -11,15 +11,18 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from sandbox import prometheus as sandbox_prometheus
 from sandbox import stack
 from sandbox import temporal as sandbox_temporal
 from sandbox.processes import Processes, ProcessRecord, is_alive
 from tests.sandbox.support import sandbox_cli
+from tests.support.prometheus import query
 from tests.support.waiting import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -172,6 +175,25 @@ class TestRestarts:
         assert not is_alive(before["worker"])
         assert {n: after[n].pid for n in BASE} == {n: before[n].pid for n in BASE}
         assert f"export TEMPORAL_ADDRESS={again.temporal}" in (directory / "env").read_text()
+
+    def test_a_prometheus_restarted_by_jurisdiction_keeps_its_address_and_data(self, directory: Path) -> None:
+        """One jurisdiction's Prometheus, stopped and restarted, serves its old samples and scrapes anew."""
+        processes = Processes(directory)
+        before = records(directory)["prometheus-eu"]
+        url = str(before.info["url"])
+        samples = "sum(count_over_time(up[1h]))"
+        had = query(url, samples)
+        assert had is not None
+        sandbox_prometheus.stop_server(processes, "EU")
+        assert not listening(url)
+        restarted_at = time.time()
+        again = sandbox_prometheus.restart_server(processes, "EU")
+        assert again.info["url"] == url
+        assert again.pid != before.pid
+        assert (query(url, samples) or 0) >= had
+        eventually(
+            lambda: (query(url, "max(timestamp(up))") or 0) > restarted_at, timeout=15, what="scraping again"
+        )
 
 
 class TestCodeDigest:
