@@ -32,8 +32,9 @@ def database_host(jurisdiction: str) -> str:
     return f"orders.db.{jurisdiction.lower()}.example.com"
 
 
-def workload(jurisdiction: str) -> list[dict[str, Any]]:
-    """The seed objects of one cluster in ``jurisdiction``."""
+def workload(jurisdiction: str, namespace: str = NAMESPACE, *, route: bool = False) -> list[dict[str, Any]]:
+    """The seed objects of one cluster in ``jurisdiction`` (in ``namespace``; with ``route``, also an
+    HTTPRoute ``api`` sending every request to Service ``api``, for canaries by route)."""
     labels = {"app": "api", VERSION_LABEL: "v1"}
     container = {
         "name": "api",
@@ -41,12 +42,12 @@ def workload(jurisdiction: str) -> list[dict[str, Any]]:
         "ports": [{"name": "http", "containerPort": 8080}],
         "env": [{"name": "DATABASE_URL", "value": f"postgres://{database_host(jurisdiction)}:5432/orders"}],
     }
-    return [
-        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}},
+    objects: list[dict[str, Any]] = [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}},
         {
             "apiVersion": "apps/v1",
             "kind": "Deployment",
-            "metadata": {"name": "api", "namespace": NAMESPACE, "labels": labels},
+            "metadata": {"name": "api", "namespace": namespace, "labels": labels},
             "spec": {
                 "replicas": 10,
                 "selector": {"matchLabels": {"app": "api"}},
@@ -56,10 +57,23 @@ def workload(jurisdiction: str) -> list[dict[str, Any]]:
         {
             "apiVersion": "v1",
             "kind": "Service",
-            "metadata": {"name": "api", "namespace": NAMESPACE, "labels": {"app": "api"}},
+            "metadata": {"name": "api", "namespace": namespace, "labels": {"app": "api"}},
             "spec": {"selector": {"app": "api"}, "ports": [{"name": "http", "port": 80, "targetPort": 8080}]},
         },
     ]
+    if route:
+        objects.append(
+            {
+                "apiVersion": "gateway.networking.k8s.io/v1",
+                "kind": "HTTPRoute",
+                "metadata": {"name": "api", "namespace": namespace},
+                "spec": {
+                    "parentRefs": [{"name": "public"}],
+                    "rules": [{"backendRefs": [{"name": "api", "port": 80, "weight": 100}]}],
+                },
+            }
+        )
+    return objects
 
 
 def unknown_overrides(fleet: Fleet, settings: SandboxSettings) -> list[str]:

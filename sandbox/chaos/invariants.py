@@ -1,0 +1,219 @@
+"""The invariants a scenario is judged by, on what the clusters hold, never on ringmaster's word alone.
+
+Inputs are cluster states (:mod:`sandbox.chaos.clusters` shapes) before the release, after it, and
+the emulator's change log of the scenario's namespace in between; the release's own report is only
+compared with them. Each check returns the violations it finds as sentences naming the cluster.
+
+- the release reaches a terminal phase within the bound its plan and events allow;
+- ``succeeded``: every cluster runs the new version, with no canary or preview object left;
+- ``aborted`` (an abort, a supersede, a cancel): every cluster holds exactly its previous spec;
+- ``rolled-back``: the clusters the rollback scope covers hold exactly their previous spec, the
+  others are untouched or fully promoted, never in between (``release``: every cluster previous;
+  ``ring``: whole rings promoted, then whole rings previous; ``cluster``, and a terminated release
+  whose cluster workflows each roll back alone: promoted rings, then at most one ring of promoted
+  and previous clusters, then previous rings);
+- ``failed``: exactly the clusters it lists as needing attention differ from both specs;
+- no cluster goes back to a state it left, except to its previous spec (a stale or duplicated step
+  would), and nothing changes a cluster after the release and its cluster workflows ended;
+- ``ringmaster status`` agrees with the clusters.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sandbox.chaos import clusters as kube
+from sandbox.chaos.scenario import Scenario
+
+VERSION_LABEL = "ringmaster.dev/version"
+ROLLED_BACK_PHASES = ("rolled-back", "aborted", "cancelled", "terminated")
+
+
+def promoted(before: kube.State, image: str, version: str) -> kube.State:
+    """``before`` with the ``api`` container on ``image`` and the pods labelled ``version``."""
+    after = copy.deepcopy(before)
+    deployment = after.get("Deployment/api")
+    if deployment is not None:
+        deployment["labels"] = {**deployment["labels"], VERSION_LABEL: version}
+        for container in deployment["containers"]:
+            if container["name"] == "api":
+                container["image"] = image
+    return after
+
+
+def classify(before: kube.State, now: kube.State, image: str, version: str) -> str:
+    """``previous``, ``new`` or ``between`` (neither: a half-released or foreign state)."""
+    if now == before:
+        return "previous"
+    if now == promoted(before, image, version):
+        return "new"
+    return "between"
+
+
+def difference(expected: kube.State, now: kube.State) -> str:
+    """A short account of how ``now`` differs from ``expected``, for a violation's message."""
+    parts = []
+    for name in sorted(set(expected) | set(now)):
+        if name not in now:
+            parts.append(f"{name} missing")
+        elif name not in expected:
+            parts.append(f"{name} left over")
+        elif expected[name] != now[name]:
+            parts.append(f"{name} differs: {_brief(now[name])}")
+    return "; ".join(parts)
+
+
+def _brief(shape: Any) -> str:
+    if isinstance(shape, dict) and "containers" in shape:
+        images = [c.get("image") for c in shape["containers"]]
+        return f"replicas {shape.get('replicas')}, images {images}, labels {shape.get('labels')}"
+    return str(shape)[:160]
+
+
+def outcome(
+    scenario: Scenario,
+    phase: str,
+    needs_attention: Sequence[str],
+    before: Mapping[str, kube.State],
+    after: Mapping[str, kube.State],
+    *,
+    image: str,
+    version: str,
+) -> list[str]:
+    """The end-state invariants for a release that ended in ``phase``."""
+    kinds = {c: classify(before[c], after[c], image, version) for c in scenario.clusters}
+
+    def explain(cluster: str, wanted: str) -> str:
+        expected = before[cluster] if wanted == "previous" else promoted(before[cluster], image, version)
+        return f"{cluster}: {kinds[cluster]}, not {wanted} ({difference(expected, after[cluster])})"
+
+    if phase == "succeeded":
+        return [explain(c, "new") for c, k in kinds.items() if k != "new"]
+    if phase == "denied":
+        return [explain(c, "previous") for c, k in kinds.items() if k != "previous"]
+    if phase == "failed":
+        problems = [
+            f"{c}: {k}, but the release does not list it as needing attention"
+            for c, k in kinds.items()
+            if k == "between" and c not in needs_attention
+        ]
+        problems += [
+            f"{c}: listed as needing attention, but it holds its {kinds[c]} spec"
+            for c in needs_attention
+            if c in kinds and kinds[c] != "between"
+        ]
+        return problems
+    if phase not in ROLLED_BACK_PHASES:
+        return [f"the release ended in phase {phase!r}, which is not terminal"]
+    if phase in ("aborted", "cancelled") or (phase == "rolled-back" and scenario.scope == "release"):
+        return [explain(c, "previous") for c, k in kinds.items() if k != "previous"]
+    return _ordered(scenario, kinds, whole_rings=phase == "rolled-back" and scenario.scope == "ring")
+
+
+def _ordered(scenario: Scenario, kinds: Mapping[str, str], *, whole_rings: bool) -> list[str]:
+    """Promoted rings, then (unless ``whole_rings``) at most one mixed ring, then previous rings."""
+    problems = [f"{c}: half released ({k})" for c, k in kinds.items() if k == "between"]
+    promoting = True
+    for ring in scenario.rings:
+        found = {kinds[c] for c in ring.clusters} - {"between"}
+        if found == {"new"} and not promoting:
+            problems.append(f"ring {ring.name}: promoted after a ring that was rolled back or never reached")
+        elif found == {"new", "previous"}:
+            if whole_rings:
+                problems.append(f"ring {ring.name}: partly promoted, partly rolled back under scope ring")
+            elif not promoting:
+                problems.append(f"ring {ring.name}: partly promoted after a ring that was rolled back")
+        if "previous" in found:
+            promoting = False
+    return problems
+
+
+def replay(
+    before: kube.State, changes: Sequence[Mapping[str, Any]], until: float | None = None
+) -> list[kube.State]:
+    """The cluster's successive states from ``before`` through each change (up to time ``until``)."""
+    current = copy.deepcopy(before)
+    states = [copy.deepcopy(current)]
+    for change in changes:
+        if until is not None and change["time"] > until:
+            break
+        if change["kind"] not in kube.KINDS:
+            continue
+        name = f"{change['kind']}/{change['name']}"
+        if change["op"] == "deleted":
+            current.pop(name, None)
+        else:
+            current[name] = kube.shape({**(change.get("object") or {}), "kind": change["kind"]})
+        if current != states[-1]:
+            states.append(copy.deepcopy(current))
+    return states
+
+
+def no_going_back(cluster: str, before: kube.State, changes: Sequence[Mapping[str, Any]]) -> list[str]:
+    """No object goes back to a content it left, unless back to what it was before the release.
+
+    A canary at weight 20, then 50, then 20 again is a stale step applied after a newer one. Going
+    back to the object's first content (a rollback's restore, a preview deleted again) is allowed,
+    and starts the object's history afresh: a reset release may run its steps once more.
+    """
+    problems = []
+    histories: dict[str, list[Any]] = {}
+    for change in changes:
+        if change["kind"] not in kube.KINDS:
+            continue
+        name = f"{change['kind']}/{change['name']}"
+        first = before.get(name)
+        seen = histories.setdefault(name, [first])
+        now = (
+            None
+            if change["op"] == "deleted"
+            else kube.shape({**(change.get("object") or {}), "kind": change["kind"]})
+        )
+        if now == seen[-1]:
+            continue
+        if now == first:
+            histories[name] = [first]
+        elif now in seen:
+            problems.append(
+                f"{cluster}: {name} went back to an earlier content (change {change['seq']}): {_brief(now)}"
+            )
+        else:
+            seen.append(now)
+    return problems
+
+
+def quiet_after(cluster: str, changes: Sequence[Mapping[str, Any]], ended: float) -> list[str]:
+    """Nothing changes the cluster after ``ended`` (unix time) but the scenario's own doings."""
+    late = [c for c in changes if c["time"] > ended and c["kind"] in kube.KINDS]
+    return [
+        f"{cluster}: {c['op']} {c['kind']}/{c['name']} {c['time'] - ended:.1f}s after the release ended"
+        for c in late
+    ]
+
+
+def status_agrees(
+    reported: Mapping[str, Any],
+    phase: str,
+    before: Mapping[str, kube.State],
+    after: Mapping[str, kube.State],
+    *,
+    image: str,
+    version: str,
+) -> list[str]:
+    """``ringmaster status --output json`` tells the phase and each cluster's state as the clusters do."""
+    problems = []
+    if reported.get("phase") != phase:
+        problems.append(f"status says phase {reported.get('phase')!r}, the release ended {phase!r}")
+    for entry in reported.get("clusters") or []:
+        name = entry.get("name")
+        if name not in after:
+            continue
+        kind = classify(before[name], after[name], image, version)
+        said = entry.get("state")
+        if said == "promoted" and kind != "new":
+            problems.append(f"status says {name} is promoted, the cluster holds its {kind} spec")
+        if said in ("rolled-back", "pending", "denied") and kind != "previous":
+            problems.append(f"status says {name} is {said}, the cluster holds its {kind} spec")
+    return problems

@@ -1,0 +1,460 @@
+"""Run one scenario on a chaos stack and judge it on the clusters.
+
+The run goes as a team's would: the workload exists in the scenario's namespace of every cluster the
+plan names; CI submits the release with ``ringmaster submit``; an operator approves whatever waits
+for an approval (after the scenario's ``approve_after``) and does the scenario's controls at their
+moments; the faults strike at theirs. Once the release and every one of its cluster workflows have
+ended (or the bound has passed), the scenario's remaining faults are removed, the clusters are
+read through the Kubernetes API, the emulator's change log is fetched, and
+:mod:`sandbox.chaos.invariants` judges. ``ringmaster status`` is asked at the end and compared.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.enums.v1 import EventType
+from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
+from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
+from temporalio.service import RPCError
+
+from sandbox.chaos import clusters as kube
+from sandbox.chaos import invariants
+from sandbox.chaos.scenario import Event, Scenario, plan
+from sandbox.chaos.stack import Stack
+from workflows.models import AbortRequest, ApproveRequest, HoldRequest, ReleaseStatus, ResumeRequest
+from workflows.release import ReleaseWorkflow, cluster_workflow_id, release_id
+
+T = TypeVar("T")
+IMAGE = "registry.eu.example.com/api:{version}"
+OPERATOR = "chaos-operator"
+STRIKE_STATES = ("deploying", "analyzing", "awaiting-approval", "holding")
+"""States in which an ownership conflict is injected: mid-rollout, where a later write must meet it."""
+
+
+@dataclass
+class Report:
+    """What one scenario did and what the judging found."""
+
+    seed: int
+    kinds: list[str]
+    phases: list[str] = field(default_factory=list)
+    """The final phase of each release the scenario ran (two after a supersede)."""
+    reasons: list[str] = field(default_factory=list)
+    """Each release's own account of its end."""
+    seconds: float = 0.0
+    planned: float = 0.0
+    """The plan's own length undisturbed (pauses, bakes, approvals and a few seconds a step)."""
+    bound: float = 0.0
+    done: list[str] = field(default_factory=list)
+    """Events that took effect, in order (a control the release refused is not among them)."""
+    skipped: list[str] = field(default_factory=list)
+    violations: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.violations
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "seed": self.seed,
+            "kinds": self.kinds,
+            "phases": self.phases,
+            "reasons": self.reasons,
+            "seconds": round(self.seconds, 1),
+            "planned": round(self.planned, 1),
+            "bound": round(self.bound, 1),
+            "done": self.done,
+            "skipped": self.skipped,
+            "violations": self.violations,
+        }
+
+
+async def _retrying(what: Callable[[], Awaitable[T]], *, seconds: float = 60.0) -> T:
+    """``what()``, tried again while Temporal is unreachable (it may be restarting)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            return await what()
+        except RPCError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.5)
+
+
+class Run:
+    """One scenario in progress."""
+
+    def __init__(self, stack: Stack, scenario: Scenario) -> None:
+        self.stack = stack
+        self.s = scenario
+        self.report = Report(
+            seed=scenario.seed,
+            kinds=scenario.kinds(),
+            bound=scenario.bound_seconds(),
+            planned=scenario.planned_seconds(),
+        )
+        self.version = scenario.version
+        self.releases: list[str] = [release_id(scenario.service, scenario.version)]
+        self.fault_ids: dict[str, list[str]] = {}
+        self.clusters = {name: kube.Cluster(stack.sandbox.kubeconfig, name) for name in scenario.clusters}
+        self.jurisdiction = {
+            c["name"]: ("EU" if c["region"].startswith("eu") else "US") for c in stack.admin.clusters()
+        }
+        self.ended = asyncio.Event()
+        self.held_until = 0.0
+
+    # --- setup and submission -----------------------------------------------------------------
+
+    def setup(self) -> None:
+        """The workload in every cluster of the plan, ready; the version's traffic behaviour."""
+        route = any(r.strategy == "canary-route" for r in self.s.rings)
+        for name, cluster in self.clusters.items():
+            cluster.create(kube.workload(self.s.namespace, self.jurisdiction[name], route=route))
+        deadline = time.monotonic() + 60
+        while not all(c.ready(self.s.namespace) for c in self.clusters.values()):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"scenario {self.s.seed}: the workload never became ready")
+            time.sleep(0.2)
+        if self.s.bad_in:
+            self.stack.traffic.add_profiles(
+                [{"match": self.s.version, "clusters": self.s.bad_in, "errorRate": 0.5}]
+            )
+
+    def states(self) -> dict[str, kube.State]:
+        return {name: c.state(self.s.namespace) for name, c in self.clusters.items()}
+
+    def submit(self, version: str, *, supersede: bool = False) -> None:
+        """``ringmaster submit`` as CI runs it."""
+        with tempfile.TemporaryDirectory() as tmp:
+            plan_file = Path(tmp) / "plan.yaml"
+            plan_file.write_text(yaml.safe_dump(plan(self.s), sort_keys=False))
+            argv = [sys.executable, "-m", "ringmaster.cli", "submit", str(plan_file)]
+            argv += ["--version", version, "--image", IMAGE.format(version=version), "--by", "chaos-ci"]
+            argv += ["--output", "json"] + (["--supersede"] if supersede else [])
+            for _ in range(30):  # a dev server restarting answers exit 3: CI would retry
+                done = subprocess.run(
+                    argv, env=self.stack.env(), capture_output=True, text=True, timeout=60, check=False
+                )
+                if done.returncode != 3:
+                    break
+                time.sleep(1)
+            if done.returncode != 0:
+                raise RuntimeError(f"submit {version} exited {done.returncode}: {done.stdout} {done.stderr}")
+
+    def status_cli(self, release: str) -> dict[str, Any]:
+        """``ringmaster status --output json``, as an operator reads it."""
+        argv = [sys.executable, "-m", "ringmaster.cli", "status", release, "--output", "json"]
+        done = subprocess.run(
+            argv, env=self.stack.env(), capture_output=True, text=True, timeout=60, check=False
+        )
+        try:
+            return dict(json.loads(done.stdout))
+        except ValueError:
+            return {"error": f"exit {done.returncode}: {done.stdout} {done.stderr}"[:400]}
+
+    # --- the release --------------------------------------------------------------------------
+
+    def handle(self) -> WorkflowHandle[Any, ReleaseStatus]:
+        return self.stack.client.get_workflow_handle(self.releases[-1], result_type=ReleaseStatus)
+
+    async def status(self) -> ReleaseStatus | None:
+        try:
+            return await self.handle().query(ReleaseWorkflow.status)
+        except Exception:
+            return None
+
+    async def closed(self, workflow_id: str) -> float | None:
+        """When ``workflow_id`` (latest run) closed, in unix time: None while it runs, 0 if it never ran."""
+        try:
+            described = await self.stack.client.get_workflow_handle(workflow_id).describe()
+        except RPCError as err:
+            if "not found" in str(err).lower():
+                return 0.0
+            return None
+        if described.status == WorkflowExecutionStatus.RUNNING or described.close_time is None:
+            return None
+        return described.close_time.timestamp()
+
+    def children(self, version: str) -> list[str]:
+        return [
+            cluster_workflow_id(self.s.service, version, r.name, c) for r in self.s.rings for c in r.clusters
+        ]
+
+    async def finished(self, version: str) -> float | None:
+        """When the release of ``version`` and every cluster workflow of it had closed (None: not yet)."""
+        times = []
+        for wid in [release_id(self.s.service, version), *self.children(version)]:
+            closed = await self.closed(wid)
+            if closed is None:
+                return None
+            times.append(closed)
+        return max(times)
+
+    async def phase(self, version: str) -> tuple[str, list[str], str]:
+        """The release's final phase (``terminated`` when it was) and the clusters needing attention."""
+        handle = self.stack.client.get_workflow_handle(
+            release_id(self.s.service, version), result_type=ReleaseStatus
+        )
+        described = await _retrying(handle.describe)
+        if described.status == WorkflowExecutionStatus.TERMINATED:
+            return "terminated", [], "terminated"
+        if described.status == WorkflowExecutionStatus.CANCELED:
+            return "cancelled", [], "cancelled"
+        if described.status != WorkflowExecutionStatus.COMPLETED:
+            status = described.status.name if described.status else "unknown"
+            return f"workflow {status}", [], status
+        result = await _retrying(handle.result)
+        return result.phase, list(result.needs_attention), result.reason
+
+    # --- the operator -------------------------------------------------------------------------
+
+    async def operate(self) -> None:
+        """Approve what waits for an approval, ``approve_after`` seconds after it began to wait."""
+        waiting: dict[tuple[str, str | None], float] = {}
+        while not self.ended.is_set():
+            await asyncio.sleep(0.5)
+            st = await self.status()
+            if st is None:
+                continue
+            asked: set[tuple[str, str | None]] = set()
+            if st.phase == "awaiting-approval" and not any(
+                c.state == "awaiting-approval" for c in st.clusters
+            ):
+                asked.add((st.ring, None))
+            asked |= {(c.ring, c.name) for c in st.clusters if c.state == "awaiting-approval"}
+            now = time.monotonic()
+            for request in asked:
+                since = waiting.setdefault(request, now)
+                if now - since >= self.s.approve_after and now >= self.held_until:
+                    ring, cluster = request
+                    with contextlib.suppress(Exception):
+                        await self.handle().execute_update(
+                            ReleaseWorkflow.approve, ApproveRequest(ring=ring, cluster=cluster, by=OPERATOR)
+                        )
+                        waiting.pop(request, None)
+            for request in list(waiting):
+                if request not in asked:
+                    del waiting[request]
+
+    # --- events -------------------------------------------------------------------------------
+
+    async def strike(self, start: float) -> None:
+        """Every event of the scenario at its moment after ``start`` (until the release has ended)."""
+        for event in self.s.events:
+            delay = start + event.at - time.monotonic()
+            if delay > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.ended.wait(), delay)
+            if self.ended.is_set():
+                self.report.skipped.append(f"{event.kind}: the release had ended")
+                continue
+            st = await self.status()
+            try:
+                did = await self.do(event)
+            except Exception as exc:
+                did = f"refused: {type(exc).__name__}: {str(exc)[:120]}"
+            label = f"{event.kind}@{event.at}s [{st.phase if st else '?'}]" + (
+                f" {event.cluster or event.jurisdiction}" if event.cluster or event.jurisdiction else ""
+            )
+            (self.report.done if not did else self.report.skipped).append(
+                label + (f" ({did})" if did else "")
+            )
+
+    async def do(self, event: Event) -> str:
+        """Do one event; returns why it was skipped or refused ("" when it took effect)."""
+        handle = self.handle()
+        match event.kind:
+            case "worker-kill":
+                await self.stack.worker_down(signal.SIGKILL, event.seconds)
+            case "worker-term":
+                await self.stack.worker_down(signal.SIGTERM, event.seconds)
+            case "temporal-restart":
+                await self.stack.temporal_down(event.seconds)
+            case "prometheus-restart":
+                await self.stack.prometheus_down(event.jurisdiction, event.seconds)
+            case "api-5xx" | "api-429" | "api-drop" | "api-latency" | "api-403":
+                fault = self.stack.api_fault(event.cluster, self.s.namespace, event.kind, event.seconds)
+                self.fault_ids.setdefault(event.cluster, []).append(fault)
+            case "ownership-conflict":
+                return await self.conflict(event.cluster)
+            case "hold":
+                await _retrying(
+                    lambda: handle.execute_update(
+                        ReleaseWorkflow.hold, HoldRequest(reason="chaos", by=OPERATOR)
+                    )
+                )
+                self.held_until = time.monotonic() + event.seconds
+                await asyncio.sleep(event.seconds)
+                await _retrying(
+                    lambda: handle.execute_update(ReleaseWorkflow.resume, ResumeRequest(by=OPERATOR))
+                )
+            case "abort":
+                await _retrying(
+                    lambda: handle.execute_update(
+                        ReleaseWorkflow.abort, AbortRequest(reason="chaos", by=OPERATOR)
+                    )
+                )
+            case "cancel":
+                await _retrying(handle.cancel)
+            case "terminate":
+                await _retrying(lambda: handle.terminate(reason="chaos"))
+            case "reset":
+                return await self.reset(handle)
+            case "supersede":
+                # Named first: the first release may end before the submission returns, and the run
+                # must then wait for the second.
+                self.releases.append(release_id(self.s.service, self.s.next_version))
+                await asyncio.to_thread(self.submit, self.s.next_version, supersede=True)
+            case _:
+                return f"unknown event kind {event.kind}"
+        return ""
+
+    async def conflict(self, cluster: str) -> str:
+        """Another tool takes the image field of ``cluster`` while its rollout is under way."""
+        while not self.ended.is_set():
+            st = await self.status()
+            found = next((c for c in st.clusters if c.name == cluster), None) if st else None
+            if found is not None and found.state in STRIKE_STATES:
+                await asyncio.to_thread(
+                    self.clusters[cluster].take_image, self.s.namespace, IMAGE.format(version="hotfix")
+                )
+                return ""
+            if found is not None and found.state in ("promoted", "rolled-back", "failed", "denied"):
+                return f"{cluster} was done ({found.state})"
+            await asyncio.sleep(0.3)
+        return "the release had ended"
+
+    async def reset(self, handle: WorkflowHandle[Any, Any]) -> str:
+        """Reset the release to the workflow task after ``prepare_release``, as an operator might."""
+        if (await self.closed(handle.id)) is not None:
+            return "the release had ended"
+        prepared, event_id = False, 0
+        async for event in handle.fetch_history_events():
+            if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
+                prepared = True
+            elif prepared and event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
+                event_id = event.event_id
+                break
+        if not event_id:
+            return "not prepared yet"
+        await self.stack.client.workflow_service.reset_workflow_execution(
+            ResetWorkflowExecutionRequest(
+                namespace=self.stack.client.namespace,
+                workflow_execution=WorkflowExecution(workflow_id=handle.id),
+                reason="chaos: reset",
+                workflow_task_finish_event_id=event_id,
+                request_id=f"chaos-reset-{handle.id}",
+            )
+        )
+        return ""
+
+    # --- the whole scenario -------------------------------------------------------------------
+
+    async def run(self) -> Report:
+        await asyncio.to_thread(self.setup)
+        before = await asyncio.to_thread(self.states)
+        since = {name: self._last_change(name) for name in self.clusters}
+        started = time.monotonic()
+        await asyncio.to_thread(self.submit, self.version)
+        tasks = [asyncio.create_task(self.strike(started)), asyncio.create_task(self.operate())]
+        ended_at = await self._wait_end(started)
+        self.ended.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self.report.seconds = time.monotonic() - started
+        for name, ids in self.fault_ids.items():
+            await asyncio.to_thread(self.stack.clear_faults, name, ids)
+        await asyncio.sleep(3.0)  # anything still writing (it must not) would show in the change log
+        after = await asyncio.to_thread(self.states)
+        changes = {
+            name: self.stack.admin.changes(name, namespace=self.s.namespace, since=since[name])
+            for name in self.clusters
+        }
+        await self._judge(before, after, changes, ended_at)
+        await asyncio.to_thread(self.teardown)
+        return self.report
+
+    def _last_change(self, cluster: str) -> int:
+        found = self.stack.admin.changes(cluster, namespace=self.s.namespace)
+        return int(found[-1]["seq"]) if found else 0
+
+    async def _wait_end(self, started: float) -> float:
+        """Wait until the last release (a supersede starts a second) ended with its cluster workflows."""
+        deadline = started + self.report.bound
+        while time.monotonic() < deadline:
+            version = self.releases[-1].rsplit(":", 1)[1]
+            ended = await self.finished(version)
+            if ended is not None and ended > 0 and version == self.releases[-1].rsplit(":", 1)[1]:
+                return ended
+            await asyncio.sleep(0.5)
+        self.report.violations.append(f"no terminal phase within the bound of {self.report.bound:.0f}s")
+        with contextlib.suppress(Exception):
+            await self.handle().terminate(reason="chaos: past the bound")
+        return time.time()
+
+    async def _judge(
+        self,
+        before: dict[str, kube.State],
+        after: dict[str, kube.State],
+        changes: dict[str, list[dict[str, Any]]],
+        ended_at: float,
+    ) -> None:
+        v = self.report.violations
+        if any("bound" in x for x in v):
+            return
+        for name in self.clusters:
+            log_state = invariants.replay(before[name], changes[name])[-1]
+            if log_state != after[name]:
+                told = invariants.difference(after[name], log_state)
+                v.append(f"{name}: the change log disagrees with the cluster: {told}")
+            v += invariants.no_going_back(name, before[name], changes[name])
+            v += invariants.quiet_after(name, changes[name], ended_at)
+        start_of = dict(before)
+        for release in self.releases:
+            version = release.rsplit(":", 1)[1]
+            phase, attention, reason = await self.phase(version)
+            self.report.phases.append(phase)
+            self.report.reasons.append(reason[:200])
+            until = await self.finished(version) or ended_at
+            at_end = {n: invariants.replay(before[n], changes[n], until)[-1] for n in self.clusters}
+            image = IMAGE.format(version=version)
+            v += [
+                f"{version}: {x}"
+                for x in invariants.outcome(
+                    self.s, phase, attention, start_of, at_end, image=image, version=version
+                )
+            ]
+            if phase not in ("terminated", "cancelled"):
+                reported = await asyncio.to_thread(self.status_cli, release)
+                v += [
+                    f"{version}: {x}"
+                    for x in invariants.status_agrees(
+                        reported, phase, start_of, at_end, image=image, version=version
+                    )
+                ]
+            start_of = at_end
+
+    def teardown(self) -> None:
+        """Remove the scenario's workload (its namespace's objects) and close its clients."""
+        for cluster in self.clusters.values():
+            with contextlib.suppress(Exception):
+                cluster.core.delete_namespace(self.s.namespace)
+            cluster.close()
+
+
+async def run(stack: Stack, scenario: Scenario) -> Report:
+    """Run ``scenario`` on ``stack`` and judge it."""
+    return await Run(stack, scenario).run()
