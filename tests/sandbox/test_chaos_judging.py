@@ -1,0 +1,179 @@
+"""The chaos suite's own parts that need no stack: scenarios drawn from seeds, and the invariants' judgement.
+
+A judge that cannot fail proves nothing, so each invariant is shown catching the cluster states it
+exists for (a canary left behind, a half-rolled-back ring, a stale step applied after a newer one,
+a write after the release ended) and letting the legitimate ones through.
+"""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from policies import loading
+from sandbox.chaos import invariants, scenario
+from sandbox.chaos.scenario import Ring, Scenario
+
+CLUSTERS = ["euw1-internal", "euc1-beta", "use1-beta", "euw1-prod", "euc1-prod", "use1-prod", "usw2-prod"]
+IMAGE = "registry.eu.example.com/api:v9"
+
+
+def _deployment(
+    image: str = "registry.eu.example.com/api:v1", version: str = "v1", replicas: int = 10
+) -> dict:
+    return {
+        "replicas": replicas,
+        "selector": {"matchLabels": {"app": "api"}},
+        "labels": {"app": "api", "ringmaster.dev/version": version},
+        "containers": [{"name": "api", "image": image, "env": None}],
+    }
+
+
+BEFORE = {
+    "Deployment/api": _deployment(),
+    "Service/api": {"selector": {"app": "api"}, "ports": [{"port": 80}]},
+}
+NEW = invariants.promoted(BEFORE, IMAGE, "v9")
+CANARY = {**BEFORE, "Deployment/api-canary": _deployment(IMAGE, "v9", 2)}
+
+
+def _scenario(scope: str = "release", rings: list[list[str]] | None = None) -> Scenario:
+    rings = rings or [["a"], ["b", "c"], ["d"]]
+    return Scenario(
+        seed=1,
+        service="c1",
+        version="v9",
+        next_version="v3-s1",
+        rings=[Ring(name=f"r{i}", clusters=r, strategy="canary") for i, r in enumerate(rings)],
+        scope=scope,  # type: ignore[arg-type]
+    )
+
+
+def _judge(sc: Scenario, phase: str, after: dict[str, dict], attention: tuple[str, ...] = ()) -> list[str]:
+    before = dict.fromkeys(sc.clusters, BEFORE)
+    return invariants.outcome(sc, phase, list(attention), before, after, image=IMAGE, version="v9")
+
+
+class TestScenarios:
+    def test_a_seed_always_draws_the_same_scenario(self) -> None:
+        """Replaying a failing seed runs what failed: generation depends on the seed alone."""
+        assert scenario.generate(42, CLUSTERS) == scenario.generate(42, CLUSTERS)
+        assert scenario.generate(42, CLUSTERS) != scenario.generate(43, CLUSTERS)
+
+    @pytest.mark.parametrize("seed", range(50))
+    def test_every_scenario_is_a_valid_plan_over_distinct_clusters(self, seed: int) -> None:
+        """Each drawn plan passes ringmaster's own plan validation, and no cluster is in two rings."""
+        drawn = scenario.generate(seed, CLUSTERS)
+        assert len(drawn.clusters) == len(set(drawn.clusters))
+        loading.parse_plan(yaml.safe_dump(scenario.plan(drawn)), "plan.yaml")
+        assert drawn.bound_seconds() > sum(e.seconds for e in drawn.events)
+
+    def test_forced_kinds_are_drawn_in(self) -> None:
+        """``kinds`` guarantees an event of each kind named, so a fixed seed set can cover every fault."""
+        drawn = scenario.generate(7, CLUSTERS, kinds=["temporal-restart", "ownership-conflict"])
+        assert {"temporal-restart", "ownership-conflict"} <= set(drawn.kinds())
+
+
+class TestOutcomes:
+    def test_a_success_needs_every_cluster_promoted_with_nothing_left_over(self) -> None:
+        """``succeeded`` with a canary Deployment still in a cluster is a violation naming it."""
+        sc = _scenario()
+        after = dict.fromkeys(sc.clusters, NEW)
+        assert _judge(sc, "succeeded", after) == []
+        after["b"] = {**NEW, "Deployment/api-canary": _deployment(IMAGE, "v9", 2)}
+        problems = _judge(sc, "succeeded", after)
+        assert len(problems) == 1 and problems[0].startswith("b:") and "api-canary left over" in problems[0]
+
+    def test_an_abort_restores_every_cluster_whatever_the_scope(self) -> None:
+        """``aborted`` under scope cluster still needs every cluster back on its previous spec."""
+        sc = _scenario("cluster")
+        after = dict.fromkeys(sc.clusters, BEFORE)
+        assert _judge(sc, "aborted", after) == []
+        after["a"] = NEW
+        assert [p.split(":")[0] for p in _judge(sc, "aborted", after)] == ["a"]
+
+    def test_scope_ring_rolls_back_whole_rings(self) -> None:
+        """Under scope ring, a ring with one cluster promoted and one restored is a violation."""
+        sc = _scenario("ring")
+        whole = {"a": NEW, "b": BEFORE, "c": BEFORE, "d": BEFORE}
+        assert _judge(sc, "rolled-back", whole) == []
+        assert _judge(sc, "rolled-back", {**whole, "b": NEW}) != []
+
+    def test_scope_cluster_allows_one_mixed_ring_and_nothing_promoted_after_it(self) -> None:
+        """Under scope cluster a ring may end mixed, but no later ring may be promoted."""
+        sc = _scenario("cluster")
+        assert _judge(sc, "rolled-back", {"a": NEW, "b": NEW, "c": BEFORE, "d": BEFORE}) == []
+        assert _judge(sc, "rolled-back", {"a": BEFORE, "b": BEFORE, "c": BEFORE, "d": NEW}) != []
+
+    def test_a_half_released_cluster_is_never_acceptable_after_a_rollback(self) -> None:
+        """A canary still serving after ``rolled-back`` is caught, whatever the scope."""
+        for scope in ("cluster", "ring", "release"):
+            sc = _scenario(scope)
+            after = {"a": CANARY, "b": BEFORE, "c": BEFORE, "d": BEFORE}
+            assert any(p.startswith("a:") for p in _judge(sc, "rolled-back", after)), scope
+
+    def test_failed_lists_exactly_the_clusters_that_differ(self) -> None:
+        """``failed`` must name every half-released cluster, and only those."""
+        sc = _scenario()
+        after = {"a": BEFORE, "b": CANARY, "c": BEFORE, "d": BEFORE}
+        assert _judge(sc, "failed", after, ("b",)) == []
+        assert _judge(sc, "failed", after, ()) != []
+        assert _judge(sc, "failed", after, ("b", "c")) != []
+
+
+def _change(  # noqa: PLR0917 - a table row of a change
+    t: float, state_image: str, version: str, seq: int, op: str = "updated", name: str = "api"
+) -> dict:
+    obj = {
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": "c1"},
+        "spec": {
+            "replicas": 10,
+            "selector": {"matchLabels": {"app": "api"}},
+            "template": {
+                "metadata": {"labels": {"app": "api", "ringmaster.dev/version": version}},
+                "spec": {"containers": [{"name": "api", "image": state_image}]},
+            },
+        },
+    }
+    return {
+        "seq": seq,
+        "time": t,
+        "op": op,
+        "kind": "Deployment",
+        "namespace": "c1",
+        "name": name,
+        "object": obj,
+    }
+
+
+class TestHistory:
+    def test_a_rollback_may_return_to_the_first_state_but_a_stale_step_may_not(self) -> None:
+        """Back to the previous content is a rollback; back to an intermediate content is a stale write."""
+        canary = _change(1, IMAGE, "v9", 1, "created", "api-canary")
+        deleted = _change(3, IMAGE, "v9", 3, "deleted", "api-canary")
+        again = _change(5, IMAGE, "v9", 5, "created", "api-canary")
+        assert invariants.no_going_back("a", BEFORE, [canary, deleted, again]) == [], "a reset runs again"
+        v2 = "registry.eu.example.com/api:v2"
+        stale = [_change(1, v2, "v2", 1), _change(2, IMAGE, "v9", 2), _change(3, v2, "v2", 3)]
+        problems = invariants.no_going_back("a", BEFORE, stale)
+        assert len(problems) == 1 and "Deployment/api went back" in problems[0] and "change 3" in problems[0]
+
+    def test_nothing_may_change_a_cluster_after_the_release_ended(self) -> None:
+        """A write after the release and its cluster workflows closed is reported with its delay."""
+        changes = [_change(10.0, IMAGE, "v9", 1), _change(12.5, IMAGE, "v9", 2)]
+        assert invariants.quiet_after("a", changes, 12.5) == []
+        late = invariants.quiet_after("a", changes, 11.0)
+        assert late == ["a: updated Deployment/api 1.5s after the release ended"]
+
+    def test_status_must_agree_with_the_clusters(self) -> None:
+        """``status`` calling a cluster promoted while it holds its previous spec is a violation."""
+        before = {"a": BEFORE}
+        reported = {"phase": "succeeded", "clusters": [{"name": "a", "state": "promoted"}]}
+        assert (
+            invariants.status_agrees(reported, "succeeded", before, {"a": NEW}, image=IMAGE, version="v9")
+            == []
+        )
+        assert invariants.status_agrees(
+            reported, "succeeded", before, {"a": BEFORE}, image=IMAGE, version="v9"
+        )
