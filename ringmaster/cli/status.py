@@ -28,9 +28,16 @@ def status(release: ReleaseArg, output: OutputOpt = Output.TEXT) -> NoReturn:
     from workflows.release import ReleaseWorkflow  # noqa: PLC0415
 
     async def body(settings: Settings) -> _client.Outcome:
+        from temporalio.client import WorkflowExecutionStatus  # noqa: PLC0415 - see _client
+
         client = await _client.connect(settings)
-        handle = client.get_workflow_handle(_client.workflow_id_of(release))
-        st = await _client.call(f"status of {release}", handle.query(ReleaseWorkflow.status))
+        handle = client.get_workflow_handle(_client.workflow_id_of(release), result_type=ReleaseStatus)
+        described = await _client.call(f"status of {release}", handle.describe())
+        if described.status == WorkflowExecutionStatus.COMPLETED:
+            # An ended release's status is its result: no worker needs to answer (one may be deploying).
+            st = await _client.call(f"status of {release}", handle.result())
+        else:
+            st = await _client.call(f"status of {release}", handle.query(ReleaseWorkflow.status))
         live = await live_gates(client, st)
         payload = status_json(st, live)
         payload["url"] = _client.url(settings, client, handle.id)

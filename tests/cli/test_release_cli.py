@@ -246,3 +246,6 @@ class TestStatusAndControls:
                 ("approve", "dana"),
             ]
             assert all(a["identity"] for a in st["actions"]), "the client identity is recorded beside --by"
+        code, ended = await cli.json("status", release)  # the worker has stopped: nobody answers queries
+        assert code == 0 and ended["phase"] == "succeeded", "an ended release's status is its result"
+        assert ended["actions"] == st["actions"]
