@@ -204,6 +204,8 @@ def status_agrees(
 ) -> list[str]:
     """``ringmaster status --output json`` tells the phase and each cluster's state as the clusters do."""
     problems = []
+    if "phase" not in reported:
+        return [f"status did not answer: {reported.get('error') or reported}"]
     if reported.get("phase") != phase:
         problems.append(f"status says phase {reported.get('phase')!r}, the release ended {phase!r}")
     for entry in reported.get("clusters") or []:

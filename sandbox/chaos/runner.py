@@ -156,15 +156,22 @@ class Run:
                 raise RuntimeError(f"submit {version} exited {done.returncode}: {done.stdout} {done.stderr}")
 
     def status_cli(self, release: str) -> dict[str, Any]:
-        """``ringmaster status --output json``, as an operator reads it."""
+        """``ringmaster status --output json``, as an operator reads it (again while the worker or the
+        server is down: another scenario's fault may be under way, and an operator would retry)."""
         argv = [sys.executable, "-m", "ringmaster.cli", "status", release, "--output", "json"]
-        done = subprocess.run(
-            argv, env=self.stack.env(), capture_output=True, text=True, timeout=60, check=False
-        )
-        try:
-            return dict(json.loads(done.stdout))
-        except ValueError:
-            return {"error": f"exit {done.returncode}: {done.stdout} {done.stderr}"[:400]}
+        answer: dict[str, Any] = {}
+        for _ in range(12):
+            done = subprocess.run(
+                argv, env=self.stack.env(), capture_output=True, text=True, timeout=60, check=False
+            )
+            try:
+                answer = dict(json.loads(done.stdout))
+            except ValueError:
+                answer = {"error": f"exit {done.returncode}: {done.stdout} {done.stderr}"[:400]}
+            if done.returncode == 0 and "phase" in answer:
+                return answer
+            time.sleep(5)
+        return answer
 
     # --- the release --------------------------------------------------------------------------
 
