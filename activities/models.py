@@ -150,6 +150,12 @@ class ClusterSnapshot(_Model):
     """Backend-specific state needed to restore the cluster exactly (selectors, route weights...)."""
 
 
+class RecordedSnapshot(_Model):
+    """A snapshot this run of the release recorded in a cluster earlier, if any (never a new one)."""
+
+    snapshot: ClusterSnapshot | None = None
+
+
 StepAction = Literal["deploy", "set-weight", "deploy-preview", "switch", "promote", "cleanup"]
 """What one step asks of a cluster.
 

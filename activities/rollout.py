@@ -41,6 +41,7 @@ from activities import errors
 from activities.errors import ClusterError
 from activities.models import (
     ClusterSnapshot,
+    RecordedSnapshot,
     ReleaseRef,
     ResidencyInput,
     ResidencyResult,
@@ -73,6 +74,12 @@ class ClusterBackend(Protocol):
 
     def snapshot(self, cluster: str, workload: Workload, release: ReleaseRef) -> ClusterSnapshot:
         """The workload's state before the release touches it (idempotent: the first snapshot wins)."""
+        ...
+
+    def recorded_snapshot(
+        self, cluster: str, workload: Workload, release: ReleaseRef
+    ) -> ClusterSnapshot | None:
+        """The snapshot this run of ``release`` recorded in ``cluster``, or None; writes nothing."""
         ...
 
     def evidence(self, cluster: str, workload: Workload) -> LiveEvidence:
@@ -183,6 +190,16 @@ class ClusterActivities:
         return await run_blocking(
             self._executor, lambda _: self._backend.snapshot(inp.cluster.name, inp.workload, inp.release)
         )
+
+    @activity.defn(name="find_snapshot")
+    async def find_snapshot(self, inp: SnapshotInput) -> RecordedSnapshot:
+        """The snapshot this run of the release recorded earlier in the cluster, if any: a reset run
+        finds what an earlier run touched, without writing to clusters nobody touched."""
+        found = await run_blocking(
+            self._executor,
+            lambda _: self._backend.recorded_snapshot(inp.cluster.name, inp.workload, inp.release),
+        )
+        return RecordedSnapshot(snapshot=found)
 
     @activity.defn(name="apply_step")
     async def apply_step(self, inp: StepInput) -> StepResult:

@@ -32,13 +32,16 @@ with workflow.unsafe.imports_passed_through():
         AnalysisMode,
         AnalyzeInput,
         AnalyzeResult,
+        ClusterSnapshot,
         ClusterTarget,
         PreparedRelease,
         PrepareInput,
         ReleaseRef,
         RollbackInput,
+        SnapshotInput,
     )
     from activities.release import ReleaseActivities
+    from activities.rollout import ClusterActivities
     from policies.gates import Check
     from policies.schedule import ScheduledCluster, ScheduledRing, Wave
     from workflows import _options as options
@@ -133,6 +136,8 @@ class ReleaseWorkflow(Steering):
         self._approved_rings: set[str] = set()
         self._children: dict[str, workflow.ChildWorkflowHandle[Any, ClusterRolloutResult]] = {}
         self._promoted: list[_Promoted] = []
+        self._reached: set[str] = set()
+        """Clusters this run started a cluster workflow for (a reset run may not reach them all)."""
         self._bake_runs: dict[str, AnalysisRun] = {}
         self._published: tuple[str, str] = ("", "")
         self._holding_first = False
@@ -294,7 +299,7 @@ class ReleaseWorkflow(Steering):
         round_ = 0
         while True:
             try:
-                return await workflow.start_child_workflow(
+                started = await workflow.start_child_workflow(
                     ClusterRolloutWorkflow.run,
                     child_input,
                     id=child_id,
@@ -327,6 +332,9 @@ class ReleaseWorkflow(Steering):
                 except FailureError as err:
                     workflow.logger.info("earlier cluster workflow %s already ended: %s", child_id, err)
                 await self.sleep(pause)
+                continue
+            self._reached.add(cluster.name)
+            return started
 
     async def _child_result(
         self, name: str, handle: workflow.ChildWorkflowHandle[Any, ClusterRolloutResult]
@@ -441,6 +449,7 @@ class ReleaseWorkflow(Steering):
         else:
             targets = list(self._promoted)
         await self._roll_back(targets, f"{result.cluster} {result.outcome}: {result.message}")
+        await self._sweep(f"{result.cluster} {result.outcome}: {result.message}")
         if result.outcome == "denied":
             phase: Phase = "denied"
         elif result.outcome == "failed" or self._status.needs_attention:
@@ -455,6 +464,7 @@ class ReleaseWorkflow(Steering):
     async def _abort(self, reason: str) -> ReleaseStatus:
         await self._drain_children()
         await self._roll_back(list(self._promoted), f"aborted: {reason}")
+        await self._sweep(f"aborted: {reason}")
         phase: Phase = "failed" if self._status.needs_attention else "aborted"
         return await self._end(phase, f"aborted: {reason}")
 
@@ -480,40 +490,86 @@ class ReleaseWorkflow(Steering):
         self._stage = "rolling-back"
         self._publish()
         for p in reversed(targets):
-            snapshot = p.result.snapshot
-            status = self._status.cluster(p.cluster.name)
-            if snapshot is None:
-                continue
-            status.state, status.step = "rolling-back", reason
+            if p.result.snapshot is not None:
+                await self._restore(p.cluster, p.ring, p.result.snapshot, reason)
 
-            async def report(retrying: str, status: ClusterStatus = status) -> None:
-                status.step = retrying or reason
-                self._publish()
+    async def _restore(
+        self, cluster: ScheduledCluster, ring: ScheduledRing, snapshot: ClusterSnapshot, reason: str
+    ) -> None:
+        """Roll one cluster back to ``snapshot``; a permanent failure leaves it needing attention."""
+        prepared = self._prepared
+        assert prepared is not None
+        status = self._status.cluster(cluster.name)
+        status.state, status.step = "rolling-back", reason
 
+        async def report(retrying: str) -> None:
+            status.step = retrying or reason
             self._publish()
-            failure = await _rollback.restore(
-                RollbackInput(
-                    release=self._ref(p.ring.name),
-                    cluster=ClusterTarget(
-                        name=p.cluster.name, region=p.cluster.region, jurisdiction=p.cluster.jurisdiction
-                    ),
-                    workload=prepared.plan.workload,
-                    strategy=p.ring.strategy,
-                    snapshot=snapshot,
-                    reason=reason,
-                ),
-                report,
-            )
-            if failure is not None:
-                status.state, status.message = "failed", f"rollback failed: {failure}"
-                self._status.needs_attention.append(p.cluster.name)
-                continue
-            status.state, status.step, status.weight, status.version = (
-                "rolled-back",
-                reason,
-                0,
-                snapshot.version,
-            )
+
+        self._publish()
+        failure = await _rollback.restore(
+            RollbackInput(
+                release=self._ref(ring.name),
+                cluster=self._target(cluster),
+                workload=prepared.plan.workload,
+                strategy=ring.strategy,
+                snapshot=snapshot,
+                reason=reason,
+            ),
+            report,
+        )
+        if failure is not None:
+            status.state, status.message = "failed", f"rollback failed: {failure}"
+            self._status.needs_attention.append(cluster.name)
+            return
+        status.state, status.step, status.weight, status.version = "rolled-back", reason, 0, snapshot.version
+
+    @staticmethod
+    def _target(cluster: ScheduledCluster) -> ClusterTarget:
+        return ClusterTarget(name=cluster.name, region=cluster.region, jurisdiction=cluster.jurisdiction)
+
+    async def _sweep(self, reason: str) -> None:
+        """After a reset: restore the clusters an earlier run of this release changed and this run
+        never reached (it knows nothing of them but the snapshots that run recorded there).
+
+        The earlier run's cluster workflows that were still running roll back by themselves (their
+        parent closed); those that had promoted their cluster are done, and only this finds them.
+        Every cluster this run did not reach is asked for a snapshot of this release run; a cluster
+        nobody touched has none and is left alone, unwritten.
+        """
+        prepared = self._prepared
+        info = workflow.info()
+        if prepared is None or info.run_id == info.first_execution_run_id:
+            return  # the first run reaches every cluster it changes
+        if not workflow.patched("reset-sweeps-earlier-runs"):
+            return
+        for ring in reversed(prepared.schedule.rings):
+            for cluster in reversed(ring.clusters()):
+                if cluster.name in self._reached:
+                    continue
+                try:
+                    found = await workflow.execute_activity_method(
+                        ClusterActivities.find_snapshot,
+                        SnapshotInput(
+                            release=self._ref(ring.name),
+                            cluster=self._target(cluster),
+                            workload=prepared.plan.workload,
+                        ),
+                        summary=f"look for an earlier run's changes in {cluster.name}",
+                        **options.CLUSTER_CALL,
+                    )
+                except ActivityError as err:
+                    status = self._status.cluster(cluster.name)
+                    status.state = "failed"
+                    status.message = (
+                        f"could not check for an earlier run's changes: {_rollback.describe(err)}"
+                    )
+                    self._status.needs_attention.append(cluster.name)
+                    continue
+                if found.snapshot is not None:
+                    await self._restore(
+                        cluster, ring, found.snapshot, f"{reason} (changed by an earlier run)"
+                    )
 
     async def _end(self, phase: Phase, reason: str) -> ReleaseStatus:
         workflow.logger.info("release %s ended %s: %s", self._inp.release, phase, reason)

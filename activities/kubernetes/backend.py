@@ -17,7 +17,7 @@ import structlog
 
 from activities.errors import ClusterError
 from activities.kubernetes import bluegreen, canary, evidence, marks, rolling, snapshots, waiting
-from activities.kubernetes.clients import Clusters, Tuning
+from activities.kubernetes.clients import DEPLOYMENT, ClusterApi, Clusters, Tuning
 from activities.kubernetes.evidence import Inspection
 from activities.kubernetes.rollback import rollback as restore
 from activities.kubernetes.scene import Scene
@@ -73,6 +73,13 @@ class KubernetesBackend:
             taken = snapshots.take(self._clusters[cluster], workload, release)
             log.info("snapshot", version=taken.version, image=taken.image, replicas=taken.replicas)
         return taken
+
+    def recorded_snapshot(
+        self, cluster: str, workload: Workload, release: ReleaseRef
+    ) -> ClusterSnapshot | None:
+        """The snapshot this run of ``release`` recorded, or None (read only)."""
+        with _bound(release, cluster):
+            return snapshots.find(self._clusters[cluster], workload, release)
 
     def evidence(self, cluster: str, workload: Workload) -> LiveEvidence:
         """Node regions and the hosts in the workload's container env (Secrets never read)."""
@@ -130,6 +137,7 @@ class KubernetesBackend:
                 heartbeat=heartbeat,
                 stall_seconds=float(inp.progress_deadline_seconds),
             )
+            _runs_release(api, inp, name)
         return WaitResult(
             cluster=inp.cluster.name, target=inp.target, ready_replicas=state.ready, message=state.summary
         )
@@ -162,6 +170,20 @@ class KubernetesBackend:
 def _bound(release: ReleaseRef, cluster: str) -> AbstractContextManager[object]:
     """Every log line inside names the release, ring and cluster (as the activity wrappers' do)."""
     return structlog.contextvars.bound_contextvars(release=release.name, ring=release.ring, cluster=cluster)
+
+
+def _runs_release(api: ClusterApi, inp: WaitInput, name: str) -> None:
+    """The waited-for Deployment runs the release's image; else another writer changed it meanwhile."""
+    obj = api.get(DEPLOYMENT, inp.workload.namespace, name)
+    containers = ((obj.get("spec") or {}).get("template") or {}).get("spec", {}).get("containers") or []
+    image = next((c.get("image") for c in containers if c.get("name") == inp.workload.container), None)
+    if image != inp.release.image:
+        raise ClusterError(
+            f"Deployment {inp.workload.namespace}/{name} runs {image}, not {inp.release.image}: another "
+            "writer changed it during the release",
+            kind="ownership-conflict",
+            cluster=inp.cluster.name,
+        )
 
 
 def _target_name(workload: Workload, target: str) -> str:

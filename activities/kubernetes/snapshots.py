@@ -84,6 +84,13 @@ def recorded(snapshot: ClusterSnapshot) -> Recorded:
         ) from None
 
 
+def find(api: ClusterApi, target: Workload, release: ReleaseRef) -> ClusterSnapshot | None:
+    """The stored snapshot of this run of ``release``, or None; never writes."""
+    stored = api.find(CONFIG_MAP, target.namespace, configmap_name(target.deployment))
+    raw = ((stored or {}).get("data") or {}).get(marks.snapshot_key(release))
+    return ClusterSnapshot.model_validate_json(raw) if raw else None
+
+
 def take(api: ClusterApi, target: Workload, release: ReleaseRef) -> ClusterSnapshot:
     """The stored snapshot of this run of ``release``, or a new one recorded now."""
     name = configmap_name(target.deployment)

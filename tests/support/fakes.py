@@ -118,6 +118,14 @@ class FileClusterBackend:
 
     # --- ClusterBackend -----------------------------------------------------------------------
 
+    def recorded_snapshot(
+        self, cluster: str, workload: Workload, release: ReleaseRef
+    ) -> ClusterSnapshot | None:
+        """The snapshot this run of the release took, or None."""
+        with self._state() as state:
+            taken = self._cluster(state, cluster)["snapshots"].get(release.run_name)
+        return None if taken is None else ClusterSnapshot.model_validate(taken)
+
     def snapshot(self, cluster: str, workload: Workload, release: ReleaseRef) -> ClusterSnapshot:
         """The state before the release; the first snapshot of a run of the release wins."""
         with self._state() as state:

@@ -157,6 +157,51 @@ class TestReleaseClosedMidCanary:
         assert result.phase == "succeeded", result.reason
         assert h.versions()[INTERNAL] == "v2"
 
+    @pytest.mark.usefixtures("fast_retries")
+    async def test_an_abort_after_a_reset_rolls_back_what_the_old_run_promoted(self, client, tmp_path):
+        """The old run promoted beta and parked prod; the reset run, back in ring one, is aborted: every
+        cluster is restored, beta included, though the new run never reached it (found by chaos seed 94)."""
+        rings = [
+            {"name": "internal", "clusters": [INTERNAL], "strategy": canary(("w", 20), ("p", None))},
+            {"name": "beta", "clusters": ["euc1-beta"], "strategy": {"rolling": {}}},
+            {"name": "prod", "clusters": ["use1-prod"], "strategy": canary(("w", 20), ("p", None))},
+        ]
+        async with running_worker(client, tmp_path) as h:
+            svc = unique_service()
+            handle = await h.start(plan(svc, rings), service=svc)
+            await assert_eventually(
+                lambda: cluster_state(handle, INTERNAL),
+                lambda c: c is not None and c.state == "awaiting-approval",
+                what="the internal canary at its pause",
+            )
+            await handle.execute_update(
+                ReleaseWorkflow.approve, ApproveRequest(ring="internal", cluster=INTERNAL, by="bob")
+            )
+            await assert_eventually(
+                lambda: cluster_state(handle, "use1-prod"),
+                lambda c: c is not None and c.state == "awaiting-approval",
+                what="the old run to promote beta and park prod",
+            )
+            assert h.versions()["euc1-beta"] == "v2"
+            reset = await _reset(client, handle, await _task_after_prepare(handle))
+            new = client.get_workflow_handle(handle.id, run_id=reset, result_type=ReleaseStatus)
+            await assert_eventually(
+                lambda: cluster_state(new, INTERNAL),
+                lambda c: c is not None and c.state == "awaiting-approval",
+                what="the new run back at ring one's pause",
+                timeout=60,
+            )
+            await new.execute_update(ReleaseWorkflow.abort, AbortRequest(reason="incident", by="bob"))
+            result = await new.result()
+            await assert_eventually(
+                lambda: asyncio.sleep(0, h.versions()),
+                lambda v: v["use1-prod"] == "v1",
+                what="the old run's parked child to roll back prod",
+            )
+        assert result.phase == "aborted", result.reason
+        assert h.versions() == {**h.versions(), INTERNAL: "v1", "euc1-beta": "v1", "use1-prod": "v1"}
+        assert result.cluster("euc1-beta").state == "rolled-back"
+
 
 async def _task_after_prepare(handle: WorkflowHandle[Any, Any]) -> int:
     """The id of the workflow task that handled prepare_release's result (where a reset re-runs from)."""
