@@ -189,6 +189,10 @@ class ClusterRolloutWorkflow(Steering):
             await self._blue_green()
         else:
             await self._rolling()
+        if workflow.patched("verify-before-promoted"):
+            # The workload may have been changed under the release since its last write (another
+            # tool took the image): the wait checks it runs this release's image, or fails the step.
+            await self._wait("workload")
 
     # --- strategies ---------------------------------------------------------------------------
 

@@ -157,6 +157,31 @@ class TestWaiting:
             kube.backend.wait_rollout(_wait_input(release, "workload"), heartbeat)
         assert failed.value.kind == "permanent"
 
+    def test_a_workload_changed_by_another_writer_fails_the_wait(self, kube: Kube, app: str) -> None:
+        """Another tool takes the image while the release rolls out: the wait names the image it found
+        instead of reporting the rollout complete (found by chaos seed 92)."""
+        release = Release(kube, app, ROLLING)
+        release.take_snapshot()
+        release.step("deploy")
+        taken = {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "api", "namespace": app},
+            "spec": {"template": {"spec": {"containers": [{"name": "api", "image": "r/api:hotfix"}]}}},
+        }
+        kube.apps.patch_namespaced_deployment(
+            "api",
+            app,
+            taken,
+            field_manager="hotfix-bot",
+            force=True,
+            _content_type="application/apply-patch+yaml",
+        )
+        with pytest.raises(ClusterError) as failed:
+            release.wait("workload")
+        assert failed.value.kind == "ownership-conflict"
+        assert "r/api:hotfix" in str(failed.value) and release.ref.image in str(failed.value)
+
 
 def _wait_input(release: Release, target: str) -> WaitInput:
     return WaitInput.model_validate(
