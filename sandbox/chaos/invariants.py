@@ -13,8 +13,9 @@ compared with them. Each check returns the violations it finds as sentences nami
   whose cluster workflows each roll back alone: promoted rings, then at most one ring of promoted
   and previous clusters, then previous rings);
 - ``failed``: exactly the clusters it lists as needing attention differ from both specs;
-- no cluster goes back to a state it left, except to its previous spec (a stale or duplicated step
-  would), and nothing changes a cluster after the release and its cluster workflows ended;
+- no object goes back to a content it left, except to its previous one (a stale or duplicated step
+  would; a reset run, which walks its steps again from its snapshot, is judged apart from the run
+  before it), and nothing changes a cluster after the release and its cluster workflows ended;
 - ``ringmaster status`` agrees with the clusters.
 """
 
