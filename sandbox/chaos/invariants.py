@@ -62,11 +62,11 @@ def difference(expected: kube.State, now: kube.State) -> str:
         elif name not in expected:
             parts.append(f"{name} left over")
         elif expected[name] != now[name]:
-            parts.append(f"{name} differs: {_brief(now[name])}")
+            parts.append(f"{name} differs: {brief(now[name])}")
     return "; ".join(parts)
 
 
-def _brief(shape: Any) -> str:
+def brief(shape: Any) -> str:
     if isinstance(shape, dict) and "containers" in shape:
         images = [c.get("image") for c in shape["containers"]]
         return f"replicas {shape.get('replicas')}, images {images}, labels {shape.get('labels')}"
@@ -178,7 +178,7 @@ def no_going_back(cluster: str, before: kube.State, changes: Sequence[Mapping[st
             histories[name] = [first]
         elif now in seen:
             problems.append(
-                f"{cluster}: {name} went back to an earlier content (change {change['seq']}): {_brief(now)}"
+                f"{cluster}: {name} went back to an earlier content (change {change['seq']}): {brief(now)}"
             )
         else:
             seen.append(now)

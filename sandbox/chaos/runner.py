@@ -63,6 +63,8 @@ class Report:
     """Events that took effect, in order (a control the release refused is not among them)."""
     skipped: list[str] = field(default_factory=list)
     violations: list[str] = field(default_factory=list)
+    trace: dict[str, list[str]] = field(default_factory=dict)
+    """For a scenario that broke an invariant: each cluster's writes, one line each, to read why."""
 
     @property
     def ok(self) -> bool:
@@ -80,6 +82,7 @@ class Report:
             "done": self.done,
             "skipped": self.skipped,
             "violations": self.violations,
+            "trace": self.trace,
         }
 
 
@@ -378,7 +381,7 @@ class Run:
         await asyncio.to_thread(self.setup)
         before = await asyncio.to_thread(self.states)
         since = {name: self._last_change(name) for name in self.clusters}
-        started = time.monotonic()
+        started, started_wall = time.monotonic(), time.time()
         await asyncio.to_thread(self.submit, self.version)
         tasks = [asyncio.create_task(self.strike(started)), asyncio.create_task(self.operate())]
         ended_at = await self._wait_end(started)
@@ -394,6 +397,10 @@ class Run:
             for name in self.clusters
         }
         await self._judge(before, after, changes, ended_at)
+        if self.report.violations:
+            self.report.trace = {
+                name: [_line(c, started_wall) for c in found] for name, found in changes.items()
+            }
         await asyncio.to_thread(self.teardown)
         return self.report
 
@@ -469,6 +476,13 @@ class Run:
             with contextlib.suppress(Exception):
                 cluster.core.delete_namespace(self.s.namespace)
             cluster.close()
+
+
+def _line(change: dict[str, Any], start: float) -> str:
+    """One write of the change log as a line: when, what, and the fields a release moves."""
+    shape = kube.shape({**(change.get("object") or {}), "kind": change["kind"]})
+    brief = invariants.brief(shape) if change["kind"] in kube.KINDS else ""
+    return f"{change['time'] - start:7.2f}s {change['op']} {change['kind']}/{change['name']} {brief}"
 
 
 async def run(stack: Stack, scenario: Scenario) -> Report:
