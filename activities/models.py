@@ -150,10 +150,20 @@ class ClusterSnapshot(_Model):
     """Backend-specific state needed to restore the cluster exactly (selectors, route weights...)."""
 
 
-class RecordedSnapshot(_Model):
-    """A snapshot this run of the release recorded in a cluster earlier, if any (never a new one)."""
+class FindSnapshotsInput(_Model):
+    """Look in ``clusters`` for snapshots this run of the release recorded (never taking new ones)."""
 
-    snapshot: ClusterSnapshot | None = None
+    release: ReleaseRef
+    workload: Workload
+    clusters: list[ClusterTarget]
+
+
+class RecordedSnapshots(_Model):
+    """The snapshots found, by cluster; a cluster without one was never touched by this release run."""
+
+    found: dict[str, ClusterSnapshot] = Field(default_factory=dict)
+    unreadable: dict[str, str] = Field(default_factory=dict)
+    """Clusters whose snapshot could not be read, with the error."""
 
 
 StepAction = Literal["deploy", "set-weight", "deploy-preview", "switch", "promote", "cleanup"]

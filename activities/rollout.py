@@ -41,7 +41,8 @@ from activities import errors
 from activities.errors import ClusterError
 from activities.models import (
     ClusterSnapshot,
-    RecordedSnapshot,
+    FindSnapshotsInput,
+    RecordedSnapshots,
     ReleaseRef,
     ResidencyInput,
     ResidencyResult,
@@ -191,15 +192,26 @@ class ClusterActivities:
             self._executor, lambda _: self._backend.snapshot(inp.cluster.name, inp.workload, inp.release)
         )
 
-    @activity.defn(name="find_snapshot")
-    async def find_snapshot(self, inp: SnapshotInput) -> RecordedSnapshot:
-        """The snapshot this run of the release recorded earlier in the cluster, if any: a reset run
-        finds what an earlier run touched, without writing to clusters nobody touched."""
-        found = await run_blocking(
-            self._executor,
-            lambda _: self._backend.recorded_snapshot(inp.cluster.name, inp.workload, inp.release),
-        )
-        return RecordedSnapshot(snapshot=found)
+    @activity.defn(name="find_snapshots")
+    async def find_snapshots(self, inp: FindSnapshotsInput) -> RecordedSnapshots:
+        """The snapshots this run of the release recorded in any of ``clusters``: what it changed there,
+        an earlier run (before a reset) included. Reads only; a cluster that cannot be read is named
+        with its error, and the others are still answered."""
+
+        def look(beat: Beat) -> RecordedSnapshots:
+            answer = RecordedSnapshots()
+            for target in inp.clusters:
+                beat(f"looking for a snapshot in {target.name}")
+                try:
+                    found = self._backend.recorded_snapshot(target.name, inp.workload, inp.release)
+                except ClusterError as err:
+                    answer.unreadable[target.name] = str(err)
+                    continue
+                if found is not None:
+                    answer.found[target.name] = found
+            return answer
+
+        return await run_blocking(self._executor, look)
 
     @activity.defn(name="apply_step")
     async def apply_step(self, inp: StepInput) -> StepResult:

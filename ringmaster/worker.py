@@ -87,7 +87,7 @@ def activities_for(
         release.check_window,
         cluster.check_residency,
         cluster.snapshot_cluster,
-        cluster.find_snapshot,
+        cluster.find_snapshots,
         cluster.apply_step,
         cluster.wait_rollout,
         cluster.rollback_cluster,

@@ -34,11 +34,12 @@ with workflow.unsafe.imports_passed_through():
         AnalyzeResult,
         ClusterSnapshot,
         ClusterTarget,
+        FindSnapshotsInput,
         PreparedRelease,
         PrepareInput,
+        RecordedSnapshots,
         ReleaseRef,
         RollbackInput,
-        SnapshotInput,
     )
     from activities.release import ReleaseActivities
     from activities.rollout import ClusterActivities
@@ -101,6 +102,11 @@ class _RingFailed(Exception):
         super().__init__(f"{result.cluster}: {result.outcome}: {result.message}")
         self.ring = ring
         self.result = result
+
+
+SWEEP_ROUNDS = 4
+"""Rounds of looking for an earlier run's snapshots in a cluster that cannot be read, a growing pause
+apart, before it is listed as needing attention."""
 
 
 class _Promoted:
@@ -529,47 +535,60 @@ class ReleaseWorkflow(Steering):
         return ClusterTarget(name=cluster.name, region=cluster.region, jurisdiction=cluster.jurisdiction)
 
     async def _sweep(self, reason: str) -> None:
-        """After a reset: restore the clusters an earlier run of this release changed and this run
-        never reached (it knows nothing of them but the snapshots that run recorded there).
+        """Restore the clusters this run never reached but the release changed all the same.
 
-        The earlier run's cluster workflows that were still running roll back by themselves (their
-        parent closed); those that had promoted their cluster are done, and only this finds them.
-        Every cluster this run did not reach is asked for a snapshot of this release run; a cluster
-        nobody touched has none and is left alone, unwritten.
+        After a reset the new run knows nothing of what the earlier run did: that run's cluster
+        workflows still running roll back by themselves (their parent closed), but those that had
+        promoted their cluster are done, and only this finds them, by the snapshots this release run
+        recorded there. One read-only activity asks every cluster this run did not reach; a cluster
+        nobody touched has no snapshot and is left alone, unwritten. (A run's identity cannot tell a
+        reset run here: replaying a reset run's history reports the original run's id.)
         """
         prepared = self._prepared
-        info = workflow.info()
-        if prepared is None or info.run_id == info.first_execution_run_id:
-            return  # the first run reaches every cluster it changes
-        if not workflow.patched("reset-sweeps-earlier-runs"):
+        if prepared is None or not workflow.patched("sweep-unreached-clusters"):
             return
-        for ring in reversed(prepared.schedule.rings):
-            for cluster in reversed(ring.clusters()):
-                if cluster.name in self._reached:
-                    continue
-                try:
-                    found = await workflow.execute_activity_method(
-                        ClusterActivities.find_snapshot,
-                        SnapshotInput(
-                            release=self._ref(ring.name),
-                            cluster=self._target(cluster),
-                            workload=prepared.plan.workload,
-                        ),
-                        summary=f"look for an earlier run's changes in {cluster.name}",
-                        **options.CLUSTER_CALL,
-                    )
-                except ActivityError as err:
-                    status = self._status.cluster(cluster.name)
-                    status.state = "failed"
-                    status.message = (
-                        f"could not check for an earlier run's changes: {_rollback.describe(err)}"
-                    )
-                    self._status.needs_attention.append(cluster.name)
-                    continue
-                if found.snapshot is not None:
-                    await self._restore(
-                        cluster, ring, found.snapshot, f"{reason} (changed by an earlier run)"
-                    )
+        unreached = [
+            (ring, cluster)
+            for ring in prepared.schedule.rings
+            for cluster in ring.clusters()
+            if cluster.name not in self._reached
+        ]
+        if not unreached:
+            return
+        found: dict[str, ClusterSnapshot] = {}
+        unreadable: dict[str, str] = {}
+        asking = [c for _, c in unreached]
+        for round_ in range(1, SWEEP_ROUNDS + 1):
+            try:
+                recorded = await workflow.execute_activity_method(
+                    ClusterActivities.find_snapshots,
+                    FindSnapshotsInput(
+                        release=self._ref(unreached[0][0].name),
+                        workload=prepared.plan.workload,
+                        clusters=[self._target(c) for c in asking],
+                    ),
+                    summary=f"look for earlier runs' changes in {len(asking)} clusters not reached",
+                    **options.CLUSTER_CALL,
+                )
+            except ActivityError as err:
+                recorded = RecordedSnapshots(unreadable={c.name: _rollback.describe(err) for c in asking})
+            found.update(recorded.found)
+            unreadable = recorded.unreadable
+            asking = [c for c in asking if c.name in unreadable]
+            if not asking:
+                break
+            if round_ < SWEEP_ROUNDS:
+                await workflow.sleep(_rollback.pause_after(round_))
+        for ring, cluster in reversed(unreached):
+            if cluster.name in unreadable:
+                status = self._status.cluster(cluster.name)
+                status.state = "failed"
+                status.message = f"could not check for an earlier run's changes: {unreadable[cluster.name]}"
+                self._status.needs_attention.append(cluster.name)
+            elif cluster.name in found:
+                await self._restore(
+                    cluster, ring, found[cluster.name], f"{reason} (changed by an earlier run)"
+                )
 
     async def _end(self, phase: Phase, reason: str) -> ReleaseStatus:
         workflow.logger.info("release %s ended %s: %s", self._inp.release, phase, reason)

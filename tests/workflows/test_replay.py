@@ -44,7 +44,7 @@ async def test_saved_history_replays(path: Path) -> None:
 
 def test_every_set_covers_every_main_path() -> None:
     """Each recorded set holds promote, rollback, hold/resume, abort and approval (and since v4 an
-    unreachable cluster and a release cancelled mid-step)."""
+    unreachable cluster and a release cancelled mid-step, since v5 a reset run aborted)."""
     sets = {p.parent.name for p in HISTORIES}
     assert len(sets) >= 2, "the pre-patch set and a set recorded with today's patches"
     for name in sets:
@@ -54,3 +54,5 @@ def test_every_set_covers_every_main_path() -> None:
             assert stems >= {"unreachable", "cancel"}, (
                 f"{name}: since v4, an unreachable cluster and a cancel"
             )
+        if int(name.removeprefix("v")) >= 5:
+            assert "reset" in stems, f"{name}: since v5, a reset run aborted"

@@ -160,11 +160,13 @@ class TestReleaseClosedMidCanary:
     @pytest.mark.usefixtures("fast_retries")
     async def test_an_abort_after_a_reset_rolls_back_what_the_old_run_promoted(self, client, tmp_path):
         """The old run promoted beta and parked prod; the reset run, back in ring one, is aborted: every
-        cluster is restored, beta included, though the new run never reached it (found by chaos seed 94)."""
+        cluster is restored, beta included, though the new run never reached it (found by chaos seed 94);
+        a cluster neither run reached is not written to."""
         rings = [
             {"name": "internal", "clusters": [INTERNAL], "strategy": canary(("w", 20), ("p", None))},
             {"name": "beta", "clusters": ["euc1-beta"], "strategy": {"rolling": {}}},
             {"name": "prod", "clusters": ["use1-prod"], "strategy": canary(("w", 20), ("p", None))},
+            {"name": "last", "clusters": ["usw2-prod"], "strategy": {"rolling": {}}},
         ]
         async with running_worker(client, tmp_path) as h:
             svc = unique_service()
@@ -201,6 +203,7 @@ class TestReleaseClosedMidCanary:
         assert result.phase == "aborted", result.reason
         assert h.versions() == {**h.versions(), INTERNAL: "v1", "euc1-beta": "v1", "use1-prod": "v1"}
         assert result.cluster("euc1-beta").state == "rolled-back"
+        assert h.clusters.read()["usw2-prod"]["ops"] == [], "nothing is written where nobody deployed"
 
 
 async def _task_after_prepare(handle: WorkflowHandle[Any, Any]) -> int:

@@ -1,8 +1,9 @@
 """Record the histories the replay test checks: ``python -m tests.workflows.histories.record SET``.
 
-Runs the main paths (promote, hold and resume, abort, rollback, approval through the lane, and
-since v4 a cluster that is unreachable for a while) on a fresh dev server with an in-process worker
-and saves every workflow's history as JSON beside this file, in the folder ``SET`` (e.g. ``v2``).
+Runs the main paths (promote, hold and resume, abort, rollback, approval through the lane; since
+v4 a cluster unreachable for a while and a cancel mid-step; since v5 a reset run aborted) on a
+fresh dev server with an in-process worker and saves every workflow's history as JSON beside this
+file, in the folder ``SET`` (e.g. ``v2``).
 Never re-record an existing set: each set stands for the releases that were running when it was
 recorded, and code changes must keep replaying all of them (use ``workflow.patched``). Record a new
 set when the workflows gain new patches.
@@ -27,6 +28,7 @@ from tests.support import retries
 from tests.support.waiting import assert_eventually
 from tests.workflows.support import ScriptedMetrics, canary, plan, running_worker, small_rings
 from tests.workflows.test_lane import submit
+from tests.workflows.test_safety import _reset, _task_after_prepare
 from workflows import search
 from workflows.models import AbortRequest, ApproveRequest, HoldRequest, ResumeRequest
 from workflows.release import ReleaseWorkflow, cluster_workflow_id
@@ -183,6 +185,30 @@ async def main() -> None:
             await child.cancel()
             await handle.result()
             await _save(client, "cancel", "cancel")
+
+            # Since v5: a reset run, aborted back in ring one, restores the cluster the old run
+            # promoted and it never reached; every promotion is checked once more.
+            rings = [
+                {
+                    "name": "internal",
+                    "clusters": ["euw1-internal"],
+                    "strategy": canary(("w", 20), ("p", None)),
+                },
+                {"name": "beta", "clusters": ["euc1-beta"], "strategy": {"rolling": {}}},
+                {"name": "prod", "clusters": ["use1-prod"], "strategy": canary(("w", 20), ("p", None))},
+            ]
+            handle = await h.start(plan("reset", rings), service="reset")
+            await _until(lambda s: s.clusters and s.clusters[0].state == "awaiting-approval", handle)
+            await handle.execute_update(
+                ReleaseWorkflow.approve, ApproveRequest(ring="internal", cluster="euw1-internal", by="bob")
+            )
+            await _until(lambda s: s.clusters[2].state == "awaiting-approval", handle)
+            run = await _reset(client, handle, await _task_after_prepare(handle))
+            new = client.get_workflow_handle(handle.id, run_id=run)
+            await _until(lambda s: s.clusters[0].state == "awaiting-approval" and s.phase != "holding", new)
+            await new.execute_update(ReleaseWorkflow.abort, AbortRequest(reason="incident", by="bob"))
+            await new.result()
+            await _save(client, "reset", "reset")
     await env.shutdown()
 
 
