@@ -586,6 +586,16 @@ class ReleaseWorkflow(Steering):
                 status.message = f"could not check for an earlier run's changes: {unreadable[cluster.name]}"
                 self._status.needs_attention.append(cluster.name)
             elif cluster.name in found:
+                # An earlier run's cluster workflow may still be running there (a reset leaves them
+                # running): it is told to abort, so it rolls back instead of going on to promote.
+                child_id = cluster_workflow_id(self._inp.service, self._inp.version, ring.name, cluster.name)
+                try:
+                    await workflow.get_external_workflow_handle(child_id).signal(
+                        ClusterRolloutWorkflow.abort,
+                        AbortRequest(reason=f"{reason} (a newer run of the release ended)", by=SYSTEM),
+                    )
+                except FailureError as err:
+                    workflow.logger.info("earlier cluster workflow %s already ended: %s", child_id, err)
                 await self._restore(
                     cluster, ring, found[cluster.name], f"{reason} (changed by an earlier run)"
                 )
