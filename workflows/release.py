@@ -588,17 +588,39 @@ class ReleaseWorkflow(Steering):
             elif cluster.name in found:
                 # An earlier run's cluster workflow may still be running there (a reset leaves them
                 # running): it is told to abort, so it rolls back instead of going on to promote.
-                child_id = cluster_workflow_id(self._inp.service, self._inp.version, ring.name, cluster.name)
-                try:
-                    await workflow.get_external_workflow_handle(child_id).signal(
-                        ClusterRolloutWorkflow.abort,
-                        AbortRequest(reason=f"{reason} (a newer run of the release ended)", by=SYSTEM),
-                    )
-                except FailureError as err:
-                    workflow.logger.info("earlier cluster workflow %s already ended: %s", child_id, err)
+                await self._outlast_earlier_child(ring, cluster, reason)
                 await self._restore(
                     cluster, ring, found[cluster.name], f"{reason} (changed by an earlier run)"
                 )
+
+    async def _outlast_earlier_child(
+        self, ring: ScheduledRing, cluster: ScheduledCluster, reason: str
+    ) -> None:
+        """Abort an earlier run's cluster workflow still running in ``cluster`` and wait until it ends.
+
+        A reset leaves the earlier run's children running. Told to abort, such a child rolls its
+        cluster back by itself; the release must not end before it has, or the child's writes would
+        land after the release's end. The abort is the probe: Temporal delivers a signal only to a
+        running workflow, and answers "not found" once it has closed. Signals and timers only, so the
+        wait replays.
+        """
+        child_id = cluster_workflow_id(self._inp.service, self._inp.version, ring.name, cluster.name)
+        status = self._status.cluster(cluster.name)
+        round_ = 0
+        while True:
+            try:
+                await workflow.get_external_workflow_handle(child_id).signal(
+                    ClusterRolloutWorkflow.abort,
+                    AbortRequest(reason=f"{reason} (a newer run of the release ended)", by=SYSTEM),
+                )
+            except FailureError as err:
+                workflow.logger.info("earlier cluster workflow %s has ended: %s", child_id, err)
+                return
+            round_ += 1
+            pause = _rollback.pause_after(round_)
+            status.step = f"an earlier run's cluster workflow rolls back first (asking again in {pause})"
+            self._publish()
+            await workflow.sleep(pause)
 
     async def _end(self, phase: Phase, reason: str) -> ReleaseStatus:
         workflow.logger.info("release %s ended %s: %s", self._inp.release, phase, reason)

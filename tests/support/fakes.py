@@ -10,7 +10,8 @@ Behaviour a test can steer through the state file: ``node_region`` (lie about th
 ``env_hosts`` (hosts the workload reaches), ``fail_rollback`` (rollbacks fail permanently),
 ``unreachable`` (every call fails as a transient error, as an API server that is down),
 ``apply_delay`` and ``rollback_delay`` (seconds a step or a rollback waits, heartbeating through the
-callback, before it writes: a raising heartbeat ends the call without writing).
+callback, before it writes: a raising heartbeat ends the call without writing; a list gives each
+call's wait in turn, then none).
 Metrics: a version whose tag ends in ``-bad`` breaches every metric; any other passes.
 """
 
@@ -148,7 +149,12 @@ class FileClusterBackend:
 
     def _delay(self, cluster: str, setting: str, heartbeat: Callable[[str], None], doing: str) -> None:
         """Wait the configured seconds, heartbeating (as a wait for pods would) every 0.2 s."""
-        deadline = time.monotonic() + float(self.read()[cluster].get(setting, 0))
+        with self._state() as state:
+            configured = state[cluster].get(setting, 0)
+            if isinstance(configured, list):  # each call's delay in turn, then none
+                state[cluster][setting] = configured[1:]
+                configured = configured[0] if configured else 0
+        deadline = time.monotonic() + float(configured)
         while time.monotonic() < deadline:
             heartbeat(doing)
             time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))

@@ -161,7 +161,8 @@ class TestReleaseClosedMidCanary:
     async def test_an_abort_after_a_reset_rolls_back_what_the_old_run_promoted(self, client, tmp_path):
         """The old run promoted beta and parked prod; the reset run, back in ring one, is aborted: every
         cluster is restored, beta included, though the new run never reached it (found by chaos seed 94);
-        a cluster neither run reached is not written to."""
+        a cluster neither run reached is not written to; the old run's child in prod, still rolling back when
+        the new run is aborted, has ended before the release ends (seed 126)."""
         rings = [
             {"name": "internal", "clusters": [INTERNAL], "strategy": canary(("w", 20), ("p", None))},
             {"name": "beta", "clusters": ["euc1-beta"], "strategy": {"rolling": {}}},
@@ -185,6 +186,9 @@ class TestReleaseClosedMidCanary:
                 what="the old run to promote beta and park prod",
             )
             assert h.versions()["euc1-beta"] == "v2"
+            # A reset leaves the old run's child parked in prod running. Aborted by the sweep, its rollback
+            # is the slow one: the sweep's own restore there comes first unless it waits for that child.
+            h.clusters.configure("use1-prod", rollback_delay=[0, 10])
             reset = await _reset(client, handle, await _task_after_prepare(handle))
             new = client.get_workflow_handle(handle.id, run_id=reset, result_type=ReleaseStatus)
             await assert_eventually(
@@ -195,11 +199,14 @@ class TestReleaseClosedMidCanary:
             )
             await new.execute_update(ReleaseWorkflow.abort, AbortRequest(reason="incident", by="bob"))
             result = await new.result()
-            await assert_eventually(
-                lambda: asyncio.sleep(0, h.versions()),
-                lambda v: v["use1-prod"] == "v1",
-                what="the old run's parked child to roll back prod",
+            _, _, version = handle.id.split(":")
+            old_prod = client.get_workflow_handle(cluster_workflow_id(svc, version, "prod", "use1-prod"))
+            old_closed, release_closed = (
+                (await old_prod.describe()).close_time,
+                (await new.describe()).close_time,
             )
+        assert old_closed is not None and release_closed is not None
+        assert old_closed <= release_closed, "the release ended before the old run's child in prod (seed 126)"
         assert result.phase == "aborted", result.reason
         assert h.versions() == {**h.versions(), INTERNAL: "v1", "euc1-beta": "v1", "use1-prod": "v1"}
         assert result.cluster("euc1-beta").state == "rolled-back"
