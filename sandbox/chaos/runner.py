@@ -63,6 +63,8 @@ class Report:
     """Events that took effect, in order (a control the release refused is not among them)."""
     skipped: list[str] = field(default_factory=list)
     violations: list[str] = field(default_factory=list)
+    resumed: list[str] = field(default_factory=list)
+    """Cluster holds the operator resumed (a gate held a cluster for longer than ``approve_after``)."""
     trace: dict[str, list[str]] = field(default_factory=dict)
     """For a scenario that broke an invariant: each cluster's writes, one line each, to read why."""
 
@@ -81,6 +83,7 @@ class Report:
             "bound": round(self.bound, 1),
             "done": self.done,
             "skipped": self.skipped,
+            "resumed": self.resumed,
             "violations": self.violations,
             "trace": self.trace,
         }
@@ -121,6 +124,9 @@ class Run:
         self.reset_at: float | None = None
         """When a reset took effect: the new run goes through its steps again from its snapshot."""
         self.held_until = 0.0
+        self.started = time.monotonic()
+        self.faulted_until: dict[str, float] = {}
+        """Until when each cluster's API answers with a scenario's fault (monotonic seconds)."""
 
     # --- setup and submission -----------------------------------------------------------------
 
@@ -201,6 +207,29 @@ class Run:
             return None
         return described.close_time.timestamp()
 
+    async def _describe_open(self, workflow_id: str) -> str:
+        """A workflow still open past the bound: its id, status and what it waits on, to read why."""
+        try:
+            described = await self.stack.client.get_workflow_handle(workflow_id).describe()
+        except RPCError as err:
+            return f"{workflow_id} (describe failed: {err})"
+        raw = described.raw_description
+        pending = [
+            f"{a.activity_type.name} attempt {a.attempt} {a.last_failure.message[:80]!r}"
+            for a in raw.pending_activities
+        ]
+        children = [c.workflow_id for c in raw.pending_children]
+        status = described.status.name if described.status else "unknown"
+        return f"{workflow_id} {status} activities {pending} children {children}"
+
+    async def running(self, workflow_id: str) -> bool:
+        """Whether ``workflow_id`` (latest run) is running now, as the server says (False: unknown)."""
+        try:
+            described = await self.stack.client.get_workflow_handle(workflow_id).describe()
+        except RPCError:
+            return False
+        return described.status == WorkflowExecutionStatus.RUNNING
+
     def children(self, version: str) -> list[str]:
         return [
             cluster_workflow_id(self.s.service, version, r.name, c) for r in self.s.rings for c in r.clusters
@@ -237,6 +266,7 @@ class Run:
     async def operate(self) -> None:
         """Approve what waits for an approval, ``approve_after`` seconds after it began to wait."""
         waiting: dict[tuple[str, str | None], float] = {}
+        holding: dict[str, float] = {}
         while not self.ended.is_set():
             await asyncio.sleep(0.5)
             st = await self.status()
@@ -249,6 +279,7 @@ class Run:
                 asked.add((st.ring, None))
             asked |= {(c.ring, c.name) for c in st.clusters if c.state == "awaiting-approval"}
             now = time.monotonic()
+            await self._resume_cluster_holds(st, holding, now)
             for request in asked:
                 since = waiting.setdefault(request, now)
                 if now - since >= self.s.approve_after and now >= self.held_until:
@@ -261,6 +292,25 @@ class Run:
             for request in list(waiting):
                 if request not in asked:
                     del waiting[request]
+
+    async def _resume_cluster_holds(self, st: ReleaseStatus, holding: dict[str, float], now: float) -> None:
+        """Resume a cluster held by its gate (an inconclusive verdict, say while a Prometheus restarted)
+        once it has been held ``approve_after`` seconds, as the operator on call would after a look.
+
+        The scenario's own hold is left to its event; a resume while it lasts would cut it short.
+        """
+        held = {c.name: c.step or c.message for c in st.clusters if c.state == "holding"}
+        for name in list(holding):
+            if name not in held:
+                del holding[name]
+        for name, why in held.items():
+            since = holding.setdefault(name, now)
+            if now - since < self.s.approve_after or now < self.held_until or st.held:
+                continue
+            with contextlib.suppress(Exception):
+                await self.handle().execute_update(ReleaseWorkflow.resume, ResumeRequest(by=OPERATOR))
+                self.report.resumed.append(f"{name}@{now - self.started:.1f}s: {why[:60]}")
+                holding.pop(name, None)
 
     # --- events -------------------------------------------------------------------------------
 
@@ -299,6 +349,8 @@ class Run:
             case "prometheus-restart":
                 await self.stack.prometheus_down(event.jurisdiction, event.seconds)
             case "api-5xx" | "api-429" | "api-drop" | "api-latency" | "api-403":
+                until = time.monotonic() + event.seconds
+                self.faulted_until[event.cluster] = max(self.faulted_until.get(event.cluster, 0.0), until)
                 fault = self.stack.api_fault(event.cluster, self.s.namespace, event.kind, event.seconds)
                 self.fault_ids.setdefault(event.cluster, []).append(fault)
             case "ownership-conflict":
@@ -340,7 +392,15 @@ class Run:
         while not self.ended.is_set():
             st = await self.status()
             found = next((c for c in st.clusters if c.name == cluster), None) if st else None
-            if found is not None and found.state in STRIKE_STATES:
+            # The release must still run when the other writer strikes, and the cluster's API must answer
+            # at once: a request an API fault holds lands whenever the fault lets it, maybe after the end.
+            if (
+                found is not None
+                and found.state in STRIKE_STATES
+                and not self.ended.is_set()
+                and time.monotonic() > self.faulted_until.get(cluster, 0.0) + 1.0
+                and await self.running(self.releases[-1])
+            ):
                 await asyncio.to_thread(
                     self.clusters[cluster].take_image, self.s.namespace, IMAGE.format(version="hotfix")
                 )
@@ -382,6 +442,7 @@ class Run:
         before = await asyncio.to_thread(self.states)
         since = {name: self._last_change(name) for name in self.clusters}
         started, started_wall = time.monotonic(), time.time()
+        self.started = started
         await asyncio.to_thread(self.submit, self.version)
         tasks = [asyncio.create_task(self.strike(started)), asyncio.create_task(self.operate())]
         ended_at = await self._wait_end(started)
@@ -417,7 +478,16 @@ class Run:
             if ended is not None and ended > 0 and version == self.releases[-1].rsplit(":", 1)[1]:
                 return ended
             await asyncio.sleep(0.5)
-        self.report.violations.append(f"no terminal phase within the bound of {self.report.bound:.0f}s")
+        version = self.releases[-1].rsplit(":", 1)[1]
+        still = [
+            wid
+            for wid in [release_id(self.s.service, version), *self.children(version)]
+            if await self.closed(wid) is None
+        ]
+        self.report.violations.append(
+            f"no terminal phase within the bound of {self.report.bound:.0f}s; still open: "
+            f"{'; '.join([await self._describe_open(w) for w in still]) or 'none'}"
+        )
         with contextlib.suppress(Exception):
             await self.handle().terminate(reason="chaos: past the bound")
         return time.time()
@@ -444,7 +514,9 @@ class Run:
                 [c for c in changes[name] if c["time"] > cut],
             ):
                 v += invariants.no_going_back(name, before[name], part)
-            v += invariants.quiet_after(name, changes[name], ended_at)
+            v += invariants.quiet_after(
+                name, changes[name], ended_at, others=[IMAGE.format(version="hotfix")]
+            )
         start_of = dict(before)
         for release in self.releases:
             version = release.rsplit(":", 1)[1]

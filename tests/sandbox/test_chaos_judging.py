@@ -166,6 +166,14 @@ class TestHistory:
         late = invariants.quiet_after("a", changes, 11.0)
         assert late == ["a: updated Deployment/api 1.5s after the release ended"]
 
+    def test_another_writers_late_write_is_not_the_releases(self) -> None:
+        """The conflicting writer's image landing after the end (its request held by an API fault) is its
+        own doing (seed 231); a late write of anything else still counts."""
+        hotfix = "registry.eu.example.com/api:hotfix"
+        changes = [_change(13.0, hotfix, "v9", 1), _change(13.1, IMAGE, "v9", 2)]
+        late = invariants.quiet_after("a", changes, 12.5, others=[hotfix])
+        assert late == ["a: updated Deployment/api 0.6s after the release ended"]
+
     def test_status_must_agree_with_the_clusters(self) -> None:
         """``status`` calling a cluster promoted while it holds its previous spec is a violation."""
         before = {"a": BEFORE}
