@@ -21,6 +21,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import numpy
+
 from sandbox import stack as sandbox_stack
 from sandbox.chaos import scenario as scenarios
 from sandbox.chaos import stack as chaos_stack
@@ -37,6 +39,12 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
         "--dir", type=Path, default=None, help="where the stack lives (default: a temporary dir)"
     )
     parser.add_argument("--json", type=Path, default=None, help="write every scenario's report here")
+    parser.add_argument(
+        "--figures-of",
+        type=Path,
+        default=None,
+        help="run nothing: print the figures of a run saved with --json (figures added since included)",
+    )
     args = parser.parse_args(argv)
     if args.seeds and not all(s.strip().isdigit() for s in args.seeds.split(",")):
         parser.error("--seeds takes whole numbers separated by commas, e.g. 12,40,7")
@@ -90,16 +98,9 @@ def summary(reports: list[Report]) -> dict[str, object]:
     done = Counter(label.split("@", 1)[0] for r in reports for label in r.done)
     phases = Counter(p for r in reports for p in r.phases)
     failing = [r.seed for r in reports if not r.ok]
-    # What a kind of event costs: how far a release promoted everywhere overran its plan's own length
-    # when that kind alone struck it, beyond the overrun of promoted releases nothing struck.
     promoted = [r for r in reports if r.ok and r.phases == ["succeeded"]]
     quiet = [r.seconds - r.planned for r in promoted if not r.done]
-    cost: dict[str, dict[str, float]] = {}
-    for kind in sorted(done):
-        alone = [r.seconds - r.planned for r in promoted if {x.split("@", 1)[0] for x in r.done} == {kind}]
-        if alone and quiet:
-            extra = statistics.median(alone) - statistics.median(quiet)
-            cost[kind] = {"releases": len(alone), "medianExtraSeconds": round(extra, 1)}
+    base, cost = event_costs(promoted)
     processes: dict[str, dict[str, object]] = {}
     for kind in scenarios.PROCESS_FAULTS:
         struck = [(r.ok, label) for r in reports for label in r.done if label.startswith(kind + "@")]
@@ -118,12 +119,47 @@ def summary(reports: list[Report]) -> dict[str, object]:
         "processFaults": processes,
         "undisturbedPromotions": len(quiet),
         "medianOverrunUndisturbed": round(statistics.median(quiet), 1) if quiet else None,
-        "costOfALoneEvent": cost,
+        "promotedReleases": len(promoted),
+        "overrunWithNoEvent": base,
+        "secondsAddedPerEvent": cost,
     }
+
+
+def event_costs(promoted: list[Report]) -> tuple[float | None, dict[str, dict[str, float]]]:
+    """What one event of each kind adds to a promoted release's time beyond its plan's own length.
+
+    Releases promoted everywhere are the ones whose length an event can only stretch (a rollback ends
+    one early). Few are struck by one kind alone, so the overrun (seconds beyond the plan) is fitted by
+    least squares as a base plus a cost per event of each kind, over every promoted release; kinds
+    struck fewer than ``MIN_STRUCK`` times are left out. The base includes what running scenarios side
+    by side costs each of them.
+    """
+    counts = Counter(label.split("@", 1)[0] for r in promoted for label in r.done)
+    kinds = sorted(k for k, n in counts.items() if n >= MIN_STRUCK)
+    if len(promoted) <= len(kinds) + 1:
+        return None, {}
+    rows = [[1.0] + [float(sum(x.startswith(k + "@") for x in r.done)) for k in kinds] for r in promoted]
+    overrun = [r.seconds - r.planned for r in promoted]
+    x, y = numpy.array(rows), numpy.array(overrun)
+    fit = numpy.linalg.lstsq(x, y, rcond=None)[0]
+    # The 95% half-width of each estimate, from the residuals: what the figure can and cannot tell.
+    residual = float(((y - x @ fit) ** 2).sum()) / (len(rows) - len(kinds) - 1)
+    spread = 1.96 * numpy.sqrt(numpy.diag(residual * numpy.linalg.pinv(x.T @ x)))
+    cost = {
+        k: {"struck": counts[k], "seconds": round(float(c), 1), "plusMinus": round(float(e), 1)}
+        for k, c, e in zip(kinds, fit[1:], spread[1:], strict=True)
+    }
+    return round(float(fit[0]), 1), cost
+
+
+MIN_STRUCK = 5
+"""Events of a kind among promoted releases below which its cost is not estimated."""
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _arguments(argv)
+    if args.figures_of:
+        return _figures_of(args.figures_of)
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="chaos-") as tmp:
         directory = args.dir or Path(tmp)
@@ -144,6 +180,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"violations in seeds {seeds}; replay one with --seed N --scenarios 1", file=sys.stderr)  # noqa: T201
         return 1
     return 0
+
+
+def _figures_of(path: Path) -> int:
+    try:
+        saved = json.loads(path.read_text())
+        reports = [Report.from_json(entry) for entry in saved["scenarios"]]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        print(f"chaos: {path} is no run saved with --json: {exc}", file=sys.stderr)  # noqa: T201
+        return 2
+    figures = summary(reports)
+    figures["wallSeconds"] = saved.get("summary", {}).get("wallSeconds")
+    print(json.dumps(figures, indent=2))  # noqa: T201
+    return 1 if figures["violating"] else 0
 
 
 if __name__ == "__main__":

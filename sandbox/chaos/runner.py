@@ -20,7 +20,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -71,6 +71,12 @@ class Report:
     @property
     def ok(self) -> bool:
         return not self.violations
+
+    @classmethod
+    def from_json(cls, entry: dict[str, Any]) -> Report:
+        """A report as :meth:`as_json` wrote it (older runs lack the newer fields)."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in entry.items() if k in known})
 
     def as_json(self) -> dict[str, Any]:
         return {

@@ -11,7 +11,9 @@ import pytest
 import yaml
 
 from policies import loading
+from sandbox.chaos import __main__ as chaos_main
 from sandbox.chaos import invariants, scenario
+from sandbox.chaos.runner import Report
 from sandbox.chaos.scenario import Ring, Scenario
 
 CLUSTERS = ["euw1-internal", "euc1-beta", "use1-beta", "euw1-prod", "euc1-prod", "use1-prod", "usw2-prod"]
@@ -185,3 +187,31 @@ class TestHistory:
         assert invariants.status_agrees(
             reported, "succeeded", before, {"a": BEFORE}, image=IMAGE, version="v9"
         )
+
+
+class TestFigures:
+    def test_the_cost_of_an_event_is_recovered_from_releases_struck_by_several(self) -> None:
+        """Releases struck by mixes of kinds: the fit finds each kind's own cost and the base overrun."""
+        costs = {"worker-kill": 8.0, "api-latency": 30.0}
+        reports = []
+        for i in range(24):
+            done = [f"worker-kill@{i}s [deploying]"] * (i % 3) + [f"api-latency@{i}s [analyzing] a"] * (i % 2)
+            overrun = 5.0 + sum(costs[label.split("@")[0]] for label in done) + (0.5 if i % 4 else -0.5)
+            reports.append(
+                Report(
+                    seed=i, kinds=[], phases=["succeeded"], seconds=60.0 + overrun, planned=60.0, done=done
+                )
+            )
+        base, fitted = chaos_main.event_costs(reports)
+        assert base == pytest.approx(5.0, abs=0.5)
+        assert fitted["worker-kill"]["seconds"] == pytest.approx(8.0, abs=0.5)
+        assert fitted["api-latency"]["seconds"] == pytest.approx(30.0, abs=0.5)
+        assert fitted["worker-kill"]["struck"] == sum(i % 3 for i in range(24))
+
+    def test_a_saved_run_is_read_back_as_it_was_written(self) -> None:
+        """``--figures-of`` reads ``--json`` output, older runs without newer fields included."""
+        report = Report(seed=7, kinds=["hold"], phases=["aborted"], done=["hold@1.0s [deploying]"])
+        entry = report.as_json()
+        assert Report.from_json(entry).as_json() == entry
+        entry.pop("resumed")
+        assert Report.from_json(entry).resumed == []
