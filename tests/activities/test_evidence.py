@@ -121,6 +121,16 @@ class TestEnvHosts:
         if kube.emulated is not None:
             assert not [r for r in kube.requests(since) if "/secrets" in r["path"]]
 
+    def test_a_url_read_differently_is_listed_as_uninspected(self, kube: Kube, ns: str) -> None:
+        """A URL whose host parsers disagree on is named, with why, instead of being judged by one guess."""
+        url = "http://prometheus.us.example.com\\@prometheus.eu.example.com:9090"
+        seed(kube, ns, env=[{"name": "METRICS_URL", "value": url}, {"name": "DB", "value": "878636280:5432"}])
+        found = kube.backend.evidence(kube.cluster, _workload(ns))
+        assert found.env_hosts == ["52.94.236.248"]
+        [refused] = found.uninspected
+        assert refused.startswith("env METRICS_URL (container api): a URL whose host cannot be read")
+        assert "backslash" in refused and "example.com" not in refused
+
     @pytest.mark.parametrize(
         ("value", "hosts"),
         [
@@ -143,8 +153,32 @@ class TestEnvHosts:
             ("config.yaml", []),
             ("/etc/app.conf", []),
             ("true", []),
+            ("postgres://878636280:5432/orders", ["52.94.236.248"]),
+            ("redis://0x345eecf8/0", ["52.94.236.248"]),
+            ("878636280:5432", ["52.94.236.248"]),
+            ("0x345eecf8:6379", ["52.94.236.248"]),
+            ("0x34.0x5e.0xec.0xf8", ["52.94.236.248"]),
+            ("http://[::ffff:10.0.0.5]:80/", ["10.0.0.5"]),
+            ("https://BÜCHER.eu.example.com./x", ["xn--bcher-kva.eu.example.com"]),
+            ("8080", []),
+            ("1.5", []),
         ],
     )
     def test_hosts_in_values(self, value: str, hosts: list[str]) -> None:
         """URLs, host:port, DSNs and IPs yield hosts; versions, times, paths and e-mail addresses do not."""
         assert evidence.hosts_in(value) == hosts
+
+    @pytest.mark.parametrize(
+        "value",
+        [
+            "http://prometheus.us.example.com\\@prometheus.eu.example.com:9090",
+            "DB=postgres://db.us.example.com\\@db.eu.example.com:5432/x",
+            "mongodb://a.us.example.com\\@b.eu.example.com,c.eu.example.com/db",
+            "postgres://1.2.3.4.5:5432/x",
+        ],
+    )
+    def test_urls_parsers_read_differently_are_refused_saying_why(self, value: str) -> None:
+        """Such a URL yields no guessed host but a reason (never the value), so the rule fails closed."""
+        found, refused = evidence.scan(value)
+        assert not any(host.endswith("eu.example.com") for host in found)
+        assert refused and all("example.com" not in reason for reason in refused)

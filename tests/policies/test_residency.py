@@ -133,6 +133,8 @@ class TestTelemetryLocality:
             ("http://prometheus.example.org", "deny", "no known jurisdiction"),
             ("http://prometheus.monitoring.svc:9090", "allow", "is in EU"),
             ("https://reader:s3cret@10.1.0.5:9090/prom", "allow", "10.1.0.5 is in EU"),
+            ("http://878636280:9090", "deny", "52.94.236.248 is in no known jurisdiction"),
+            ("http://0x0a010005:9090", "allow", "10.1.0.5 is in EU"),
         ],
     )
     def test_prometheus_lives_in_the_clusters_jurisdiction(
@@ -140,7 +142,7 @@ class TestTelemetryLocality:
     ) -> None:
         """The Prometheus judging a cluster must be in its jurisdiction; in-cluster names are local."""
         fleet = make_fleet(
-            [("eu-west-1", "EU", None)],
+            [("eu-west-1", "EU", None), ("us-east-1", "US", None)],
             [("euw1", "eu-west-1", {})],
             [("*.eu.example.com", "EU"), ("*.us.example.com", "US"), ("10.1.0.0/16", "EU")],
             prometheus=prometheus,
