@@ -68,9 +68,11 @@ class TestResidencyDataEndpoints:
             ({"EU": ["orders.db.eu.example.com", "10.1.9.9"]}, None, [], "allow", "are in EU"),
             ({"EU": ["orders.db.us.example.com"]}, None, [], "deny", "orders.db.us.example.com is in US"),
             ({"EU": ["db.example.org"]}, None, [], "deny", "db.example.org is in no known jurisdiction"),
-            ({"US": ["orders.db.us.example.com"]}, None, [], "allow", "no data endpoints declared for EU"),
+            ({"US": ["orders.db.us.example.com"]}, None, [], "deny", "dataEndpoints declares nothing for EU"),
+            ({"EU": [], "US": ["orders.db.us.example.com"]}, None, [], "allow", "holds no data in EU"),
+            ({}, ["cache.eu.example.com"], [], "deny", "write EU: [] if the service holds no data in EU"),
             (
-                {},
+                {"EU": []},
                 ["cache.eu.example.com", "redis", "postgres.db.svc.cluster.local"],
                 [],
                 "allow",
@@ -85,7 +87,8 @@ class TestResidencyDataEndpoints:
                 "deny",
                 "could not inspect env DB_URL",
             ),
-            ({}, [], [], "allow", "no data endpoints declared for EU or found in env"),
+            ({"EU": []}, [], [], "allow", "holds no data in EU and none found in env"),
+            ({"EU": []}, ["postgres://878636280:5432/orders"], [], "deny", "52.94.236.248 is in no known"),
         ],
     )
     def test_personal_data_stays_in_jurisdiction(
