@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from activities.errors import ClusterError
 from activities.kubernetes import evidence
+from policies import hosts as host_rules
 from policies.plan import Workload
 from tests.activities.support import DB_HOST, V1, Kube, seed
+from tests.support import hostgen
 
 WORKLOAD = Workload(namespace="x", deployment="api", container="api")
 
@@ -120,6 +125,14 @@ class TestEnvHosts:
         ]
         if kube.emulated is not None:
             assert not [r for r in kube.requests(since) if "/secrets" in r["path"]]
+
+    @settings(max_examples=150, deadline=timedelta(seconds=2))
+    @given(st.lists(st.one_of(hostgen.urls(), hostgen.hosts), max_size=3).map(" ".join))
+    def test_scanning_any_value_never_crashes_or_echoes_it(self, value: str) -> None:
+        """Every value yields canonical hosts and reasons; no reason repeats the value it refused."""
+        found, refused = evidence.scan(value)
+        assert all(host_rules.parse_host(host).name == host for host in found)
+        assert all(len(value) < 12 or value not in reason for reason in refused)
 
     def test_a_url_read_differently_is_listed_as_uninspected(self, kube: Kube, ns: str) -> None:
         """A URL whose host parsers disagree on is named, with why, instead of being judged by one guess."""

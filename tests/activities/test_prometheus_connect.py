@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+import requests
+from hypothesis import given, settings
+from urllib3.util import parse_url
 
 from activities import prometheus
 from activities.models import AnalyzeInput, ClusterTarget, ReleaseRef
-from policies import hosts
+from policies import hosts, loading
 from policies.plan import Analysis, Metric, ThresholdRange
 from tests.policies.helpers import make_fleet
+from tests.support import hostgen
 
 
 class TestConnectsToTheJudgedHost:
@@ -35,6 +39,20 @@ class TestConnectsToTheJudgedHost:
         client: Any = prometheus.connect(region.prometheus_url, timeout=1)
         assert client.url == connected
         assert hosts.host_of(client.url) == region.prometheus_host
+
+    @settings(max_examples=100, deadline=timedelta(seconds=2))
+    @given(hostgen.urls())
+    def test_any_accepted_url_connects_to_its_judged_host(self, written: str) -> None:
+        """For every generated URL the fleet accepts, the real client's host is the one judged."""
+        try:
+            fleet = make_fleet([("eu-west-1", "EU", None)], [("euw1", "eu-west-1", {})], prometheus=written)
+        except loading.ConfigError:
+            return  # refused at load: nothing to connect to
+        region = fleet.region("eu-west-1")
+        client: Any = prometheus.connect(region.prometheus_url, timeout=1)
+        prepared = requests.Request("GET", client.url + "/api/v1/query").prepare()
+        assert prepared.url is not None
+        assert hosts.host_of(parse_url(prepared.url).host or "") == region.prometheus_host
 
     async def test_metrics_source_connects_through_the_parsed_url(self) -> None:
         """PrometheusMetrics hands its connector the region's parsed URL, never the written text."""

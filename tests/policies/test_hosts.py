@@ -10,6 +10,7 @@ import pytest
 from policies import hosts, loading
 from tests.policies.helpers import dump, make_fleet, problems
 from tests.support import fleets
+from tests.support.hostgen import fullwidth
 
 RULES = [
     ("*.eu.example.com", "EU"),
@@ -122,11 +123,6 @@ class TestHostPatterns:
     def test_host_of_keeps_only_the_host(self, text: str, host: str) -> None:
         """host_of drops scheme, credentials, port, path and query, and normalises case."""
         assert hosts.host_of(text) == host
-
-
-def fullwidth(text: str) -> str:
-    """``text`` in fullwidth forms (U+FF01 onwards), as someone hiding a host from a naive check writes it."""
-    return "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in text)
 
 
 ADDRESS = "52.94.236.248"
