@@ -28,7 +28,7 @@ from urllib.parse import quote, unquote, urlsplit
 
 from policies import _hostnames
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPAddress = _hostnames.IPAddress
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 _IN_CLUSTER_SUFFIXES = (".svc", ".svc.cluster.local", ".cluster.local")
@@ -61,11 +61,6 @@ def parse_host(text: str) -> Host:
     """The canonical host of a bare host or IP address; ValueError saying why it is none."""
     name, address = _hostnames.canonical(text.strip())
     return Host(name, address)
-
-
-def normalise_host(text: str) -> str:
-    """The canonical text of a bare host or IP address; ValueError if it is none."""
-    return parse_host(text).name
 
 
 @dataclass(frozen=True)
@@ -116,6 +111,9 @@ def parse_url(text: str, *, schemes: tuple[str, ...] | None = None) -> Url:
         raise ValueError(f"the scheme must be {' or '.join(s + '://' for s in schemes)}")
     try:
         split = urlsplit(text)
+    except ValueError:
+        raise ValueError("its host has brackets that enclose no IPv6 address") from None
+    try:
         port = split.port
     except ValueError:
         raise ValueError("the port must be a number from 0 to 65535") from None

@@ -42,6 +42,7 @@ UNLABELLED = "<unlabelled>"
 _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://(?P<authority>[^/\s?#'\";,]+(?:,[^/\s?#'\";,]+)*)")
 _SEPARATORS = re.compile(r"[\s,;=|'\"()<>]+")
 _HOST_PORT = re.compile(r"(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(?P<port>\d{1,5})")
+_INVISIBLE = re.compile(r"[\t\r\n]+")
 _REFERENCE = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
 _FILE_SUFFIXES = frozenset(
     {"yaml", "yml", "json", "conf", "cfg", "ini", "txt", "log", "xml", "properties", "toml", "pem", "crt"}
@@ -192,6 +193,11 @@ def scan(text: str) -> tuple[list[str], list[str]]:
     found: list[str] = []
     refused: list[str] = []
     for match in _URL.finditer(text):
+        if _hidden_continuation(text, match.end()):
+            refused.append(
+                "a URL goes on after a tab or line break, which some parsers drop: its host is ambiguous"
+            )
+            continue
         authority = match["authority"]
         hostlist = authority.rsplit("@", 1)[-1]
         if "," not in hostlist:
@@ -211,6 +217,19 @@ def scan(text: str) -> tuple[list[str], list[str]]:
             except ValueError:
                 continue  # a token that only looked like a host
     return found, refused
+
+
+def _hidden_continuation(text: str, end: int) -> bool:
+    """Whether the URL ending at ``end`` goes on after tabs or line breaks, which WHATWG parsers and
+    ``urllib.parse`` delete (``http://db\\t.us.example.com``, ``http://a.eu.example.com\\n@b.us``).
+
+    A line break before an ordinary next line (``\\nuser=app``) is a separator, not a continuation.
+    """
+    gap = _INVISIBLE.match(text, end)
+    if gap is None or gap.end() == len(text):
+        return False
+    following = text[gap.end()]
+    return ("\t" in gap.group(0) and not following.isspace()) or following in "@.:\\[]"
 
 
 def _add(found: list[str], refused: list[str], candidate: str, what: str) -> None:

@@ -174,6 +174,7 @@ class TestEnvHosts:
             ("http://[::ffff:10.0.0.5]:80/", ["10.0.0.5"]),
             ("https://BÜCHER.eu.example.com./x", ["xn--bcher-kva.eu.example.com"]),
             ("8080", []),
+            ("url=http://a.eu.example.com\nuser=app", ["a.eu.example.com"]),
             ("1.5", []),
         ],
     )
@@ -188,6 +189,8 @@ class TestEnvHosts:
             "DB=postgres://db.us.example.com\\@db.eu.example.com:5432/x",
             "mongodb://a.us.example.com\\@b.eu.example.com,c.eu.example.com/db",
             "postgres://1.2.3.4.5:5432/x",
+            "http://db\t.us.example.com:5432/x",
+            "http://a.eu.example.com\n@b.us.example.com/",
         ],
     )
     def test_urls_parsers_read_differently_are_refused_saying_why(self, value: str) -> None:
