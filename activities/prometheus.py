@@ -36,6 +36,7 @@ import requests
 import structlog
 from prometheus_api_client.exceptions import PrometheusApiClientException
 from prometheus_api_client.prometheus_connect import PrometheusConnect
+from urllib3.util import parse_url
 from urllib3.util.retry import Retry
 
 from activities.models import AnalyzeInput
@@ -66,11 +67,18 @@ class QueryError(Exception):
     """A query that produced no usable answer; the message becomes the measurement's error."""
 
 
-def connect(url: str, *, timeout: float, headers: Mapping[str, str] | None = None) -> PromQL:
-    """A client of one Prometheus: one quick retry of a gateway error, then the analysis loop's own."""
+def connect(url: hosts.Url, *, timeout: float, headers: Mapping[str, str] | None = None) -> PromQL:
+    """A client of one Prometheus: one quick retry of a gateway error, then the analysis loop's own.
+
+    The client is given the URL rebuilt from ``url``, the parsed object the telemetry rule judged,
+    never the text the fleet was written with: it connects to the judged host and no other.
+    """
     retry = Retry(total=1, connect=0, backoff_factor=0.1, status_forcelist=(502, 503, 504))
+    target = url.connect_form().rstrip("/")
+    if hosts.host_of(parse_url(target).host or "") != url.host.name:  # requests reads it with urllib3
+        raise ValueError("the Prometheus URL does not name the host it was judged by")
     client: PromQL = PrometheusConnect(
-        url=url.rstrip("/"), headers=dict(headers or {}), retry=retry, timeout=math.ceil(timeout)
+        url=target, headers=dict(headers or {}), retry=retry, timeout=math.ceil(timeout)
     )
     return client
 
@@ -156,16 +164,16 @@ class PrometheusMetrics:
         *,
         timeout: float = 10.0,
         headers: Mapping[str, str] | None = None,
-        connector: Callable[[str], PromQL] | None = None,
+        connector: Callable[[hosts.Url], PromQL] | None = None,
         threads: int = 16,
     ) -> None:
         self._fleet = fleet
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="prometheus")
         self._connector = connector or (lambda url: connect(url, timeout=timeout, headers=headers))
-        self._clients: dict[str, PromQL] = {}
+        self._clients: dict[hosts.Url, PromQL] = {}
         self._lock = threading.Lock()
 
-    def _client(self, url: str) -> PromQL:
+    def _client(self, url: hosts.Url) -> PromQL:
         with self._lock:
             if url not in self._clients:
                 self._clients[url] = self._connector(url)
@@ -182,7 +190,7 @@ class PrometheusMetrics:
         except KeyError:
             error = f"region {inp.cluster.region} is not in the worker's fleet"
             return [Measurement(metric=m.name, error=error) for m in inp.analysis.metrics]
-        url = region.prometheus
+        url = region.prometheus_url
         loop = asyncio.get_running_loop()
         found = await asyncio.gather(
             *(
@@ -192,8 +200,8 @@ class PrometheusMetrics:
         )
         return list(found)
 
-    def _measure(self, url: str, inp: AnalyzeInput, metric: Metric, at: datetime) -> Measurement:
-        host = hosts.host_of(url)
+    def _measure(self, url: hosts.Url, inp: AnalyzeInput, metric: Metric, at: datetime) -> Measurement:
+        host = url.host.name
         try:
             client = self._client(url)
             if metric.baseline is not None and metric.baseline.judge == "mannWhitney":

@@ -18,6 +18,9 @@ from policies import hosts
 from policies._model import Document, Model, Name, by_name, duplicates
 
 API_VERSION = "ringmaster.dev/v1"
+_HTTP = ("http", "https")
+REGULATED = "regulated"
+"""The label marking a cluster regulated; its value is ``"true"`` or ``"false"``, nothing else."""
 
 
 class Region(Model):
@@ -45,12 +48,10 @@ class Region(Model):
     @field_validator("prometheus")
     @classmethod
     def _http_url(cls, value: str) -> str:
-        if not value.lower().startswith(("http://", "https://")):
-            raise PydanticCustomError("url", "must be an http:// or https:// URL")
         try:
-            hosts.host_of(value)
-        except ValueError:
-            raise PydanticCustomError("url", "must be a URL with a host") from None
+            hosts.parse_url(value, schemes=_HTTP)
+        except ValueError as exc:
+            raise PydanticCustomError("url", "{reason}", {"reason": str(exc)}) from None
         return value
 
     @property
@@ -59,9 +60,14 @@ class Region(Model):
         return ZoneInfo(self.timezone)
 
     @property
+    def prometheus_url(self) -> hosts.Url:
+        """The Prometheus URL as parsed once: the telemetry rule judges its host, clients connect to it."""
+        return hosts.parse_url(self.prometheus, schemes=_HTTP)
+
+    @property
     def prometheus_host(self) -> str:
         """The Prometheus host alone, safe for evidence and logs (no credentials, port or path)."""
-        return hosts.host_of(self.prometheus)
+        return self.prometheus_url.host.name
 
 
 class Cluster(Model):
@@ -75,7 +81,7 @@ class Cluster(Model):
     @property
     def regulated(self) -> bool:
         """Labelled ``regulated: "true"``: entered only after validation elsewhere in its jurisdiction."""
-        return self.labels.get("regulated") == "true"
+        return self.labels.get(REGULATED) == "true"
 
 
 class HostRule(Model):
@@ -90,7 +96,7 @@ class HostRule(Model):
         try:
             return hosts.HostPattern.parse(value).text
         except ValueError as exc:
-            raise PydanticCustomError("host_pattern", str(exc)) from None
+            raise PydanticCustomError("host_pattern", "{reason}", {"reason": str(exc)}) from None
 
     @property
     def pattern(self) -> hosts.HostPattern:
@@ -133,13 +139,40 @@ class Fleet(Document):
         for i, cluster in enumerate(self.clusters):
             if cluster.region not in names:
                 found.append((f"clusters[{i}].region", f"unknown region {cluster.region!r}; known: {known}"))
-        seen: dict[str, str] = {}
+            if cluster.labels.get(REGULATED, "true") not in ("true", "false"):
+                # "True" or "yes" read as not regulated would silently drop the ordering rule.
+                found.append((f"clusters[{i}].labels.{REGULATED}", 'must be "true" or "false" (lower case)'))
+        found += self._host_problems()
+        return found
+
+    def _host_problems(self) -> list[tuple[str, str]]:
+        """Host rows for a jurisdiction no region has, and rows that overlap (compared in canonical
+        form) while naming different jurisdictions: the verdict would depend on the rows' order.
+        """
+        found: list[tuple[str, str]] = []
+        known = self.jurisdictions()
+        by_text: dict[str, int] = {}
+        addresses: list[int] = []
         for i, rule in enumerate(self.hosts):
-            earlier = seen.setdefault(rule.match, rule.jurisdiction)
-            if earlier != rule.jurisdiction:
-                found.append(
-                    (f"hosts[{i}].match", f"{rule.match!r} is already placed in jurisdiction {earlier}")
-                )
+            if rule.jurisdiction not in known:
+                message = f"no region is in jurisdiction {hosts.shown(rule.jurisdiction)}; known: "
+                found.append((f"hosts[{i}].jurisdiction", message + ", ".join(known)))
+            pattern = rule.pattern
+            earlier = [by_text.setdefault(pattern.text, i)]
+            if pattern.network is not None:
+                earlier += [j for j in addresses if pattern.overlaps(self.hosts[j].pattern)]
+                addresses.append(i)
+            for j in dict.fromkeys(earlier):
+                other = self.hosts[j]
+                if j != i and other.jurisdiction != rule.jurisdiction:
+                    found.append(
+                        (
+                            f"hosts[{i}].match",
+                            f"{hosts.shown(rule.match)} ({rule.jurisdiction}) overlaps hosts[{j}] "
+                            f"{hosts.shown(other.match)} ({other.jurisdiction}); rows of different "
+                            "jurisdictions must not share a host or an address",
+                        )
+                    )
         return found
 
     def region(self, name: str) -> Region:

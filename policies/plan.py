@@ -386,8 +386,10 @@ def _endpoint_host(value: object) -> object:
         raise PydanticCustomError("endpoint", "must not carry credentials; write the host only")
     try:
         return hosts.host_of(value)
-    except ValueError:
-        raise PydanticCustomError("endpoint", "must be a host name, an IP address or a URL") from None
+    except ValueError as exc:
+        raise PydanticCustomError(
+            "endpoint", "must be a host name, an IP address or a URL: {reason}", {"reason": str(exc)}
+        ) from None
 
 
 Endpoint = Annotated[str, BeforeValidator(_endpoint_host)]
@@ -399,7 +401,8 @@ class DataResidency(Model):
 
     data_class: Literal["personal", "pseudonymous", "none"]
     data_endpoints: dict[str, list[Endpoint]] = Field(default_factory=dict)
-    """Per jurisdiction, the hosts holding the service's data there."""
+    """Per jurisdiction, the hosts holding the service's data there. For ``personal`` data every
+    jurisdiction deployed to must be listed: an empty list says the service holds no data there."""
     allowed_jurisdictions: list[str] | None = Field(default=None, min_length=1)
     """When set, no cluster outside these jurisdictions is ever targeted."""
 

@@ -26,7 +26,7 @@ from policies.fleet import Fleet
 from policies.plan import DataResidency, ReleasePlan
 from policies.schedule import Schedule, ScheduledCluster
 
-RULESET_VERSION = "2026.1"
+RULESET_VERSION = "2026.2"
 """Bump when any rule's logic changes; it is part of every decision's ``policy_digest``."""
 
 JURISDICTION_SCOPE = "jurisdiction-scope"
@@ -93,8 +93,14 @@ def policy_digest() -> str:
         "ruleset": RULESET_VERSION,
         "rules": RULES,
         "inCluster": hosts.IN_CLUSTER_RULE,
+        "hosts": hosts.HOST_RULE,
         "personalDataClasses": ["personal"],
-        "failClosed": ["unknown host", "no node evidence", "uninspected env"],
+        "failClosed": [
+            "unknown host",
+            "no node evidence",
+            "uninspected env",
+            "personal data into a jurisdiction without declared dataEndpoints",
+        ],
     }
     blob = json.dumps(facts, sort_keys=True, separators=(",", ":")).encode()
     return "sha256:" + hashlib.sha256(blob).hexdigest()
@@ -136,11 +142,15 @@ def data_endpoints(
 ) -> Decision:
     """For personal data, every declared endpoint of the cluster's jurisdiction and every env host
     (when given) maps to that jurisdiction through the fleet's hosts table; unknown hosts fail closed.
+
+    A jurisdiction missing from ``dataEndpoints`` is denied too: only an explicit empty list says
+    the service holds no data there.
     """
     here = cluster.jurisdiction
     if residency.data_class != "personal":
         reason = f"dataClass {residency.data_class}: data endpoints are not restricted"
         return _decide(DATA_ENDPOINTS, cluster, True, reason, dataClass=residency.data_class)
+    undeclared = here not in residency.data_endpoints
     declared = list(residency.data_endpoints.get(here, []))
     live = [_host_or_marker(h) for h in env_hosts] if env_hosts is not None else []
     resolved = {h: fleet.jurisdiction_of_host(h, cluster=cluster.name) for h in [*declared, *live]}
@@ -155,11 +165,19 @@ def data_endpoints(
     ]
     if uninspected:
         outside.append(f"could not inspect {', '.join(uninspected)}")
+    if undeclared:
+        inputs["undeclared"] = True
+        outside.insert(
+            0,
+            f"dataEndpoints declares nothing for {here} (list its data hosts there, "
+            f"or write {here}: [] if the service holds no data in {here})",
+        )
     if outside:
         reason = f"personal data must stay in {here}: " + "; ".join(outside) + " (unknown fails closed)"
         return _decide(DATA_ENDPOINTS, cluster, False, reason, **inputs)
     if not resolved:
-        reason = f"no data endpoints declared for {here}" + ("" if env_hosts is None else " or found in env")
+        found = "" if env_hosts is None else " and none found in env"
+        reason = f"dataEndpoints declares that the service holds no data in {here}{found}"
     else:
         reason = f"all {len(resolved)} data endpoint(s) are in {here}"
     return _decide(DATA_ENDPOINTS, cluster, True, reason, **inputs)

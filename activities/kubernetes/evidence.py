@@ -17,7 +17,10 @@ Only hosts leave this module, never a value: from URLs (``postgres://u:p@db.eu.e
 ``jdbc:postgresql://...``, several hosts in one authority), ``host:port`` and ``user:pw@host``
 forms, IP addresses, and bare names that look like domain names (two or more labels ending in an
 alphabetic label that is not a common file extension). The guess errs towards reporting a host:
-an unknown host fails the residency rule closed, with the host named so it can be placed.
+an unknown host fails the residency rule closed, with the host named so it can be placed. Hosts are
+read as :mod:`policies.hosts` reads them: ``postgres://878636280:5432/x`` is the IPv4 address
+52.94.236.248. A URL whose host parsers read differently is listed as not inspected, with the reason.
+Outside URLs a number alone (``878636280``, ``0x10``) is taken for a count, not an address.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ UNLABELLED = "<unlabelled>"
 _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://(?P<authority>[^/\s?#'\";,]+(?:,[^/\s?#'\";,]+)*)")
 _SEPARATORS = re.compile(r"[\s,;=|'\"()<>]+")
 _HOST_PORT = re.compile(r"(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(?P<port>\d{1,5})")
+_INVISIBLE = re.compile(r"[\t\r\n]+")
 _REFERENCE = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
 _FILE_SUFFIXES = frozenset(
     {"yaml", "yml", "json", "conf", "cfg", "ini", "txt", "log", "xml", "properties", "toml", "pem", "crt"}
@@ -156,8 +160,10 @@ class _EnvReader:
                 elif not ref.get("optional"):
                     missing = f"configmap {ref.get('name')} key {ref.get('key')} (not found)"
                     self.uninspected.append(f"env {name} from {missing} {where}")
-        for value in values.values():
-            self.hosts.extend(hosts_in(value))
+        for name, value in values.items():
+            found, refused = scan(value)
+            self.hosts.extend(found)
+            self.uninspected.extend(f"env {name} {where}: {reason}" for reason in refused)
 
     def _expand(self, name: str, value: str, values: dict[str, str], secret: set[str], where: str) -> str:
         def replace(match: re.Match[str]) -> str:
@@ -174,26 +180,63 @@ class _EnvReader:
 
 def hosts_in(text: str) -> list[str]:
     """The hosts a configuration value points at (an empty list when it names none)."""
+    return scan(text)[0]
+
+
+def scan(text: str) -> tuple[list[str], list[str]]:
+    """The hosts a configuration value points at, and why any URL in it was refused (never the value).
+
+    A URL is read by :func:`policies.hosts.host_of`, which refuses one that URL parsers read
+    differently (``http://a.us.example.com\\@b.eu.example.com``): such a URL is reported, never
+    guessed at, so the residency rule fails closed saying why.
+    """
     found: list[str] = []
+    refused: list[str] = []
     for match in _URL.finditer(text):
-        authority = match["authority"].rsplit("@", 1)[-1]
-        for part in authority.split(","):
-            _add(found, _strip_port(part))
+        if _hidden_continuation(text, match.end()):
+            refused.append(
+                "a URL goes on after a tab or line break, which some parsers drop: its host is ambiguous"
+            )
+            continue
+        authority = match["authority"]
+        hostlist = authority.rsplit("@", 1)[-1]
+        if "," not in hostlist:
+            _add(found, refused, match.group(0), "a URL")
+            continue
+        if "\\" in authority:
+            refused.append("a URL of several hosts has a backslash, which parsers read differently")
+            continue
+        for part in hostlist.split(","):
+            _add(found, refused, part, "a URL's host list")
     rest = _URL.sub(" ", text)
     for token in _SEPARATORS.split(rest):
         host = _token_host(token)
         if host is not None:
-            _add(found, host)
-    return found
+            try:
+                found.append(host_rules.host_of(host))
+            except ValueError:
+                continue  # a token that only looked like a host
+    return found, refused
 
 
-def _add(found: list[str], candidate: str | None) -> None:
-    if not candidate:
-        return
+def _hidden_continuation(text: str, end: int) -> bool:
+    """Whether the URL ending at ``end`` goes on after tabs or line breaks, which WHATWG parsers and
+    ``urllib.parse`` delete (``http://db\\t.us.example.com``, ``http://a.eu.example.com\\n@b.us``).
+
+    A line break before an ordinary next line (``\\nuser=app``) is a separator, not a continuation.
+    """
+    gap = _INVISIBLE.match(text, end)
+    if gap is None or gap.end() == len(text):
+        return False
+    following = text[gap.end()]
+    return ("\t" in gap.group(0) and not following.isspace()) or following in "@.:\\[]"
+
+
+def _add(found: list[str], refused: list[str], candidate: str, what: str) -> None:
     try:
         found.append(host_rules.host_of(candidate))
-    except ValueError:
-        return
+    except ValueError as exc:
+        refused.append(f"{what} whose host cannot be read: {exc}")
 
 
 def _strip_port(text: str) -> str:
@@ -215,8 +258,8 @@ def _token_host(token: str) -> str | None:
     port = _HOST_PORT.fullmatch(authority)
     if port is not None:
         host = port["host"].strip("[]")
-        return host if _is_ip(host) or any(c.isalpha() for c in host) else None  # not "12:30"
-    if _is_ip(authority):
+        return host if _is_ip(host, alone=False) or any(c.isalpha() for c in host) else None  # not "12:30"
+    if _is_ip(authority, alone=True):
         return authority
     labels = authority.split(".")
     last = labels[-1].lower()
@@ -225,9 +268,18 @@ def _token_host(token: str) -> str | None:
     return None
 
 
-def _is_ip(text: str) -> bool:
+def _is_ip(text: str, *, alone: bool) -> bool:
+    """An IP address: IPv6, or IPv4 as ``inet_aton`` reads it in four parts, or (before a port, not
+    ``alone``) one part above 255.
+
+    Two or three numeric parts (``1.2.3``) read as versions, a number alone as a count or a port, and
+    a small number before a colon (``12:30``) as a time, so none is taken for an address outside a URL.
+    """
     try:
-        ipaddress.ip_address(text.strip("[]"))
+        host = host_rules.parse_host(text.strip("[]"))
     except ValueError:
         return False
-    return True
+    if not isinstance(host.address, ipaddress.IPv4Address):
+        return host.address is not None
+    parts = text.split(".")
+    return len(parts) == 4 or (not alone and len(parts) == 1 and int(host.address) > 255)

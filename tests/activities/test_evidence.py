@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from activities.errors import ClusterError
 from activities.kubernetes import evidence
+from policies import hosts as host_rules
 from policies.plan import Workload
 from tests.activities.support import DB_HOST, V1, Kube, seed
+from tests.support import hostgen
 
 WORKLOAD = Workload(namespace="x", deployment="api", container="api")
 
@@ -121,6 +126,24 @@ class TestEnvHosts:
         if kube.emulated is not None:
             assert not [r for r in kube.requests(since) if "/secrets" in r["path"]]
 
+    @settings(max_examples=150, deadline=timedelta(seconds=2))
+    @given(st.lists(st.one_of(hostgen.urls(), hostgen.hosts), max_size=3).map(" ".join))
+    def test_scanning_any_value_never_crashes_or_echoes_it(self, value: str) -> None:
+        """Every value yields canonical hosts and reasons; no reason repeats the value it refused."""
+        found, refused = evidence.scan(value)
+        assert all(host_rules.parse_host(host).name == host for host in found)
+        assert all(len(value) < 12 or value not in reason for reason in refused)
+
+    def test_a_url_read_differently_is_listed_as_uninspected(self, kube: Kube, ns: str) -> None:
+        """A URL whose host parsers disagree on is named, with why, instead of being judged by one guess."""
+        url = "http://prometheus.us.example.com\\@prometheus.eu.example.com:9090"
+        seed(kube, ns, env=[{"name": "METRICS_URL", "value": url}, {"name": "DB", "value": "878636280:5432"}])
+        found = kube.backend.evidence(kube.cluster, _workload(ns))
+        assert found.env_hosts == ["52.94.236.248"]
+        [refused] = found.uninspected
+        assert refused.startswith("env METRICS_URL (container api): a URL whose host cannot be read")
+        assert "backslash" in refused and "example.com" not in refused
+
     @pytest.mark.parametrize(
         ("value", "hosts"),
         [
@@ -143,8 +166,35 @@ class TestEnvHosts:
             ("config.yaml", []),
             ("/etc/app.conf", []),
             ("true", []),
+            ("postgres://878636280:5432/orders", ["52.94.236.248"]),
+            ("redis://0x345eecf8/0", ["52.94.236.248"]),
+            ("878636280:5432", ["52.94.236.248"]),
+            ("0x345eecf8:6379", ["52.94.236.248"]),
+            ("0x34.0x5e.0xec.0xf8", ["52.94.236.248"]),
+            ("http://[::ffff:10.0.0.5]:80/", ["10.0.0.5"]),
+            ("https://BÜCHER.eu.example.com./x", ["xn--bcher-kva.eu.example.com"]),
+            ("8080", []),
+            ("url=http://a.eu.example.com\nuser=app", ["a.eu.example.com"]),
+            ("1.5", []),
         ],
     )
     def test_hosts_in_values(self, value: str, hosts: list[str]) -> None:
         """URLs, host:port, DSNs and IPs yield hosts; versions, times, paths and e-mail addresses do not."""
         assert evidence.hosts_in(value) == hosts
+
+    @pytest.mark.parametrize(
+        "value",
+        [
+            "http://prometheus.us.example.com\\@prometheus.eu.example.com:9090",
+            "DB=postgres://db.us.example.com\\@db.eu.example.com:5432/x",
+            "mongodb://a.us.example.com\\@b.eu.example.com,c.eu.example.com/db",
+            "postgres://1.2.3.4.5:5432/x",
+            "http://db\t.us.example.com:5432/x",
+            "http://a.eu.example.com\n@b.us.example.com/",
+        ],
+    )
+    def test_urls_parsers_read_differently_are_refused_saying_why(self, value: str) -> None:
+        """Such a URL yields no guessed host but a reason (never the value), so the rule fails closed."""
+        found, refused = evidence.scan(value)
+        assert not any(host.endswith("eu.example.com") for host in found)
+        assert refused and all("example.com" not in reason for reason in refused)

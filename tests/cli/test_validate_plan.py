@@ -292,3 +292,35 @@ class TestSafetyNet:
         assert run.code == 2
         assert "internal error (RuntimeError: boom)" in run.stderr
         assert "Traceback" not in run.stderr
+
+    @pytest.mark.parametrize(
+        ("replacement", "code", "message"),
+        [
+            (
+                ("    US: [orders.db.us.example.com]\n", ""),
+                2,
+                "use1-prod: data-endpoints: personal data must stay in US: dataEndpoints declares nothing",
+            ),
+            (("US: [orders.db.us.example.com]", "US: []"), 0, ""),
+            (("EU: [orders.db.eu.example.com", "EU: ['878636280'"), 2, "52.94.236.248 is in no known"),
+            (
+                ("EU: [orders.db.eu.example.com", "EU: ['postgres://0x345eecf8:5432/orders'"),
+                2,
+                "52.94.236.248 is in no known jurisdiction",
+            ),
+            (
+                ("EU: [orders.db.eu.example.com", 'EU: ["http://db.us.example.com\\\\x.eu.example.com/"'),
+                2,
+                "dataResidency.dataEndpoints.EU[0]: must be a host name, an IP address or a URL: urllib",
+            ),
+        ],
+        ids=["jurisdiction-missing", "explicit-empty-list", "numeric-host", "hex-url", "parsers-disagree"],
+    )
+    def test_personal_data_endpoints_fail_closed(
+        self, tmp_path: Path, replacement: tuple[str, str], code: int, message: str
+    ) -> None:
+        """A jurisdiction without declared endpoints, a numeric host and an ambiguous URL never pass."""
+        (tmp_path / "p.yaml").write_text(_edit(PLAN, replacement))
+        run = _invoke("validate", str(tmp_path / "p.yaml"), "--fleet", FLEET)
+        assert run.code == code, run.stderr
+        assert message in run.stderr

@@ -44,11 +44,23 @@ class TestFleetValidation:
                 "must be text",
             ),
             (set_path("clusters.0.name", "EUW1_internal"), "clusters[0].name", "lowercase"),
+            *(
+                (set_path("clusters.0.labels.regulated", value), "clusters[0].labels.regulated", '"true" or')
+                for value in ("True", "yes", "1", "")
+            ),
+            (set_path("hosts.1.jurisdiction", "CH"), "hosts[1].jurisdiction", "no region is in"),
+            (
+                set_path(
+                    "regions.0.prometheus", "http://prometheus.us.example.com\\@prometheus.eu.example.com"
+                ),
+                "regions[0].prometheus",
+                "backslash",
+            ),
             (set_path("hosts.1.match", "*"), "hosts[1].match", "not an exact host"),
             (
                 set_path("hosts.1", {"match": "*.eu.example.com", "jurisdiction": "US"}),
                 "hosts[1].match",
-                "already placed",
+                "overlaps hosts[0] '*.eu.example.com' (EU)",
             ),
             (set_path("kind", "ReleasePlan"), "kind", "'Fleet'"),
             (set_path("apiVersion", "ringmaster.dev/v2"), "apiVersion", "ringmaster.dev/v1"),

@@ -68,9 +68,11 @@ class TestResidencyDataEndpoints:
             ({"EU": ["orders.db.eu.example.com", "10.1.9.9"]}, None, [], "allow", "are in EU"),
             ({"EU": ["orders.db.us.example.com"]}, None, [], "deny", "orders.db.us.example.com is in US"),
             ({"EU": ["db.example.org"]}, None, [], "deny", "db.example.org is in no known jurisdiction"),
-            ({"US": ["orders.db.us.example.com"]}, None, [], "allow", "no data endpoints declared for EU"),
+            ({"US": ["orders.db.us.example.com"]}, None, [], "deny", "dataEndpoints declares nothing for EU"),
+            ({"EU": [], "US": ["orders.db.us.example.com"]}, None, [], "allow", "holds no data in EU"),
+            ({}, ["cache.eu.example.com"], [], "deny", "write EU: [] if the service holds no data in EU"),
             (
-                {},
+                {"EU": []},
                 ["cache.eu.example.com", "redis", "postgres.db.svc.cluster.local"],
                 [],
                 "allow",
@@ -85,7 +87,8 @@ class TestResidencyDataEndpoints:
                 "deny",
                 "could not inspect env DB_URL",
             ),
-            ({}, [], [], "allow", "no data endpoints declared for EU or found in env"),
+            ({"EU": []}, [], [], "allow", "holds no data in EU and none found in env"),
+            ({"EU": []}, ["postgres://878636280:5432/orders"], [], "deny", "52.94.236.248 is in no known"),
         ],
     )
     def test_personal_data_stays_in_jurisdiction(
@@ -133,6 +136,8 @@ class TestTelemetryLocality:
             ("http://prometheus.example.org", "deny", "no known jurisdiction"),
             ("http://prometheus.monitoring.svc:9090", "allow", "is in EU"),
             ("https://reader:s3cret@10.1.0.5:9090/prom", "allow", "10.1.0.5 is in EU"),
+            ("http://878636280:9090", "deny", "52.94.236.248 is in no known jurisdiction"),
+            ("http://0x0a010005:9090", "allow", "10.1.0.5 is in EU"),
         ],
     )
     def test_prometheus_lives_in_the_clusters_jurisdiction(
@@ -140,7 +145,7 @@ class TestTelemetryLocality:
     ) -> None:
         """The Prometheus judging a cluster must be in its jurisdiction; in-cluster names are local."""
         fleet = make_fleet(
-            [("eu-west-1", "EU", None)],
+            [("eu-west-1", "EU", None), ("us-east-1", "US", None)],
             [("euw1", "eu-west-1", {})],
             [("*.eu.example.com", "EU"), ("*.us.example.com", "US"), ("10.1.0.0/16", "EU")],
             prometheus=prometheus,
