@@ -113,38 +113,38 @@ class TestValidate:
     @pytest.mark.parametrize(
         "line",
         [
-            "rings[0].strategy.canary.steps[2].setWeight: must be less than or equal to 100",
-            "rings[0].strategy.canary.steps[1].pause.duration: 'soon' is not a duration; write 30s, 5m",
-            "rings[0].bakeTim: unknown field 'bakeTim' (did you mean 'bakeTime'?); allowed: name,",
+            "18:13: rings[0].strategy.canary.steps[2].setWeight: must be less than or equal to 100",
+            "17:21: rings[0].strategy.canary.steps[1].pause.duration: 'soon' is not a duration; write 30s",
+            "22:5: rings[0].bakeTim: unknown field 'bakeTim' (did you mean 'bakeTime'?); allowed: name,",
         ],
     )
     def test_structural_problems_exit_2_naming_path_and_rule(self, runs: dict[str, Run], line: str) -> None:
-        """A weight over 100, an unparsable duration and a misspelt field are all reported, with exit code 2
-        (alongside the fleet's own YAML error: every problem of both files at once)."""
+        """A weight over 100, an unparsable duration and a misspelt field are all reported at their line
+        and column, with exit code 2 (alongside the fleet's own YAML error: every problem of both files)."""
         run = runs["structural"]
         assert run.code == 2
-        assert f"structural.yaml: {line}" in run.stderr
+        assert f"structural.yaml:{line}" in run.stderr
 
     @pytest.mark.parametrize(
         "line",
         [
-            "rings[0].clusters[0]: unknown cluster 'euw1-internl' (did you mean 'euw1-internal'?)",
-            "rings[1].clusterSelector: cluster 'use1-beta' is in jurisdiction US, outside "
+            "13:16: rings[0].clusters[0]: unknown cluster 'euw1-internl' (did you mean 'euw1-internal'?)",
+            "25:5: rings[1].clusterSelector: cluster 'use1-beta' is in jurisdiction US, outside "
             "dataResidency.allowedJurisdictions [EU] (rule jurisdiction-scope)",
         ],
     )
     def test_cross_file_problems_exit_2_naming_path_and_rule(self, runs: dict[str, Run], line: str) -> None:
-        """An unknown cluster and a cluster outside allowedJurisdictions exit 2 with path and rule."""
+        """An unknown cluster and a cluster outside allowedJurisdictions exit 2, at line, path and rule."""
         run = runs["cross"]
         assert run.code == 2
-        assert f"cross.yaml: {line}" in run.stderr
+        assert f"cross.yaml:{line}" in run.stderr
 
     def test_broken_yaml_never_prints_a_traceback(self, runs: dict[str, Run]) -> None:
         """Unparsable fleet YAML is reported plainly beside the plan's problems, with exit code 2."""
         run = runs["structural"]
         assert run.code == 2
         assert "Traceback" not in run.stderr + run.stdout
-        assert "broken-fleet.yaml: invalid YAML at line 2" in run.stderr
+        assert "broken-fleet.yaml:2:1: invalid YAML: " in run.stderr
 
     @pytest.mark.parametrize("missing", ["plan", "fleet", "both"])
     def test_missing_files_are_reported(self, tmp_path: Path, missing: str) -> None:
@@ -171,7 +171,8 @@ class TestValidate:
         ids=["valid", "structural", "wrong-types", "wrong-shapes", "binary-and-empty"],
     )
     def test_json_output(self, tmp_path: Path, plan_text: str, fleet_text: str | None, code: int) -> None:
-        """--output json prints {valid, problems[{source, path, message}], denials} and the same exit code."""
+        """--output json prints {valid, problems[{source, path, line, column, message}], denials} and the
+        same exit code."""
         (tmp_path / "p.yaml").write_text(plan_text)
         fleet = FLEET
         if fleet_text is not None:
@@ -182,7 +183,7 @@ class TestValidate:
         assert run.code == code
         assert document["valid"] is (code == 0)
         assert bool(document["problems"]) is (code != 0)
-        assert all(set(p) == {"source", "path", "message"} for p in document["problems"])
+        assert all(set(p) == {"source", "path", "line", "column", "message"} for p in document["problems"])
         assert document["denials"] == []
 
     def test_static_residency_denial_exits_2(self, tmp_path: Path) -> None:

@@ -225,14 +225,15 @@ class TestPlanValidation:
         assert len(problems(dump(plan_data))) == 4
 
     def test_error_lists_source_path_and_message(self, plan_data: dict[str, Any]) -> None:
-        """str(ConfigError) gives one ``SOURCE: PATH: MESSAGE`` line per problem."""
+        """str(ConfigError) gives one ``SOURCE:LINE:COLUMN: PATH: MESSAGE`` line per problem."""
         plan_data["rings"][0]["maxParallel"] = 0
         plan_data["analysis"]["threshold"] = 0
         with pytest.raises(loading.ConfigError) as caught:
             loading.parse_plan(dump(plan_data), "plans/api.yaml")
         lines = str(caught.value).splitlines()
-        assert lines[0].startswith("plans/api.yaml: rings[0].maxParallel: ")
-        assert lines[1].startswith("plans/api.yaml: analysis.threshold: ")
+        line = dump(plan_data).splitlines().index("  maxParallel: 0") + 1
+        assert lines[0].startswith(f"plans/api.yaml:{line}:3: rings[0].maxParallel: ")
+        assert lines[1].startswith("plans/api.yaml:") and ": analysis.threshold: " in lines[1]
         assert caught.value.source == "plans/api.yaml"
 
     def test_unusual_keys_are_quoted_in_paths(self, plan_data: dict[str, Any]) -> None:
@@ -258,13 +259,45 @@ class TestYamlReading:
             ("# only a comment\n", "the file is empty"),
             ("- a\n- b\n", "top level must be a mapping"),
             ("just text", "top level must be a mapping"),
-            ("a: [1", "invalid YAML at line 1"),
+            ("a: [1", "plan.yaml:2:1: invalid YAML: did not find expected ','"),
             ("a: 1\na: 2\n", "the key 'a' appears twice"),
             ("x: !!python/object:os.system 1", "invalid YAML"),
             ("a: 1\n---\nb: 2\n", "invalid YAML"),
             ("\x00", "invalid YAML"),
             ("? [a, b]\n: 1\n", "invalid YAML"),
             ("1: a\n", "keys must be text"),
+            (
+                'service: !!int "abc"\n',
+                "plan.yaml:1:10: invalid YAML: a value tagged !!int must be a whole number",
+            ),
+            ("service: !!int 1e5\n", "a value tagged !!int must be a whole number"),
+            ("service: !!int " + "9" * 5000 + "\n", "a value tagged !!int must be a whole number"),
+            ("service: !!float abc\n", "a value tagged !!float must be a number"),
+            ("service: !!bool yes\n", "a value tagged !!bool must be true or false"),
+            ("service: !!null x\n", "a value tagged !!null must be null"),
+            ("service: !!binary YXBp\n", "plan.yaml:1:10: invalid YAML: the tag !!binary is not supported"),
+            ("service: !!set {a: null}\n", "the tag !!set is not supported"),
+            ("service: !custom x\n", "the tag !custom is not supported"),
+            ("a: &x [1]\nb: *y\n", "plan.yaml:2:4: invalid YAML: the alias *y has no anchor"),
+            ("a: &x [*x]\n", "the alias *x has no anchor"),
+            (
+                "[" * 100_000 + "]" * 100_000,
+                "plan.yaml:1:65: invalid YAML: lists and mappings nest more than 64",
+            ),
+            ("- " * 100_000 + "a\n", "nest more than 64 levels deep"),
+            (
+                "a: &a ['x','x','x','x','x','x','x','x','x','x']\n"
+                + "".join(
+                    f"{c}: &{c} [*{p},*{p},*{p},*{p},*{p},*{p},*{p},*{p},*{p},*{p}]\n"
+                    for p, c in zip("abcdefgh", "bcdefghi", strict=True)
+                ),
+                "more than 500,000 values (an alias counts every value it repeats)",
+            ),
+            ("a: 1\nb: 2\na: 3\n", "plan.yaml:3:1: invalid YAML: the key 'a' appears twice"),
+            (
+                "? " + "k" * 10_000 + "\n: 1\n? " + "k" * 10_000 + "\n: 2\n",
+                "plan.yaml:3:3: invalid YAML: the key '" + "k" * 39 + "'… appears twice",
+            ),
         ],
     )
     def test_bad_yaml_is_a_config_error(self, text: str, message: str) -> None:
