@@ -264,14 +264,19 @@ class TestPlan:
         [
             (["--version", "1", "--at", "2026-03-27T18:00:00"], "has no UTC offset"),
             (["--version", "1", "--at", "friday"], "not an ISO 8601 instant"),
+            (["--version", "1", "--at", "0001-01-01T00:00:00Z"], "out of range: instants must be from 1970"),
+            (["--version", "1", "--at", "0001-01-01T00:00:00+05:00"], "out of range"),
+            (["--version", "1", "--at", "9999-12-31T23:59:59Z"], "out of range"),
+            (["--version", "1", "--at", "9999-12-31T23:59:59-05:00", "-o", "json"], "out of range"),
             (["--version", 'v1"}'], "letters, digits"),
         ],
     )
     def test_bad_arguments_exit_2(self, args: list[str], message: str) -> None:
-        """A naive or unparsable --at and an unsafe --version are refused with exit code 2."""
+        """A naive, unparsable or off-calendar --at and an unsafe --version are refused with exit code 2."""
         run = _invoke("plan", str(EXAMPLES / "plan.yaml"), "--fleet", FLEET, *args)
         assert run.code == 2
-        assert message in run.stderr
+        assert message in run.stderr + run.stdout
+        assert "internal error" not in run.stderr
 
     def test_invalid_files_as_json(self, tmp_path: Path) -> None:
         """plan --output json on an invalid plan prints the problems document and exits 2."""

@@ -88,6 +88,19 @@ class TestPlanValidation:
             (drop_path("rings.0.clusters"), "rings[0]", "got none"),
             (set_path("rings.0.clusters", []), "rings[0].clusters", "at least 1"),
             (set_path("rings.0.maxParallel", 0), "rings[0].maxParallel", "greater than or equal to 1"),
+            (set_path("rings.0.maxParallel", 2001), "rings[0].maxParallel", "less than or equal to 2000"),
+            (
+                set_path("rings.0.bakeTime", "1" * 10_000 + "x"),
+                "rings[0].bakeTime",
+                "'" + "1" * 39 + "'… is not a duration; write",
+            ),
+            (set_path("rings.1.approval.required", "yes"), "rings[1].approval.required", "true or false"),
+            (set_path("rings.1.approval.required", 1), "rings[1].approval.required", "true or false"),
+            (
+                set_path("rings.1.strategy.blueGreen.autoPromotionEnabled", "false"),
+                "rings[1].strategy.blueGreen.autoPromotionEnabled",
+                "must be true or false, got text",
+            ),
             (set_path("rings.0.bakeTime", "forever"), "rings[0].bakeTime", "not a duration"),
             (
                 set_path("rings.1.approval", {"fourEyes": True}),
@@ -115,6 +128,25 @@ class TestPlanValidation:
                 "analysis.metrics[0].thresholdRange",
                 "min must not be greater",
             ),
+            (
+                set_path(f"{METRIC}.0.thresholdRange", {"min": "0.99"}),
+                "analysis.metrics[0].thresholdRange.min",
+                "must be a number, got text (write it without quotes)",
+            ),
+            (
+                set_path(f"{METRIC}.0.thresholdRange", {"max": True}),
+                "analysis.metrics[0].thresholdRange.max",
+                "must be a number, got true/false",
+            ),
+            (
+                set_path(
+                    f"{METRIC}.2.baseline",
+                    {"judge": "mannWhitney", "direction": "lowerIsWorse", "tolerance": "0.1"},
+                ),
+                "analysis.metrics[2].baseline.tolerance",
+                "must be a number, got text",
+            ),
+            (set_path(f"{METRIC}.1.query", "   \n\t"), "analysis.metrics[1].query", "not blank"),
             (
                 set_path(f"{METRIC}.0.thresholdRange", {"min": float("nan")}),
                 "analysis.metrics[0].thresholdRange.min",
@@ -195,6 +227,26 @@ class TestPlanValidation:
                 set_path("dataResidency.dataEndpoints.EU", ["postgres://app:pw@db.eu.example.com/x"]),
                 "dataResidency.dataEndpoints.EU[0]",
                 "credentials",
+            ),
+            (
+                set_path("dataResidency.dataEndpoints.EU", ["orders.db.eu.example.com:65536"]),
+                "dataResidency.dataEndpoints.EU[0]",
+                "a port is a whole number from 1 to 65535",
+            ),
+            (
+                set_path("dataResidency.dataEndpoints.EU", ["postgres://orders.db.eu.example.com:99999/x"]),
+                "dataResidency.dataEndpoints.EU[0]",
+                "from 1 to 65535",
+            ),
+            (
+                set_path("windows.1.freeze.from", "0001-01-01T00:00:00+05:00"),
+                "windows[1].freeze",
+                "from 1970-01-01 to 9000-01-01",
+            ),
+            (
+                set_path("windows.1.freeze.to", "9999-12-31T23:59:59-05:00"),
+                "windows[1].freeze",
+                "from 1970-01-01 to 9000-01-01",
             ),
             (
                 set_path("dataResidency.allowedJurisdictions", []),
