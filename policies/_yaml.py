@@ -148,9 +148,6 @@ _CONSTRUCTORS: dict[str, tuple[str, Callable[[str], object]]] = {
     _CORE + "float": ("a number", _to_float),
     _CORE + "bool": ("true or false", _to_bool),
     _CORE + "null": ("null", _to_null),
-    # YAML 1.2 has neither timestamps nor merge keys: such plain scalars stay the text they are.
-    _CORE + "timestamp": ("text", str),
-    _CORE + "merge": ("text", str),
 }
 _CONTAINER_TAGS = {None, "!", _CORE + "map", _CORE + "seq"}
 
@@ -159,8 +156,8 @@ def _resolve(text: str) -> str:
     """The tag YAML 1.2 gives plain scalar ``text`` (as ruamel.yaml resolves it); text by default."""
     for tag, pattern in _IMPLICIT.get(text[:1], ()):
         if pattern.match(text):
-            # Tags a plain scalar may resolve to in ruamel beyond the core ones (YAML 1.1's
-            # ``=`` value tag) are read as the text they are.
+            # Plain scalars ruamel resolves beyond the core schema (dates, ``<<`` merge keys, the
+            # ``=`` value tag) stay the text they are, as in YAML 1.2's core schema.
             return tag if tag in _CONSTRUCTORS else _CORE + "str"
     return _CORE + "str"
 
@@ -180,15 +177,15 @@ def _scalar(event: events.ScalarEvent) -> object:
         raise YamlError(f"a value tagged {_tag_name(tag)} must be {what}", _position(event)) from None
 
 
-def _events(text: str) -> Iterator[events.Event]:
-    if CParser is not None:
-        parser = CParser(text)
-        while (event := parser.get_event()) is not None:
-            yield event
-            if isinstance(event, events.StreamEndEvent):
-                return
-    else:  # pragma: no cover - see the import of CParser
+def _events(text: str, *, pure: bool) -> Iterator[events.Event]:
+    if pure or CParser is None:
         yield from YAML(typ="safe", pure=True).parse(text)
+        return
+    parser = CParser(text)
+    while (event := parser.get_event()) is not None:
+        yield event
+        if isinstance(event, events.StreamEndEvent):
+            return
 
 
 class _Builder:
@@ -280,16 +277,42 @@ class _Builder:
 
 
 def load(text: str) -> Loaded:
-    """Parse one YAML document and keep its positions; YamlError (with line and column) if it is not one."""
+    """Parse one YAML document and keep its positions; YamlError (with line and column) if it is not one.
+
+    The C parser reads first. libyaml, which it derives from, rejects some YAML 1.2 that the
+    pure-Python parser reads (a time in a flow list: ``[10:00]``), so when it reports a syntax error
+    the pure parser decides; it stops at the first error too, so the retry costs at most one slow read.
+    """
+    try:
+        return _build(text, pure=CParser is None)
+    except _SyntaxError as exc:
+        if CParser is None:
+            raise exc.error from None
+    try:
+        return _build(text, pure=True)
+    except _SyntaxError as exc:
+        raise exc.error from None
+
+
+class _SyntaxError(Exception):
+    """The parser (not the rules of this module) refused the text; ``error`` says where and why."""
+
+    def __init__(self, error: YamlError) -> None:
+        super().__init__(error)
+        self.error = error
+
+
+def _build(text: str, *, pure: bool) -> Loaded:
     builder = _Builder()
     try:
-        for event in _events(text):
+        for event in _events(text, pure=pure):
             builder.feed(event)
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = None if mark is None else Position(mark.line + 1, mark.column + 1)
-        raise YamlError(_errors.clip(str(exc.problem or exc.context or "invalid YAML"), 120), where) from None
+        message = _errors.clip(str(exc.problem or exc.context or "invalid YAML"), 120)
+        raise _SyntaxError(YamlError(message, where)) from None
     except (YAMLError, ValueError, UnicodeError) as exc:
-        raise YamlError(_errors.clip(" ".join(str(exc).split()), 120), None) from None
+        raise _SyntaxError(YamlError(_errors.clip(" ".join(str(exc).split()), 120), None)) from None
     value, position = builder.root if builder.root is not None else (None, None)
     return Loaded(value, position or Position(1, 1), builder.positions)

@@ -27,8 +27,12 @@ from policies.plan import ReleasePlan
 
 _DocumentT = TypeVar("_DocumentT", bound=Document)
 
-MAX_FILE_BYTES = 4 * 1024 * 1024
-"""The largest fleet or plan read, in bytes (4 MiB; a fleet of 2,000 clusters is about 300 KB)."""
+MAX_FILE_BYTES = 2 * 1024 * 1024
+"""The largest fleet or plan read, in bytes (2 MiB; a fleet of 2,000 clusters is about 300 KB).
+
+A bound on time as much as on memory: a syntax error at the end of a file this large costs a
+second or two, because the pure-Python parser re-reads it (see ``_yaml.load``).
+"""
 MAX_PROBLEMS = _errors.MAX_PROBLEMS
 """At most this many problems are reported per run; a last line counts the ones left out."""
 

@@ -30,7 +30,7 @@ class TestFileSize:
         with pytest.raises(loading.ConfigError) as caught:
             loading.parse(text, ReleasePlan)
         assert [p.message for p in caught.value.problems] == [
-            "the file is larger than 4 MiB (4,194,304 bytes), the most ringmaster reads"
+            "the file is larger than 2 MiB (2,097,152 bytes), the most ringmaster reads"
         ]
 
     def test_text_over_the_limit_is_refused(self) -> None:
@@ -38,21 +38,21 @@ class TestFileSize:
         text = "service: " + "é" * (loading.MAX_FILE_BYTES // 2) + "\n"
         assert len(text) < loading.MAX_FILE_BYTES
         assert problems(text) == [
-            ("", "the file is larger than 4 MiB (4,194,304 bytes), the most ringmaster reads")
+            ("", "the file is larger than 2 MiB (2,097,152 bytes), the most ringmaster reads")
         ]
 
 
 class TestProblemCount:
     @pytest.mark.timeout(120)
     def test_unknown_top_level_keys_are_counted_not_listed(self) -> None:
-        """200,000 unknown top-level keys: MAX_PROBLEMS problems at their lines, a note counts the rest."""
+        """150,000 unknown top-level keys: MAX_PROBLEMS problems at their lines, a note counts the rest."""
         with pytest.raises(loading.ConfigError) as caught:
-            loading.parse_plan(_unknown_keys(200_000), "plan.yaml")
+            loading.parse_plan(_unknown_keys(150_000), "plan.yaml")
         found = caught.value.problems
         assert len(found) == loading.MAX_PROBLEMS + 1
         assert found[0] == loading.Problem("k0000000", found[0].message, line=1, column=1)
         assert found[99].line == 100
-        assert found[-1].message.startswith("199900 more problem(s) not shown: at most 100 are reported")
+        assert found[-1].message.startswith("149900 more problem(s) not shown: at most 100 are reported")
         assert len(str(caught.value)) < 30_000
 
     def test_validation_problems_are_bounded(self, plan_data: dict[str, Any]) -> None:

@@ -9,10 +9,11 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from policies import loading
+from policies import _yaml, loading
 from policies.fleet import Fleet
 from policies.plan import ReleasePlan
 from tests.policies.helpers import drop_path, dump, problems, set_path
+from tests.support import fleets
 
 Mutation = Callable[[dict[str, Any]], None]
 
@@ -311,7 +312,7 @@ class TestYamlReading:
             ("# only a comment\n", "the file is empty"),
             ("- a\n- b\n", "top level must be a mapping"),
             ("just text", "top level must be a mapping"),
-            ("a: [1", "plan.yaml:2:1: invalid YAML: did not find expected ','"),
+            ("a: [1", "plan.yaml:1:6: invalid YAML: expected ',' or ']'"),
             ("a: 1\na: 2\n", "the key 'a' appears twice"),
             ("x: !!python/object:os.system 1", "invalid YAML"),
             ("a: 1\n---\nb: 2\n", "invalid YAML"),
@@ -365,6 +366,17 @@ class TestYamlReading:
         )
         assert "start: 10:00" in text
         assert loading.parse_plan(text, "plan.yaml").windows[0].weekly[0].start == "10:00"  # type: ignore[index]
+
+    def test_times_in_flow_style_read_as_yaml_1_2(self, plan_data: dict[str, Any]) -> None:
+        """A time of day inside a flow mapping (which libyaml refuses) reads as YAML 1.2 says: text."""
+        del plan_data["windows"]
+        text = (
+            dump(plan_data)
+            + "windows: [{regions: [eu-west-1], weekly: [{days: [Mon], start: 09:00, end: 16:00}]}]\n"
+        )
+        window = loading.parse_plan(text, "plan.yaml").windows[0]
+        assert window.weekly is not None
+        assert (window.weekly[0].start, window.weekly[0].end) == ("09:00", "16:00")
 
     @pytest.mark.parametrize("content", [None, b"\xff\xfe\x00bad", "directory"])
     def test_unreadable_files_are_config_errors(self, tmp_path: Path, content: bytes | str | None) -> None:
@@ -435,3 +447,34 @@ class TestPlanAgainstFleet:
     def test_example_plan_fits_example_fleet(self, plan: ReleasePlan, fleet: Fleet) -> None:
         """The committed examples are consistent with each other."""
         loading.check_plan_against_fleet(plan, fleet, "plan.yaml")
+
+
+class TestPureParser:
+    @pytest.mark.parametrize(
+        "text",
+        [
+            fleets.EXAMPLE_PLAN.read_text(),
+            fleets.EXAMPLE_FLEET.read_text(),
+            "a: [1, 0x1F, 0o17, 1_000, .inf, ~, NO, 10:00, 2026-01-01, '5', true]\nb: &x {c: d}\ne: *x\n",
+            "a: !!int abc\n",
+            "a: 1\na: 2\n",
+            "a: [1\n",
+            "[" * 200 + "]" * 200,
+            "a: *nowhere\n",
+            "\x00",
+        ],
+        ids=["plan", "fleet", "scalars", "int-tag", "duplicate", "unclosed", "deep", "alias", "binary"],
+    )
+    def test_pure_parser_reads_like_the_c_parser(self, monkeypatch: pytest.MonkeyPatch, text: str) -> None:
+        """Without the C parser (another platform), the pure-Python one gives the same values and errors."""
+
+        def read() -> tuple[object, object]:
+            try:
+                loaded = _yaml.load(text)
+            except _yaml.YamlError as exc:
+                return "error", (exc.message.split(":")[0], exc.position and exc.position.line)
+            return loaded.data, loaded.position(["rings", 1, "maxParallel"])
+
+        with_c = read()
+        monkeypatch.setattr(_yaml, "CParser", None)
+        assert read() == with_c
