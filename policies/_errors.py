@@ -172,6 +172,10 @@ def describe(
         else:
             message = item["msg"].removeprefix("Value error, ").replace("Input should be", "must be")
             message = message.replace("String should", "text should").replace("List should", "list should")
+            given = item.get("input")
+            if isinstance(given, str) and len(given) > ECHO_LIMIT:
+                # A validator that names the value it refuses (a host pattern) names it clipped.
+                message = message.replace(repr(given), quote(given))
         if key_error:
             message = f"key: {message}"
         found.append((tuple(loc), render_path(loc), message))

@@ -255,7 +255,8 @@ def _parse(text: str, source: str, model: type[_DocumentT]) -> _DocumentT:
         raise ConfigError(source, problems, omitted=exc.error_count() - len(problems)) from None
     found = document.problems()
     if found:
-        raise ConfigError(source, [_at(loaded, Problem(path, message)) for path, message in found])
+        problems = [_at(loaded, Problem(path, message)) for path, message in found[:MAX_PROBLEMS]]
+        raise ConfigError(source, problems, omitted=len(found) - len(problems))
     return document
 
 
@@ -290,7 +291,9 @@ def _ring_problems(plan: ReleasePlan, fleet: Fleet, suggest: _errors.Suggestions
             if name in owner:
                 problems.append(
                     Problem(
-                        path, f"cluster {name!r} is already in ring {owner[name]!r}; a cluster joins one ring"
+                        path,
+                        f"cluster {_errors.quote(name)} is already in ring {_errors.quote(owner[name])}; "
+                        "a cluster joins one ring",
                     )
                 )
             owner.setdefault(name, ring.name)
@@ -299,7 +302,7 @@ def _ring_problems(plan: ReleasePlan, fleet: Fleet, suggest: _errors.Suggestions
                 problems.append(
                     Problem(
                         path,
-                        f"cluster {name!r} is in jurisdiction {jurisdiction}, outside "
+                        f"cluster {_errors.quote(name)} is in jurisdiction {jurisdiction}, outside "
                         f"dataResidency.allowedJurisdictions [{', '.join(allowed)}] "
                         f"(rule {residency.JURISDICTION_SCOPE})",
                     )

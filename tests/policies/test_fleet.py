@@ -62,6 +62,11 @@ class TestFleetValidation:
             (set_path("clusters.0.name", "EUW1_internal"), "clusters[0].name", "lowercase"),
             (set_path("hosts.1.match", "*"), "hosts[1].match", "not an exact host"),
             (
+                set_path("hosts.1.match", "x" * 300 + ".example.com"),
+                "hosts[1].match",
+                "'" + "x" * 39 + "'… is not an exact host",
+            ),
+            (
                 set_path("hosts.1", {"match": "*.eu.example.com", "jurisdiction": "US"}),
                 "hosts[1].match",
                 "already placed",
