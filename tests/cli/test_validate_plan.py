@@ -9,16 +9,23 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import typer
+import yaml
+from hypothesis import given
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from policies import judgement
+from policies import judgement, loading
+from ringmaster import cli
 from ringmaster.cli import plans
+from tests.support import fleets
+from tests.support.yaml_attacks import adversarial, adversarial_documents
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "deploy" / "examples"
 PLAN = (EXAMPLES / "plan.yaml").read_text()
@@ -298,3 +305,22 @@ class TestSafetyNet:
         assert run.code == 2
         assert "internal error (RuntimeError: boom)" in run.stderr
         assert "Traceback" not in run.stderr
+
+
+class TestValidateFuzz:
+    @adversarial(40)
+    @given(adversarial_documents(), st.booleans())
+    def test_validate_command_never_crashes(self, text: str, as_fleet: bool) -> None:
+        """``ringmaster validate`` on such a file exits 0 or 2 with plain messages, never internal errors."""
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / "input.yaml"
+            path.write_text(text, encoding="utf-8", errors="surrogatepass")
+            plan, fleet = (
+                (str(fleets.EXAMPLE_PLAN), str(path)) if as_fleet else (str(path), str(fleets.EXAMPLE_FLEET))
+            )
+            result = CliRunner().invoke(cli.app, ["validate", plan, "--fleet", fleet, "--output", "json"])
+        assert result.exit_code in (0, 2), result.output[:500]
+        assert "internal error" not in result.stderr
+        assert "Traceback" not in result.stdout + result.stderr
+        document = yaml.safe_load(result.stdout)
+        assert len(document["problems"]) <= 2 * (loading.MAX_PROBLEMS + 1)

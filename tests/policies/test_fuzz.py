@@ -1,28 +1,24 @@
 """Random input never crashes the loader: it loads, or it fails with a ConfigError naming paths.
 
-Adversarial YAML (explicit tags on any text, bombs of aliases, deep nesting, huge keys, duplicate
-keys, stray documents) goes through ``policies.loading`` and through the ``ringmaster validate``
-command itself: every outcome is a plan or a bounded list of problems, within a generous time bound.
+Adversarial YAML (``tests.support.yaml_attacks``: explicit tags on any text, alias bombs, deep
+nesting, huge and duplicate keys, stray documents) loads or gives a bounded list of problems;
+``tests/cli/test_validate_plan.py`` sends the same texts through ``ringmaster validate``.
 """
 
 from __future__ import annotations
 
 import copy
-import tempfile
 from collections.abc import Callable
-from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from typer.testing import CliRunner
 
 from policies import _errors, loading, residency, schedule
 from policies.fleet import Fleet
-from ringmaster.cli import app
 from tests.support import fleets
+from tests.support.yaml_attacks import adversarial, adversarial_documents
 
 FLEET = fleets.example_fleet()
 
@@ -140,86 +136,6 @@ class TestLoaderNeverCrashes:
 
 # --- adversarial YAML ---------------------------------------------------------------------------------
 
-TAGS = [
-    "!!int", "!!float", "!!bool", "!!null", "!!str", "!!binary", "!!timestamp", "!!set", "!!omap",
-    "!!python/object:os.system", "!!python/name:builtins.eval", "!custom", "!", "!<tag:example.com,2026:x>",
-]  # fmt: skip
-tagged = st.builds(
-    lambda tag, text: f"{tag} {text}",
-    st.sampled_from(TAGS),
-    st.one_of(
-        st.sampled_from(["abc", "1", "0x1F", "0o17", "1e999", "-", "", "'5'", "[1, 2]", "{a: 1}", "yes"]),
-        st.text(alphabet="0123456789_xob.eE+-", max_size=30),
-        st.integers().map(str),
-    ),
-)
-nested = st.builds(
-    lambda depth, kind: {"flow": "[" * depth + "]" * depth, "map": "{a: " * depth + "1" + "}" * depth}[kind],
-    st.integers(min_value=1, max_value=5000),
-    st.sampled_from(["flow", "map"]),
-)
-bombs = st.builds(
-    lambda width, depth: (
-        "{a0: &a0 ["
-        + ",".join(["x"] * width)
-        + "], "
-        + ", ".join(f"a{i}: &a{i} [" + ",".join([f"*a{i - 1}"] * width) + "]" for i in range(1, depth))
-        + "}"
-    ),
-    st.integers(min_value=1, max_value=12),
-    st.integers(min_value=1, max_value=12),
-)
-huge_keys = st.builds(lambda size: "? " + "k" * size + "\n: 1", st.integers(min_value=1, max_value=200_000))
-fragments = st.one_of(
-    tagged,
-    nested,
-    bombs,
-    huge_keys,
-    st.sampled_from(
-        ["*nowhere", "&a [*a]", "{a: 1, a: 1}", "[", "}", "\t", "\x00", "%YAML 1.1", "---", "...", "<<"]
-    ),
-    st.text(max_size=40),
-)
-FIELDS = [
-    "service",
-    "kind",
-    "rings",
-    "windows",
-    "workload",
-    "analysis",
-    "dataResidency",
-    "regions",
-    "clusters",
-]
-
-
-@st.composite
-def adversarial_documents(draw: st.DrawFn) -> str:
-    """A plan or fleet text with adversarial fragments as values, as keys, as whole lines or documents."""
-    base = yaml.safe_dump(draw(st.sampled_from([fleets.PLAN_DATA, fleets.FLEET_DATA])), sort_keys=False)
-    lines = base.splitlines()
-    for _ in range(draw(st.integers(min_value=1, max_value=3))):
-        fragment = draw(fragments)
-        place = draw(st.sampled_from(["value", "line", "document", "key"]))
-        if place == "value":
-            lines.append(f"{draw(st.sampled_from(FIELDS))}: {fragment}")
-        elif place == "key":
-            lines.append(f"? {fragment}\n: x")
-        elif place == "line":
-            lines.insert(draw(st.integers(min_value=0, max_value=len(lines))), fragment)
-        else:
-            lines = [fragment]
-    return "\n".join(lines) + "\n"
-
-
-def adversarial(examples: int) -> settings:
-    """A fixed budget, and a deadline that only catches hangs (a second is already far too slow)."""
-    return settings(
-        max_examples=examples,
-        deadline=timedelta(seconds=20),
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-    )
-
 
 def _check_bounded(error: loading.ConfigError) -> None:
     assert 0 < len(error.problems) <= loading.MAX_PROBLEMS + 1
@@ -239,20 +155,3 @@ class TestAdversarialYaml:
         if error is not None:
             _check_bounded(error)
             assert all(p.line is None or p.line >= 1 for p in error.problems)
-
-    @adversarial(40)
-    @given(adversarial_documents(), st.booleans())
-    def test_validate_command_never_crashes(self, text: str, as_fleet: bool) -> None:
-        """``ringmaster validate`` on such a file exits 0 or 2 with plain messages, never internal errors."""
-        with tempfile.TemporaryDirectory() as folder:
-            path = Path(folder) / "input.yaml"
-            path.write_text(text, encoding="utf-8", errors="surrogatepass")
-            plan, fleet = (
-                (str(fleets.EXAMPLE_PLAN), str(path)) if as_fleet else (str(path), str(fleets.EXAMPLE_FLEET))
-            )
-            result = CliRunner().invoke(app, ["validate", plan, "--fleet", fleet, "--output", "json"])
-        assert result.exit_code in (0, 2), result.output[:500]
-        assert "internal error" not in result.stderr
-        assert "Traceback" not in result.stdout + result.stderr
-        document = yaml.safe_load(result.stdout)
-        assert len(document["problems"]) <= 2 * (loading.MAX_PROBLEMS + 1)
