@@ -7,7 +7,7 @@ arithmetic); freezes are absolute instants. ``plan`` re-exports these models.
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field, model_validator
@@ -20,6 +20,19 @@ DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _FULL_DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 _CLOCK = re.compile(r"([01]?\d|2[0-4]):([0-5]\d)")
 MINUTES_PER_DAY = 24 * 60
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+"""The earliest instant a freeze or a schedule may name (windows look a year around an instant)."""
+LATEST = datetime(9000, 1, 1, tzinfo=UTC)
+"""The latest such instant: far from ``datetime.max``, so a year's look-ahead never overflows."""
+INSTANTS = "instants must be from 1970-01-01 to 9000-01-01 (UTC)"
+
+
+def in_range(at: datetime) -> bool:
+    """Whether timezone-aware ``at`` lies from :data:`EARLIEST` to :data:`LATEST`."""
+    try:
+        return EARLIEST <= at.astimezone(UTC) <= LATEST
+    except OverflowError:  # year 1 or 9999 with an offset that moves it off the calendar
+        return False
 
 
 def _day(value: object) -> object:
@@ -105,6 +118,8 @@ class Freeze(Model):
 
     @model_validator(mode="after")
     def _ordered(self) -> Freeze:
+        if not (in_range(self.start) and in_range(self.end)):
+            raise PydanticCustomError("freeze", "{instants}", {"instants": INSTANTS})
         if self.end <= self.start:
             raise PydanticCustomError("freeze", "'to' must be after 'from'")
         return self

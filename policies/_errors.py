@@ -2,7 +2,9 @@
 
 Paths use the YAML (alias) names, ``.field`` for fields and ``[i]`` for list items
 (``rings[1].strategy.canary.steps[2].setWeight``); messages say what is allowed, suggest the field
-meant by a misspelt one, and never echo the rejected value (it may carry a credential).
+meant by a misspelt one, and never echo the rejected value (it may carry a credential). Names a
+message does repeat (an unknown field, an unknown cluster) are clipped to :data:`ECHO_LIMIT`
+characters by :func:`quote`, so no message grows with its input.
 """
 
 from __future__ import annotations
@@ -17,19 +19,88 @@ from pydantic import BaseModel, ValidationError
 
 _PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 _SCHEMA_TAG = re.compile(r"[a-z-]+\[.*\]")
+_PATH_PART = re.compile(r'\.?([A-Za-z_][A-Za-z0-9_-]*)|\[(\d+)\]|\["((?:[^"\\]|\\.)*)"\]')
+MAX_PROBLEMS = 100
+"""At most this many problems of a run are reported (``loading.MAX_PROBLEMS``)."""
+ECHO_LIMIT = 40
+"""The most characters of a name or key any message repeats; longer ones end in an ellipsis."""
+
+
+def clip(text: str, limit: int = ECHO_LIMIT) -> str:
+    """``text``, cut to ``limit`` characters with an ellipsis when longer."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def quote(value: object, limit: int = ECHO_LIMIT) -> str:
+    """``value`` quoted as in Python (``'eu-west-1'``), clipped to about ``limit`` characters."""
+    text = value if isinstance(value, str) else str(value)
+    return repr(text) if len(text) <= limit else repr(text[: limit - 1]) + "…"
+
+
+def suggest(name: str, known: Sequence[str], *, closest: int = 3, listed: int = 10) -> str:
+    """`` (did you mean 'a' or 'b'?)`` with the ``closest`` names nearest ``name``, and all of ``known``
+    after it when there are at most ``listed`` (a fleet may know thousands of names)."""
+    close = difflib.get_close_matches(name[: ECHO_LIMIT * 2], known, n=closest)
+    hint = " (did you mean " + " or ".join(repr(c) for c in close) + "?)" if close else ""
+    if len(known) <= listed:
+        hint += f"; known: {', '.join(known)}"
+    return hint
+
+
+class Suggestions:
+    """:func:`suggest` for the first :data:`MAX_PROBLEMS` names asked about, then nothing.
+
+    Problems past that many are not reported, and each suggestion compares with every known name.
+    """
+
+    def __init__(self) -> None:
+        self.left = MAX_PROBLEMS
+
+    def __call__(self, name: str, known: Sequence[str]) -> str:
+        """:func:`suggest`, while the budget lasts."""
+        if self.left <= 0:
+            return ""
+        self.left -= 1
+        return suggest(name, known)
 
 
 def render_path(loc: Sequence[int | str]) -> str:
-    """``("rings", 1, "name")`` → ``rings[1].name``; unusual keys are quoted: ``labels["a.b/c"]``."""
+    """``("rings", 1, "name")`` → ``rings[1].name``; unusual keys are quoted: ``labels["a.b/c"]``.
+
+    Keys longer than :data:`ECHO_LIMIT` are clipped (such a path no longer parses back exactly).
+    """
     out = ""
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif _PLAIN_KEY.fullmatch(part):
+        elif _PLAIN_KEY.fullmatch(part) and len(part) <= ECHO_LIMIT:
             out += f".{part}" if out else part
         else:
-            out += '["' + part.replace("\\", "\\\\").replace('"', '\\"') + '"]'
+            key = clip(str(part))
+            out += '["' + key.replace("\\", "\\\\").replace('"', '\\"') + '"]'
     return out
+
+
+def parse_path(path: str) -> list[int | str]:
+    """The parts of a path :func:`render_path` wrote (``rings[1].name`` → ``["rings", 1, "name"]``).
+
+    Reading stops at the first part it cannot read, so a clipped key yields the path up to it.
+    """
+    parts: list[int | str] = []
+    at = 0
+    while at < len(path):
+        match = _PATH_PART.match(path, at)
+        if match is None or (match.group(1) is not None and at and path[at] != "."):
+            break
+        name, index, quoted = match.groups()
+        if name is not None:
+            parts.append(name)
+        elif index is not None:
+            parts.append(int(index))
+        else:
+            parts.append(re.sub(r"\\(.)", r"\1", quoted))
+        at = match.end()
+    return parts
 
 
 def type_name(value: object) -> str:
@@ -70,10 +141,16 @@ _TYPE_MESSAGES = {
 }
 
 
-def describe(error: ValidationError, root: type[BaseModel]) -> list[tuple[str, str]]:
-    """Every error of ``error`` (raised validating ``root``) as ``(path, message)``, in input order."""
-    found: list[tuple[str, str]] = []
-    for item in error.errors(include_url=False):
+def describe(
+    error: ValidationError, root: type[BaseModel], limit: int | None = None
+) -> list[tuple[tuple[int | str, ...], str, str]]:
+    """The first ``limit`` errors of ``error`` (raised validating ``root``) as ``(loc, path, message)``.
+
+    ``loc`` is the path as keys and indices (to find the value in the document), ``path`` its YAML
+    spelling; errors come in input order.
+    """
+    found: list[tuple[tuple[int | str, ...], str, str]] = []
+    for item in error.errors(include_url=False)[:limit]:
         loc = [part for part in item["loc"] if not (isinstance(part, str) and _SCHEMA_TAG.fullmatch(part))]
         kind = item["type"]
         key_error = bool(loc) and loc[-1] == "[key]"
@@ -90,12 +167,18 @@ def describe(error: ValidationError, root: type[BaseModel]) -> list[tuple[str, s
                 message += f", got {type_name(given)}"
                 if kind == "string_type" and isinstance(given, bool | int | float):
                     message += " (put it in quotes to make it text)"
+                elif kind in ("float_type", "int_type") and isinstance(given, str):
+                    message += " (write it without quotes)"
         else:
             message = item["msg"].removeprefix("Value error, ").replace("Input should be", "must be")
             message = message.replace("String should", "text should").replace("List should", "list should")
+            given = item.get("input")
+            if isinstance(given, str) and len(given) > ECHO_LIMIT:
+                # A validator that names the value it refuses (a host pattern) names it clipped.
+                message = message.replace(repr(given), quote(given))
         if key_error:
             message = f"key: {message}"
-        found.append((render_path(loc), message))
+        found.append((tuple(loc), render_path(loc), message))
     return found
 
 
@@ -103,11 +186,11 @@ def _unknown_field(root: type[BaseModel], loc: Sequence[int | str]) -> str:
     name = str(loc[-1]) if loc else ""
     model = _model_at(root, loc[:-1])
     if model is None:
-        return f"unknown field {name!r}"
+        return f"unknown field {quote(name)}"
     allowed = [field.alias or key for key, field in model.model_fields.items()]
-    close = difflib.get_close_matches(name, allowed, n=1)
+    close = difflib.get_close_matches(name[: ECHO_LIMIT * 2], allowed, n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
-    return f"unknown field {name!r}{hint}; allowed: {', '.join(allowed)}"
+    return f"unknown field {quote(name)}{hint}; allowed: {', '.join(allowed)}"
 
 
 def _unwrap(annotation: Any) -> Any:

@@ -16,12 +16,15 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    StrictBool,
     StrictInt,
     ValidationInfo,
     model_validator,
 )
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
+
+from policies import _errors
 
 
 class Model(BaseModel):
@@ -45,6 +48,22 @@ def _not_bool(value: object) -> object:
 
 Count = Annotated[StrictInt, BeforeValidator(_not_bool)]
 """A whole number; unlike a plain ``int`` it refuses ``true``/``false`` and ``"5"``."""
+
+
+def _number(value: object) -> object:
+    # A threshold of "5" or true is a mistake in the file, not a number to guess at.
+    if isinstance(value, bool):
+        raise PydanticCustomError("float_type", "Input should be a number, not true/false")
+    if isinstance(value, str):
+        raise PydanticCustomError("float_type", "Input should be a number, not text in quotes")
+    return value
+
+
+Number = Annotated[float, BeforeValidator(_number)]
+"""A number (whole or not); unlike a plain ``float`` it refuses ``true``/``false`` and ``"5"``."""
+
+Flag = StrictBool
+"""``true`` or ``false``; unlike a plain ``bool`` it refuses ``"yes"``, ``"true"``, ``1`` and ``0``."""
 
 
 def require_exactly_one(owner: str, options: dict[str, object]) -> str:
@@ -97,7 +116,7 @@ def duplicates(collection: str, field: str | None, values: list[str]) -> list[tu
     for i, value in enumerate(values):
         if value in first:
             path = f"{collection}[{i}]" + (f".{field}" if field else "")
-            found.append((path, f"{value!r} is already at {collection}[{first[value]}]"))
+            found.append((path, f"{_errors.quote(value)} is already at {collection}[{first[value]}]"))
         first.setdefault(value, i)
     return found
 

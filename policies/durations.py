@@ -15,6 +15,8 @@ from typing import Annotated
 from pydantic import BeforeValidator, PlainSerializer
 from pydantic_core import PydanticCustomError
 
+from policies import _errors
+
 _UNITS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
 _PATTERN = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+(?:\.\d+)?)s)?")
 _EXAMPLES = "30s, 5m, 2h, 1d or a combination such as 1h30m"
@@ -30,7 +32,7 @@ def parse_duration(text: str) -> timedelta:
     cleaned = text.strip().lower()
     match = _PATTERN.fullmatch(cleaned)
     if not cleaned or match is None:
-        raise ValueError(f"{text!r} is not a duration; write {_EXAMPLES}")
+        raise ValueError(f"{_errors.quote(text)} is not a duration; write {_EXAMPLES}")
     days, hours, minutes, seconds = match.groups()
     try:
         return timedelta(
@@ -40,7 +42,7 @@ def parse_duration(text: str) -> timedelta:
             seconds=float(seconds or 0),
         )
     except OverflowError:
-        raise ValueError(f"{text!r} is too long a duration") from None
+        raise ValueError(f"{_errors.quote(text)} is too long a duration") from None
 
 
 def format_duration(value: timedelta) -> str:

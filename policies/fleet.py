@@ -8,13 +8,15 @@ by :meth:`Fleet.problems`, which the loader reports all at once with paths.
 
 from __future__ import annotations
 
+import functools
+from importlib import resources
 from typing import Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from pydantic import Field, field_validator
 from pydantic_core import PydanticCustomError
 
-from policies import hosts
+from policies import _errors, _ports, hosts
 from policies._model import Document, Model, Name, by_name, duplicates
 
 API_VERSION = "ringmaster.dev/v1"
@@ -23,13 +25,24 @@ REGULATED = "regulated"
 """The label marking a cluster regulated; its value is ``"true"`` or ``"false"``, nothing else."""
 
 
+@functools.cache
+def time_zones() -> frozenset[str]:
+    """The IANA time zone names a region may use: those of the tz database the ``tzdata`` package ships.
+
+    Not ``zoneinfo.available_timezones()``: that also lists the machine's own files, such as
+    ``localtime``, whose meaning depends on where ringmaster runs.
+    """
+    names = resources.files("tzdata").joinpath("zones").read_text(encoding="utf-8").split()
+    return frozenset(names) - {"Factory"}
+
+
 class Region(Model):
     """A cloud region: the jurisdiction its data falls under, its IANA time zone, its Prometheus."""
 
     name: Name
     jurisdiction: str = Field(min_length=1, max_length=64)
     timezone: str
-    pair: str | None = None
+    pair: Name | None = None
     """The region this one is paired with for disaster recovery; never deployed in the same wave."""
     prometheus: str
     """URL of the Prometheus that judges this region's clusters (queries stay in-region)."""
@@ -37,12 +50,12 @@ class Region(Model):
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
+        # A set lookup, never ZoneInfo(value) on an unknown name: that would open files named by the
+        # input (a directory, a path, the machine's own localtime).
+        if value not in time_zones():
             raise PydanticCustomError(
                 "timezone", "unknown time zone; use an IANA name such as Europe/Dublin or UTC"
-            ) from None
+            )
         return value
 
     @field_validator("prometheus")
@@ -52,6 +65,10 @@ class Region(Model):
             hosts.parse_url(value, schemes=_HTTP)
         except ValueError as exc:
             raise PydanticCustomError("url", "{reason}", {"reason": str(exc)}) from None
+        try:
+            _ports.check_port(value)
+        except ValueError as exc:
+            raise PydanticCustomError("url", "{problem}", {"problem": str(exc)}) from None
         return value
 
     @property
@@ -74,7 +91,7 @@ class Cluster(Model):
     """A Kubernetes cluster pinned to one region; ``labels`` feed ring selectors (``regulated: "true"``)."""
 
     name: Name
-    region: str
+    region: Name
     kube_context: str = Field(min_length=1)
     labels: dict[str, str] = Field(default_factory=dict)
 
@@ -120,25 +137,33 @@ class Fleet(Document):
         found += duplicates("clusters", "name", [c.name for c in self.clusters])
         found += duplicates("clusters", "kubeContext", [c.kube_context for c in self.clusters])
         names = {r.name: r for r in self.regions}
-        known = ", ".join(names)
+        known = list(names)
+        suggest = _errors.Suggestions()
         for i, region in enumerate(self.regions):
             if region.pair is None:
                 continue
             partner = names.get(region.pair)
             if partner is None:
-                found.append((f"regions[{i}].pair", f"unknown region {region.pair!r}; known: {known}"))
+                found.append(
+                    (
+                        f"regions[{i}].pair",
+                        f"unknown region {_errors.quote(region.pair)}{suggest(region.pair, known)}",
+                    )
+                )
             elif partner.name == region.name:
                 found.append((f"regions[{i}].pair", "a region cannot be paired with itself"))
             elif partner.pair not in (None, region.name):
                 found.append(
                     (
                         f"regions[{i}].pair",
-                        f"{region.pair!r} is paired with {partner.pair!r}; pairs must agree",
+                        f"{_errors.quote(region.pair)} is paired with {_errors.quote(partner.pair)}; "
+                        "pairs must agree",
                     )
                 )
         for i, cluster in enumerate(self.clusters):
             if cluster.region not in names:
-                found.append((f"clusters[{i}].region", f"unknown region {cluster.region!r}; known: {known}"))
+                message = f"unknown region {_errors.quote(cluster.region)}{suggest(cluster.region, known)}"
+                found.append((f"clusters[{i}].region", message))
             if cluster.labels.get(REGULATED, "true") not in ("true", "false"):
                 # "True" or "yes" read as not regulated would silently drop the ordering rule.
                 found.append((f"clusters[{i}].labels.{REGULATED}", 'must be "true" or "false" (lower case)'))

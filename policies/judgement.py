@@ -55,7 +55,10 @@ def judge(plan: loading.Text, fleet: loading.Text | Fleet, version: str) -> Judg
         raise loading.ConfigError.combine(errors)
     assert release_plan is not None
     assert release_fleet is not None
-    loading.check_plan_against_fleet(release_plan, release_fleet, plan.source)
+    try:
+        loading.check_plan_against_fleet(release_plan, release_fleet, plan.source)
+    except loading.ConfigError as err:
+        raise loading.located(err, plan) from None
     try:
         built = schedule.build(release_plan, release_fleet, version)
     except ValueError as err:

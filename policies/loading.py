@@ -3,19 +3,21 @@
 This is the only module of ``policies`` that touches the file system (``load_fleet``/``load_plan``).
 Whatever the input (unreadable file, bad YAML, wrong types, unknown fields, broken references) the
 functions here raise :class:`ConfigError` and nothing else; its ``problems`` name the path inside the
-file in YAML spelling (``rings[1].strategy.canary.steps[2].setWeight``) and say what is allowed.
+file in YAML spelling (``rings[1].strategy.canary.steps[2].setWeight``) with its line and column, and
+say what is allowed.
+
+Input is bounded so that no file, however large or hostile, costs more than a second or two: a file
+is at most :data:`MAX_FILE_BYTES`, its YAML at most ``_yaml.MAX_VALUES`` values nested at most
+``_yaml.MAX_DEPTH`` deep, and at most :data:`MAX_PROBLEMS` problems are reported (the rest counted).
 """
 
 from __future__ import annotations
 
-import difflib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import TypeVar
 
-import yaml
 from pydantic import ValidationError
 
 from policies import _errors, _yaml, residency
@@ -25,26 +27,57 @@ from policies.plan import ReleasePlan
 
 _DocumentT = TypeVar("_DocumentT", bound=Document)
 
+MAX_FILE_BYTES = 2 * 1024 * 1024
+"""The largest fleet or plan read, in bytes (2 MiB; a fleet of 2,000 clusters is about 300 KB).
+
+A bound on time as much as on memory: a syntax error at the end of a file this large costs a
+second or two, because the pure-Python parser re-reads it (see ``_yaml.load``).
+"""
+MAX_PROBLEMS = _errors.MAX_PROBLEMS
+"""At most this many problems are reported per run; a last line counts the ones left out."""
+
 
 @dataclass(frozen=True)
 class Problem:
     """One thing wrong with a file: where (a path in YAML spelling, empty for the whole file) and what.
 
-    ``source`` names the file when it differs from its error's (an error combining several files).
+    ``source`` names the file when it differs from its error's (an error combining several files);
+    ``line`` and ``column`` (1-based) locate the path in the file when it is known.
     """
 
     path: str
     message: str
     source: str = ""
+    line: int | None = None
+    column: int | None = None
 
 
 class ConfigError(Exception):
-    """A fleet or plan file is invalid; ``problems`` lists everything wrong with it."""
+    """A fleet or plan file is invalid; ``problems`` lists what is wrong with it (at most MAX_PROBLEMS).
 
-    def __init__(self, source: str, problems: list[Problem]) -> None:
-        super().__init__(source, problems)
+    ``omitted`` counts the problems found beyond that; ``problems`` then ends with a note saying so.
+    """
+
+    def __init__(self, source: str, problems: list[Problem], omitted: int = 0) -> None:
+        shown = problems[:MAX_PROBLEMS]
+        omitted += len(problems) - len(shown)
+        if omitted:
+            shown.append(
+                Problem(
+                    "",
+                    f"{omitted} more problem(s) not shown: at most {MAX_PROBLEMS} are reported; "
+                    "fix these and run again",
+                )
+            )
+        super().__init__(source, shown)
         self.source = source
-        self.problems = problems
+        self.problems = shown
+        self.omitted = omitted
+
+    @property
+    def found(self) -> list[Problem]:
+        """``problems`` without the closing note on omitted ones."""
+        return self.problems[:-1] if self.omitted else self.problems
 
     @classmethod
     def combine(cls, errors: Sequence[ConfigError]) -> ConfigError:
@@ -53,16 +86,24 @@ class ConfigError(Exception):
             return errors[0]
         return cls(
             ", ".join(e.source for e in errors),
-            [replace(p, source=e.source_of(p)) for e in errors for p in e.problems],
+            [replace(p, source=e.source_of(p)) for e in errors for p in e.found],
+            omitted=sum(e.omitted for e in errors),
         )
 
     def source_of(self, problem: Problem) -> str:
         """The file ``problem`` (one of ``problems``) is about."""
         return problem.source or self.source
 
+    def where(self, problem: Problem) -> str:
+        """``FILE:LINE:COLUMN`` of ``problem`` (``FILE`` alone when its position is unknown)."""
+        source = self.source_of(problem)
+        if problem.line is None or not source:
+            return source
+        return f"{source}:{problem.line}:{problem.column}"
+
     def __str__(self) -> str:
         return "\n".join(
-            ": ".join(part for part in (self.source_of(p), p.path, p.message) if part) for p in self.problems
+            ": ".join(part for part in (self.where(p), p.path, p.message) if part) for p in self.problems
         )
 
 
@@ -94,6 +135,15 @@ def parse(text: Text, model: type[_DocumentT]) -> _DocumentT:
     return _parse(text.content, text.source, model)
 
 
+def located(error: ConfigError, text: Text) -> ConfigError:
+    """``error`` (problems of ``text``, such as :func:`check_plan_against_fleet`'s) with lines and columns."""
+    try:
+        loaded = _yaml.load(text.content)
+    except _yaml.YamlError:
+        return error
+    return ConfigError(error.source, [_at(loaded, p) for p in error.found], omitted=error.omitted)
+
+
 def parse_fleet(text: str, source: str) -> Fleet:
     """Validate fleet YAML ``text``; ``source`` names it in errors (usually the file path)."""
     return _parse(text, source, Fleet)
@@ -120,56 +170,106 @@ def check_plan_against_fleet(plan: ReleasePlan, fleet: Fleet, source: str) -> No
     Unknown clusters, regions and jurisdictions, selectors that select nothing, a cluster in two
     rings, and clusters outside ``allowedJurisdictions`` (rule ``jurisdiction-scope``).
     """
-    problems = _ring_problems(plan, fleet) + _window_problems(plan, fleet) + _residency_problems(plan, fleet)
+    suggest = _errors.Suggestions()
+    problems = (
+        _ring_problems(plan, fleet, suggest)
+        + _window_problems(plan, fleet, suggest)
+        + _residency_problems(plan, fleet, suggest)
+    )
     if problems:
         raise ConfigError(source, problems)
 
 
+_TOO_LARGE = (
+    f"the file is larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB ({MAX_FILE_BYTES:,} bytes), "
+    "the most ringmaster reads"
+)
+
+
 def _read(path: str | os.PathLike[str]) -> str:
     try:
-        return Path(path).read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise ConfigError(str(path), [Problem("", "the file is not UTF-8 text")]) from None
+        with open(path, "rb") as file:
+            content = file.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
         raise ConfigError(str(path), [Problem("", f"cannot read the file: {reason}")]) from None
+    if len(content) > MAX_FILE_BYTES:
+        raise ConfigError(str(path), [Problem("", _TOO_LARGE)])
+    try:
+        return content.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(str(path), [Problem("", "the file is not UTF-8 text")]) from None
+
+
+def _too_large(text: str) -> bool:
+    return len(text) > MAX_FILE_BYTES or len(text.encode("utf-8", "surrogatepass")) > MAX_FILE_BYTES
+
+
+def _at(loaded: _yaml.Loaded, problem: Problem, loc: Sequence[object] | None = None) -> Problem:
+    """``problem`` with the line and column of its path (of ``loc`` when given) in ``loaded``."""
+    found = loaded.position(_errors.parse_path(problem.path) if loc is None else loc)
+    return replace(problem, line=found.line, column=found.column)
 
 
 def _parse(text: str, source: str, model: type[_DocumentT]) -> _DocumentT:
     kind = model.__name__
+    if _too_large(text):
+        raise ConfigError(source, [Problem("", _TOO_LARGE)])
     try:
-        data = _yaml.load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(source, [Problem("", _yaml.describe_error(exc))]) from None
-    except RecursionError:
-        raise ConfigError(source, [Problem("", "the YAML is nested too deeply")]) from None
+        loaded = _yaml.load(text)
+    except _yaml.YamlError as exc:
+        where = exc.position
+        problem = Problem("", f"invalid YAML: {exc.message}")
+        if where is not None:
+            problem = replace(problem, line=where.line, column=where.column)
+        raise ConfigError(source, [problem]) from None
+    data = loaded.data
     if data is None:
         raise ConfigError(source, [Problem("", f"the file is empty; expected a {kind} document")])
     if not isinstance(data, dict):
         got = _errors.type_name(data)
-        raise ConfigError(
-            source, [Problem("", f"the top level must be a mapping (a {kind} document), got {got}")]
-        )
+        problem = Problem("", f"the top level must be a mapping (a {kind} document), got {got}")
+        raise ConfigError(source, [_at(loaded, problem)])
+    unknown = _unknown_top_level(data, model)
+    if len(unknown) > MAX_PROBLEMS:
+        # Hundreds of thousands of stray keys would each become a validation error; stop here.
+        allowed = ", ".join(field.alias or key for key, field in model.model_fields.items())
+        problems = [
+            _at(
+                loaded,
+                Problem(
+                    _errors.render_path([str(key)]), f"unknown field {_errors.quote(key)}; allowed: {allowed}"
+                ),
+                [key],
+            )
+            for key in unknown[:MAX_PROBLEMS]
+        ]
+        raise ConfigError(source, problems, omitted=len(unknown) - MAX_PROBLEMS)
     try:
         document = model.model_validate(data, context={"collect_problems": True})
     except ValidationError as exc:
-        problems = [Problem(path, message) for path, message in _errors.describe(exc, model)]
-        raise ConfigError(source, problems) from None
+        problems = [
+            _at(loaded, Problem(path, message), loc)
+            for loc, path, message in _errors.describe(exc, model, limit=MAX_PROBLEMS)
+        ]
+        raise ConfigError(source, problems, omitted=exc.error_count() - len(problems)) from None
     found = document.problems()
     if found:
-        raise ConfigError(source, [Problem(path, message) for path, message in found])
+        problems = [_at(loaded, Problem(path, message)) for path, message in found[:MAX_PROBLEMS]]
+        raise ConfigError(source, problems, omitted=len(found) - len(problems))
     return document
 
 
-def _suggest(name: str, known: list[str]) -> str:
-    close = difflib.get_close_matches(name, known, n=1)
-    hint = f" (did you mean {close[0]!r}?)" if close else ""
-    return f"{hint}; known: {', '.join(known)}"
+def _unknown_top_level(data: dict[object, object], model: type[Document]) -> list[object]:
+    """The top-level keys ``model`` has no field for."""
+    names = {name for key, field in model.model_fields.items() for name in (key, field.alias) if name}
+    return [key for key in data if key not in names]
 
 
-def _ring_problems(plan: ReleasePlan, fleet: Fleet) -> list[Problem]:
+def _ring_problems(plan: ReleasePlan, fleet: Fleet, suggest: _errors.Suggestions) -> list[Problem]:
     problems: list[Problem] = []
     known = [c.name for c in fleet.clusters]
+    known_set = set(known)
     owner: dict[str, str] = {}
     allowed = plan.data_residency.allowed_jurisdictions
     for i, ring in enumerate(plan.rings):
@@ -183,15 +283,17 @@ def _ring_problems(plan: ReleasePlan, fleet: Fleet) -> list[Problem]:
             members = [(c.name, path) for c in selected]
         for j, name in enumerate(ring.clusters or []):
             path = f"rings[{i}].clusters[{j}]"
-            if name in known:
+            if name in known_set:
                 members.append((name, path))
             else:
-                problems.append(Problem(path, f"unknown cluster {name!r}{_suggest(name, known)}"))
+                problems.append(Problem(path, f"unknown cluster {_errors.quote(name)}{suggest(name, known)}"))
         for name, path in members:
             if name in owner:
                 problems.append(
                     Problem(
-                        path, f"cluster {name!r} is already in ring {owner[name]!r}; a cluster joins one ring"
+                        path,
+                        f"cluster {_errors.quote(name)} is already in ring {_errors.quote(owner[name])}; "
+                        "a cluster joins one ring",
                     )
                 )
             owner.setdefault(name, ring.name)
@@ -200,7 +302,7 @@ def _ring_problems(plan: ReleasePlan, fleet: Fleet) -> list[Problem]:
                 problems.append(
                     Problem(
                         path,
-                        f"cluster {name!r} is in jurisdiction {jurisdiction}, outside "
+                        f"cluster {_errors.quote(name)} is in jurisdiction {jurisdiction}, outside "
                         f"dataResidency.allowedJurisdictions [{', '.join(allowed)}] "
                         f"(rule {residency.JURISDICTION_SCOPE})",
                     )
@@ -208,23 +310,24 @@ def _ring_problems(plan: ReleasePlan, fleet: Fleet) -> list[Problem]:
     return problems
 
 
-def _window_problems(plan: ReleasePlan, fleet: Fleet) -> list[Problem]:
+def _window_problems(plan: ReleasePlan, fleet: Fleet, suggest: _errors.Suggestions) -> list[Problem]:
     known = [r.name for r in fleet.regions]
+    known_set = set(known)
     return [
-        Problem(f"windows[{i}].regions[{j}]", f"unknown region {name!r}{_suggest(name, known)}")
+        Problem(f"windows[{i}].regions[{j}]", f"unknown region {_errors.quote(name)}{suggest(name, known)}")
         for i, window in enumerate(plan.windows)
         for j, name in enumerate(window.regions or [])
-        if name not in known
+        if name not in known_set
     ]
 
 
-def _residency_problems(plan: ReleasePlan, fleet: Fleet) -> list[Problem]:
+def _residency_problems(plan: ReleasePlan, fleet: Fleet, suggest: _errors.Suggestions) -> list[Problem]:
     known = fleet.jurisdictions()
     residency_ = plan.data_residency
     problems = [
         Problem(
             f"dataResidency.allowedJurisdictions[{j}]",
-            f"no region is in jurisdiction {name!r}{_suggest(name, known)}",
+            f"no region is in jurisdiction {_errors.quote(name)}{suggest(name, known)}",
         )
         for j, name in enumerate(residency_.allowed_jurisdictions or [])
         if name not in known
@@ -232,7 +335,7 @@ def _residency_problems(plan: ReleasePlan, fleet: Fleet) -> list[Problem]:
     problems += [
         Problem(
             _errors.render_path(("dataResidency", "dataEndpoints", name)),
-            f"no region is in jurisdiction {name!r}{_suggest(name, known)}",
+            f"no region is in jurisdiction {_errors.quote(name)}{suggest(name, known)}",
         )
         for name in residency_.data_endpoints
         if name not in known

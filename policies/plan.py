@@ -21,10 +21,25 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from policies import _query, hosts
+from policies import _ports, _query, hosts
 from policies._calendar import Freeze, WeeklyWindow, Window
-from policies._model import Count, Document, Model, Name, Subdomain, by_name, duplicates, require_exactly_one
+from policies._model import (
+    Count,
+    Document,
+    Flag,
+    Model,
+    Name,
+    Number,
+    Subdomain,
+    by_name,
+    duplicates,
+    require_exactly_one,
+)
 from policies.durations import Duration
+
+MAX_PARALLEL = 2000
+"""The most clusters one ring may run at once: a release workflow keeps at most this many children
+pending, so a larger ``maxParallel`` could not be honoured."""
 
 __all__ = [
     "Analysis",
@@ -107,7 +122,7 @@ class Canary(Model):
 class BlueGreen(Model):
     """Bring up the new version beside the old, then switch all traffic at once."""
 
-    auto_promotion_enabled: bool = True
+    auto_promotion_enabled: Flag = True
     """Switch as soon as the new version is ready and judged; false waits for an operator."""
     scale_down_delay_seconds: Annotated[Count, Field(ge=0)] = 30
     """Seconds the old version stays up after the switch, for an instant switch back."""
@@ -177,8 +192,8 @@ class Strategy(Model):
 class Approval(Model):
     """Whether a ring waits for a human before its first cluster, and whether that human must differ."""
 
-    required: bool = False
-    four_eyes: bool = False
+    required: Flag = False
+    four_eyes: Flag = False
     """The approver must not be the person who submitted the release."""
 
     @model_validator(mode="after")
@@ -197,7 +212,8 @@ class Ring(Model):
     """Every given label must match."""
     strategy: Strategy
     approval: Approval = Approval()
-    max_parallel: Annotated[Count, Field(ge=1)] = 1
+    max_parallel: Annotated[Count, Field(ge=1, le=MAX_PARALLEL)] = 1
+    """At most :data:`MAX_PARALLEL` (2,000)."""
     bake_time: Duration = timedelta(0)
     """After the ring's last cluster is promoted, keep judging this long before the next ring."""
 
@@ -219,8 +235,8 @@ def _finite(value: float | None) -> float | None:
 class ThresholdRange(Model):
     """A metric passes while ``min <= value <= max`` (either bound may be left out, not both)."""
 
-    min: float | None = None
-    max: float | None = None
+    min: Number | None = None
+    max: Number | None = None
 
     _check_finite = field_validator("min", "max")(_finite)
 
@@ -274,9 +290,9 @@ class Baseline(Model):
     """For ``judge: degradation`` (required there): how much worse than the stable value is tolerated."""
     direction: Literal["lowerIsWorse", "higherIsWorse"]
     """Required: a guessed direction would silently invert the gate."""
-    confidence: Annotated[float, Field(gt=0.5, lt=1)] | None = None
+    confidence: Annotated[Number, Field(gt=0.5, lt=1)] | None = None
     """For ``mannWhitney``: fail only when the test is this sure (default 0.98, as Kayenta)."""
-    tolerance: Annotated[float, Field(ge=0, le=10)] | None = None
+    tolerance: Annotated[Number, Field(ge=0, le=10)] | None = None
     """For ``mannWhitney``: the shift tolerated, a fraction of the stable mean (default 0.25, as Kayenta)."""
     window: Duration | None = None
     """For ``mannWhitney``: how far back samples are taken (default: 30 analysis intervals)."""
@@ -336,6 +352,8 @@ class Metric(Model):
     @field_validator("query")
     @classmethod
     def _placeholders(cls, value: str) -> str:
+        if not value.strip():
+            raise PydanticCustomError("query", "must be a PromQL query, not blank")
         problem = _query.template_problem(value)
         if problem is not None:
             raise PydanticCustomError("query_template", "{problem}", {"problem": problem})
@@ -385,11 +403,16 @@ def _endpoint_host(value: object) -> object:
     if "@" in value:
         raise PydanticCustomError("endpoint", "must not carry credentials; write the host only")
     try:
-        return hosts.host_of(value)
+        host = hosts.host_of(value)
     except ValueError as exc:
         raise PydanticCustomError(
             "endpoint", "must be a host name, an IP address or a URL: {reason}", {"reason": str(exc)}
         ) from None
+    try:
+        _ports.check_port(value)
+    except ValueError as exc:
+        raise PydanticCustomError("endpoint", "{problem}", {"problem": str(exc)}) from None
+    return host
 
 
 Endpoint = Annotated[str, BeforeValidator(_endpoint_host)]

@@ -16,7 +16,9 @@ from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from policies._calendar import INSTANTS as INSTANTS  # noqa: PLC0414 (re-exported for mypy --strict)
 from policies._calendar import MINUTES_PER_DAY, Freeze, WeeklyWindow
+from policies._calendar import in_range as in_range  # noqa: PLC0414 (re-exported for mypy --strict)
 from policies._model import Model
 from policies.fleet import Fleet
 from policies.plan import ReleasePlan
@@ -42,6 +44,8 @@ class WindowState(Model):
 def _aware(at: datetime) -> datetime:
     if at.tzinfo is None or at.utcoffset() is None:
         raise ValueError("a naive datetime has no defined instant; pass a timezone-aware datetime")
+    if not in_range(at):
+        raise ValueError(INSTANTS)
     return at.astimezone(UTC)
 
 

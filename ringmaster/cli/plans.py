@@ -126,7 +126,11 @@ def _judge(plan_file: Path, fleet_file: Path, version: str) -> judgement.Judgeme
 def _fail(message: str, output: Output) -> NoReturn:
     if output is Output.JSON:
         _echo_json(
-            {"valid": False, "problems": [{"source": "", "path": "", "message": message}], "denials": []}
+            {
+                "valid": False,
+                "problems": [{"source": "", "path": "", "line": None, "column": None, "message": message}],
+                "denials": [],
+            }
         )
     else:
         typer.echo(f"error: {message}", err=True)
@@ -139,15 +143,19 @@ def _instant(text: str | None, output: Output) -> datetime:
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError:
-        _fail(f"--at {text!r} is not an ISO 8601 instant such as 2026-03-30T09:00:00Z", output)
-    if parsed.tzinfo is None:
-        _fail(f"--at {text!r} has no UTC offset; add Z or +HH:MM", output)
+        _fail("--at is not an ISO 8601 instant such as 2026-03-30T09:00:00Z", output)
+    if parsed.tzinfo is None or parsed.utcoffset() is None:
+        _fail("--at has no UTC offset; add Z or +HH:MM", output)
+    if not windows.in_range(parsed):
+        _fail(f"--at is out of range: {windows.INSTANTS}", output)
     return parsed.astimezone(UTC)
 
 
-def _problems_json(errors: list[loading.ConfigError]) -> list[dict[str, str]]:
+def _problems_json(errors: list[loading.ConfigError]) -> list[dict[str, str | int | None]]:
     return [
-        {"source": e.source_of(p), "path": p.path, "message": p.message} for e in errors for p in e.problems
+        {"source": e.source_of(p), "path": p.path, "line": p.line, "column": p.column, "message": p.message}
+        for e in errors
+        for p in e.problems
     ]
 
 
@@ -156,7 +164,7 @@ def _denials_json(denials: tuple[residency.Decision, ...]) -> list[dict[str, str
 
 
 def _report(errors: list[loading.ConfigError], denials: tuple[residency.Decision, ...]) -> None:
-    count = sum(len(e.problems) for e in errors)
+    count = sum(len(e.found) + e.omitted for e in errors)
     if count:
         typer.echo(f"invalid: {count} problem(s)", err=True)
         for error in errors:

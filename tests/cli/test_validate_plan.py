@@ -9,16 +9,23 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import typer
+import yaml
+from hypothesis import given
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from policies import judgement
+from policies import judgement, loading
+from ringmaster import cli
 from ringmaster.cli import plans
+from tests.support import fleets
+from tests.support.yaml_attacks import adversarial, adversarial_documents
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "deploy" / "examples"
 PLAN = (EXAMPLES / "plan.yaml").read_text()
@@ -113,38 +120,38 @@ class TestValidate:
     @pytest.mark.parametrize(
         "line",
         [
-            "rings[0].strategy.canary.steps[2].setWeight: must be less than or equal to 100",
-            "rings[0].strategy.canary.steps[1].pause.duration: 'soon' is not a duration; write 30s, 5m",
-            "rings[0].bakeTim: unknown field 'bakeTim' (did you mean 'bakeTime'?); allowed: name,",
+            "18:13: rings[0].strategy.canary.steps[2].setWeight: must be less than or equal to 100",
+            "17:21: rings[0].strategy.canary.steps[1].pause.duration: 'soon' is not a duration; write 30s",
+            "22:5: rings[0].bakeTim: unknown field 'bakeTim' (did you mean 'bakeTime'?); allowed: name,",
         ],
     )
     def test_structural_problems_exit_2_naming_path_and_rule(self, runs: dict[str, Run], line: str) -> None:
-        """A weight over 100, an unparsable duration and a misspelt field are all reported, with exit code 2
-        (alongside the fleet's own YAML error: every problem of both files at once)."""
+        """A weight over 100, an unparsable duration and a misspelt field are all reported at their line
+        and column, with exit code 2 (alongside the fleet's own YAML error: every problem of both files)."""
         run = runs["structural"]
         assert run.code == 2
-        assert f"structural.yaml: {line}" in run.stderr
+        assert f"structural.yaml:{line}" in run.stderr
 
     @pytest.mark.parametrize(
         "line",
         [
-            "rings[0].clusters[0]: unknown cluster 'euw1-internl' (did you mean 'euw1-internal'?)",
-            "rings[1].clusterSelector: cluster 'use1-beta' is in jurisdiction US, outside "
+            "13:16: rings[0].clusters[0]: unknown cluster 'euw1-internl' (did you mean 'euw1-internal'?)",
+            "25:5: rings[1].clusterSelector: cluster 'use1-beta' is in jurisdiction US, outside "
             "dataResidency.allowedJurisdictions [EU] (rule jurisdiction-scope)",
         ],
     )
     def test_cross_file_problems_exit_2_naming_path_and_rule(self, runs: dict[str, Run], line: str) -> None:
-        """An unknown cluster and a cluster outside allowedJurisdictions exit 2 with path and rule."""
+        """An unknown cluster and a cluster outside allowedJurisdictions exit 2, at line, path and rule."""
         run = runs["cross"]
         assert run.code == 2
-        assert f"cross.yaml: {line}" in run.stderr
+        assert f"cross.yaml:{line}" in run.stderr
 
     def test_broken_yaml_never_prints_a_traceback(self, runs: dict[str, Run]) -> None:
         """Unparsable fleet YAML is reported plainly beside the plan's problems, with exit code 2."""
         run = runs["structural"]
         assert run.code == 2
         assert "Traceback" not in run.stderr + run.stdout
-        assert "broken-fleet.yaml: invalid YAML at line 2" in run.stderr
+        assert "broken-fleet.yaml:2:1: invalid YAML: " in run.stderr
 
     @pytest.mark.parametrize("missing", ["plan", "fleet", "both"])
     def test_missing_files_are_reported(self, tmp_path: Path, missing: str) -> None:
@@ -171,7 +178,8 @@ class TestValidate:
         ids=["valid", "structural", "wrong-types", "wrong-shapes", "binary-and-empty"],
     )
     def test_json_output(self, tmp_path: Path, plan_text: str, fleet_text: str | None, code: int) -> None:
-        """--output json prints {valid, problems[{source, path, message}], denials} and the same exit code."""
+        """--output json prints {valid, problems[{source, path, line, column, message}], denials} and the
+        same exit code."""
         (tmp_path / "p.yaml").write_text(plan_text)
         fleet = FLEET
         if fleet_text is not None:
@@ -182,7 +190,7 @@ class TestValidate:
         assert run.code == code
         assert document["valid"] is (code == 0)
         assert bool(document["problems"]) is (code != 0)
-        assert all(set(p) == {"source", "path", "message"} for p in document["problems"])
+        assert all(set(p) == {"source", "path", "line", "column", "message"} for p in document["problems"])
         assert document["denials"] == []
 
     def test_static_residency_denial_exits_2(self, tmp_path: Path) -> None:
@@ -263,14 +271,19 @@ class TestPlan:
         [
             (["--version", "1", "--at", "2026-03-27T18:00:00"], "has no UTC offset"),
             (["--version", "1", "--at", "friday"], "not an ISO 8601 instant"),
+            (["--version", "1", "--at", "0001-01-01T00:00:00Z"], "out of range: instants must be from 1970"),
+            (["--version", "1", "--at", "0001-01-01T00:00:00+05:00"], "out of range"),
+            (["--version", "1", "--at", "9999-12-31T23:59:59Z"], "out of range"),
+            (["--version", "1", "--at", "9999-12-31T23:59:59-05:00", "-o", "json"], "out of range"),
             (["--version", 'v1"}'], "letters, digits"),
         ],
     )
     def test_bad_arguments_exit_2(self, args: list[str], message: str) -> None:
-        """A naive or unparsable --at and an unsafe --version are refused with exit code 2."""
+        """A naive, unparsable or off-calendar --at and an unsafe --version are refused with exit code 2."""
         run = _invoke("plan", str(EXAMPLES / "plan.yaml"), "--fleet", FLEET, *args)
         assert run.code == 2
-        assert message in run.stderr
+        assert message in run.stderr + run.stdout
+        assert "internal error" not in run.stderr
 
     def test_invalid_files_as_json(self, tmp_path: Path) -> None:
         """plan --output json on an invalid plan prints the problems document and exits 2."""
@@ -324,3 +337,22 @@ class TestSafetyNet:
         run = _invoke("validate", str(tmp_path / "p.yaml"), "--fleet", FLEET)
         assert run.code == code, run.stderr
         assert message in run.stderr
+
+
+class TestValidateFuzz:
+    @adversarial(40)
+    @given(adversarial_documents(), st.booleans())
+    def test_validate_command_never_crashes(self, text: str, as_fleet: bool) -> None:
+        """``ringmaster validate`` on such a file exits 0 or 2 with plain messages, never internal errors."""
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / "input.yaml"
+            path.write_text(text, encoding="utf-8", errors="surrogatepass")
+            plan, fleet = (
+                (str(fleets.EXAMPLE_PLAN), str(path)) if as_fleet else (str(path), str(fleets.EXAMPLE_FLEET))
+            )
+            result = CliRunner().invoke(cli.app, ["validate", plan, "--fleet", fleet, "--output", "json"])
+        assert result.exit_code in (0, 2), result.output[:500]
+        assert "internal error" not in result.stderr
+        assert "Traceback" not in result.stdout + result.stderr
+        document = yaml.safe_load(result.stdout)
+        assert len(document["problems"]) <= 2 * (loading.MAX_PROBLEMS + 1)

@@ -36,6 +36,22 @@ class TestFleetValidation:
             (set_path("regions.0.pair", "eu-west-1"), "regions[0].pair", "cannot be paired with itself"),
             (set_path("regions.0.pair", "us-east-1"), "regions[0].pair", "pairs must agree"),
             (set_path("regions.0.timezone", "Europe/Atlantis"), "regions[0].timezone", "IANA"),
+            (set_path("regions.0.timezone", "America"), "regions[0].timezone", "IANA"),
+            (set_path("regions.0.timezone", "localtime"), "regions[0].timezone", "IANA"),
+            (set_path("regions.0.timezone", "/etc/localtime"), "regions[0].timezone", "IANA"),
+            (set_path("regions.0.timezone", "../../etc/passwd"), "regions[0].timezone", "IANA"),
+            (set_path("regions.0.timezone", "Europe/" + "D" * 5000), "regions[0].timezone", "IANA"),
+            (set_path("regions.0.timezone", "Factory"), "regions[0].timezone", "IANA"),
+            (
+                set_path("regions.0.prometheus", "http://prometheus.eu.example.com:65536"),
+                "regions[0].prometheus",
+                "from 1 to 65535",
+            ),
+            (
+                set_path("regions.0.prometheus", "http://prometheus.eu.example.com:0"),
+                "regions[0].prometheus",
+                "from 1 to 65535",
+            ),
             (set_path("regions.0.prometheus", "prometheus.eu.example.com"), "regions[0].prometheus", "http"),
             (set_path("regions.0.jurisdiction", ""), "regions[0].jurisdiction", "at least 1"),
             (
@@ -58,6 +74,11 @@ class TestFleetValidation:
             ),
             (set_path("hosts.1.match", "*"), "hosts[1].match", "not an exact host"),
             (
+                set_path("hosts.1.match", "x" * 300 + ".example.com"),
+                "hosts[1].match",
+                "'" + "x" * 39 + "'… is not an exact host",
+            ),
+            (
                 set_path("hosts.1", {"match": "*.eu.example.com", "jurisdiction": "US"}),
                 "hosts[1].match",
                 "overlaps hosts[0] '*.eu.example.com' (EU)",
@@ -79,6 +100,12 @@ class TestFleetValidation:
         mutation(fleet_data)
         found = problems(dump(fleet_data), kind="fleet")
         assert any(p == path and message in m for p, m in found), found
+
+    @pytest.mark.parametrize("zone", ["Europe/Dublin", "America/Argentina/Buenos_Aires", "UTC", "Etc/GMT+5"])
+    def test_iana_zones_load(self, fleet_data: dict[str, Any], zone: str) -> None:
+        """Any IANA zone name of the tz database is a region's time zone, however deep its name."""
+        fleet_data["regions"][0]["timezone"] = zone
+        assert loading.parse_fleet(dump(fleet_data), "fleet.yaml").regions[0].zone.key == zone
 
     def test_norway_stays_a_jurisdiction(self, fleet_data: dict[str, Any]) -> None:
         """An unquoted ``NO`` (Norway) is read as text, not as YAML 1.1's false."""

@@ -1,4 +1,9 @@
-"""Random input never crashes the loader: it loads, or it fails with a ConfigError naming paths."""
+"""Random input never crashes the loader: it loads, or it fails with a ConfigError naming paths.
+
+Adversarial YAML (``tests.support.yaml_attacks``: explicit tags on any text, alias bombs, deep
+nesting, huge and duplicate keys, stray documents) loads or gives a bounded list of problems;
+``tests/cli/test_validate_plan.py`` sends the same texts through ``ringmaster validate``.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +15,10 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from policies import loading, residency, schedule
+from policies import _errors, loading, residency, schedule
 from policies.fleet import Fleet
 from tests.support import fleets
+from tests.support.yaml_attacks import adversarial, adversarial_documents
 
 FLEET = fleets.example_fleet()
 
@@ -126,3 +132,26 @@ class TestLoaderNeverCrashes:
     def test_mutated_fleets_fail_with_paths(self, data: dict[str, Any]) -> None:
         """A damaged example fleet loads, or every problem names a path inside the file."""
         _load_or_config_error(yaml.safe_dump(data), "fleet", paths=True)
+
+
+# --- adversarial YAML ---------------------------------------------------------------------------------
+
+
+def _check_bounded(error: loading.ConfigError) -> None:
+    assert 0 < len(error.problems) <= loading.MAX_PROBLEMS + 1
+    for problem in error.problems:
+        # A message repeats at most a clipped name or key, never a whole value.
+        assert len(problem.message) <= 400, problem.message[:200]
+        assert len(problem.path) <= 20 * (_errors.ECHO_LIMIT + 4), problem.path[:200]
+
+
+class TestAdversarialYaml:
+    @adversarial(150)
+    @given(adversarial_documents(), st.sampled_from(["plan", "fleet"]))
+    def test_loading_never_crashes(self, text: str, kind: str) -> None:
+        """Tags, bombs, deep nesting, huge and duplicate keys: a document, or a bounded list of problems."""
+        parse = loading.parse_plan if kind == "plan" else loading.parse_fleet
+        _, error = _attempt(lambda: parse(text, f"{kind}.yaml"))
+        if error is not None:
+            _check_bounded(error)
+            assert all(p.line is None or p.line >= 1 for p in error.problems)

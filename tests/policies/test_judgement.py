@@ -112,8 +112,8 @@ class TestProblems:
             judgement.judge(_plan("rings: 7\n"), _fleet("kind: [Fleet]\n"), "v1")
         lines = str(caught.value).splitlines()
         assert len(lines) == len(caught.value.problems) >= 2
-        assert any(line.startswith("fleet.yaml: ") for line in lines)
-        assert any(line.startswith("plan.yaml: ") for line in lines)
+        assert any(line.startswith("fleet.yaml:1:1: ") for line in lines)
+        assert any(line.startswith("plan.yaml:1:1: ") for line in lines)
 
     def test_an_unusable_version_says_what_is_allowed(self) -> None:
         """A version the schedule cannot use is a ConfigError naming the rule, not a ValueError."""

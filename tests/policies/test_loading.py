@@ -9,10 +9,11 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from policies import loading
+from policies import _yaml, loading
 from policies.fleet import Fleet
 from policies.plan import ReleasePlan
 from tests.policies.helpers import drop_path, dump, problems, set_path
+from tests.support import fleets
 
 Mutation = Callable[[dict[str, Any]], None]
 
@@ -88,6 +89,19 @@ class TestPlanValidation:
             (drop_path("rings.0.clusters"), "rings[0]", "got none"),
             (set_path("rings.0.clusters", []), "rings[0].clusters", "at least 1"),
             (set_path("rings.0.maxParallel", 0), "rings[0].maxParallel", "greater than or equal to 1"),
+            (set_path("rings.0.maxParallel", 2001), "rings[0].maxParallel", "less than or equal to 2000"),
+            (
+                set_path("rings.0.bakeTime", "1" * 10_000 + "x"),
+                "rings[0].bakeTime",
+                "'" + "1" * 39 + "'… is not a duration; write",
+            ),
+            (set_path("rings.1.approval.required", "yes"), "rings[1].approval.required", "true or false"),
+            (set_path("rings.1.approval.required", 1), "rings[1].approval.required", "true or false"),
+            (
+                set_path("rings.1.strategy.blueGreen.autoPromotionEnabled", "false"),
+                "rings[1].strategy.blueGreen.autoPromotionEnabled",
+                "must be true or false, got text",
+            ),
             (set_path("rings.0.bakeTime", "forever"), "rings[0].bakeTime", "not a duration"),
             (
                 set_path("rings.1.approval", {"fourEyes": True}),
@@ -115,6 +129,25 @@ class TestPlanValidation:
                 "analysis.metrics[0].thresholdRange",
                 "min must not be greater",
             ),
+            (
+                set_path(f"{METRIC}.0.thresholdRange", {"min": "0.99"}),
+                "analysis.metrics[0].thresholdRange.min",
+                "must be a number, got text (write it without quotes)",
+            ),
+            (
+                set_path(f"{METRIC}.0.thresholdRange", {"max": True}),
+                "analysis.metrics[0].thresholdRange.max",
+                "must be a number, got true/false",
+            ),
+            (
+                set_path(
+                    f"{METRIC}.2.baseline",
+                    {"judge": "mannWhitney", "direction": "lowerIsWorse", "tolerance": "0.1"},
+                ),
+                "analysis.metrics[2].baseline.tolerance",
+                "must be a number, got text",
+            ),
+            (set_path(f"{METRIC}.1.query", "   \n\t"), "analysis.metrics[1].query", "not blank"),
             (
                 set_path(f"{METRIC}.0.thresholdRange", {"min": float("nan")}),
                 "analysis.metrics[0].thresholdRange.min",
@@ -197,6 +230,26 @@ class TestPlanValidation:
                 "credentials",
             ),
             (
+                set_path("dataResidency.dataEndpoints.EU", ["orders.db.eu.example.com:65536"]),
+                "dataResidency.dataEndpoints.EU[0]",
+                "a port is a whole number from 1 to 65535",
+            ),
+            (
+                set_path("dataResidency.dataEndpoints.EU", ["postgres://orders.db.eu.example.com:99999/x"]),
+                "dataResidency.dataEndpoints.EU[0]",
+                "from 1 to 65535",
+            ),
+            (
+                set_path("windows.1.freeze.from", "0001-01-01T00:00:00+05:00"),
+                "windows[1].freeze",
+                "from 1970-01-01 to 9000-01-01",
+            ),
+            (
+                set_path("windows.1.freeze.to", "9999-12-31T23:59:59-05:00"),
+                "windows[1].freeze",
+                "from 1970-01-01 to 9000-01-01",
+            ),
+            (
                 set_path("dataResidency.allowedJurisdictions", []),
                 "dataResidency.allowedJurisdictions",
                 "at least 1",
@@ -225,14 +278,15 @@ class TestPlanValidation:
         assert len(problems(dump(plan_data))) == 4
 
     def test_error_lists_source_path_and_message(self, plan_data: dict[str, Any]) -> None:
-        """str(ConfigError) gives one ``SOURCE: PATH: MESSAGE`` line per problem."""
+        """str(ConfigError) gives one ``SOURCE:LINE:COLUMN: PATH: MESSAGE`` line per problem."""
         plan_data["rings"][0]["maxParallel"] = 0
         plan_data["analysis"]["threshold"] = 0
         with pytest.raises(loading.ConfigError) as caught:
             loading.parse_plan(dump(plan_data), "plans/api.yaml")
         lines = str(caught.value).splitlines()
-        assert lines[0].startswith("plans/api.yaml: rings[0].maxParallel: ")
-        assert lines[1].startswith("plans/api.yaml: analysis.threshold: ")
+        line = dump(plan_data).splitlines().index("  maxParallel: 0") + 1
+        assert lines[0].startswith(f"plans/api.yaml:{line}:3: rings[0].maxParallel: ")
+        assert lines[1].startswith("plans/api.yaml:") and ": analysis.threshold: " in lines[1]
         assert caught.value.source == "plans/api.yaml"
 
     def test_unusual_keys_are_quoted_in_paths(self, plan_data: dict[str, Any]) -> None:
@@ -258,13 +312,45 @@ class TestYamlReading:
             ("# only a comment\n", "the file is empty"),
             ("- a\n- b\n", "top level must be a mapping"),
             ("just text", "top level must be a mapping"),
-            ("a: [1", "invalid YAML at line 1"),
+            ("a: [1", "plan.yaml:1:6: invalid YAML: expected ',' or ']'"),
             ("a: 1\na: 2\n", "the key 'a' appears twice"),
             ("x: !!python/object:os.system 1", "invalid YAML"),
             ("a: 1\n---\nb: 2\n", "invalid YAML"),
             ("\x00", "invalid YAML"),
             ("? [a, b]\n: 1\n", "invalid YAML"),
             ("1: a\n", "keys must be text"),
+            (
+                'service: !!int "abc"\n',
+                "plan.yaml:1:10: invalid YAML: a value tagged !!int must be a whole number",
+            ),
+            ("service: !!int 1e5\n", "a value tagged !!int must be a whole number"),
+            ("service: !!int " + "9" * 5000 + "\n", "a value tagged !!int must be a whole number"),
+            ("service: !!float abc\n", "a value tagged !!float must be a number"),
+            ("service: !!bool yes\n", "a value tagged !!bool must be true or false"),
+            ("service: !!null x\n", "a value tagged !!null must be null"),
+            ("service: !!binary YXBp\n", "plan.yaml:1:10: invalid YAML: the tag !!binary is not supported"),
+            ("service: !!set {a: null}\n", "the tag !!set is not supported"),
+            ("service: !custom x\n", "the tag !custom is not supported"),
+            ("a: &x [1]\nb: *y\n", "plan.yaml:2:4: invalid YAML: the alias *y has no anchor"),
+            ("a: &x [*x]\n", "the alias *x has no anchor"),
+            (
+                "[" * 100_000 + "]" * 100_000,
+                "plan.yaml:1:65: invalid YAML: lists and mappings nest more than 64",
+            ),
+            ("- " * 100_000 + "a\n", "nest more than 64 levels deep"),
+            (
+                "a: &a ['x','x','x','x','x','x','x','x','x','x']\n"
+                + "".join(
+                    f"{c}: &{c} [*{p},*{p},*{p},*{p},*{p},*{p},*{p},*{p},*{p},*{p}]\n"
+                    for p, c in zip("abcdefgh", "bcdefghi", strict=True)
+                ),
+                "more than 500,000 values (an alias counts every value it repeats)",
+            ),
+            ("a: 1\nb: 2\na: 3\n", "plan.yaml:3:1: invalid YAML: the key 'a' appears twice"),
+            (
+                "? " + "k" * 10_000 + "\n: 1\n? " + "k" * 10_000 + "\n: 2\n",
+                "plan.yaml:3:3: invalid YAML: the key '" + "k" * 39 + "'… appears twice",
+            ),
         ],
     )
     def test_bad_yaml_is_a_config_error(self, text: str, message: str) -> None:
@@ -280,6 +366,17 @@ class TestYamlReading:
         )
         assert "start: 10:00" in text
         assert loading.parse_plan(text, "plan.yaml").windows[0].weekly[0].start == "10:00"  # type: ignore[index]
+
+    def test_times_in_flow_style_read_as_yaml_1_2(self, plan_data: dict[str, Any]) -> None:
+        """A time of day inside a flow mapping (which libyaml refuses) reads as YAML 1.2 says: text."""
+        del plan_data["windows"]
+        text = (
+            dump(plan_data)
+            + "windows: [{regions: [eu-west-1], weekly: [{days: [Mon], start: 09:00, end: 16:00}]}]\n"
+        )
+        window = loading.parse_plan(text, "plan.yaml").windows[0]
+        assert window.weekly is not None
+        assert (window.weekly[0].start, window.weekly[0].end) == ("09:00", "16:00")
 
     @pytest.mark.parametrize("content", [None, b"\xff\xfe\x00bad", "directory"])
     def test_unreadable_files_are_config_errors(self, tmp_path: Path, content: bytes | str | None) -> None:
@@ -350,3 +447,34 @@ class TestPlanAgainstFleet:
     def test_example_plan_fits_example_fleet(self, plan: ReleasePlan, fleet: Fleet) -> None:
         """The committed examples are consistent with each other."""
         loading.check_plan_against_fleet(plan, fleet, "plan.yaml")
+
+
+class TestPureParser:
+    @pytest.mark.parametrize(
+        "text",
+        [
+            fleets.EXAMPLE_PLAN.read_text(),
+            fleets.EXAMPLE_FLEET.read_text(),
+            "a: [1, 0x1F, 0o17, 1_000, .inf, ~, NO, 10:00, 2026-01-01, '5', true]\nb: &x {c: d}\ne: *x\n",
+            "a: !!int abc\n",
+            "a: 1\na: 2\n",
+            "a: [1\n",
+            "[" * 200 + "]" * 200,
+            "a: *nowhere\n",
+            "\x00",
+        ],
+        ids=["plan", "fleet", "scalars", "int-tag", "duplicate", "unclosed", "deep", "alias", "binary"],
+    )
+    def test_pure_parser_reads_like_the_c_parser(self, monkeypatch: pytest.MonkeyPatch, text: str) -> None:
+        """Without the C parser (another platform), the pure-Python one gives the same values and errors."""
+
+        def read() -> tuple[object, object]:
+            try:
+                loaded = _yaml.load(text)
+            except _yaml.YamlError as exc:
+                return "error", (exc.message.split(":")[0], exc.position and exc.position.line)
+            return loaded.data, loaded.position(["rings", 1, "maxParallel"])
+
+        with_c = read()
+        monkeypatch.setattr(_yaml, "CParser", None)
+        assert read() == with_c
