@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from urllib.parse import quote, unquote, urlsplit
 
-from policies import _hostnames
+from policies import _errors, _hostnames, _ports
 
 IPAddress = _hostnames.IPAddress
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -116,7 +116,9 @@ def parse_url(text: str, *, schemes: tuple[str, ...] | None = None) -> Url:
     try:
         port = split.port
     except ValueError:
-        raise ValueError("the port must be a number from 0 to 65535") from None
+        raise ValueError(_ports.PORTS) from None
+    if port == 0:
+        raise ValueError(_ports.PORTS)
     read = _hostnames.readings(text)
     hosts = set(read.values())
     if hosts == {None}:
@@ -164,8 +166,8 @@ def is_in_cluster(host: str) -> bool:
 
 
 def shown(text: str) -> str:
-    """``text`` quoted for a message, cut to a few dozen characters."""
-    return repr(text) if len(text) <= 40 else repr(text[:37] + "...")
+    """``text`` quoted for a message, cut to a few dozen characters (as every message clips a value)."""
+    return _errors.quote(text)
 
 
 @dataclass(frozen=True)
