@@ -1,19 +1,20 @@
 """The fast paths for big fleets answer exactly what the straightforward versions answered.
 
-Schedules and fleet lookups were made fast for 2,000 clusters in 500 regions (indexes by name, the
-regions a wave excludes). Each is checked here against a plain reference written as the code used to
-be, on generated small fleets and plans.
+Schedules, window states and fleet lookups were made fast for 2,000 clusters in 500 regions (indexes
+by name, the regions a wave excludes, one window computation per distinct calendar). Each is checked
+here against a plain reference written as the code used to be, on generated small fleets and plans.
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from policies import schedule
+from policies import schedule, windows
 from policies.fleet import Fleet
 from policies.plan import ReleasePlan
 from tests.policies.helpers import plan_data
@@ -224,3 +225,39 @@ def _small_fleet() -> dict[str, Any]:
             {"match": "*.us.example.com", "jurisdiction": "US"},
         ],
     }
+
+
+class TestWindowStatesShared:
+    @settings(max_examples=60, deadline=None)
+    @given(
+        fleets_and_plans(),
+        st.datetimes(min_value=datetime(2026, 3, 27), max_value=datetime(2026, 4, 3), timezones=st.just(UTC)),
+    )
+    def test_states_equal_state_per_region(self, generated: tuple[Fleet, ReleasePlan], at: datetime) -> None:
+        """Regions sharing a time zone and windows share one computation, and each gets its own answer."""
+        fleet, plan = generated
+        names = [r.name for r in fleet.regions]
+        assert windows.states(plan, fleet, names, at) == {r: windows.state(plan, fleet, r, at) for r in names}
+
+    def test_is_open_agrees_with_state(self) -> None:
+        """``is_open``, ``next_open`` and ``next_close`` read one region's calendar as ``state`` does."""
+        fleet = Fleet.model_validate(_small_fleet())
+        weekly = {"days": ["Sun", "Mon"], "start": "01:30", "end": "03:00"}
+        plan = ReleasePlan.model_validate(
+            plan_data(
+                rings=[{"name": "r", "clusters": ["eua-1"], "strategy": {"rolling": {}}}],
+                windows=[{"regions": ["eu-a", "eu-b"], "weekly": [weekly]}],
+                dataResidency={"dataClass": "none"},
+            )
+        )
+        at = datetime(2026, 3, 28, 22, tzinfo=UTC)
+        for region in ("eu-a", "eu-b", "us-a"):
+            found = windows.state(plan, fleet, region, at)
+            assert found.open == windows.is_open(plan, fleet, region, at)
+            assert found.next_open == windows.next_open(plan, fleet, region, at)
+            assert found.next_close == windows.next_close(plan, fleet, region, at)
+        # Dublin springs forward at 01:00 UTC on 29 March: 01:30 local does not exist that night.
+        assert windows.next_open(plan, fleet, "eu-a", at) == datetime(2026, 3, 29, 1, tzinfo=UTC)
+        assert windows.next_open(plan, fleet, "eu-a", at + timedelta(hours=4)) == datetime(
+            2026, 3, 30, 0, 30, tzinfo=UTC
+        )
