@@ -17,6 +17,7 @@ windows of every scheduled region; ``startup`` is the subprocess time to import 
     .venv/bin/python scripts/bench_policies.py                  # every scenario, 3 runs each
     .venv/bin/python scripts/bench_policies.py --only 2000 --runs 5
     .venv/bin/python scripts/bench_policies.py --repo /tmp/older-checkout   # the same on other code
+    PYTHONPATH=/tmp/ruamel .venv/bin/python scripts/bench_policies.py --only 2000 --yaml  # and parsers
 
 ``--repo`` times another checkout of ringmaster with this interpreter (its source first on the path).
 """
@@ -249,6 +250,33 @@ def breakdown(fleet_file: Path, plan_file: Path, runs: int) -> dict[str, float]:
     return figures
 
 
+def yaml_parsers(fleet_file: Path, runs: int) -> dict[str, float | None]:
+    """Median seconds to parse ``fleet_file`` with ringmaster's loader and the candidates to replace it.
+
+    ``None`` where a parser is not installed (ruamel.yaml is not a dependency; install it beside).
+    """
+    text = fleet_file.read_text(encoding="utf-8")
+    ours = importlib.import_module("policies._yaml")
+    parsers: dict[str, Callable[[], object] | None] = {
+        "ringmaster (PyYAML, pure Python)": lambda: ours.load(text),
+        "PyYAML CSafeLoader (libyaml, YAML 1.1)": (
+            (lambda: yaml.load(text, Loader=yaml.CSafeLoader)) if yaml.__with_libyaml__ else None
+        ),
+    }
+    for typ, pure in (("safe", True), ("safe", False), ("rt", True)):
+        parsers[f"ruamel.yaml typ={typ}{' pure' if pure else ''}"] = _ruamel(text, typ, pure=pure)
+    return {name: None if parse is None else _median_call(parse, runs)[0] for name, parse in parsers.items()}
+
+
+def _ruamel(text: str, typ: str, *, pure: bool) -> Callable[[], object] | None:
+    try:
+        ruamel = importlib.import_module("ruamel.yaml")
+    except ImportError:
+        return None
+    loader = ruamel.YAML(typ=typ, pure=pure)
+    return lambda: loader.load(text)
+
+
 def _say(text: str) -> None:
     print(text, flush=True)  # noqa: T201 (a script's output)
 
@@ -261,6 +289,7 @@ def main() -> None:
     parser.add_argument("--only", type=int, action="append", help="only scenarios of this many clusters")
     parser.add_argument("--repo", type=Path, default=Path(__file__).resolve().parents[1])
     parser.add_argument("--no-breakdown", action="store_true", help="only the whole-command wall times")
+    parser.add_argument("--yaml", action="store_true", help="also time YAML parsers on the largest fleet")
     args = parser.parse_args()
     repo = args.repo.resolve()
     sys.path.insert(0, str(repo))
@@ -294,6 +323,14 @@ def main() -> None:
                 figures = breakdown(fleet_file, plan_file, args.runs)
                 row += "  | " + " ".join(f"{figures[s]:>9.3f}" for s in steps)
             _say(row)
+        if args.yaml:
+            largest = max(scenarios, key=lambda s: s.clusters)
+            fleet_file, _ = write(largest, Path(tmp))
+            _say(
+                f"parsing the fleet of {largest.clusters} clusters ({fleet_file.stat().st_size // 1024} KiB):"
+            )
+            for name, seconds in yaml_parsers(fleet_file, args.runs).items():
+                _say(f"  {name:<42} {'not installed' if seconds is None else f'{seconds:.3f}'}")
 
 
 if __name__ == "__main__":
