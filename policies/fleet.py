@@ -62,7 +62,7 @@ class Region(Model):
         """The region's time zone."""
         return ZoneInfo(self.timezone)
 
-    @property
+    @cached_property
     def prometheus_host(self) -> str:
         """The Prometheus host alone, safe for evidence and logs (no credentials, port or path)."""
         return hosts.host_of(self.prometheus)
