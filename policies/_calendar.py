@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field, model_validator
@@ -85,12 +86,12 @@ class WeeklyWindow(Model):
             )
         return self
 
-    @property
+    @cached_property
     def start_minute(self) -> int:
         """``start`` as minutes since midnight."""
         return clock_minutes(self.start)
 
-    @property
+    @cached_property
     def end_minute(self) -> int:
         """``end`` as minutes since midnight (1440 for ``24:00``)."""
         return clock_minutes(self.end)
@@ -145,6 +146,10 @@ class Window(Model):
         require_exactly_one("a window", {"weekly": self.weekly, "freeze": self.freeze})
         return self
 
+    @cached_property
+    def _regions(self) -> frozenset[str] | None:
+        return None if self.regions is None else frozenset(self.regions)
+
     def applies_to(self, region: str) -> bool:
         """Whether this window governs ``region``."""
-        return self.regions is None or region in self.regions
+        return self._regions is None or region in self._regions

@@ -8,8 +8,9 @@ Python attributes are snake_case; the YAML (and the JSON the models serialise to
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
-from typing import Annotated, Protocol, Self, TypeVar
+from collections.abc import Iterable, Mapping
+from functools import cache, cached_property
+from typing import Annotated, Any, Protocol, Self, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -28,7 +29,12 @@ from policies import _errors
 
 
 class Model(BaseModel):
-    """Frozen, camelCase-aliased, ``extra="forbid"``; populated by alias or by attribute name."""
+    """Frozen, camelCase-aliased, ``extra="forbid"``; populated by alias or by attribute name.
+
+    Being frozen, a model may keep indexes of its own fields in ``functools.cached_property``
+    attributes (lookups by name on big fleets): pydantic leaves them out of validation, equality and
+    serialisation, and :meth:`model_copy` drops them so a copy with other fields builds its own.
+    """
 
     model_config = ConfigDict(
         alias_generator=to_camel,
@@ -37,6 +43,23 @@ class Model(BaseModel):
         extra="forbid",
         frozen=True,
     )
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        """A copy, as pydantic makes it, without the cached indexes of the original's fields."""
+        copied = super().model_copy(update=update, deep=deep)
+        for name in _cached_names(type(self)):
+            copied.__dict__.pop(name, None)
+        return copied
+
+
+@cache
+def _cached_names(cls: type) -> list[str]:
+    return [
+        name
+        for klass in cls.__mro__
+        for name, value in vars(klass).items()
+        if isinstance(value, cached_property)
+    ]
 
 
 def _not_bool(value: object) -> object:
@@ -157,3 +180,19 @@ def by_name(items: Iterable[NamedT], name: str, what: str) -> NamedT:
         if item.name == name:
             return item
     raise KeyError(f"unknown {what} {name!r}")
+
+
+def index_by_name(items: Iterable[NamedT]) -> dict[str, NamedT]:
+    """Items by name, the first of each name winning (as :func:`by_name` finds it)."""
+    index: dict[str, NamedT] = {}
+    for item in items:
+        index.setdefault(item.name, item)
+    return index
+
+
+def lookup(index: dict[str, NamedT], name: str, what: str) -> NamedT:
+    """``index[name]``, with the KeyError :func:`by_name` raises when there is none."""
+    try:
+        return index[name]
+    except KeyError:
+        raise KeyError(f"unknown {what} {name!r}") from None

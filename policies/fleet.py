@@ -9,6 +9,7 @@ by :meth:`Fleet.problems`, which the loader reports all at once with paths.
 from __future__ import annotations
 
 import functools
+from functools import cached_property
 from importlib import resources
 from typing import Literal
 from zoneinfo import ZoneInfo
@@ -17,10 +18,13 @@ from pydantic import Field, field_validator
 from pydantic_core import PydanticCustomError
 
 from policies import _errors, _ports, hosts
-from policies._model import Document, Model, Name, by_name, duplicates
+from policies._model import Document, Model, Name, duplicates, index_by_name, lookup
+from policies.hosts import HostPattern  # by name: inside Fleet, `hosts` is the field
 
 API_VERSION = "ringmaster.dev/v1"
 _HTTP = ("http", "https")
+_PLACEMENTS_KEPT = 10_000
+"""How many hosts a fleet remembers the placement of (a long-running worker sees env hosts come and go)."""
 REGULATED = "regulated"
 """The label marking a cluster regulated; its value is ``"true"`` or ``"false"``, nothing else."""
 
@@ -76,12 +80,12 @@ class Region(Model):
         """The region's time zone."""
         return ZoneInfo(self.timezone)
 
-    @property
+    @cached_property
     def prometheus_url(self) -> hosts.Url:
         """The Prometheus URL as parsed once: the telemetry rule judges its host, clients connect to it."""
         return hosts.parse_url(self.prometheus, schemes=_HTTP)
 
-    @property
+    @cached_property
     def prometheus_host(self) -> str:
         """The Prometheus host alone, safe for evidence and logs (no credentials, port or path)."""
         return self.prometheus_url.host.name
@@ -200,13 +204,30 @@ class Fleet(Document):
                     )
         return found
 
+    @cached_property
+    def _regions_by_name(self) -> dict[str, Region]:
+        return index_by_name(self.regions)
+
+    @cached_property
+    def _clusters_by_name(self) -> dict[str, Cluster]:
+        return index_by_name(self.clusters)
+
+    @cached_property
+    def _neighbours(self) -> dict[str, frozenset[str]]:
+        found: dict[str, set[str]] = {name: set() for name in self._regions_by_name}
+        for name, region in self._regions_by_name.items():
+            if region.pair is not None and region.pair != name and region.pair in found:
+                found[name].add(region.pair)
+                found[region.pair].add(name)
+        return {name: frozenset(partners) for name, partners in found.items()}
+
     def region(self, name: str) -> Region:
         """The region called ``name``; KeyError if the fleet has none."""
-        return by_name(self.regions, name, "region")
+        return lookup(self._regions_by_name, name, "region")
 
     def cluster(self, name: str) -> Cluster:
         """The cluster called ``name``; KeyError if the fleet has none."""
-        return by_name(self.clusters, name, "cluster")
+        return lookup(self._clusters_by_name, name, "cluster")
 
     def region_of(self, cluster_name: str) -> Region:
         """The region a cluster is pinned to."""
@@ -220,6 +241,11 @@ class Fleet(Document):
         """Whether regions ``a`` and ``b`` are a pair (declared on either side)."""
         return a != b and (self.region(a).pair == b or self.region(b).pair == a)
 
+    def partners(self, name: str) -> frozenset[str]:
+        """The regions paired with region ``name`` (declared on either side), itself never included."""
+        self.region(name)
+        return self._neighbours[name]
+
     def select(self, selector: dict[str, str]) -> list[Cluster]:
         """The clusters carrying every label of ``selector``, in fleet order."""
         return [c for c in self.clusters if all(c.labels.get(k) == v for k, v in selector.items())]
@@ -231,10 +257,32 @@ class Fleet(Document):
         unknown otherwise. Among table rows the most specific match wins (exact, longest suffix or
         prefix). ``host`` may also be a URL or ``host:port``; only its host is considered.
         """
+        placed = self._placements.get(host)
+        if placed is None:
+            placed = self._place(host)
+            if len(self._placements) >= _PLACEMENTS_KEPT:
+                self._placements.clear()
+            self._placements[host] = placed
+        found, in_cluster = placed
+        if in_cluster:
+            return self.region_of(cluster).jurisdiction if cluster is not None else None
+        return found
+
+    def _place(self, host: str) -> tuple[str | None, bool]:
+        """The table's jurisdiction for ``host`` and whether it is an in-cluster name."""
         try:
             name = hosts.host_of(host)
         except ValueError:
-            return None
+            return None, False
         if hosts.is_in_cluster(name):
-            return self.region_of(cluster).jurisdiction if cluster is not None else None
-        return hosts.most_specific(name, [(rule.pattern, rule.jurisdiction) for rule in self.hosts])
+            return None, True
+        return hosts.most_specific(name, self._host_table), False
+
+    @cached_property
+    def _host_table(self) -> list[tuple[HostPattern, str]]:
+        return [(rule.pattern, rule.jurisdiction) for rule in self.hosts]
+
+    @cached_property
+    def _placements(self) -> dict[str, tuple[str | None, bool]]:
+        """What :meth:`_place` found, by host as given: a plan asks about the same few hosts per cluster."""
+        return {}

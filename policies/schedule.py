@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from functools import cached_property
 
 from pydantic import Field
 
-from policies._model import Model, by_name
+from policies._model import Model, by_name, index_by_name, lookup
 from policies.durations import Duration
 from policies.fleet import Cluster, Fleet
 from policies.plan import Approval, ReleasePlan, Ring, Strategy, Workload
@@ -75,11 +76,31 @@ class Schedule(Model):
 
     def all_clusters(self) -> list[ScheduledCluster]:
         """Every cluster in schedule order (ring, then wave, then position in the wave)."""
-        return [c for ring in self.rings for c in ring.clusters()]
+        return list(self._order)
+
+    @cached_property
+    def _order(self) -> tuple[ScheduledCluster, ...]:
+        return tuple(c for ring in self.rings for c in ring.clusters())
+
+    @cached_property
+    def _by_name(self) -> dict[str, ScheduledCluster]:
+        return index_by_name(self._order)
+
+    @cached_property
+    def _wave_starts(self) -> dict[str, int]:
+        """Per cluster name (first occurrence), how many clusters the waves before its wave hold."""
+        starts: dict[str, int] = {}
+        before = 0
+        for ring in self.rings:
+            for wave in ring.waves:
+                for cluster in wave.clusters:
+                    starts.setdefault(cluster.name, before)
+                before += len(wave.clusters)
+        return starts
 
     def cluster(self, name: str) -> ScheduledCluster:
         """The scheduled cluster called ``name``; KeyError if the schedule does not visit it."""
-        return by_name(self.all_clusters(), name, "cluster")
+        return lookup(self._by_name, name, "cluster")
 
     def ring(self, name: str) -> ScheduledRing:
         """The scheduled ring called ``name``; KeyError if there is none."""
@@ -87,13 +108,10 @@ class Schedule(Model):
 
     def earlier(self, name: str) -> list[ScheduledCluster]:
         """Clusters in waves before the one holding ``name`` (not its wave-mates, which run alongside)."""
-        found: list[ScheduledCluster] = []
-        for ring in self.rings:
-            for wave in ring.waves:
-                if any(c.name == name for c in wave.clusters):
-                    return found
-                found += wave.clusters
-        raise KeyError(f"cluster {name!r} is not in the schedule")
+        start = self._wave_starts.get(name)
+        if start is None:
+            raise KeyError(f"cluster {name!r} is not in the schedule")
+        return list(self._order[:start])
 
 
 def check_version(version: str) -> str:
@@ -158,16 +176,27 @@ def _scheduled(cluster: Cluster, ring: str, fleet: Fleet) -> ScheduledCluster:
 
 
 def _waves(clusters: list[ScheduledCluster], size: int, fleet: Fleet) -> list[list[ScheduledCluster]]:
-    """First-fit in order: each wave takes the earliest waiting clusters that fit beside its others."""
+    """First-fit in order: each wave takes the earliest waiting clusters that fit beside its others.
+
+    A cluster fits unless its region is paired with a region already in the wave, so each wave keeps
+    the set of regions its members exclude; a pass stops reading the queue once the wave is full.
+    """
     waiting = list(clusters)
     waves: list[list[ScheduledCluster]] = []
     while waiting:
         wave: list[ScheduledCluster] = []
-        for cluster in list(waiting):
+        skipped: list[ScheduledCluster] = []
+        excluded: set[str] = set()
+        read = 0
+        for cluster in waiting:
             if len(wave) == size:
                 break
-            if not any(fleet.paired(cluster.region, other.region) for other in wave):
+            read += 1
+            if cluster.region in excluded:
+                skipped.append(cluster)
+            else:
                 wave.append(cluster)
-                waiting.remove(cluster)
+                excluded |= fleet.partners(cluster.region)
+        waiting = skipped + waiting[read:]
         waves.append(wave)
     return waves

@@ -12,7 +12,8 @@ results are in UTC. Searches look :data:`HORIZON` ahead; None means "not within 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -55,20 +56,33 @@ def _rules(plan: ReleasePlan, region: str) -> tuple[list[WeeklyWindow], list[Fre
     return weekly, freezes
 
 
-def _open(weekly: list[WeeklyWindow], freezes: list[Freeze], zone: ZoneInfo, at: datetime) -> bool:
-    if any(f.covers(at) for f in freezes):
+@dataclass(frozen=True)
+class _Calendar:
+    """What decides one region's windows: the rules that apply to it and its time zone."""
+
+    weekly: list[WeeklyWindow]
+    freezes: list[Freeze]
+    zone: ZoneInfo
+
+
+def _calendar(plan: ReleasePlan, fleet: Fleet, region: str) -> _Calendar:
+    weekly, freezes = _rules(plan, region)
+    return _Calendar(weekly, freezes, fleet.region(region).zone)
+
+
+def _open(calendar: _Calendar, at: datetime) -> bool:
+    if any(f.covers(at) for f in calendar.freezes):
         return False
-    if not weekly:
+    if not calendar.weekly:
         return True
-    local = at.astimezone(zone)
+    local = at.astimezone(calendar.zone)
     minute = local.hour * 60 + local.minute
-    return any(w.covers(local.weekday(), minute) for w in weekly)
+    return any(w.covers(local.weekday(), minute) for w in calendar.weekly)
 
 
 def is_open(plan: ReleasePlan, fleet: Fleet, region: str, at: datetime) -> bool:
     """Whether a cluster of ``region`` may start a step at instant ``at``."""
-    weekly, freezes = _rules(plan, region)
-    return _open(weekly, freezes, fleet.region(region).zone, _aware(at))
+    return _open(_calendar(plan, fleet, region), _aware(at))
 
 
 def _instants(day: date, minute: int, zone: ZoneInfo) -> set[datetime]:
@@ -112,11 +126,10 @@ def _boundaries(day: date, weekly: list[WeeklyWindow], zone: ZoneInfo) -> set[da
     return found
 
 
-def _candidates(plan: ReleasePlan, fleet: Fleet, region: str, at: datetime) -> Iterator[datetime]:
+def _candidates(calendar: _Calendar, at: datetime) -> Iterator[datetime]:
     """In time order, every instant after ``at`` (within the horizon) where the open state may change."""
-    zone = fleet.region(region).zone
-    weekly, freezes = _rules(plan, region)
-    edges = {edge.astimezone(UTC) for f in freezes for edge in (f.start, f.end)}
+    zone, weekly = calendar.zone, calendar.weekly
+    edges = {edge.astimezone(UTC) for f in calendar.freezes for edge in (f.start, f.end)}
     first = at.astimezone(zone).date()
     for offset in range(0, HORIZON.days + _CHUNK_DAYS, _CHUNK_DAYS):
         start = first + timedelta(days=offset)
@@ -130,37 +143,57 @@ def _candidates(plan: ReleasePlan, fleet: Fleet, region: str, at: datetime) -> I
                 yield instant
 
 
-def _next(plan: ReleasePlan, fleet: Fleet, region: str, at: datetime, *, want_open: bool) -> datetime | None:
+def _next(calendar: _Calendar, at: datetime, *, want_open: bool) -> datetime | None:
     at = _aware(at)
-    if is_open(plan, fleet, region, at) == want_open:
+    if _open(calendar, at) == want_open:
         return at
-    for instant in _candidates(plan, fleet, region, at):
-        if is_open(plan, fleet, region, instant) == want_open:
+    for instant in _candidates(calendar, at):
+        if _open(calendar, instant) == want_open:
             return instant
     return None
 
 
 def next_open(plan: ReleasePlan, fleet: Fleet, region: str, at: datetime) -> datetime | None:
     """The first instant at or after ``at`` when ``region`` is open; None if not within :data:`HORIZON`."""
-    return _next(plan, fleet, region, at, want_open=True)
+    return _next(_calendar(plan, fleet, region), at, want_open=True)
 
 
 def next_close(plan: ReleasePlan, fleet: Fleet, region: str, at: datetime) -> datetime | None:
     """The first instant at or after ``at`` when ``region`` is closed; None if open all :data:`HORIZON`."""
-    return _next(plan, fleet, region, at, want_open=False)
+    return _next(_calendar(plan, fleet, region), at, want_open=False)
 
 
 def state(plan: ReleasePlan, fleet: Fleet, region: str, at: datetime) -> WindowState:
     """Open or not at ``at``, the next opening and closing, and why, in one record."""
+    return _state(region, _calendar(plan, fleet, region), _aware(at))
+
+
+def states(plan: ReleasePlan, fleet: Fleet, regions: Iterable[str], at: datetime) -> dict[str, WindowState]:
+    """:func:`state` of each of ``regions``, by region.
+
+    Regions in one time zone under the same windows share one computation: a fleet of hundreds of
+    regions has far fewer distinct calendars.
+    """
     at = _aware(at)
-    weekly, freezes = _rules(plan, region)
-    opened = next_open(plan, fleet, region, at)
-    closed = next_close(plan, fleet, region, at)
-    frozen = [f for f in freezes if f.covers(at)]
+    shared: dict[tuple[str, tuple[int, ...]], WindowState] = {}
+    found: dict[str, WindowState] = {}
+    for region in regions:
+        applying = tuple(i for i, window in enumerate(plan.windows) if window.applies_to(region))
+        key = (fleet.region(region).timezone, applying)
+        if key not in shared:
+            shared[key] = _state(region, _calendar(plan, fleet, region), at)
+        found[region] = shared[key].model_copy(update={"region": region})
+    return found
+
+
+def _state(region: str, calendar: _Calendar, at: datetime) -> WindowState:
+    opened = _next(calendar, at, want_open=True)
+    closed = _next(calendar, at, want_open=False)
+    frozen = [f for f in calendar.freezes if f.covers(at)]
     if frozen:
         why = frozen[0].reason or "no reason given"
         reason = f"frozen until {frozen[0].end.astimezone(UTC).isoformat()} ({why})"
-    elif not weekly:
+    elif not calendar.weekly:
         reason = "no weekly window applies: open outside freezes"
     elif opened == at:
         reason = "inside a weekly window"

@@ -185,10 +185,7 @@ def _echo_json(document: dict[str, Any]) -> None:
 def _plan_json(judged: judgement.Judgement, at: datetime) -> dict[str, Any]:
     """The schedule in the documented JSON shape: ``service``, ``version``, ``rings[].waves[].clusters[]``."""
     built, decisions = judged.schedule, judged.decisions
-    states = {
-        region: windows.state(judged.plan, judged.fleet, region, at)
-        for region in {c.region for c in built.all_clusters()}
-    }
+    states = windows.states(judged.plan, judged.fleet, {c.region: None for c in built.all_clusters()}, at)
 
     def cluster_json(cluster: schedule.ScheduledCluster, ring: schedule.ScheduledRing) -> dict[str, Any]:
         state = states[cluster.region]
