@@ -29,12 +29,22 @@ from sandbox.chaos import clusters as kube
 from sandbox.chaos.scenario import Scenario
 
 VERSION_LABEL = "ringmaster.dev/version"
+ROLE_LABEL = "ringmaster.dev/role"
+"""The label ringmaster puts on the objects it creates beside the workload (canary, preview)."""
 ROLLED_BACK_PHASES = ("rolled-back", "aborted", "cancelled", "terminated")
 
 
 def promoted(before: kube.State, image: str, version: str) -> kube.State:
-    """``before`` with the ``api`` container on ``image`` and the pods labelled ``version``."""
-    after = copy.deepcopy(before)
+    """``before`` with the ``api`` container on ``image`` and the pods labelled ``version``.
+
+    Without any object of ringmaster's own (a canary or preview Deployment): a release that promoted
+    leaves none, even where an earlier release that failed had left its own (seed 1147).
+    """
+    after = {
+        name: copy.deepcopy(shape)
+        for name, shape in before.items()
+        if not (isinstance(shape, dict) and ROLE_LABEL in (shape.get("labels") or {}))
+    }
     deployment = after.get("Deployment/api")
     if deployment is not None:
         deployment["labels"] = {**deployment["labels"], VERSION_LABEL: version}

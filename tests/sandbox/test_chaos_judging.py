@@ -215,3 +215,16 @@ class TestFigures:
         assert Report.from_json(entry).as_json() == entry
         entry.pop("resumed")
         assert Report.from_json(entry).resumed == []
+
+
+class TestPromotedAfterAFailure:
+    def test_a_promotion_over_an_earlier_releases_leftover_canary_is_new(self) -> None:
+        """A release that failed left its canary; the next one promoted and removed it: that is ``new``,
+        and a canary still there is not (seed 1147)."""
+        canary = _deployment(IMAGE, "v9", 2)
+        canary["labels"] = {**canary["labels"], "ringmaster.dev/role": "canary"}
+        leftover = {**BEFORE, "Deployment/api-canary": canary}
+        expected = invariants.promoted(BEFORE, "registry.eu.example.com/api:v10", "v10")
+        assert invariants.classify(leftover, expected, "registry.eu.example.com/api:v10", "v10") == "new"
+        still = {**expected, "Deployment/api-canary": canary}
+        assert invariants.classify(leftover, still, "registry.eu.example.com/api:v10", "v10") == "between"
