@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 from pydantic import Field, field_validator
 from pydantic_core import PydanticCustomError
 
-from policies import _errors, _ports, hosts
+from policies import _errors, hosts
 from policies._model import Document, Model, Name, duplicates, index_by_name, lookup
 from policies.hosts import HostPattern  # by name: inside Fleet, `hosts` is the field
 
@@ -66,13 +66,9 @@ class Region(Model):
     @classmethod
     def _http_url(cls, value: str) -> str:
         try:
-            hosts.parse_url(value, schemes=_HTTP)
+            hosts.parse_url(value, schemes=_HTTP)  # its port too: a whole number from 1 to 65535
         except ValueError as exc:
             raise PydanticCustomError("url", "{reason}", {"reason": str(exc)}) from None
-        try:
-            _ports.check_port(value)
-        except ValueError as exc:
-            raise PydanticCustomError("url", "{problem}", {"problem": str(exc)}) from None
         return value
 
     @property

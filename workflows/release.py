@@ -104,6 +104,22 @@ class _RingFailed(Exception):
         self.result = result
 
 
+async def _tell_earlier_to_abort(child_id: str, reason: str) -> bool:
+    """Tell an earlier run's cluster workflow under ``child_id`` to abort; False if it has ended.
+
+    A reset leaves the earlier run's children running, and this run knows them only by id: the
+    signal is both the order and the probe, as Temporal delivers it only to a running workflow.
+    """
+    try:
+        await workflow.get_external_workflow_handle(child_id).signal(
+            ClusterRolloutWorkflow.abort, AbortRequest(reason=reason, by=SYSTEM)
+        )
+    except FailureError as err:
+        workflow.logger.info("earlier cluster workflow %s has ended: %s", child_id, err)
+        return False
+    return True
+
+
 SWEEP_ROUNDS = 4
 """Rounds of looking for an earlier run's snapshots in a cluster that cannot be read, a growing pause
 apart, before it is listed as needing attention."""
@@ -330,13 +346,7 @@ class ReleaseWorkflow(Steering):
                 status = self._status.cluster(cluster.name)
                 status.step = f"an earlier run's cluster workflow rolls back first (next try in {pause})"
                 self._publish()
-                try:
-                    await workflow.get_external_workflow_handle(child_id).signal(
-                        ClusterRolloutWorkflow.abort,
-                        AbortRequest(reason="replaced by a new run of the release (reset)", by=SYSTEM),
-                    )
-                except FailureError as err:
-                    workflow.logger.info("earlier cluster workflow %s already ended: %s", child_id, err)
+                await _tell_earlier_to_abort(child_id, "replaced by a new run of the release (reset)")
                 await self.sleep(pause)
                 continue
             self._reached.add(cluster.name)
@@ -608,13 +618,7 @@ class ReleaseWorkflow(Steering):
         status = self._status.cluster(cluster.name)
         round_ = 0
         while True:
-            try:
-                await workflow.get_external_workflow_handle(child_id).signal(
-                    ClusterRolloutWorkflow.abort,
-                    AbortRequest(reason=f"{reason} (a newer run of the release ended)", by=SYSTEM),
-                )
-            except FailureError as err:
-                workflow.logger.info("earlier cluster workflow %s has ended: %s", child_id, err)
+            if not await _tell_earlier_to_abort(child_id, f"{reason} (a newer run of the release ended)"):
                 return
             round_ += 1
             pause = _rollback.pause_after(round_)
