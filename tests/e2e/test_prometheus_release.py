@@ -154,7 +154,12 @@ class TestOutage:
     async def test_prometheus_stopped_mid_stretch_holds_then_the_release_continues(
         self, client: Client, metrics_sandbox: MetricsSandbox
     ) -> None:
-        """Errors while Prometheus is down hold the release (reason shown); it goes on once data returns."""
+        """Errors while Prometheus is down hold the release (reason shown); it goes on once data returns.
+
+        The version never errs: right after the restart a 5 s rate covers only a second or two of
+        requests, where one error of the default 0.1 % is already 98 % success, a fair failure of
+        the gate, and not what this test is about.
+        """
         rings = [
             {
                 "name": "canary",
@@ -163,7 +168,7 @@ class TestOutage:
             }
         ]
         async with release_worker(client, metrics_sandbox) as queue:
-            handle = await start(client, queue, plan(rings, [SUCCESS_RATE], interval="1s"), "v4")
+            handle = await start(client, queue, plan(rings, [SUCCESS_RATE], interval="1s"), "v4-flawless")
 
             async def status() -> ReleaseStatus:
                 return await handle.query(ReleaseWorkflow.status)
@@ -191,4 +196,4 @@ class TestOutage:
             )
             final = await handle.result()
         assert final.phase == "succeeded", final.reason
-        assert versions(metrics_sandbox, ["euw1-canary"])["euw1-canary"] == ("v4", ["api"])
+        assert versions(metrics_sandbox, ["euw1-canary"])["euw1-canary"] == ("v4-flawless", ["api"])

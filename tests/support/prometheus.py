@@ -35,6 +35,7 @@ traffic:
   profiles:
     - {match: "*-bad", errorRate: 0.08, latencyFactor: 3}
     - {match: "*-cheap", checkoutConversion: 0.2}
+    - {match: "*-flawless", errorRate: 0}
 prometheus: {scrapeIntervalSeconds: 1}
 startupTimeoutSeconds: 60
 """
