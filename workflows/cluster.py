@@ -43,7 +43,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.rollout import ClusterActivities
     from policies.gates import Check
     from workflows import _options as options
-    from workflows import _rollback
+    from workflows import _rollback, _signals
     from workflows._steering import Aborted, AnalysisRun, GateFailed, Interrupted, Steering
     from workflows.models import (
         AbortRequest,
@@ -543,7 +543,9 @@ class ClusterRolloutWorkflow(Steering):
             # Best effort: a parent that has closed (terminated, reset, timed out) must never turn
             # this report into a failure of the cluster's own rollout or rollback.
             try:
-                await workflow.get_external_workflow_handle(parent.workflow_id).signal("cluster_progress", s)
+                release = workflow.get_external_workflow_handle(parent.workflow_id)
+                report = s.model_copy(deep=True)  # as of now, whenever the signal's task runs
+                await _signals.send(lambda: release.signal("cluster_progress", report), "progress report")
             except FailureError as err:
                 workflow.logger.info("progress not reported, the release workflow has closed: %s", err)
 

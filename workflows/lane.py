@@ -17,6 +17,7 @@ from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError, ChildWorkflowError, WorkflowAlreadyStartedError
 
 with workflow.unsafe.imports_passed_through():
+    from workflows import _signals
     from workflows.models import AbortRequest, LaneState, ReleaseInput, SubmitRequest, SubmitResult
     from workflows.release import ReleaseWorkflow, release_id
 
@@ -117,14 +118,13 @@ class ReleaseLaneWorkflow:
                     non_retryable=True,
                 )
             if current is not None:
-                await workflow.get_external_workflow_handle(self._state.current_workflow_id).signal(
-                    "abort-signal",
-                    AbortRequest(
-                        reason=f"superseded by {new.release}",
-                        by=new.submitted_by or "ringmaster",
-                        identity=new.submitted_identity,
-                    ),
+                superseded = workflow.get_external_workflow_handle(self._state.current_workflow_id)
+                order = AbortRequest(
+                    reason=f"superseded by {new.release}",
+                    by=new.submitted_by or "ringmaster",
+                    identity=new.submitted_identity,
                 )
+                await _signals.send(lambda: superseded.signal("abort-signal", order), "supersede order")
                 await workflow.wait_condition(lambda: self._state.current is None)
             return await self._start(new, rerun=req.rerun)
 

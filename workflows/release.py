@@ -46,7 +46,7 @@ with workflow.unsafe.imports_passed_through():
     from policies.gates import Check
     from policies.schedule import ScheduledCluster, ScheduledRing, Wave
     from workflows import _options as options
-    from workflows import _rollback, search
+    from workflows import _rollback, _signals, search
     from workflows._steering import Aborted, AnalysisRun, GateFailed, Interrupted, Steering
     from workflows.cluster import ClusterRolloutWorkflow
     from workflows.models import (
@@ -90,7 +90,7 @@ async def _signal_child(
     this workflow. What the child's end means is read from its result, never from the signal.
     """
     try:
-        await handle.signal(signal, arg)
+        await _signals.send(lambda: handle.signal(signal, arg), f"signal to {handle.id}")
     except FailureError as err:
         workflow.logger.info("signal to %s not delivered, the child has ended: %s", handle.id, err)
 
@@ -111,8 +111,10 @@ async def _tell_earlier_to_abort(child_id: str, reason: str) -> bool:
     signal is both the order and the probe, as Temporal delivers it only to a running workflow.
     """
     try:
-        await workflow.get_external_workflow_handle(child_id).signal(
-            ClusterRolloutWorkflow.abort, AbortRequest(reason=reason, by=SYSTEM)
+        earlier = workflow.get_external_workflow_handle(child_id)
+        await _signals.send(
+            lambda: earlier.signal(ClusterRolloutWorkflow.abort, AbortRequest(reason=reason, by=SYSTEM)),
+            f"abort to {child_id}",
         )
     except FailureError as err:
         workflow.logger.info("earlier cluster workflow %s has ended: %s", child_id, err)
