@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from policies.gates import Check, GateVerdict
+from policies.identity import Attestation, Expected, Proof, Verified
 from policies.plan import Analysis, ReleasePlan, Strategy, Workload
 from policies.residency import Decision, LiveEvidence
 from policies.schedule import Schedule
@@ -297,3 +298,31 @@ class AnalyzeProgress(BaseModel):
     """Checks taken in the stretch, including those no longer retained."""
     verdict: GateVerdict
     """The verdict on the checks so far (not final: the stretch is still running)."""
+
+
+class VerifyInput(_Model):
+    """A request's proof, and what the workflow about to act on it expects it to say."""
+
+    expected: Expected
+    proof: Proof | None = None
+    """A person's proof (a submission, a control sent by the CLI)."""
+    attestation: Attestation | None = None
+    """Or the worker's attestation of one (an order a release forwards to its cluster workflow)."""
+    claimed_by: str = ""
+    """The client's word (``--by``): who acted under ``identity.mode: trusted``, ignored otherwise."""
+
+
+class VerifyResult(_Model):
+    """A verified principal, or why the request was refused (nothing is applied then)."""
+
+    verified: Verified | None = None
+    problem: str = ""
+    """What failed, for the person refused: an unknown key, a wrong audience, an expired token."""
+    mode: Literal["verified", "trusted"] = "verified"
+
+
+class AttestInput(_Model):
+    """Seal an order to a cluster workflow with the worker's attestation key."""
+
+    attestation: Attestation
+
