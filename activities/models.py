@@ -325,4 +325,3 @@ class AttestInput(_Model):
     """Seal an order to a cluster workflow with the worker's attestation key."""
 
     attestation: Attestation
-

@@ -12,6 +12,7 @@ Id: ``release:<service>:<version>``. People steer it with updates (validated, an
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Coroutine
 from datetime import timedelta
 from typing import Any
@@ -322,26 +323,30 @@ class ReleaseWorkflow(Steering):
         child_id = cluster_workflow_id(self._inp.service, self._inp.version, ring.name, cluster.name)
         round_ = 0
         while True:
-            try:
-                started = await workflow.start_child_workflow(
-                    ClusterRolloutWorkflow.run,
-                    child_input,
-                    id=child_id,
-                    cancellation_type=workflow.ChildWorkflowCancellationType.WAIT_CANCELLATION_COMPLETED,
-                    parent_close_policy=workflow.ParentClosePolicy.REQUEST_CANCEL,
-                    id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-                    static_summary=f"{self._inp.release} in {cluster.name} ({ring.name})",
-                    search_attributes=TypedSearchAttributes(
-                        [
-                            SearchAttributePair(search.SERVICE, self._inp.service),
-                            SearchAttributePair(search.VERSION, self._inp.version),
-                            SearchAttributePair(search.RING, ring.name),
-                            SearchAttributePair(search.CLUSTER, cluster.name),
-                        ]
-                    )
-                    if self._inp.search_attributes
-                    else None,
+            starting = workflow.start_child_workflow(
+                ClusterRolloutWorkflow.run,
+                child_input,
+                id=child_id,
+                cancellation_type=workflow.ChildWorkflowCancellationType.WAIT_CANCELLATION_COMPLETED,
+                parent_close_policy=workflow.ParentClosePolicy.REQUEST_CANCEL,
+                id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+                static_summary=f"{self._inp.release} in {cluster.name} ({ring.name})",
+                search_attributes=TypedSearchAttributes(
+                    [
+                        SearchAttributePair(search.SERVICE, self._inp.service),
+                        SearchAttributePair(search.VERSION, self._inp.version),
+                        SearchAttributePair(search.RING, ring.name),
+                        SearchAttributePair(search.CLUSTER, cluster.name),
+                    ]
                 )
+                if self._inp.search_attributes
+                else None,
+            )
+            try:
+                if workflow.patched("child-start-completes"):
+                    started = await self._start_despite_cancel(starting, cluster.name)
+                else:
+                    started = await starting
             except WorkflowAlreadyStartedError:
                 round_ += 1
                 pause = _rollback.pause_after(round_)
@@ -353,6 +358,30 @@ class ReleaseWorkflow(Steering):
                 continue
             self._reached.add(cluster.name)
             return started
+
+    async def _start_despite_cancel(
+        self,
+        starting: Coroutine[Any, Any, workflow.ChildWorkflowHandle[Any, ClusterRolloutResult]],
+        cluster: str,
+    ) -> workflow.ChildWorkflowHandle[Any, ClusterRolloutResult]:
+        """Start a cluster's child, and finish starting it if the release is cancelled meanwhile.
+
+        Cancelled mid-start, the SDK asks to cancel the child and forgets it. A child the server has
+        started all the same then deploys with nobody waiting for it, and rolls back only when its
+        cancellation reaches it, after the release has ended (chaos seed 2020). Started on its own
+        task and awaited through a shield, the start completes; a child that started is this run's,
+        so the abort that follows the cancellation stops it and waits for its rollback.
+        """
+        task = asyncio.create_task(starting)
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            with contextlib.suppress(WorkflowAlreadyStartedError):
+                handle = await task
+                self._reached.add(cluster)
+                self._children[cluster] = handle
+                self._status.cluster(cluster).workflow_id = handle.id
+            raise
 
     async def _child_result(
         self, name: str, handle: workflow.ChildWorkflowHandle[Any, ClusterRolloutResult]
