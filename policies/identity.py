@@ -148,6 +148,8 @@ class Expected(Model):
     """When the request entered the workflow's history (the workflow's time as it handles it)."""
     used_nonces: list[str] = Field(default_factory=list)
     """Nonces this release has already accepted."""
+    used_token_ids: list[str] = Field(default_factory=list)
+    """OIDC token ids (``jti``) this release has already accepted: a token authorises one request."""
 
 
 class Verified(Model):
