@@ -18,10 +18,20 @@ CLUSTER_PERMANENT = "ClusterPermanentError"
 OWNERSHIP_CONFLICT = "OwnershipConflict"
 ROLLOUT_STUCK = "RolloutStuck"
 CLUSTER_TRANSIENT = "ClusterTransientError"
+IDENTITY_MISCONFIGURED = "IdentityMisconfigured"
+"""The worker's identity settings cannot verify anything (no allowed-signers file, no ssh-keygen)."""
+IDENTITY_UNAVAILABLE = "IdentityUnavailable"
+"""Verification needs something unreachable now (an issuer's keys): retryable."""
 WORKER_SHUTDOWN = "WorkerShutdown"
 """An attempt cut short by its worker shutting down: retryable, so another worker resumes it."""
 
-NON_RETRYABLE_TYPES = [INVALID_PLAN, CLUSTER_PERMANENT, OWNERSHIP_CONFLICT, ROLLOUT_STUCK]
+NON_RETRYABLE_TYPES = [
+    INVALID_PLAN,
+    CLUSTER_PERMANENT,
+    OWNERSHIP_CONFLICT,
+    ROLLOUT_STUCK,
+    IDENTITY_MISCONFIGURED,
+]
 """Listed in every retry policy too, so a backend that forgets ``non_retryable`` still stops."""
 
 

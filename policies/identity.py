@@ -25,10 +25,11 @@ from collections.abc import Collection, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, Field, StringConstraints, field_validator
 
-from policies._model import Model
+from policies._model import Document, Model
 from policies.durations import Duration
 
 Action = Literal["submit", "approve", "hold", "resume", "abort"]
@@ -198,8 +199,25 @@ class Issuer(Model):
         return value
 
 
-class IdentityPolicy(Model):
-    """The worker's identity policy (``RINGMASTER_IDENTITY_POLICY``, a YAML file)."""
+class IdentityPolicy(Document):
+    """The worker's identity policy (``RINGMASTER_IDENTITY_POLICY``, a YAML file).
+
+    Loaded by ``policies.loading.load_identity_policy``, which resolves a relative
+    ``allowedSigners`` against the policy file's folder. Example::
+
+        mode: verified
+        allowedSigners: allowed_signers          # beside this file
+        issuers:
+          - issuer: https://token.actions.githubusercontent.com
+            jwksUrl: https://token.actions.githubusercontent.com/.well-known/jwks
+            principalClaim: actor
+            principalPrefix: "github:"
+            rules:
+              - {services: [shop], actions: [submit], claims: {repository: acme/shop, ref: refs/heads/main}}
+        aliases:
+          alice@example.com: [github:alice-gh]
+        maxAge: 15m
+    """
 
     mode: Literal["verified", "trusted"] = "verified"
     """``verified`` refuses every request without a valid proof; ``trusted`` takes the client's word
@@ -216,6 +234,24 @@ class IdentityPolicy(Model):
     clock_skew: Duration = timedelta(minutes=2)
     """How far in the future a statement's time may be (the signer's clock runs ahead)."""
 
+    def problems(self) -> list[tuple[str, str]]:
+        """A verified policy that could verify nothing, and key URLs the worker will not fetch."""
+        found: list[tuple[str, str]] = []
+        if self.mode == "verified" and self.allowed_signers is None and not self.issuers:
+            found.append(
+                (
+                    "mode",
+                    "verified mode needs allowedSigners (SSH signatures) or issuers (OIDC tokens): "
+                    "with neither, every request would be refused",
+                )
+            )
+        found += [
+            (f"issuers[{i}].jwksUrl", problem)
+            for i, issuer in enumerate(self.issuers)
+            if (problem := jwks_url_problem(issuer.jwks_url))
+        ]
+        return found
+
     @field_validator("aliases")
     @classmethod
     def _one_person_per_alias(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
@@ -226,6 +262,27 @@ class IdentityPolicy(Model):
                 if owner.setdefault(key, principal) != principal:
                     raise ValueError(f"{name!r} is an alias of both {owner[key]!r} and {principal!r}")
         return value
+
+
+_LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def jwks_url_problem(url: str) -> str:
+    """Why the worker will not fetch signing keys from ``url``; empty when it will.
+
+    Keys that vouch for people come over TLS: ``https`` only, except plain ``http`` to this machine
+    (the sandbox's issuer), which no one else can answer for.
+    """
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+    except ValueError:
+        return f"{url!r} is not a URL"
+    if parts.scheme == "https" and host:
+        return ""
+    if parts.scheme == "http" and host in _LOOPBACK:
+        return ""
+    return f"{url!r}: signing keys are fetched over https only (http only from 127.0.0.1 or localhost)"
 
 
 def _fold(name: str) -> str:

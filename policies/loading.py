@@ -1,6 +1,7 @@
-"""Reading fleet and plan files: every problem of a file reported at once, each with its path.
+"""Reading fleet, plan and identity-policy files: every problem of a file reported at once, with its path.
 
-This is the only module of ``policies`` that touches the file system (``load_fleet``/``load_plan``).
+This is the only module of ``policies`` that touches the file system (``load_fleet``/``load_plan``/
+``load_identity_policy``).
 Whatever the input (unreadable file, bad YAML, wrong types, unknown fields, broken references) the
 functions here raise :class:`ConfigError` and nothing else; its ``problems`` name the path inside the
 file in YAML spelling (``rings[1].strategy.canary.steps[2].setWeight``) with its line and column, and
@@ -16,6 +17,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import TypeVar
 
 from pydantic import ValidationError
@@ -23,6 +25,7 @@ from pydantic import ValidationError
 from policies import _errors, _yaml, residency
 from policies._model import Document
 from policies.fleet import Fleet
+from policies.identity import IdentityPolicy
 from policies.plan import ReleasePlan
 
 _DocumentT = TypeVar("_DocumentT", bound=Document)
@@ -162,6 +165,19 @@ def load_fleet(path: str | os.PathLike[str]) -> Fleet:
 def load_plan(path: str | os.PathLike[str]) -> ReleasePlan:
     """Read and validate a release-plan file (on its own; see :func:`check_plan_against_fleet`)."""
     return parse_plan(_read(path), str(path))
+
+
+def load_identity_policy(path: str | os.PathLike[str]) -> IdentityPolicy:
+    """Read and validate the worker's identity policy (``RINGMASTER_IDENTITY_POLICY``).
+
+    A relative ``allowedSigners`` is resolved against the policy file's folder, so the policy and
+    its signers file move together wherever the worker's working directory is.
+    """
+    policy = _parse(_read(path), str(path), IdentityPolicy)
+    signers = policy.allowed_signers
+    if signers is not None and not signers.is_absolute():
+        policy = policy.model_copy(update={"allowed_signers": Path(path).parent / signers})
+    return policy
 
 
 def check_plan_against_fleet(plan: ReleasePlan, fleet: Fleet, source: str) -> None:
