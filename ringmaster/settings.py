@@ -69,3 +69,14 @@ class Settings(BaseSettings):
 
     graceful_shutdown_seconds: float = Field(default=20.0, ge=0)
     """On SIGTERM, how long running activities get to finish before they are cancelled."""
+
+    identity_policy: Path | None = None
+    """The worker's identity policy (YAML, ``policies.identity.IdentityPolicy``): who may sign
+    requests (an allowed-signers file) and which OIDC issuers' tokens count. None: the worker takes
+    the client's word for who acts (``--by``), says so in a warning at start, and is for local
+    experiments only."""
+
+    identity_attestation_key_file: Path | None = None
+    """At least 32 random bytes, the same on every worker of a namespace: the worker seals the orders
+    a release gives its cluster workflows with it (HMAC-SHA256), and verifies them. Required with an
+    identity policy; without one, a random key of the process is used."""

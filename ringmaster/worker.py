@@ -11,6 +11,11 @@ stretches, with ``max_concurrent_analyses`` slots of their own: however many can
 analysis, steps and rollbacks always find a slot. Each activity start is logged with its
 schedule-to-start latency (:mod:`ringmaster.latency`).
 
+Identity: the main queue also runs ``verify_identity`` and ``attest_identity``
+(:mod:`activities.identity`), under the policy file ``identity_policy`` names and the attestation key
+every worker shares (:func:`identity_activities`; ``ringmaster worker`` exits 2 naming the file or
+setting when they cannot work). Without a policy the worker takes the client's word and warns once.
+
 On SIGTERM both workers stop polling. Analysis stretches hand over at once (they fail retryably with
 their checks heartbeated, and another worker resumes them); cluster changes get
 ``graceful_shutdown_seconds`` to finish, then are cancelled and retried elsewhere.
@@ -19,15 +24,19 @@ their checks heartbeated, and another worker resumes them); cluster changes get
 from __future__ import annotations
 
 import asyncio
+import secrets
+import shutil
 import signal
 import sys
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from contextlib import AsyncExitStack
 from datetime import timedelta
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
+import structlog
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
 from temporalio.client import Client
@@ -35,11 +44,15 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.analysis import AnalysisActivities, MetricsSource
+from activities.identity import IdentityActivities, IdentityMisconfigured
+from activities.jwks import HttpJwks
 from activities.kubernetes import KubernetesBackend
 from activities.prometheus import PrometheusMetrics
 from activities.release import ReleaseActivities
 from activities.rollout import ClusterActivities, ClusterBackend
+from policies import loading
 from policies.fleet import Fleet
+from policies.identity import IdentityPolicy
 from ringmaster import latency, readiness
 from ringmaster.settings import Settings
 from workflows import queues, search
@@ -54,6 +67,11 @@ RUNNER = SandboxedWorkflowRunner(
 )
 """The workflow sandbox, sharing the activity call options with the worker's process: they are
 constants (no state, no I/O), so one copy for every workflow run is safe and cheaper to load."""
+
+MIN_ATTESTATION_KEY_BYTES = 32
+"""The shortest attestation key accepted: HMAC-SHA256 wants a key at least as long as its output."""
+
+log = structlog.get_logger("ringmaster.worker")
 
 
 async def ensure_search_attributes(client: Client) -> None:
@@ -73,16 +91,25 @@ async def ensure_search_attributes(client: Client) -> None:
 
 
 def activities_for(
-    fleet: Fleet, backend: ClusterBackend, metrics: MetricsSource, executor: Executor
+    fleet: Fleet,
+    backend: ClusterBackend,
+    metrics: MetricsSource,
+    executor: Executor,
+    identity: IdentityActivities | None = None,
 ) -> list[Callable[..., Any]]:
     """Every activity ringmaster registers on its main queue, bound to their clients.
 
     ``analyze`` is here too, only for stretches scheduled on the main queue by workflow code from
     before the analysis queue existed; new stretches go to :func:`analysis_activities`' queue.
+    The identity activities run here, beside the release and lane workflows that call them
+    (``identity`` None: :func:`trusted_identity`).
     """
     release = ReleaseActivities(fleet)
     cluster = ClusterActivities(backend, fleet, executor)
+    identity = identity if identity is not None else trusted_identity()
     return [
+        identity.verify,
+        identity.attest,
         release.prepare_release,
         release.check_window,
         cluster.check_residency,
@@ -109,6 +136,60 @@ def backends(settings: Settings, fleet: Fleet) -> tuple[ClusterBackend, MetricsS
     headers = {"Authorization": f"Bearer {token.get_secret_value()}"} if token is not None else None
     metrics = PrometheusMetrics(fleet, timeout=settings.prometheus_timeout_seconds, headers=headers)
     return KubernetesBackend.from_kubeconfig(fleet, settings.kubeconfig), metrics
+
+
+def trusted_identity(attestation_key: bytes | None = None) -> IdentityActivities:
+    """Identity activities that take the client's word (``mode: trusted``), sealing attestations
+    with ``attestation_key`` (None: a random key of this process, lost at its exit)."""
+    key = attestation_key if attestation_key is not None else secrets.token_bytes(MIN_ATTESTATION_KEY_BYTES)
+    return IdentityActivities(IdentityPolicy(mode="trusted"), key, HttpJwks())
+
+
+def identity_activities(settings: Settings) -> IdentityActivities:
+    """The identity activities the settings describe (``identity_policy``, its attestation key).
+
+    Raises ``loading.ConfigError`` for an invalid policy file, and IdentityMisconfigured naming the
+    file and setting for a missing or short attestation key or an unreadable allowed-signers file.
+    """
+    key_file = settings.identity_attestation_key_file
+    key = _attestation_key(key_file) if key_file is not None else None
+    if settings.identity_policy is None:
+        return trusted_identity(key)
+    policy = loading.load_identity_policy(settings.identity_policy)
+    if key is None:
+        raise IdentityMisconfigured(
+            "RINGMASTER_IDENTITY_ATTESTATION_KEY_FILE is required with RINGMASTER_IDENTITY_POLICY "
+            f"({settings.identity_policy}): a file of at least {MIN_ATTESTATION_KEY_BYTES} random bytes, "
+            "the same on every worker"
+        )
+    signers = policy.allowed_signers
+    if signers is not None:
+        try:
+            signers.read_bytes()
+        except OSError as err:
+            raise IdentityMisconfigured(
+                f"{settings.identity_policy}: allowedSigners: cannot read {signers}: {err.strerror or err}"
+            ) from None
+        if shutil.which("ssh-keygen") is None:
+            raise IdentityMisconfigured(
+                f"{settings.identity_policy}: allowedSigners: verifying SSH signatures needs ssh-keygen "
+                "(the OpenSSH client) on PATH"
+            )
+    return IdentityActivities(policy, key, HttpJwks())
+
+
+def _attestation_key(path: Path) -> bytes:
+    where = f"RINGMASTER_IDENTITY_ATTESTATION_KEY_FILE ({path})"
+    try:
+        key = path.read_bytes()
+    except OSError as err:
+        raise IdentityMisconfigured(f"{where}: cannot read the file: {err.strerror or err}") from None
+    if len(key) < MIN_ATTESTATION_KEY_BYTES:
+        raise IdentityMisconfigured(
+            f"{where}: holds {len(key)} bytes; an attestation key is at least {MIN_ATTESTATION_KEY_BYTES} "
+            f"random bytes (head -c {MIN_ATTESTATION_KEY_BYTES} /dev/urandom > FILE)"
+        )
+    return key
 
 
 class Workers:
@@ -151,8 +232,12 @@ def build_workers(
     *,
     backend: ClusterBackend,
     metrics: MetricsSource,
+    identity: IdentityActivities | None = None,
 ) -> Workers:
-    """Both workers of a ringmaster process over the given cluster and metric clients (not started)."""
+    """Both workers of a ringmaster process over the given cluster and metric clients (not started).
+
+    ``identity`` None takes the client's word for who acts (:func:`trusted_identity`).
+    """
     pool = ThreadPoolExecutor(max_workers=settings.max_concurrent_activities, thread_name_prefix="cluster")
     warn_after = timedelta(seconds=settings.schedule_to_start_warn_seconds)
     common: dict[str, Any] = {
@@ -166,7 +251,7 @@ def build_workers(
         task_queue=settings.task_queue,
         workflows=list(WORKFLOWS),
         workflow_runner=RUNNER,
-        activities=activities_for(fleet, backend, metrics, pool),
+        activities=activities_for(fleet, backend, metrics, pool, identity),
         activity_executor=pool,
         max_concurrent_activities=settings.max_concurrent_activities,
         **common,
@@ -182,16 +267,35 @@ def build_workers(
 
 
 async def run(
-    client: Client, settings: Settings, fleet: Fleet, backend: ClusterBackend, metrics: MetricsSource
+    client: Client,
+    settings: Settings,
+    fleet: Fleet,
+    backend: ClusterBackend,
+    metrics: MetricsSource,
+    *,
+    identity: IdentityActivities | None = None,
 ) -> None:
-    """Run until SIGTERM or SIGINT, then shut down gracefully (closing the clusters' and metrics' clients)."""
+    """Run until SIGTERM or SIGINT, then shut down gracefully (closing the clusters' and metrics' clients).
+
+    ``identity`` comes from :func:`identity_activities`; None takes the client's word. A worker
+    that takes it says so once, at start.
+    """
+    identity = identity if identity is not None else trusted_identity()
+    if identity.policy.mode == "trusted":
+        log.warning(
+            "identity not verified: this worker takes the client's word for who acts (--by); "
+            "set RINGMASTER_IDENTITY_POLICY to verify signed requests",
+            identity_policy=str(settings.identity_policy or ""),
+        )
     await ensure_search_attributes(client)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     try:
-        async with build_workers(client, settings, fleet, backend=backend, metrics=metrics):
+        async with build_workers(
+            client, settings, fleet, backend=backend, metrics=metrics, identity=identity
+        ):
             analysis = queues.analysis_queue(settings.task_queue)
             print(f"{readiness.READY} {settings.task_queue} {analysis}", file=sys.stderr, flush=True)  # noqa: T201
             await stop.wait()

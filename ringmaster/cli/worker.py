@@ -16,6 +16,7 @@ from ringmaster.exitcodes import ExitCode
 
 def worker() -> NoReturn:
     """Run a worker: the release workflows and every activity, against the fleet in the settings."""
+    from activities.identity import IdentityMisconfigured  # noqa: PLC0415 - this command's alone
     from policies import loading  # noqa: PLC0415 - every import here is this command's alone
     from ringmaster import logs  # noqa: PLC0415
     from ringmaster import worker as release_worker  # noqa: PLC0415 - heavy: the clients and scipy
@@ -25,8 +26,12 @@ def worker() -> NoReturn:
     settings = Settings()
     try:
         fleet = loading.load_fleet(settings.fleet)
+        identity = release_worker.identity_activities(settings)
         backend, metrics = release_worker.backends(settings, fleet)
     except loading.ConfigError as err:
+        typer.echo(f"error: {err}", err=True)
+        _client.finish(ExitCode.INVALID)
+    except IdentityMisconfigured as err:
         typer.echo(f"error: {err}", err=True)
         _client.finish(ExitCode.INVALID)
     except ValueError as err:
@@ -37,7 +42,7 @@ def worker() -> NoReturn:
 
     async def main() -> None:
         client = await _client.connect(settings)
-        await release_worker.run(client, settings, fleet, backend, metrics)
+        await release_worker.run(client, settings, fleet, backend, metrics, identity=identity)
 
     try:
         asyncio.run(main())
