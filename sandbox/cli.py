@@ -1,4 +1,4 @@
-"""``python -m sandbox up|down|status``: the local stack a user explores (``make sandbox``).
+"""``python -m sandbox up|down|status|token``: the local stack a user explores (``make sandbox``).
 
 ``up`` starts emulated clusters, traffic, Prometheus, a Temporal dev server and a ringmaster worker,
 and prints ``source DIR/env``; ``--no-temporal`` stops short of Temporal (for tests and scripts that
@@ -15,6 +15,7 @@ from typing import Annotated
 import typer
 
 from ringmaster.exitcodes import ExitCode
+from sandbox import identity as sandbox_identity
 from sandbox import stack
 
 sandbox_app = typer.Typer(
@@ -67,6 +68,9 @@ def up(
         return
     typer.echo(f"  temporal:   {started.temporal}   UI: {started.ui}")
     typer.echo("  worker:     ringmaster worker on task queue ringmaster")
+    if started.identity is not None:
+        typer.echo(f"  identity:   {started.identity.policy.resolve()}  (issuer {started.identity.issuer})")
+        typer.echo(f"              requests signed with {started.identity.key('alice').resolve()}")
     typer.echo(f"Use it from your shell:  source {started.env}")
     typer.echo(
         f"  then e.g.  kubectl --kubeconfig {started.kubeconfig.resolve()} --context {started.clusters[0]}"
@@ -101,6 +105,25 @@ def status(directory: DirOption = stack.DEFAULT_DIR) -> None:
     env = directory / stack.ENV_FILE
     if env.exists():
         typer.echo(f"source {env.resolve()}")
+
+
+@sandbox_app.command()
+def token(
+    person: Annotated[str, typer.Option("--as", help="Who the token names (sub and actor): alice, bob.")],
+    audience: Annotated[
+        str, typer.Option("--audience", help="The statement's audience, ringmaster:<digest>.")
+    ],
+    directory: DirOption = stack.DEFAULT_DIR,
+) -> None:
+    """Print an ID token of the sandbox's OIDC issuer, as a CI job would be handed one (5 minutes)."""
+    files = directory / sandbox_identity.FOLDER
+    try:
+        issuer = sandbox_identity.issuer_of(directory)
+        signed = sandbox_identity.token(files / "issuer-key.pem", issuer, person, audience)
+    except (OSError, KeyError, IndexError, TypeError, ValueError) as exc:
+        typer.echo(f"error: {files}: no sandbox identity here ({exc}); run `python -m sandbox up`", err=True)
+        raise typer.Exit(ExitCode.INVALID) from None
+    typer.echo(signed)
 
 
 def main() -> None:

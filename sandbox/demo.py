@@ -52,7 +52,11 @@ def main() -> int:
     env = {
         **os.environ,
         **sandbox_temporal.client_env(
-            address=sandbox.temporal, ui=sandbox.ui, fleet=sandbox.fleet, kubeconfig=sandbox.kubeconfig
+            address=sandbox.temporal,
+            ui=sandbox.ui,
+            fleet=sandbox.fleet,
+            kubeconfig=sandbox.kubeconfig,
+            identity=sandbox.identity,  # requests are signed with alice's key, as from a shell
         ),
         "GITHUB_ACTOR": "demo-ci",
     }

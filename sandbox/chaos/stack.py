@@ -41,6 +41,8 @@ traffic:
   requestsPerSecond: 40
 prometheus:
   scrapeIntervalSeconds: 1
+identity:
+  mode: trusted  # the runner sends its controls straight through the client, without proofs
 """
 
 API_FAULTS: dict[str, dict[str, Any]] = {
@@ -84,6 +86,7 @@ class Stack:
                 ui=self.sandbox.ui,
                 fleet=self.sandbox.fleet,
                 kubeconfig=self.sandbox.kubeconfig,
+                identity=self.sandbox.identity,
             ),
         }
 
@@ -133,6 +136,7 @@ class Stack:
             fleet=self.sandbox.fleet,
             kubeconfig=self.sandbox.kubeconfig,
             code=self.code,
+            identity=self.sandbox.identity,
         )
 
     def _count(self, kind: str) -> None:

@@ -30,7 +30,10 @@ FLEET = ROOT / "deploy" / "examples" / "fleet.yaml"
 PLAN = ROOT / "deploy" / "examples" / "demo-plan.yaml"
 SETTINGS = """\
 controller: {tickSeconds: 0.05, podReadySeconds: 0.1, progressDeadlineScale: 0.05}
+identity: {mode: trusted}
 """
+# Trusted: the worker takes the client's word, so this module's requests work whether or not the CLI
+# signs them; tests/sandbox/test_identity.py verifies the sandbox's keys and issuer under `verified`.
 pytestmark = pytest.mark.slow
 
 BASE = ("apiserver", "traffic", "prometheus-eu", "prometheus-us")
@@ -83,7 +86,7 @@ def directory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 class TestUp:
     def test_starts_every_process_of_the_stack(self, directory: Path) -> None:
         """up starts the clusters, traffic, one Prometheus per jurisdiction, Temporal and a worker."""
-        assert list(Processes(directory).running()) == [*BASE, "temporal", "worker"]
+        assert list(Processes(directory).running()) == [*BASE, "oidc", "temporal", "worker"]
         temporal = records(directory)["temporal"].info
         assert sandbox_temporal.healthy(temporal["address"])
         assert records(directory)["worker"].info == {
@@ -103,7 +106,7 @@ class TestUp:
         """status lists every process, Temporal's UI link, and how to source the env file."""
         shown = sandbox_cli("status", "--dir", str(directory))
         assert shown.returncode == 0, shown.stderr
-        for name in (*BASE, "temporal", "worker"):
+        for name in (*BASE, "oidc", "temporal", "worker"):
             assert f"{name}: running" in shown.stdout
         assert f"UI: {records(directory)['temporal'].info['ui']}" in shown.stdout
         assert f"source {(directory / 'env').resolve()}" in shown.stdout
@@ -128,6 +131,21 @@ class TestEnvFile:
             str((directory / "kubeconfig").resolve()),
         ]
         assert ringmaster == str(Path(sys.executable).with_name("ringmaster"))
+
+    def test_exports_the_identity_files(self, directory: Path) -> None:
+        """DIR/env names the worker's identity policy and attestation key, and alice's signing key."""
+        done = in_shell(
+            directory,
+            'echo "$RINGMASTER_IDENTITY_POLICY|$RINGMASTER_IDENTITY_ATTESTATION_KEY_FILE|'
+            '$RINGMASTER_SIGNING_KEY"',
+        )
+        assert done.returncode == 0, done.stderr
+        identity = (directory / "identity").resolve()
+        assert done.stdout.strip().split("|") == [
+            str(identity / "identity.yaml"),
+            str(identity / "attestation.key"),
+            str(identity / "alice"),
+        ]
 
     def test_ringmaster_and_kubectl_reach_the_sandbox(self, directory: Path) -> None:
         """Through the env file, submit starts a release, the worker answers status, kubectl sees it."""
@@ -227,6 +245,7 @@ class TestDown:
             str(before["traffic"].info["url"]),
             str(before["temporal"].info["address"]),
             str(before["temporal"].info["ui"]),
+            str(before["oidc"].info["url"]),
             *(str(before[f"prometheus-{j}"].info["url"]) for j in ("eu", "us")),
         ]
         assert all(listening(a) for a in addresses)
