@@ -117,3 +117,12 @@ def analyze(analysis: Analysis) -> CallOptions:
         ),
         "cancellation_type": ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
     }
+
+
+IDENTITY: CallOptions = {
+    "start_to_close_timeout": timedelta(seconds=30),
+    "retry_policy": _retry(4, maximum=5.0),
+}
+"""Verifying a proof (an ``ssh-keygen`` run, or a token against its issuer's cached keys) or sealing an
+attestation. A person waits on it, so it gives up within seconds: an issuer that cannot be reached
+refuses the request, which can be sent again."""

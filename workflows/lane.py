@@ -17,12 +17,17 @@ from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError, ChildWorkflowError, WorkflowAlreadyStartedError
 
 with workflow.unsafe.imports_passed_through():
-    from workflows import _signals
+    from policies.identity import Attestation, Verified, plan_digest
+    from workflows import _identity, _signals
     from workflows.models import AbortRequest, LaneState, ReleaseInput, SubmitRequest, SubmitResult
     from workflows.release import ReleaseWorkflow, release_id
 
 IDLE_TIMEOUT = timedelta(minutes=10)
 """How long a lane with no release waits for the next submission before it ends."""
+
+
+def _rejected(message: str) -> ApplicationError:
+    return ApplicationError(message, type="SubmissionRejected", non_retryable=True)
 
 
 def lane_id(service: str) -> str:
@@ -42,6 +47,7 @@ class ReleaseLaneWorkflow:
         self._pending_child = False
         self._ended = 0
         """Releases this run has waited for to the end."""
+        self._ledger = _identity.Ledger(state.used_nonces, state.used_token_ids)
 
     @workflow.run
     async def run(self, state: LaneState) -> LaneState:
@@ -93,8 +99,14 @@ class ReleaseLaneWorkflow:
         """Start the release unless another one of this service runs (or supersede it)."""
         async with self._lock:
             # Handlers run one at a time under the lock: the state read here is the state acted on.
-            current = self._state.current
             new = req.release
+            submitter: Verified | None = None
+            if _identity.active():
+                submitter = await self._verified(req)
+                new = new.model_copy(
+                    update={"submitter": submitter, "submitted_by": submitter.principal or new.submitted_by}
+                )
+            current = self._state.current
             if current is not None and current.version == new.version:
                 if current.image != new.image:
                     raise ApplicationError(
@@ -124,9 +136,38 @@ class ReleaseLaneWorkflow:
                     by=new.submitted_by or "ringmaster",
                     identity=new.submitted_identity,
                 )
+                if submitter is not None:
+                    # The release verifies its aborts: the lane's order carries the worker's seal.
+                    order = order.model_copy(update={"attestation": await self._seal(submitter, order)})
                 await _signals.send(lambda: superseded.signal("abort-signal", order), "supersede order")
                 await workflow.wait_condition(lambda: self._state.current is None)
             return await self._start(new, rerun=req.rerun)
+
+    async def _verified(self, req: SubmitRequest) -> Verified:
+        """Who submitted, as the worker verified it; a refusal rejects the submission whole."""
+        new = req.release
+        options = ",".join(name for name, on in (("rerun", req.rerun), ("supersede", req.supersede)) if on)
+        try:
+            return await self._ledger.verify(
+                "submit",
+                proof=req.proof,
+                attestation=None,
+                claimed_by=new.submitted_by,
+                workflow_id=release_id(new.service, new.version),
+                image=new.image,
+                plan_digest=plan_digest(new.plan_text),
+                reason=options,
+            )
+        except _identity.Refused as refused:
+            raise _rejected(f"submission of {new.release} refused: {refused.problem}") from None
+
+    async def _seal(self, submitter: Verified, order: AbortRequest) -> Attestation:
+        try:
+            return await _identity.attest(
+                submitter, "abort", self._state.current_workflow_id, reason=order.reason
+            )
+        except _identity.Refused as refused:
+            raise _rejected(f"cannot supersede: {refused.problem}") from None
 
     async def _start(self, new: ReleaseInput, *, rerun: bool) -> SubmitResult:
         wid = release_id(new.service, new.version)

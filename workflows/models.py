@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from activities.models import ClusterSnapshot, ReleaseRef
 from policies.gates import Check, GateVerdict
+from policies.identity import Attestation, Method, Proof, Verified
 from policies.plan import Analysis, ReleasePlan, Strategy, Workload
 from policies.residency import Decision
 from policies.schedule import Schedule, ScheduledCluster
@@ -69,6 +70,9 @@ class ReleaseInput(_Model):
     submitted_by: str = ""
     submitted_identity: str = ""
     """The Temporal client identity of the submitter (host and process), recorded beside ``by``."""
+    submitter: Verified | None = None
+    """Who submitted, as the lane verified it (four eyes compares approvers with this principal);
+    None for a release started by older code or without the lane."""
     search_attributes: bool = True
     """Publish search attributes. Only the time-skipping test server, which cannot register custom
     search attributes, runs releases without them."""
@@ -84,36 +88,41 @@ class ReleaseInput(_Model):
 ControlKind = Literal["hold", "resume", "abort", "approve", "supersede"]
 
 
-class HoldRequest(_Model):
+class _Control(_Model):
+    """What every control carries: who says they act, and what proves it.
+
+    ``by`` is the client's word and decides nothing when the worker verifies identity: the proof
+    (a person's signed statement or CI token) or the attestation (the worker's seal on an order a
+    release forwards) names the principal that is recorded and judged.
+    """
+
+    by: str = ""
+    identity: str = ""
+    proof: Proof | None = None
+    attestation: Attestation | None = None
+
+
+class HoldRequest(_Control):
     """Stop starting new steps, waves, rings and promotions; gates keep judging."""
 
     reason: str
-    by: str
-    identity: str = ""
 
 
-class ResumeRequest(_Model):
+class ResumeRequest(_Control):
     """Lift an operator's hold (or a hold caused by an inconclusive gate)."""
 
-    by: str
-    identity: str = ""
 
-
-class AbortRequest(_Model):
+class AbortRequest(_Control):
     """Roll back every touched cluster and end ``aborted``."""
 
     reason: str
-    by: str
-    identity: str = ""
 
 
-class ApproveRequest(_Model):
+class ApproveRequest(_Control):
     """Release a ring waiting for approval, or one cluster's ``pause: {}`` or manual blue-green promotion."""
 
     ring: str
     cluster: str | None = None
-    by: str
-    identity: str = ""
 
 
 class OperatorAction(_Model):
@@ -129,6 +138,11 @@ class OperatorAction(_Model):
     via: Literal["update", "signal", "system"] = "update"
     accepted: bool = True
     rejection: str = ""
+    method: Method | Literal[""] = ""
+    """How ``by`` was established: ``ssh``, ``oidc``, ``attested`` (an order from a release the
+    worker sealed), ``trusted`` (the client's word); empty in histories from before verification."""
+    verification: str = ""
+    """What verified it: the key's fingerprint, or the token's issuer and subject."""
 
 
 class ControlResult(_Model):
@@ -240,6 +254,9 @@ class SubmitRequest(_Model):
     release: ReleaseInput
     supersede: bool = False
     rerun: bool = False
+    proof: Proof | None = None
+    """The submitter's signed statement or CI token (action ``submit``): the lane verifies it and
+    hands the release the verified principal; ``release.submitted_by`` is only the client's word."""
 
 
 class SubmitResult(_Model):
@@ -259,6 +276,10 @@ class LaneState(_Model):
     current: ReleaseInput | None = None
     current_workflow_id: str = ""
     current_run_id: str = ""
+    used_nonces: list[str] = Field(default_factory=list)
+    """Nonces of the newest submissions this lane accepted: a signed submission is accepted once."""
+    used_token_ids: list[str] = Field(default_factory=list)
+    """Ids of the newest CI tokens this lane accepted."""
     releases_per_run: int = 0
     """Releases one run of the lane waits for before it continues as new (0: only when Temporal
     suggests it, as history grows). Tests lower it to reach the continue-as-new path."""

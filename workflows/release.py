@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 from collections.abc import Coroutine
 from datetime import timedelta
-from typing import Any
+from typing import Any, Literal, TypeVar
 
 from temporalio import workflow
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
@@ -45,9 +45,10 @@ with workflow.unsafe.imports_passed_through():
     from activities.release import ReleaseActivities
     from activities.rollout import ClusterActivities
     from policies.gates import Check
+    from policies.identity import Verified
     from policies.schedule import ScheduledCluster, ScheduledRing, Wave
+    from workflows import _identity, _rollback, _signals, search
     from workflows import _options as options
-    from workflows import _rollback, _signals, search
     from workflows._steering import Aborted, AnalysisRun, GateFailed, Interrupted, Steering
     from workflows.cluster import ClusterRolloutWorkflow
     from workflows.models import (
@@ -94,6 +95,16 @@ async def _signal_child(
         await _signals.send(lambda: handle.signal(signal, arg), f"signal to {handle.id}")
     except FailureError as err:
         workflow.logger.info("signal to %s not delivered, the child has ended: %s", handle.id, err)
+
+
+_ControlAction = Literal["hold", "resume", "abort", "approve"]
+_Control = HoldRequest | ResumeRequest | AbortRequest | ApproveRequest
+_C = TypeVar("_C", HoldRequest, ResumeRequest, AbortRequest, ApproveRequest)
+
+
+def _proved(req: _Control) -> bool:
+    """The request carries a proof or an attestation (its principal is known once verified)."""
+    return req.proof is not None or req.attestation is not None
 
 
 class _RingFailed(Exception):
@@ -166,6 +177,7 @@ class ReleaseWorkflow(Steering):
         self._bake_runs: dict[str, AnalysisRun] = {}
         self._published: tuple[str, str] = ("", "")
         self._holding_first = False
+        self._ledger = _identity.Ledger()
 
     # --- the run ------------------------------------------------------------------------------
 
@@ -700,7 +712,10 @@ class ReleaseWorkflow(Steering):
     @workflow.update
     async def hold(self, req: HoldRequest) -> ControlResult:
         """Start nothing new until resumed; gates keep judging and a failing gate still rolls back."""
-        await self._hold(req, "update")
+        fields: dict[str, Any] = {"reason": req.reason}
+        req, who = await self._verified_update("hold", req, fields)
+        self._refuse("hold", req, self._hold_problem(req), who, fields)
+        await self._hold(req, "update", who)
         return self._answer("held")
 
     @hold.validator
@@ -710,7 +725,9 @@ class ReleaseWorkflow(Steering):
     @workflow.update
     async def resume(self, req: ResumeRequest) -> ControlResult:
         """Lift a hold (an operator's, or one placed by an inconclusive gate)."""
-        await self._resume(req, "update")
+        req, who = await self._verified_update("resume", req, {})
+        self._refuse("resume", req, self._resume_problem(req), who, {})
+        await self._resume(req, "update", who)
         return self._answer("resumed")
 
     @resume.validator
@@ -720,7 +737,10 @@ class ReleaseWorkflow(Steering):
     @workflow.update
     async def abort(self, req: AbortRequest) -> ControlResult:
         """Roll back every touched cluster, newest first, and end ``aborted``."""
-        await self._abort_request(req, "update")
+        fields: dict[str, Any] = {"reason": req.reason}
+        req, who = await self._verified_update("abort", req, fields)
+        self._refuse("abort", req, self._abort_problem(req), who, fields)
+        await self._abort_request(req, "update", who)
         return self._answer("aborting: rolling back every touched cluster")
 
     @abort.validator
@@ -730,7 +750,10 @@ class ReleaseWorkflow(Steering):
     @workflow.update
     async def approve(self, req: ApproveRequest) -> ControlResult:
         """Release a ring waiting for approval, or a cluster's approval step."""
-        await self._approve(req, "update")
+        fields: dict[str, Any] = {"ring": req.ring, "cluster": req.cluster}
+        req, who = await self._verified_update("approve", req, fields)
+        self._refuse("approve", req, self._approve_problem(req, verified=True), who, fields)
+        await self._approve(req, "update", who)
         return self._answer(f"approved {req.cluster or 'ring ' + req.ring}")
 
     @approve.validator
@@ -740,27 +763,50 @@ class ReleaseWorkflow(Steering):
     @workflow.signal(name="hold-signal")
     async def hold_signal(self, req: HoldRequest) -> None:
         """``hold`` for callers that must not block; an invalid one is recorded as rejected."""
-        if not self._rejected("hold", req, self._hold_problem(req), reason=req.reason):
-            await self._hold(req, "signal")
+        fields: dict[str, Any] = {"reason": req.reason}
+        if self._rejected("hold", req, self._hold_problem(req), **fields):
+            return
+        if (checked := await self._verified_signal("hold", req, fields)) is None:
+            return
+        req, who = checked
+        if not self._rejected("hold", req, self._hold_problem(req), who=who, **fields):
+            await self._hold(req, "signal", who)
 
     @workflow.signal(name="resume-signal")
     async def resume_signal(self, req: ResumeRequest) -> None:
         """``resume`` as a signal."""
-        if not self._rejected("resume", req, self._resume_problem(req)):
-            await self._resume(req, "signal")
+        if self._rejected("resume", req, self._resume_problem(req)):
+            return
+        if (checked := await self._verified_signal("resume", req, {})) is None:
+            return
+        req, who = checked
+        if not self._rejected("resume", req, self._resume_problem(req), who=who):
+            await self._resume(req, "signal", who)
 
     @workflow.signal(name="abort-signal")
     async def abort_signal(self, req: AbortRequest) -> None:
-        """``abort`` as a signal (also how a superseding release stops this one)."""
-        if not self._rejected("abort", req, self._abort_problem(req), reason=req.reason):
-            await self._abort_request(req, "signal")
+        """``abort`` as a signal (also how a superseding release stops this one, with the lane's seal)."""
+        fields: dict[str, Any] = {"reason": req.reason}
+        if self._rejected("abort", req, self._abort_problem(req), **fields):
+            return
+        if (checked := await self._verified_signal("abort", req, fields)) is None:
+            return
+        req, who = checked
+        if not self._rejected("abort", req, self._abort_problem(req), who=who, **fields):
+            await self._abort_request(req, "signal", who)
 
     @workflow.signal(name="approve-signal")
     async def approve_signal(self, req: ApproveRequest) -> None:
         """``approve`` as a signal."""
-        problem = self._approve_problem(req)
-        if not self._rejected("approve", req, problem, ring=req.ring, cluster=req.cluster):
-            await self._approve(req, "signal")
+        fields: dict[str, Any] = {"ring": req.ring, "cluster": req.cluster}
+        if self._rejected("approve", req, self._approve_problem(req), **fields):
+            return
+        if (checked := await self._verified_signal("approve", req, fields)) is None:
+            return
+        req, who = checked
+        problem = self._approve_problem(req, verified=True)
+        if not self._rejected("approve", req, problem, who=who, **fields):
+            await self._approve(req, "signal", who)
 
     @workflow.query
     def status(self) -> ReleaseStatus:
@@ -779,8 +825,8 @@ class ReleaseWorkflow(Steering):
         return f"the release has ended ({self._final})" if self._final else ""
 
     def _hold_problem(self, req: HoldRequest) -> str:
-        if not req.by:
-            return "hold needs the operator's identity (by)"
+        if not req.by and not _proved(req):
+            return "hold needs the operator's identity (by), or a proof"
         if not req.reason:
             return "hold needs a reason"
         if self.abort_reason is not None:
@@ -790,8 +836,8 @@ class ReleaseWorkflow(Steering):
         return self._ended_problem()
 
     def _resume_problem(self, req: ResumeRequest) -> str:
-        if not req.by:
-            return "resume needs the operator's identity (by)"
+        if not req.by and not _proved(req):
+            return "resume needs the operator's identity (by), or a proof"
         if ended := self._ended_problem():
             return ended
         # A cluster holds on its own (an inconclusive gate, an unreachable API): resume lifts that too.
@@ -803,8 +849,8 @@ class ReleaseWorkflow(Steering):
         return [n for n in self._children if self._status.cluster(n).state == "holding"]
 
     def _abort_problem(self, req: AbortRequest) -> str:
-        if not req.by:
-            return "abort needs the operator's identity (by)"
+        if not req.by and not _proved(req):
+            return "abort needs the operator's identity (by), or a proof"
         if not req.reason:
             return "abort needs a reason"
         if ended := self._ended_problem():
@@ -813,9 +859,10 @@ class ReleaseWorkflow(Steering):
             return f"already aborting: {self.abort_reason}"
         return ""
 
-    def _approve_problem(self, req: ApproveRequest) -> str:
-        if not req.by:
-            return "approve needs the approver's identity (by)"
+    def _approve_problem(self, req: ApproveRequest, *, verified: bool = False) -> str:
+        """Why ``req`` cannot be applied; ``verified`` once ``req.by`` is the verified principal."""
+        if not req.by and not _proved(req):
+            return "approve needs the approver's identity (by), or a proof"
         if ended := self._ended_problem():
             return ended
         if self._prepared is None:
@@ -825,11 +872,10 @@ class ReleaseWorkflow(Steering):
         except StopIteration:
             rings = ", ".join(r.name for r in self._prepared.schedule.rings)
             return f"no ring {req.ring!r} in this release (rings: {rings})"
-        if ring.approval.four_eyes and req.by == self._inp.submitted_by:
-            return (
-                f"ring {ring.name} requires four eyes: {req.by} submitted this release "
-                "and cannot approve it; another person must"
-            )
+        # Before verification a proof's principal is unknown: four eyes is judged on it afterwards.
+        judged = verified or not _proved(req)
+        if ring.approval.four_eyes and judged and (same := self._same_as_submitter(req.by)):
+            return f"ring {ring.name} requires four eyes: {same}"
         if req.cluster is None:
             if self._awaiting_ring != ring.name:
                 waiting = f"ring {self._awaiting_ring}" if self._awaiting_ring else "no ring"
@@ -842,33 +888,103 @@ class ReleaseWorkflow(Steering):
             return f"cluster {req.cluster} is not waiting for approval (it is {state})"
         return ""
 
+    def _same_as_submitter(self, approver: str) -> str:
+        """Why ``approver`` may not approve what the submitter submitted; empty when they may.
+
+        Principals are compared as verified: the verify activity folded case and replaced aliases by
+        the person they name, so ``Alice`` and ``alice@example.com`` can be one person.
+        """
+        submitter = self._inp.submitter
+        if submitter is None:  # a release not verified at submission: the client's word, as before
+            if approver == self._inp.submitted_by:
+                return f"{approver} submitted this release and cannot approve it; another person must"
+            return ""
+        if not submitter.principal:
+            return "the submitter is unknown, so another person's approval cannot be told apart"
+        if approver.casefold() == submitter.principal.casefold():
+            return (
+                f"{approver} submitted this release (verified by {submitter.method}) and cannot "
+                "approve it; another person must"
+            )
+        return ""
+
+    # --- identity -------------------------------------------------------------------------------
+
+    async def _verify(
+        self, kind: _ControlAction, req: _C, fields: dict[str, Any]
+    ) -> tuple[_C, Verified | None]:
+        """``req`` with ``by`` replaced by the verified principal and its proof dropped.
+
+        Raises :class:`_identity.Refused`. Histories from before verification return ``req`` as is.
+        """
+        if not _identity.active():
+            return req, None
+        info = workflow.info()
+        who = await self._ledger.verify(
+            kind,
+            proof=req.proof,
+            attestation=req.attestation,
+            claimed_by=req.by,
+            workflow_id=info.workflow_id,
+            run_id=info.run_id,
+            ring=str(fields.get("ring") or ""),
+            cluster=str(fields.get("cluster") or ""),
+            reason=str(fields.get("reason") or ""),
+        )
+        # The proof never goes further: not into status, not to a cluster workflow.
+        return req.model_copy(update={"by": who.principal, "proof": None, "attestation": None}), who
+
+    async def _verified_update(
+        self, kind: _ControlAction, req: _C, fields: dict[str, Any]
+    ) -> tuple[_C, Verified | None]:
+        try:
+            return await self._verify(kind, req, fields)
+        except _identity.Refused as refused:
+            self._refuse(kind, req, refused.problem, None, fields)
+            raise AssertionError("unreachable") from None  # pragma: no cover
+
+    async def _verified_signal(
+        self, kind: _ControlAction, req: _C, fields: dict[str, Any]
+    ) -> tuple[_C, Verified | None] | None:
+        try:
+            return await self._verify(kind, req, fields)
+        except _identity.Refused as refused:
+            self._rejected(kind, req, refused.problem, **fields)
+            return None
+
+    def _refuse(
+        self, kind: ControlKind, req: _Control, problem: str, who: Verified | None, fields: dict[str, Any]
+    ) -> None:
+        """An update found invalid once verified: recorded as rejected, then refused."""
+        if problem:
+            self._record(kind, req, via="update", accepted=False, rejection=problem, who=who, **fields)
+            self._reject_if(problem)
+
     @staticmethod
     def _reject_if(problem: str) -> None:
         if problem:
             raise ApplicationError(problem, type="ControlRejected", non_retryable=True)
 
     def _rejected(
-        self,
-        kind: ControlKind,
-        req: HoldRequest | ResumeRequest | AbortRequest | ApproveRequest,
-        problem: str,
-        **fields: Any,
+        self, kind: ControlKind, req: _Control, problem: str, *, who: Verified | None = None, **fields: Any
     ) -> bool:
         if not problem:
             return False
-        self._record(kind, req, via="signal", accepted=False, rejection=problem, **fields)
+        self._record(kind, req, via="signal", accepted=False, rejection=problem, who=who, **fields)
         return True
 
     def _record(
         self,
         kind: ControlKind,
-        req: HoldRequest | ResumeRequest | AbortRequest | ApproveRequest,
+        req: _Control,
         *,
         via: str,
         accepted: bool = True,
         rejection: str = "",
+        who: Verified | None = None,
         **fields: Any,
     ) -> None:
+        """One control in the release's record; ``by`` is the verified principal once verified."""
         self._status.actions.append(
             OperatorAction.model_validate(
                 {
@@ -879,22 +995,24 @@ class ReleaseWorkflow(Steering):
                     "via": via,
                     "accepted": accepted,
                     "rejection": rejection,
+                    "method": who.method if who else "",
+                    "verification": who.detail if who else "",
                     **fields,
                 }
             )
         )
 
-    async def _hold(self, req: HoldRequest, via: str) -> None:
+    async def _hold(self, req: HoldRequest, via: str, who: Verified | None = None) -> None:
         self.held, self.hold_reason = True, f"{req.reason} (by {req.by})"
-        self._record("hold", req, via=via, reason=req.reason)
+        self._record("hold", req, via=via, who=who, reason=req.reason)
         self._publish()
         for handle in list(self._children.values()):
             await self._forward_hold(handle)
 
-    async def _resume(self, req: ResumeRequest, via: str) -> None:
+    async def _resume(self, req: ResumeRequest, via: str, who: Verified | None = None) -> None:
         self.held, self.hold_reason = False, ""
         self.gate_holds.clear()
-        self._record("resume", req, via=via)
+        self._record("resume", req, via=via, who=who)
         self._publish()
         for handle in list(self._children.values()):
             await _signal_child(handle, ClusterRolloutWorkflow.resume, req)
@@ -907,14 +1025,14 @@ class ReleaseWorkflow(Steering):
         else:
             await _signal_child(handle, ClusterRolloutWorkflow.resume, ResumeRequest(by=SYSTEM))
 
-    async def _abort_request(self, req: AbortRequest, via: str) -> None:
+    async def _abort_request(self, req: AbortRequest, via: str, who: Verified | None = None) -> None:
         self.abort_reason = f"{req.reason} (by {req.by})"
-        self._record("abort", req, via=via, reason=req.reason)
+        self._record("abort", req, via=via, who=who, reason=req.reason)
         self._publish()
         await self._stop_children(self.abort_reason)
 
-    async def _approve(self, req: ApproveRequest, via: str) -> None:
-        self._record("approve", req, via=via, ring=req.ring, cluster=req.cluster)
+    async def _approve(self, req: ApproveRequest, via: str, who: Verified | None = None) -> None:
+        self._record("approve", req, via=via, who=who, ring=req.ring, cluster=req.cluster)
         if req.cluster is None:
             self._approved_rings.add(req.ring)
         elif (handle := self._children.get(req.cluster)) is not None:

@@ -14,8 +14,10 @@ import yaml
 from temporalio.client import Client, WithStartWorkflowOperation, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy
 
+from activities.identity import IdentityActivities
 from activities.models import AnalyzeInput
 from policies.gates import Measurement
+from policies.identity import Proof
 from ringmaster import worker
 from ringmaster.settings import Settings
 from tests.support import fleets
@@ -190,13 +192,21 @@ def worker_settings(**overrides: Any) -> Settings:
 
 @asynccontextmanager
 async def running_worker(
-    client: Client, tmp_path: Path, *, metrics: Any = None, settings: Settings | None = None
+    client: Client,
+    tmp_path: Path,
+    *,
+    metrics: Any = None,
+    settings: Settings | None = None,
+    identity: IdentityActivities | None = None,
 ) -> AsyncIterator[Harness]:
-    """An in-process worker (both queues) with every real workflow and activity, over fake clusters."""
+    """An in-process worker (both queues) with every real workflow and activity, over fake clusters.
+
+    Identity is taken on the client's word (``trusted``) unless ``identity`` verifies it.
+    """
     settings = settings or worker_settings()
     clusters = FileClusterBackend(tmp_path / "clusters.json", FLEET)
     workers = worker.build_workers(
-        client, settings, FLEET, backend=clusters, metrics=metrics or ScriptedMetrics()
+        client, settings, FLEET, backend=clusters, metrics=metrics or ScriptedMetrics(), identity=identity
     )
     async with workers:
         yield Harness(client, settings.task_queue, clusters)
@@ -235,11 +245,12 @@ async def submit_to_lane(
     supersede: bool = False,
     rerun: bool = False,
     releases_per_run: int = 0,
+    proof: Proof | None = None,
 ) -> SubmitResult:
     """Submit exactly as ``ringmaster submit`` does: update-with-start on the service's lane."""
     return await client.execute_update_with_start_workflow(
         ReleaseLaneWorkflow.submit,
-        SubmitRequest(release=inp, supersede=supersede, rerun=rerun),
+        SubmitRequest(release=inp, supersede=supersede, rerun=rerun, proof=proof),
         start_workflow_operation=WithStartWorkflowOperation(
             ReleaseLaneWorkflow.run,
             LaneState(service=inp.service, releases_per_run=releases_per_run),

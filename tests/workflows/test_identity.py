@@ -1,0 +1,249 @@
+"""Verified identity on a real worker: forged, unsigned, replayed and misdirected requests change nothing.
+
+The worker verifies with real ``ssh-keygen`` keys (``tests.support.identity``): alice and bob are
+listed in its allowed-signers file, mallory's key is real but listed nowhere. Every request goes
+through the same paths as the CLI's: the lane's update for submissions, the release's updates and
+signals for controls.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime
+
+import pytest
+from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from activities.identity import IdentityActivities
+from policies.identity import Attestation, Proof, plan_digest
+from tests.support.identity import Office, Signer, make_office
+from tests.support.waiting import assert_eventually
+from tests.workflows.support import Harness, plan, running_worker, submit_to_lane, unique_service
+from workflows.models import (
+    AbortRequest,
+    ApproveRequest,
+    HoldRequest,
+    OperatorAction,
+    ReleaseInput,
+    ReleaseStatus,
+    ResumeRequest,
+)
+from workflows.release import ReleaseWorkflow, release_id
+
+RINGS = [
+    {"name": "internal", "clusters": ["euw1-internal"], "strategy": {"rolling": {}}},
+    {
+        "name": "beta",
+        "clusters": ["euc1-beta"],
+        "approval": {"required": True, "fourEyes": True},
+        "strategy": {"rolling": {}},
+    },
+]
+
+
+@pytest.fixture
+def office(tmp_path) -> Office:
+    return make_office(tmp_path / "keys")
+
+
+@pytest.fixture
+def identity(office) -> IdentityActivities:
+    return IdentityActivities(office.policy(), secrets.token_bytes(32))
+
+
+def _release(service: str, version: str = "v2") -> ReleaseInput:
+    return ReleaseInput(
+        service=service,
+        version=version,
+        image=f"registry.eu.example.com/{service}:{version}",
+        plan_text=plan(service, RINGS, metrics=False),
+        submitted_by="ci",
+    )
+
+
+def _submission(signer: Signer, inp: ReleaseInput, reason: str = "") -> Proof:
+    return signer.sign(
+        "submit",
+        release_id(inp.service, inp.version),
+        image=inp.image,
+        plan_digest=plan_digest(inp.plan_text),
+        reason=reason,
+    )
+
+
+async def _status(handle: WorkflowHandle) -> ReleaseStatus:
+    return await handle.query(ReleaseWorkflow.status)
+
+
+async def _refusal(handle: WorkflowHandle, update, req) -> str:
+    with pytest.raises(WorkflowUpdateFailedError) as failed:
+        await handle.execute_update(update, req)
+    return str(failed.value.cause)
+
+
+async def _submitted(h: Harness, signer: Signer, service: str, version: str = "v2") -> WorkflowHandle:
+    inp = _release(service, version)
+    await submit_to_lane(h.client, h.task_queue, inp, proof=_submission(signer, inp))
+    handle = h.client.get_workflow_handle(release_id(service, version))
+    await assert_eventually(lambda: _status(handle), lambda s: s.phase == "awaiting-approval")
+    return handle
+
+
+async def _run_id(handle: WorkflowHandle) -> str:
+    return (await handle.describe()).run_id
+
+
+async def _absent(client: Client, workflow_id: str) -> bool:
+    try:
+        await client.get_workflow_handle(workflow_id).describe()
+    except RPCError as err:
+        return err.status == RPCStatusCode.NOT_FOUND
+    return False
+
+
+def _last(status: ReleaseStatus) -> OperatorAction:
+    return status.actions[-1]
+
+
+class TestSubmission:
+    async def test_an_unsigned_or_forged_submission_starts_nothing(self, client, tmp_path, office, identity):
+        async with running_worker(client, tmp_path, identity=identity) as h:
+            svc = unique_service()
+            inp = _release(svc)
+            with pytest.raises(WorkflowUpdateFailedError) as unsigned:
+                await submit_to_lane(h.client, h.task_queue, inp)
+            assert "refused" in str(unsigned.value.cause) and "sign" in str(unsigned.value.cause)
+            with pytest.raises(WorkflowUpdateFailedError) as forged:
+                await submit_to_lane(h.client, h.task_queue, inp, proof=_submission(office.mallory, inp))
+            assert "refused" in str(forged.value.cause)
+            other = _release(svc, "v9")  # alice's real signature, for another version's image and plan
+            with pytest.raises(WorkflowUpdateFailedError) as misdirected:
+                await submit_to_lane(h.client, h.task_queue, inp, proof=_submission(office.alice, other))
+            assert "workflow_id" in str(misdirected.value.cause)
+            assert await _absent(client, release_id(svc, "v2")), "no release may start"
+
+    async def test_the_verified_submitter_is_recorded_not_the_claimed_one(
+        self, client, tmp_path, office, identity
+    ):
+        async with running_worker(client, tmp_path, identity=identity) as h:
+            handle = await _submitted(h, office.alice, unique_service())
+            status = await _status(handle)
+            assert status.submitted_by == "alice@example.com", "the proof names the submitter, not --by"
+
+
+class TestControls:
+    async def test_unsigned_forged_misdirected_and_replayed_controls_change_nothing(
+        self, client, tmp_path, office, identity
+    ):
+        async with running_worker(client, tmp_path, identity=identity) as h:
+            handle = await _submitted(h, office.alice, unique_service())
+            wid, run = handle.id, await _run_id(handle)
+
+            unsigned = await _refusal(handle, ReleaseWorkflow.hold, HoldRequest(reason="look", by="bob"))
+            assert "sign" in unsigned
+            forged = office.mallory.sign("hold", wid, run_id=run, reason="look")
+            await _refusal(handle, ReleaseWorkflow.hold, HoldRequest(reason="look", by="bob", proof=forged))
+            for_resume = office.bob.sign("resume", wid, run_id=run)
+            message = await _refusal(
+                handle, ReleaseWorkflow.hold, HoldRequest(reason="look", proof=for_resume)
+            )
+            assert "action" in message
+            for_other_reason = office.bob.sign("hold", wid, run_id=run, reason="a")
+            message = await _refusal(
+                handle, ReleaseWorkflow.hold, HoldRequest(reason="b", proof=for_other_reason)
+            )
+            assert "reason" in message
+            for_other_run = office.bob.sign("hold", wid, run_id="0" * 36, reason="look")
+            message = await _refusal(
+                handle, ReleaseWorkflow.hold, HoldRequest(reason="look", proof=for_other_run)
+            )
+            assert "run_id" in message
+            status = await _status(handle)
+            assert not status.held
+            assert [a.accepted for a in status.actions] == [False] * 5, "each refusal is on record"
+            assert all(a.method == "" for a in status.actions)
+
+            held = office.bob.sign("hold", wid, run_id=run, reason="look")
+            await handle.execute_update(ReleaseWorkflow.hold, HoldRequest(reason="look", by="x", proof=held))
+            status = await _status(handle)
+            assert status.held
+            action = _last(status)
+            assert (action.kind, action.by, action.method, action.accepted) == (
+                "hold",
+                "bob@example.com",
+                "ssh",
+                True,
+            )
+            assert "SHA256:" in action.verification, "the key's fingerprint is on record"
+            await handle.execute_update(
+                ReleaseWorkflow.resume, ResumeRequest(proof=office.bob.sign("resume", wid, run_id=run))
+            )
+            message = await _refusal(handle, ReleaseWorkflow.hold, HoldRequest(reason="look", proof=held))
+            assert "nonce" in message, "a captured request cannot be sent again"
+            assert not (await _status(handle)).held
+
+    async def test_four_eyes_judges_the_verified_principals(self, client, tmp_path, office, identity):
+        async with running_worker(client, tmp_path, identity=identity) as h:
+            handle = await _submitted(h, office.alice, unique_service())
+            wid, run = handle.id, await _run_id(handle)
+
+            own = office.alice.sign("approve", wid, run_id=run, ring="beta")
+            message = await _refusal(
+                handle, ReleaseWorkflow.approve, ApproveRequest(ring="beta", by="bob", proof=own)
+            )
+            assert "four eyes" in message and "alice@example.com" in message, "--by bob changes nothing"
+            # A signal cannot answer: the forged approval is recorded as refused and the ring waits.
+            forged = office.mallory.sign("approve", wid, run_id=run, ring="beta")
+            await handle.signal("approve-signal", ApproveRequest(ring="beta", by="bob", proof=forged))
+            await assert_eventually(lambda: _status(handle), lambda s: len(s.actions) == 2)
+            assert (await _status(handle)).phase == "awaiting-approval"
+            assert h.versions()["euc1-beta"] == "v1"
+
+            other = office.bob.sign("approve", wid, run_id=run, ring="beta")
+            answer = await handle.execute_update(
+                ReleaseWorkflow.approve, ApproveRequest(ring="beta", by="alice", proof=other)
+            )
+            assert answer.accepted
+            result = ReleaseStatus.model_validate(await handle.result())
+            assert result.phase == "succeeded"
+            approvals = [(a.by, a.method, a.accepted) for a in result.actions if a.kind == "approve"]
+            assert approvals == [
+                ("alice@example.com", "ssh", False),  # verified as alice, then refused on four eyes
+                ("bob", "", False),  # mallory's: not verified, so only the claim is on record
+                ("bob@example.com", "ssh", True),
+            ]
+
+    async def test_a_supersede_carries_the_lanes_seal_and_a_forged_seal_is_refused(
+        self, client, tmp_path, office, identity
+    ):
+        async with running_worker(client, tmp_path, identity=identity) as h:
+            svc = unique_service()
+            first = await _submitted(h, office.alice, svc, "v2")
+            bogus = Attestation(
+                principal="bob@example.com",
+                method="ssh",
+                action="abort",
+                workflow_id=first.id,
+                reason="forged",
+                issued_at=datetime.now(UTC),
+                nonce=secrets.token_hex(16),
+                mac="0" * 64,
+            )
+            await first.signal("abort-signal", AbortRequest(reason="forged", attestation=bogus))
+            status = await assert_eventually(lambda: _status(first), lambda s: bool(s.actions))
+            assert not _last(status).accepted and status.phase == "awaiting-approval"
+
+            second = _release(svc, "v3")
+            await submit_to_lane(
+                h.client,
+                h.task_queue,
+                second,
+                supersede=True,
+                proof=_submission(office.bob, second, reason="supersede"),
+            )
+            ended = ReleaseStatus.model_validate(await first.result())
+            assert ended.phase == "aborted"
+            abort = next(a for a in ended.actions if a.kind == "abort" and a.accepted)
+            assert abort.by == "bob@example.com" and abort.via == "signal"
+            assert abort.method != "trusted"
