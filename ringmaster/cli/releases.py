@@ -22,8 +22,10 @@ from rich.live import Live
 
 from policies import judgement, loading
 from policies.durations import parse_duration
+from policies.identity import Action, Proof, Statement, plan_digest
 from policies.plan import ReleasePlan
 from ringmaster.cli import status as view
+from ringmaster.cli._proof import SignOpt
 from ringmaster.cli.options import ByOpt, Output, OutputOpt, ReleaseArg
 from ringmaster.exitcodes import ExitCode
 from workflows.models import (
@@ -65,15 +67,17 @@ def submit(
         Path | None, typer.Option("--fleet", help="Validate fully against this fleet before submitting.")
     ] = None,
     by: ByOpt = None,
+    sign_with: SignOpt = None,
     output: OutputOpt = Output.TEXT,
 ) -> NoReturn:
     """Validate a plan and start its release; with --wait, follow it to the end."""
     from temporalio.client import WithStartWorkflowOperation  # noqa: PLC0415 - see _client
     from temporalio.common import WorkflowIDConflictPolicy  # noqa: PLC0415
 
-    from ringmaster.cli import _client  # noqa: PLC0415
+    from ringmaster.cli import _client, _proof  # noqa: PLC0415
     from workflows.lane import ReleaseLaneWorkflow, lane_id  # noqa: PLC0415
     from workflows.models import LaneState, SubmitRequest  # noqa: PLC0415
+    from workflows.release import release_id  # noqa: PLC0415
 
     async def body(settings: Settings) -> _client.Outcome:
         wait_seconds = _parse_timeout(timeout)
@@ -91,11 +95,19 @@ def submit(
         )
         result = await _existing(client, inp, rerun)
         if result is None:
+            said = _proof.statement(
+                "submit",
+                release_id(inp.service, inp.version),
+                image=inp.image,
+                plan_digest=plan_digest(inp.plan_text),
+                reason=",".join(n for n, on in (("rerun", rerun), ("supersede", supersede)) if on),
+            )
+            proof = _proved(said, sign_with)
             result = await _client.call(
                 "submission",
                 client.execute_update_with_start_workflow(
                     ReleaseLaneWorkflow.submit,
-                    SubmitRequest(release=inp, supersede=supersede, rerun=rerun),
+                    SubmitRequest(release=inp, supersede=supersede, rerun=rerun, proof=proof),
                     start_workflow_operation=WithStartWorkflowOperation(
                         ReleaseLaneWorkflow.run,
                         LaneState(service=release_plan.service),
@@ -139,6 +151,7 @@ def hold(
     release: ReleaseArg,
     reason: Annotated[str, typer.Option("--reason", help="Why; shown in status and the UI.")],
     by: ByOpt = None,
+    sign_with: SignOpt = None,
     output: OutputOpt = Output.TEXT,
 ) -> NoReturn:
     """Start no new step, wave, ring or promotion until resumed; gates keep judging."""
@@ -146,22 +159,25 @@ def hold(
     from workflows.release import ReleaseWorkflow  # noqa: PLC0415
 
     request = HoldRequest(reason=reason, by=_client.operator(by), identity=_client.identity())
-    _control(release, output, "hold", ReleaseWorkflow.hold, request)
+    _control(release, output, ReleaseWorkflow.hold, request, sign_with, reason=reason)
 
 
-def resume(release: ReleaseArg, by: ByOpt = None, output: OutputOpt = Output.TEXT) -> NoReturn:
+def resume(
+    release: ReleaseArg, by: ByOpt = None, sign_with: SignOpt = None, output: OutputOpt = Output.TEXT
+) -> NoReturn:
     """Lift a hold (an operator's, or one placed by an inconclusive gate)."""
     from ringmaster.cli import _client  # noqa: PLC0415 - see _client
     from workflows.release import ReleaseWorkflow  # noqa: PLC0415
 
     request = ResumeRequest(by=_client.operator(by), identity=_client.identity())
-    _control(release, output, "resume", ReleaseWorkflow.resume, request)
+    _control(release, output, ReleaseWorkflow.resume, request, sign_with)
 
 
 def abort(
     release: ReleaseArg,
     reason: Annotated[str, typer.Option("--reason", help="Why; recorded with the rollback.")],
     by: ByOpt = None,
+    sign_with: SignOpt = None,
     output: OutputOpt = Output.TEXT,
 ) -> NoReturn:
     """Roll back every touched cluster, newest first, and end the release aborted."""
@@ -169,7 +185,7 @@ def abort(
     from workflows.release import ReleaseWorkflow  # noqa: PLC0415
 
     request = AbortRequest(reason=reason, by=_client.operator(by), identity=_client.identity())
-    _control(release, output, "abort", ReleaseWorkflow.abort, request)
+    _control(release, output, ReleaseWorkflow.abort, request, sign_with, reason=reason)
 
 
 def approve(
@@ -180,6 +196,7 @@ def approve(
         typer.Option("--cluster", help="A cluster waiting at pause: {} or a manual promotion."),
     ] = None,
     by: ByOpt = None,
+    sign_with: SignOpt = None,
     output: OutputOpt = Output.TEXT,
 ) -> NoReturn:
     """Approve a ring, or one cluster's approval step."""
@@ -187,34 +204,66 @@ def approve(
     from workflows.release import ReleaseWorkflow  # noqa: PLC0415
 
     request = ApproveRequest(ring=ring, cluster=cluster, by=_client.operator(by), identity=_client.identity())
-    _control(release, output, "approve", ReleaseWorkflow.approve, request)
+    _control(release, output, ReleaseWorkflow.approve, request, sign_with, ring=ring, cluster=cluster or "")
 
 
 COMMANDS = (submit, hold, resume, abort, approve)
 """The commands of this module, as the CLI registers them."""
 
 
-R = TypeVar("R")
+Request = TypeVar("Request", HoldRequest, ResumeRequest, AbortRequest, ApproveRequest)
 
 
 def _control(
     release: str,
     output: Output,
-    name: str,
-    update: UpdateMethodMultiParam[[ReleaseWorkflow, R], ControlResult],
-    request: R,
+    update: UpdateMethodMultiParam[[ReleaseWorkflow, Request], ControlResult],
+    request: Request,
+    sign_with: Path | None,
+    *,
+    ring: str = "",
+    cluster: str = "",
+    reason: str = "",
 ) -> NoReturn:
-    """Send one control as the release workflow's ``update``; ``name`` labels the printed result."""
-    from ringmaster.cli import _client  # noqa: PLC0415 - see _client
+    """Send one control, proved for this run of the release, as the release workflow's update."""
+    from ringmaster.cli import _client, _proof  # noqa: PLC0415 - see _client
+
+    name: Action = request_action(request)
 
     async def body(settings: Settings) -> _client.Outcome:
         client = await _client.connect(settings)
         handle = client.get_workflow_handle(_client.workflow_id_of(release))
-        result = await _client.call(name, handle.execute_update(update, request))
+        # The proof names the run it acts on: a control signed for one run never acts on a rerun.
+        run_id = (await _client.call(name, handle.describe())).run_id
+        said = _proof.statement(name, handle.id, run_id=run_id, ring=ring, cluster=cluster, reason=reason)
+        proved = request.model_copy(update={"proof": _proved(said, sign_with)})
+        result = await _client.call(name, handle.execute_update(update, proved))
         payload = {"release": release, "control": name, **result.model_dump(mode="json")}
         return ExitCode.OK, payload, f"{name}: {result.message} (phase {result.phase})"
 
     _client.run(output, body)
+
+
+def request_action(request: HoldRequest | ResumeRequest | AbortRequest | ApproveRequest) -> Action:
+    """The action a control request states."""
+    if isinstance(request, HoldRequest):
+        return "hold"
+    if isinstance(request, ResumeRequest):
+        return "resume"
+    if isinstance(request, AbortRequest):
+        return "abort"
+    return "approve"
+
+
+def _proved(said: Statement, sign_with: Path | None) -> Proof | None:
+    """The proof of ``said``, or exit 2 naming why it cannot be made."""
+    from ringmaster.cli import _proof  # noqa: PLC0415 - see _client
+    from ringmaster.cli._client import Stop  # noqa: PLC0415
+
+    try:
+        return _proof.prove(said, sign_with)
+    except _proof.ProofError as err:
+        raise Stop(ExitCode.INVALID, str(err)) from None
 
 
 def _checked(text: loading.Text, fleet: Path | None, version: str) -> ReleasePlan:
