@@ -2,7 +2,9 @@
 
 Runs the main paths (promote, hold and resume, abort, rollback, approval through the lane; since
 v4 a cluster unreachable for a while and a cancel mid-step; since v5 a reset run aborted; v6 has
-every signal to another workflow sent from a task of its own, the ``shielded-signals`` patch) on a
+every signal to another workflow sent from a task of its own, the ``shielded-signals`` patch; v7
+has every request verified by the identity activity, the ``verified-identity`` patch, here by a
+worker that takes identity on the client's word, which runs the same workflow code) on a
 fresh dev server with an in-process worker and saves every workflow's history as JSON beside this
 file, in the folder ``SET`` (e.g. ``v2``).
 Never re-record an existing set: each set stands for the releases that were running when it was
