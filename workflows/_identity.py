@@ -17,6 +17,7 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from activities.identity import IdentityActivities
     from activities.models import AttestInput, VerifyInput, VerifyResult
     from policies.identity import Action, Attestation, Expected, Proof, Verified
     from workflows import _options as options
@@ -81,10 +82,9 @@ class Ledger:
             used_token_ids=list(self.token_ids),
         )
         try:
-            result: VerifyResult = await workflow.execute_activity(
-                "verify_identity",
+            result: VerifyResult = await workflow.execute_activity_method(
+                IdentityActivities.verify,
                 VerifyInput(expected=expected, proof=proof, attestation=attestation, claimed_by=claimed_by),
-                result_type=VerifyResult,
                 summary=f"verify who asks to {action}",
                 **options.IDENTITY,
             )
@@ -130,10 +130,9 @@ async def attest(
         nonce=workflow.uuid4().hex,
     )
     try:
-        sealed: Attestation = await workflow.execute_activity(
-            "attest_identity",
+        sealed: Attestation = await workflow.execute_activity_method(
+            IdentityActivities.attest,
             AttestInput(attestation=order),
-            result_type=Attestation,
             summary=f"seal the order to {action} {workflow_id}",
             **options.IDENTITY,
         )

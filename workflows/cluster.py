@@ -42,10 +42,12 @@ with workflow.unsafe.imports_passed_through():
     from activities.release import ReleaseActivities
     from activities.rollout import ClusterActivities
     from policies.gates import Check
+    from policies.identity import Action, Verified
+    from workflows import _identity, _rollback, _signals
     from workflows import _options as options
-    from workflows import _rollback, _signals
     from workflows._steering import Aborted, AnalysisRun, GateFailed, Interrupted, Steering
     from workflows.models import (
+        CLUSTER_CONTROLS_KEPT,
         AbortRequest,
         ApproveRequest,
         ClusterRolloutInput,
@@ -53,6 +55,7 @@ with workflow.unsafe.imports_passed_through():
         ClusterState,
         ClusterStatus,
         HoldRequest,
+        OperatorAction,
         ResumeRequest,
     )
 
@@ -101,32 +104,108 @@ class ClusterRolloutWorkflow(Steering):
         # Never read, on purpose: asyncio asks callers to hold a reference to a task they create, as the
         # loop itself keeps only weak ones.
         self._gate_reporter: asyncio.Task[None] | None = None
+        self._controls = asyncio.Lock()
+        self._ledger = _identity.Ledger()
 
     # --- controls, from the parent ------------------------------------------------------------
+    #
+    # Anyone with access to the namespace can signal this workflow, not only its release. With
+    # ``sealed_orders`` the release seals each control it sends (an attestation naming the person, or
+    # ringmaster, who caused it) and every control is verified here before it changes anything, one
+    # at a time in the order they arrived (the lock: a resume verified faster than the hold sent
+    # before it must not be applied first). A person's own proof is refused too: approvals are
+    # judged (four eyes) by the release, so a control reaches a cluster only through its release.
+    #
+    # An abort is applied at once and verified for the record only. Refusing it would close no
+    # door, since the same people can cancel this workflow through Temporal and a cancellation rolls
+    # back too, and it would put a seal between a failed gate elsewhere and this cluster's rollback.
 
     @workflow.signal
-    def hold(self, req: HoldRequest) -> None:
+    async def hold(self, req: HoldRequest) -> None:
         """Start no new step; a canary stays at its weight; gates keep judging."""
-        self.held, self.hold_reason = True, req.reason
+        async with self._controls:
+            if await self._accepts("hold", req, reason=req.reason):
+                self.held, self.hold_reason = True, req.reason
 
     @workflow.signal
-    def resume(self, _req: ResumeRequest) -> None:
+    async def resume(self, req: ResumeRequest) -> None:
         """Lift the hold, including a gate's; a cluster held as unreachable is tried again at once."""
-        self.held, self.hold_reason = False, ""
-        self.gate_holds.clear()
-        self._retry_now = True
+        async with self._controls:
+            if await self._accepts("resume", req):
+                self.held, self.hold_reason = False, ""
+                self.gate_holds.clear()
+                self._retry_now = True
 
-    @workflow.signal
-    def abort(self, req: AbortRequest) -> None:
-        """Roll this cluster back and end."""
+    @workflow.signal(unfinished_policy=workflow.HandlerUnfinishedPolicy.ABANDON)
+    async def abort(self, req: AbortRequest) -> None:
+        """Roll this cluster back and end (verified for the record only: see above)."""
         if self.abort_reason is None:
             self.abort_reason = req.reason
+        if self._inp.sealed_orders:
+            await self._accepts("abort", req, reason=req.reason)
 
     @workflow.signal
-    def approve(self, _req: ApproveRequest) -> None:
+    async def approve(self, req: ApproveRequest) -> None:
         """Release the step waiting for an approval (``pause: {}`` or a manual blue-green promotion)."""
-        if self._awaiting_approval:
-            self._approved = True
+        async with self._controls:
+            accepted = await self._accepts("approve", req, ring=req.ring, cluster=req.cluster or "")
+            if accepted and self._awaiting_approval:
+                self._approved = True
+
+    async def _accepts(
+        self,
+        action: Action,
+        req: HoldRequest | ResumeRequest | AbortRequest | ApproveRequest,
+        *,
+        ring: str = "",
+        cluster: str = "",
+        reason: str = "",
+    ) -> bool:
+        """Whether this control is the release's sealed order; either way it is recorded."""
+        if not self._inp.sealed_orders:
+            return True
+        who: Verified | None = None
+        problem = ""
+        if req.proof is not None:
+            parent = workflow.info().parent
+            problem = "a cluster workflow takes controls only from its release: send it to " + (
+                parent.workflow_id if parent else "the release"
+            )
+        else:
+            try:
+                who = await self._ledger.verify(
+                    action,
+                    proof=None,
+                    attestation=req.attestation,
+                    claimed_by=req.by,
+                    workflow_id=self._status.workflow_id,
+                    ring=ring,
+                    cluster=cluster,
+                    reason=reason,
+                )
+            except _identity.Refused as refused:
+                problem = refused.problem
+        accepted = who is not None or action == "abort"
+        if not accepted:
+            workflow.logger.warning("%s refused: %s", action, problem)
+        self._status.controls.append(
+            OperatorAction(
+                kind=action,
+                by=who.principal if who else req.by,
+                at=workflow.now(),
+                reason=reason,
+                ring=ring or None,
+                cluster=cluster or None,
+                via="signal",
+                accepted=accepted,
+                rejection=problem if who is None else "",
+                method=who.method if who else "",
+                verification=who.detail if who else "",
+            )
+        )
+        del self._status.controls[:-CLUSTER_CONTROLS_KEPT]
+        await self._report()
+        return who is not None
 
     @workflow.query
     def status(self) -> ClusterStatus:
@@ -538,6 +617,11 @@ class ClusterRolloutWorkflow(Steering):
         if key == self._reported:
             return
         self._reported = key
+        await self._report()
+
+    async def _report(self) -> None:
+        """Send this cluster's status to the release (the parent), as of now."""
+        s = self._status
         parent = workflow.info().parent
         if parent is not None:
             # Best effort: a parent that has closed (terminated, reset, timed out) must never turn

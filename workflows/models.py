@@ -176,6 +176,12 @@ class ClusterStatus(_Model):
     residency: list[Decision] = Field(default_factory=list)
     next_window: datetime | None = None
     updated_at: datetime | None = None
+    controls: list[OperatorAction] = Field(default_factory=list)
+    """The controls this cluster's workflow received, accepted or refused, newest last (the last
+    :data:`CLUSTER_CONTROLS_KEPT`): a refused one is a control sent without its release's seal."""
+
+
+CLUSTER_CONTROLS_KEPT = 10
 
 
 class ReleaseStatus(_Model):
@@ -228,6 +234,10 @@ class ClusterRolloutInput(_Model):
     promoted_before: list[str] = Field(default_factory=list)
     held: bool = False
     hold_reason: str = ""
+    sealed_orders: bool = False
+    """The release seals every control it sends (an attestation naming who caused it), and this
+    workflow verifies each one before acting: a control sent to it by anyone else changes nothing.
+    False for children of releases from before sealed orders, which send them unsealed."""
 
 
 class ClusterRolloutResult(_Model):

@@ -97,6 +97,10 @@ async def _signal_child(
         workflow.logger.info("signal to %s not delivered, the child has ended: %s", handle.id, err)
 
 
+SEALED_ORDERS = "sealed-orders"
+"""Patch: cluster children started from here verify every control (``sealed_orders``), and the
+release seals what it sends them with the principal that caused it."""
+
 _ControlAction = Literal["hold", "resume", "abort", "approve"]
 _Control = HoldRequest | ResumeRequest | AbortRequest | ApproveRequest
 _C = TypeVar("_C", HoldRequest, ResumeRequest, AbortRequest, ApproveRequest)
@@ -178,6 +182,10 @@ class ReleaseWorkflow(Steering):
         self._published: tuple[str, str] = ("", "")
         self._holding_first = False
         self._ledger = _identity.Ledger()
+        self._sealed: set[str] = set()
+        """Cluster workflows (by id) that verify each control: this release seals what it sends them."""
+        self._causes: dict[_ControlAction, Verified] = {}
+        """Who caused the hold, resume and abort in force: their principal goes into the sealed orders."""
 
     # --- the run ------------------------------------------------------------------------------
 
@@ -291,18 +299,19 @@ class ReleaseWorkflow(Steering):
                 promoted_before=promoted_before,
                 held=self.held,
                 hold_reason=self.hold_reason,
+                sealed_orders=workflow.patched(SEALED_ORDERS),
             )
             handle = await self._start_child(ring, cluster, child_input)
             handles[cluster.name] = handle
             self._children[cluster.name] = handle
+            if child_input.sealed_orders:
+                self._sealed.add(handle.id)
             self._status.cluster(cluster.name).workflow_id = handle.id
             # Controls that arrived while the child was starting reach it now.
             if self.held != child_input.held:
                 await self._forward_hold(handle)
             if self.abort_reason is not None:
-                await _signal_child(
-                    handle, ClusterRolloutWorkflow.abort, AbortRequest(reason=self.abort_reason, by=SYSTEM)
-                )
+                await self._order(handle, AbortRequest(reason=self.abort_reason, by=SYSTEM))
         results: dict[str, ClusterRolloutResult] = {}
         while len(results) < len(handles):
             await workflow.wait_condition(
@@ -537,7 +546,7 @@ class ReleaseWorkflow(Steering):
 
     async def _stop_children(self, reason: str) -> None:
         for handle in list(self._children.values()):
-            await _signal_child(handle, ClusterRolloutWorkflow.abort, AbortRequest(reason=reason, by=SYSTEM))
+            await self._order(handle, AbortRequest(reason=reason, by=SYSTEM))
 
     async def _roll_back(self, targets: list[_Promoted], reason: str) -> None:
         """Roll back completed clusters, newest first; one that fails permanently needs attention.
@@ -1004,6 +1013,7 @@ class ReleaseWorkflow(Steering):
 
     async def _hold(self, req: HoldRequest, via: str, who: Verified | None = None) -> None:
         self.held, self.hold_reason = True, f"{req.reason} (by {req.by})"
+        self._cause("hold", who)
         self._record("hold", req, via=via, who=who, reason=req.reason)
         self._publish()
         for handle in list(self._children.values()):
@@ -1013,20 +1023,20 @@ class ReleaseWorkflow(Steering):
         self.held, self.hold_reason = False, ""
         self.gate_holds.clear()
         self._record("resume", req, via=via, who=who)
+        self._cause("resume", who)
         self._publish()
         for handle in list(self._children.values()):
-            await _signal_child(handle, ClusterRolloutWorkflow.resume, req)
+            await self._order(handle, req)
 
     async def _forward_hold(self, handle: workflow.ChildWorkflowHandle[Any, ClusterRolloutResult]) -> None:
         if self.held:
-            await _signal_child(
-                handle, ClusterRolloutWorkflow.hold, HoldRequest(reason=self.hold_reason, by=SYSTEM)
-            )
+            await self._order(handle, HoldRequest(reason=self.hold_reason, by=SYSTEM))
         else:
-            await _signal_child(handle, ClusterRolloutWorkflow.resume, ResumeRequest(by=SYSTEM))
+            await self._order(handle, ResumeRequest(by=SYSTEM))
 
     async def _abort_request(self, req: AbortRequest, via: str, who: Verified | None = None) -> None:
         self.abort_reason = f"{req.reason} (by {req.by})"
+        self._cause("abort", who)
         self._record("abort", req, via=via, who=who, reason=req.reason)
         self._publish()
         await self._stop_children(self.abort_reason)
@@ -1036,8 +1046,55 @@ class ReleaseWorkflow(Steering):
         if req.cluster is None:
             self._approved_rings.add(req.ring)
         elif (handle := self._children.get(req.cluster)) is not None:
-            await _signal_child(handle, ClusterRolloutWorkflow.approve, req)
+            await self._order(handle, req, who)
         self._publish()
+
+    def _cause(self, action: _ControlAction, who: Verified | None) -> None:
+        if who is not None:
+            self._causes[action] = who
+        else:
+            self._causes.pop(action, None)
+
+    async def _order(
+        self,
+        handle: workflow.ChildWorkflowHandle[Any, ClusterRolloutResult],
+        req: _Control,
+        who: Verified | None = None,
+    ) -> None:
+        """Send a control to a cluster child, sealed for it when it verifies its controls.
+
+        The seal names ``who`` (or whoever caused the hold, resume or abort in force; ringmaster
+        itself when nobody did). An abort that cannot be sealed goes unsealed: the child applies
+        aborts whatever their seal, and its rollback must not wait on one.
+        """
+        action: _ControlAction
+        signal: Any  # the child's handler for this request's type
+        fields: dict[str, str] = {}
+        if isinstance(req, HoldRequest):
+            action, signal, fields = "hold", ClusterRolloutWorkflow.hold, {"reason": req.reason}
+        elif isinstance(req, ResumeRequest):
+            action, signal = "resume", ClusterRolloutWorkflow.resume
+        elif isinstance(req, AbortRequest):
+            action, signal, fields = "abort", ClusterRolloutWorkflow.abort, {"reason": req.reason}
+        else:
+            action, signal = "approve", ClusterRolloutWorkflow.approve
+            fields = {"ring": req.ring, "cluster": req.cluster or ""}
+        order: _Control = req.model_copy(update={"proof": None, "attestation": None})
+        if handle.id in self._sealed:
+            cause = (
+                who
+                or self._causes.get(action)
+                or Verified(principal=SYSTEM, method="attested", detail=f"ringmaster's own {action}")
+            )
+            try:
+                sealed = await _identity.attest(cause, action, handle.id, **fields)
+            except _identity.Refused as refused:
+                workflow.logger.warning("%s to %s not sealed: %s", action, handle.id, refused.problem)
+                if action != "abort":
+                    return
+            else:
+                order = order.model_copy(update={"by": cause.principal, "attestation": sealed})
+        await _signal_child(handle, signal, order)
 
     def _answer(self, message: str) -> ControlResult:
         return ControlResult(accepted=True, phase=self._phase(), message=message)

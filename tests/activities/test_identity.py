@@ -378,16 +378,30 @@ class TestAttestations:
         assert "ssh" in result.verified.detail
         assert result.verified.nonce == "0" * 32
 
-    async def test_a_tampered_seal_is_refused(self) -> None:
-        """A MAC that is not the worker's (one digit changed, or another key's) proves nothing."""
-        acts = activities(policy(mode="trusted"))
+    async def forgeries(self, acts: IdentityActivities) -> tuple[Attestation, list[Attestation]]:
         sealed = await self.seal(acts, self.order())
         flipped = sealed.model_copy(update={"mac": ("1" if sealed.mac[0] == "0" else "0") + sealed.mac[1:]})
         other = await self.seal(IdentityActivities(policy(mode="trusted"), b"o" * 32), self.order())
-        for forged in (flipped, other, sealed.model_copy(update={"principal": "mallory"})):
-            result = await verify(acts, VerifyInput(expected=self.expecting(sealed), attestation=forged))
+        return sealed, [flipped, other, sealed.model_copy(update={"principal": "mallory"})]
+
+    async def test_a_tampered_seal_is_refused(self, tmp_path: Path) -> None:
+        """A MAC that is not the worker's (one digit changed, or another key's) proves nothing."""
+        acts = activities(policy(tmp_path / "allowed_signers"))
+        sealed, forged = await self.forgeries(acts)
+        for order in forged:
+            result = await verify(acts, VerifyInput(expected=self.expecting(sealed), attestation=order))
             assert result.verified is None
             assert "seal does not verify" in result.problem
+
+    async def test_a_trusted_worker_takes_a_seal_it_cannot_check_on_its_word(self) -> None:
+        """Under trusted (a key per process), another worker's order is the client's word: method trusted."""
+        acts = activities(policy(mode="trusted"))
+        sealed, forged = await self.forgeries(acts)
+        for order in forged:
+            result = await verify(acts, VerifyInput(expected=self.expecting(sealed), attestation=order))
+            assert result.verified is not None
+            assert result.verified.method == "trusted"
+            assert result.verified.principal == order.principal
 
     @pytest.mark.parametrize(
         ("change", "message"),

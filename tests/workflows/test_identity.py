@@ -14,15 +14,19 @@ from datetime import UTC, datetime
 import pytest
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
+from temporalio.testing import ActivityEnvironment
 
 from activities.identity import IdentityActivities
+from activities.models import AttestInput
 from policies.identity import Attestation, Proof, plan_digest
 from tests.support.identity import Office, Signer, make_office
 from tests.support.waiting import assert_eventually
-from tests.workflows.support import Harness, plan, running_worker, submit_to_lane, unique_service
+from tests.workflows.support import Harness, canary, plan, running_worker, submit_to_lane, unique_service
+from workflows.cluster import ClusterRolloutWorkflow
 from workflows.models import (
     AbortRequest,
     ApproveRequest,
+    ClusterStatus,
     HoldRequest,
     OperatorAction,
     ReleaseInput,
@@ -52,12 +56,16 @@ def identity(office) -> IdentityActivities:
     return IdentityActivities(office.policy(), secrets.token_bytes(32))
 
 
-def _release(service: str, version: str = "v2") -> ReleaseInput:
+PAUSED = [{"name": "internal", "clusters": ["euw1-internal"], "strategy": canary(("w", 20), ("p", None))}]
+"""One cluster whose canary waits at 20 % for an approval of its own (``pause: {}``)."""
+
+
+def _release(service: str, version: str = "v2", rings: list | None = None) -> ReleaseInput:
     return ReleaseInput(
         service=service,
         version=version,
         image=f"registry.eu.example.com/{service}:{version}",
-        plan_text=plan(service, RINGS, metrics=False),
+        plan_text=plan(service, rings or RINGS, metrics=False),
         submitted_by="ci",
     )
 
@@ -82,8 +90,10 @@ async def _refusal(handle: WorkflowHandle, update, req) -> str:
     return str(failed.value.cause)
 
 
-async def _submitted(h: Harness, signer: Signer, service: str, version: str = "v2") -> WorkflowHandle:
-    inp = _release(service, version)
+async def _submitted(
+    h: Harness, signer: Signer, service: str, version: str = "v2", rings: list | None = None
+) -> WorkflowHandle:
+    inp = _release(service, version, rings)
     await submit_to_lane(h.client, h.task_queue, inp, proof=_submission(signer, inp))
     handle = h.client.get_workflow_handle(release_id(service, version))
     await assert_eventually(lambda: _status(handle), lambda s: s.phase == "awaiting-approval")
@@ -247,3 +257,132 @@ class TestControls:
             abort = next(a for a in ended.actions if a.kind == "abort" and a.accepted)
             assert abort.by == "bob@example.com" and abort.via == "signal"
             assert abort.method != "trusted"
+
+
+async def _cluster(handle: WorkflowHandle) -> ClusterStatus:
+    return await handle.query(ClusterRolloutWorkflow.status)
+
+
+async def _seal(identity: IdentityActivities, order: Attestation) -> Attestation:
+    """What only a worker can make: ``order`` sealed with the worker's attestation key."""
+    sealed: Attestation = await ActivityEnvironment().run(identity.attest, AttestInput(attestation=order))
+    return sealed
+
+
+def _order(action: str, workflow_id: str, **fields) -> Attestation:
+    return Attestation.model_validate(
+        {
+            "principal": "bob@example.com",
+            "method": "ssh",
+            "action": action,
+            "workflow_id": workflow_id,
+            "issued_at": datetime.now(UTC),
+            "nonce": secrets.token_hex(16),
+            **fields,
+        }
+    )
+
+
+class TestClusterControls:
+    """Anyone with the namespace can signal a cluster workflow: only its release's sealed orders act."""
+
+    async def test_controls_sent_straight_to_a_cluster_workflow_change_nothing(
+        self, client, tmp_path, office, identity
+    ):
+        async with running_worker(client, tmp_path, identity=identity) as h:
+            release = await _submitted(h, office.alice, unique_service(), rings=PAUSED)
+            cid = (await _status(release)).clusters[0].workflow_id
+            child = client.get_workflow_handle(cid)
+            other = cid.replace("euw1-internal", "euc1-beta")
+            bobs_own = office.bob.sign("approve", cid, run_id=await _run_id(child), ring="internal")
+            attempts = [
+                ("approve", ApproveRequest(ring="internal", cluster="euw1-internal", by="bob")),
+                ("hold", HoldRequest(reason="mine now", by="bob")),
+                ("approve", ApproveRequest(ring="internal", cluster="euw1-internal", proof=bobs_own)),
+                (
+                    "approve",
+                    ApproveRequest(
+                        ring="internal",
+                        cluster="euw1-internal",
+                        attestation=_order(
+                            "approve", cid, ring="internal", cluster="euw1-internal", mac="0" * 64
+                        ),
+                    ),
+                ),
+                (
+                    "approve",
+                    ApproveRequest(
+                        ring="internal",
+                        cluster="euw1-internal",
+                        attestation=await _seal(
+                            identity, _order("approve", other, ring="internal", cluster="euw1-internal")
+                        ),
+                    ),
+                ),
+            ]
+            for signal, req in attempts:
+                await child.signal(signal, req)
+            status = await assert_eventually(
+                lambda: _cluster(child), lambda s: len(s.controls) == len(attempts), what="five refusals"
+            )
+            assert [c.accepted for c in status.controls] == [False] * len(attempts)
+            problems = [c.rejection for c in status.controls]
+            assert "sign" in problems[0] and "sign" in problems[1]
+            assert "only from its release" in problems[2] and release.id in problems[2]
+            assert "seal does not verify" in problems[3]
+            assert "workflow_id" in problems[4]
+            assert status.state == "awaiting-approval" and status.weight == 20
+            assert h.versions()["euw1-internal"] == "v1", "the canary still waits at its first step"
+            assert not (await _status(release)).held
+
+            # The one door: the release, which judges four eyes and seals what it forwards.
+            run = await _run_id(release)
+            approval = office.bob.sign(
+                "approve", release.id, run_id=run, ring="internal", cluster="euw1-internal"
+            )
+            await release.execute_update(
+                ReleaseWorkflow.approve,
+                ApproveRequest(ring="internal", cluster="euw1-internal", proof=approval),
+            )
+            result = ReleaseStatus.model_validate(await release.result())
+            assert result.phase == "succeeded"
+            forwarded = result.clusters[0].controls[-1]
+            assert (forwarded.kind, forwarded.by, forwarded.method, forwarded.accepted) == (
+                "approve",
+                "bob@example.com",
+                "attested",
+                True,
+            )
+            assert "ssh" in forwarded.verification, "the child knows how the release verified bob"
+
+    async def test_a_sealed_order_is_applied_once(self, client, tmp_path, office, identity):
+        async with running_worker(client, tmp_path, identity=identity) as h:
+            release = await _submitted(h, office.alice, unique_service(), rings=PAUSED)
+            child = client.get_workflow_handle((await _status(release)).clusters[0].workflow_id)
+            sealed = await _seal(identity, _order("hold", child.id, reason="look"))
+            await child.signal(ClusterRolloutWorkflow.hold, HoldRequest(reason="look", attestation=sealed))
+            await child.signal(ClusterRolloutWorkflow.resume, ResumeRequest(by="bob"))
+            await child.signal(ClusterRolloutWorkflow.hold, HoldRequest(reason="look", attestation=sealed))
+            status = await assert_eventually(lambda: _cluster(child), lambda s: len(s.controls) == 3)
+            assert [(c.kind, c.accepted) for c in status.controls] == [
+                ("hold", True),
+                ("resume", False),
+                ("hold", False),
+            ]
+            assert "already used" in status.controls[2].rejection
+            assert status.controls[0].by == "bob@example.com"
+
+    async def test_an_abort_straight_to_a_cluster_rolls_it_back_and_is_recorded_unverified(
+        self, client, tmp_path, office, identity
+    ):
+        """An abort is applied whatever its seal: a cancel through Temporal would roll back anyway."""
+        async with running_worker(client, tmp_path, identity=identity) as h:
+            release = await _submitted(h, office.alice, unique_service(), rings=PAUSED)
+            child = client.get_workflow_handle((await _status(release)).clusters[0].workflow_id)
+            await child.signal(ClusterRolloutWorkflow.abort, AbortRequest(reason="pulled", by="eve"))
+            result = ReleaseStatus.model_validate(await release.result())
+            assert h.versions()["euw1-internal"] == "v1"
+            assert result.clusters[0].state == "rolled-back"
+            abort = result.clusters[0].controls[-1]
+            assert (abort.kind, abort.by, abort.accepted, abort.method) == ("abort", "eve", True, "")
+            assert "sign" in abort.rejection, "on record as not verified"

@@ -4,7 +4,9 @@ Runs the main paths (promote, hold and resume, abort, rollback, approval through
 v4 a cluster unreachable for a while and a cancel mid-step; since v5 a reset run aborted; v6 has
 every signal to another workflow sent from a task of its own, the ``shielded-signals`` patch; v7
 has every request verified by the identity activity, the ``verified-identity`` patch, here by a
-worker that takes identity on the client's word, which runs the same workflow code) on a
+worker that takes identity on the client's word, which runs the same workflow code; v8 has every
+control a release forwards to a cluster workflow sealed and verified again there, the
+``sealed-orders`` patch) on a
 fresh dev server with an in-process worker and saves every workflow's history as JSON beside this
 file, in the folder ``SET`` (e.g. ``v2``).
 Never re-record an existing set: each set stands for the releases that were running when it was
@@ -198,7 +200,8 @@ async def main() -> None:
                     "strategy": canary(("w", 20), ("p", None)),
                 },
                 {"name": "beta", "clusters": ["euc1-beta"], "strategy": {"rolling": {}}},
-                {"name": "prod", "clusters": ["use1-prod"], "strategy": canary(("w", 20), ("p", None))},
+                # Not use1-prod, whose gate fails at once: the reset must find this cluster waiting.
+                {"name": "prod", "clusters": ["euw1-prod"], "strategy": canary(("w", 20), ("p", None))},
             ]
             handle = await h.start(plan("reset", rings), service="reset")
             await _until(lambda s: s.clusters and s.clusters[0].state == "awaiting-approval", handle)
