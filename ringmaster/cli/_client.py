@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, NoReturn, TypeVar
 
 import typer
+from pydantic import ValidationError
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
@@ -54,10 +55,21 @@ def finish(code: int) -> NoReturn:
     os._exit(code)
 
 
+def _settings() -> Settings:
+    """The settings from the environment; invalid ones stop the command naming the variable (exit 2)."""
+    try:
+        return Settings()
+    except ValidationError as err:
+        problems = "; ".join(
+            f"RINGMASTER_{'_'.join(str(part) for part in e['loc']).upper()}: {e['msg']}" for e in err.errors()
+        )
+        raise Stop(ExitCode.INVALID, f"invalid settings: {problems}") from None
+
+
 def run(output: Output, body: Callable[[Settings], Coroutine[Any, Any, Outcome]]) -> NoReturn:
     """Run a command body; print its result or error in the chosen form; exit with its code."""
     try:
-        code, payload, text = asyncio.run(body(Settings()))
+        code, payload, text = asyncio.run(body(_settings()))
     except Stop as stop:
         code, payload, text = stop.code, (stop.payload or {"error": stop.message}), stop.message
         if output is Output.JSON:

@@ -249,3 +249,13 @@ class TestStatusAndControls:
         code, ended = await cli.json("status", release)  # the worker has stopped: nobody answers queries
         assert code == 0 and ended["phase"] == "succeeded", "an ended release's status is its result"
         assert ended["actions"] == st["actions"]
+
+
+class TestSettings:
+    async def test_invalid_settings_exit_2_naming_the_variable(self, client, tmp_path):
+        """A bad RINGMASTER_* value stops a release command before it connects: exit 2, no trace."""
+        cli = Cli(client, "unused", tmp_path)
+        env = {**cli.env, "RINGMASTER_MAX_CONCURRENT_ACTIVITIES": "0"}
+        code, out, err = await cli.run("status", "api:v2", env=env)
+        assert code == 2, (out, err)
+        assert "invalid settings: RINGMASTER_MAX_CONCURRENT_ACTIVITIES:" in err
