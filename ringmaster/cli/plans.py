@@ -3,6 +3,8 @@
 Both read the two files and hand them to :func:`policies.judgement.judge` (every problem of both
 files at once, each with its file and path; the static residency rules judged on the schedule).
 ``plan`` also shows the waves, each cluster's next window and the least time the release takes.
+``validate`` warns on stderr when a ring requires four eyes but the identity settings here say the
+worker takes the client's word for who approves (:mod:`ringmaster.cli._four_eyes`).
 Exit codes follow ``ringmaster.exitcodes``: 0 valid, 2 invalid or statically denied. No input,
 however broken, ends in a traceback.
 """
@@ -25,6 +27,7 @@ from rich.text import Text
 
 from policies import judgement, loading, residency, schedule, windows
 from policies.durations import format_duration
+from ringmaster.cli import _four_eyes
 from ringmaster.cli.options import Output, OutputOpt
 from ringmaster.exitcodes import ExitCode
 
@@ -61,7 +64,7 @@ def validate(plan_file: PlanArg, fleet: FleetOpt, output: OutputOpt = Output.TEX
     """Check PLAN and FLEET: structure, references, and the residency rules judged before running."""
     errors: list[loading.ConfigError] = []
     denials: tuple[residency.Decision, ...] = ()
-    summary = ""
+    summary = warning = ""
     try:
         judged = _judge(plan_file, fleet, "0.0.0")
     except loading.ConfigError as err:
@@ -69,6 +72,12 @@ def validate(plan_file: PlanArg, fleet: FleetOpt, output: OutputOpt = Output.TEX
     else:
         denials = judged.denials
         summary = f"{len(judged.schedule.rings)} rings, {len(judged.schedule.all_clusters())} clusters"
+        try:
+            warning = _four_eyes.warning(judged.plan)
+        except loading.ConfigError as err:  # the identity policy the settings name is invalid
+            errors.append(err)
+    if warning:
+        typer.echo(warning, err=True)
     valid = not errors and not denials
     if output is Output.JSON:
         _echo_json({"valid": valid, "problems": _problems_json(errors), "denials": _denials_json(denials)})

@@ -2,9 +2,11 @@
 
 ``submit`` reads the plan once, checks it locally (fully, through :func:`policies.judgement.judge`,
 when ``--fleet`` is given) and starts the release through the service's lane; with ``--wait`` it
-follows the release with the views of :mod:`ringmaster.cli.status`. Each control is one validated
-update of the release workflow. Temporal is imported when one of these commands runs (see
-:mod:`ringmaster.cli._client`). Exit codes: :mod:`ringmaster.exitcodes`.
+follows the release with the views of :mod:`ringmaster.cli.status`. It warns on stderr when a ring
+requires four eyes but the identity settings here take the client's word for who approves
+(:mod:`ringmaster.cli._four_eyes`). Each control is one validated update of the release workflow.
+Temporal is imported when one of these commands runs (see :mod:`ringmaster.cli._client`). Exit
+codes: :mod:`ringmaster.exitcodes`.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from policies import judgement, loading
 from policies.durations import parse_duration
 from policies.identity import Action, Proof, Statement, plan_digest
 from policies.plan import ReleasePlan
+from ringmaster.cli import _four_eyes
 from ringmaster.cli import status as view
 from ringmaster.cli._proof import SignOpt
 from ringmaster.cli.options import ByOpt, Output, OutputOpt, ReleaseArg
@@ -83,6 +86,7 @@ def submit(
         wait_seconds = _parse_timeout(timeout)
         text = loading.read(plan)
         release_plan = _checked(text, fleet, version)
+        _warn_unverified_four_eyes(release_plan, settings)
         client = await _client.connect(settings)
         inp = ReleaseInput(
             service=release_plan.service,
@@ -280,6 +284,19 @@ def _checked(text: loading.Text, fleet: Path | None, version: str) -> ReleasePla
         lines = [f"{d.cluster}: {d.rule}: {d.reason}" for d in judged.denials]
         raise Stop(ExitCode.INVALID, "denied by residency rules:\n  " + "\n  ".join(lines))
     return judged.plan
+
+
+def _warn_unverified_four_eyes(plan: ReleasePlan, settings: Settings) -> None:
+    """Warn on stderr when a four-eyes ring's approver would be the client's word; exit 2 if the
+    identity policy the settings name is invalid."""
+    from ringmaster.cli._client import Stop  # noqa: PLC0415 - see _client
+
+    try:
+        warning = _four_eyes.warning(plan, settings)
+    except loading.ConfigError as err:
+        raise Stop(ExitCode.INVALID, str(err)) from None
+    if warning:
+        typer.echo(warning, err=True)
 
 
 async def _existing(client: Client, inp: ReleaseInput, rerun: bool) -> SubmitResult | None:
