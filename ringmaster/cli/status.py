@@ -2,7 +2,9 @@
 
 ``submit --wait`` follows a release with :func:`progress_line` (a line per change) or
 :func:`status_table` (a live table on a terminal). ``status`` adds the analyses running now, decoded
-from their heartbeats as :class:`activities.models.AnalyzeProgress`.
+from their heartbeats as :class:`activities.models.AnalyzeProgress`, what the release waits for,
+who submitted it, and each operator action with how its person was verified (``ssh`` and the key's
+fingerprint, ``oidc`` and the token's issuer and subject, ``trusted`` for the client's word).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from rich.table import Table
 from activities.models import AnalyzeProgress
 from ringmaster.cli.options import Output, OutputOpt, ReleaseArg
 from ringmaster.exitcodes import ExitCode
-from workflows.models import TERMINAL_PHASES, ReleaseStatus
+from workflows.models import TERMINAL_PHASES, OperatorAction, ReleaseStatus
 
 if TYPE_CHECKING:
     from temporalio.client import Client
@@ -133,6 +135,8 @@ def status_json(st: ReleaseStatus, live: list[AnalyzeProgress]) -> dict[str, Any
         "ring": st.ring,
         "held": st.held,
         "holdReason": st.hold_reason,
+        "waitingFor": st.waiting_for,
+        "submittedBy": st.submitted_by,
         "rollbackScope": st.rollback_scope,
         "needsAttention": st.needs_attention,
         "clusters": [
@@ -163,6 +167,10 @@ def status_text(st: ReleaseStatus, live: list[AnalyzeProgress]) -> str:
     lines = [f"{st.release}  phase {st.phase}  ring {st.ring or '-'}"]
     if st.reason:
         lines.append(f"  {st.reason}")
+    if st.submitted_by:
+        lines.append(f"  submitted by {st.submitted_by}")
+    if st.waiting_for:
+        lines.append(f"  waiting for {st.waiting_for}")
     if st.held:
         lines.append(f"  held: {st.hold_reason}")
     if st.needs_attention:
@@ -188,8 +196,17 @@ def status_text(st: ReleaseStatus, live: list[AnalyzeProgress]) -> str:
         for a in st.actions:
             verdict = "" if a.accepted else f" REJECTED: {a.rejection}"
             what = a.reason or a.cluster or a.ring or ""
-            lines.append(f"    {a.at:%Y-%m-%d %H:%M:%S} {a.kind} by {a.by} via {a.via} {what}{verdict}")
+            lines.append(
+                f"    {a.at:%Y-%m-%d %H:%M:%S} {a.kind} by {a.by}{_how(a)} via {a.via} {what}{verdict}"
+            )
     return "\n".join(lines)
+
+
+def _how(action: OperatorAction) -> str:
+    """How the worker established who acted: `` (ssh, SHA256:...)``; empty in older histories."""
+    if not action.method:
+        return ""
+    return f" ({action.method}, {action.verification})" if action.verification else f" ({action.method})"
 
 
 _STATE_STYLE = {
