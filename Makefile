@@ -37,7 +37,8 @@ test: install lint typecheck layers unit
 sandbox: install
 	$(BIN)/python -m sandbox up --dir $(SANDBOX_DIR)
 
-## demo: `make sandbox`, then a good release promoted and a bad one rolled back through the CLI.
+## demo: `make sandbox`, then through the CLI a good release approved by a second person (four eyes)
+## and promoted, and a bad one rolled back.
 demo: sandbox
 	$(BIN)/python -m sandbox.demo --dir $(SANDBOX_DIR)
 

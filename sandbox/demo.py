@@ -1,26 +1,37 @@
-"""``make demo``: the local stack, then a good release promoted and a bad one rolled back.
+"""``make demo``: the local stack, then a good release approved by a second person and promoted, and a
+bad one rolled back.
 
 Starts (or reuses) the sandbox in ``--dir`` exactly as ``make sandbox`` does
 (:func:`sandbox.stack.up` with Temporal: emulated clusters, traffic, Prometheus, a Temporal dev
-server with its UI, and a ringmaster worker running the current code). Then submits the demo plan
-twice through the real CLI, as CI would, with the settings ``source DIR/env`` gives a shell:
-``v2`` is promoted through every ring; ``v3-bad`` fails its gate in the first ring and is rolled
-back automatically. Everything keeps running afterwards for a look in the Temporal UI;
-``make down`` (``python -m sandbox down``) stops it all.
+server with its UI, and a ringmaster worker running the current code and verifying who asks). Then
+drives the demo plan through the real CLI, as CI and people would, with the settings ``source
+DIR/env`` gives a shell (requests signed with alice's key). ``v2`` is submitted without waiting;
+its beta ring requires four eyes, so once it waits for approval alice's own approval is refused
+(exit 2) and bob approves with his key (``--sign-with DIR/identity/bob``); ``status`` shows who
+approved and how the worker verified it, and submitting ``v2`` again with ``--wait`` follows the
+running release to its end. ``v3-bad`` fails its gate in the first ring and is rolled back
+automatically. Everything keeps running afterwards for a look in the Temporal UI; ``make down``
+(``python -m sandbox down``) stops it all.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from sandbox import stack
 from sandbox import temporal as sandbox_temporal
+from workflows.models import TERMINAL_PHASES
 
 PLAN = Path("deploy/examples/demo-plan.yaml")
+POLL_SECONDS = 2.0
+APPROVAL_TIMEOUT = 300.0
+"""Seconds the demo waits for v2's beta ring to ask for approval (internal deploys and bakes first)."""
 
 
 def _say(text: str) -> None:
@@ -31,6 +42,33 @@ def _ringmaster(env: dict[str, str], *args: str) -> int:
     print("$ ringmaster " + " ".join(args), flush=True)  # noqa: T201
     argv = [sys.executable, "-m", "ringmaster.cli", *args]
     return subprocess.run(argv, env=env, check=False).returncode
+
+
+def _await_phase(env: dict[str, str], release: str, phase: str, timeout: float) -> bool:
+    """Poll ``ringmaster status RELEASE --output json`` until the release is in ``phase``, printing
+    each change; False when it ended first or ``timeout`` seconds passed."""
+    print(f"$ ringmaster status {release} --output json   # every {POLL_SECONDS:.0f}s, until {phase}")  # noqa: T201
+    argv = [sys.executable, "-m", "ringmaster.cli", "status", release, "--output", "json"]
+    deadline = time.monotonic() + timeout
+    last = ""
+    while time.monotonic() < deadline:
+        done = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
+        if done.returncode == 0:
+            status = json.loads(done.stdout)
+            clusters = " ".join(
+                f"{c['name']}={c['state']}" for c in status["clusters"] if c["state"] != "pending"
+            )
+            line = f"[{status['phase']}] ring={status['ring'] or '-'} {clusters}".rstrip()
+            if line != last:
+                print(line, flush=True)  # noqa: T201
+                last = line
+            if status["phase"] == phase:
+                return True
+            if status["phase"] in TERMINAL_PHASES:
+                return False
+        time.sleep(POLL_SECONDS)
+    print(f"still not {phase} after {timeout:.0f}s", flush=True)  # noqa: T201
+    return False
 
 
 def main() -> int:
@@ -60,28 +98,51 @@ def main() -> int:
         ),
         "GITHUB_ACTOR": "demo-ci",
     }
-    release = [
-        "--image",
-        "registry.eu.example.com/api:{v}",
-        "--wait",
-        "--rerun",
-        "--fleet",
-        str(sandbox.fleet),
-    ]
+    if sandbox.identity is None:  # a stack with Temporal always has its people's keys
+        print("error: the stack has no DIR/identity/", file=sys.stderr)  # noqa: T201
+        return 3
+    bob_key = str(sandbox.identity.key("bob"))
+    release = ["--image", "registry.eu.example.com/api:{v}", "--fleet", str(sandbox.fleet)]
+    good_args = ["submit", str(PLAN), "--version", "v2", *[a.format(v="v2") for a in release]]
 
-    _say("a good version: promoted through internal -> beta -> broad")
-    good = _ringmaster(env, "submit", str(PLAN), "--version", "v2", *[a.format(v="v2") for a in release])
+    _say("a good version: internal, then beta waits for a second person's approval, then broad")
+    submitted = _ringmaster(env, *good_args, "--rerun")
+    if submitted != 0 or not _await_phase(env, "api:v2", "awaiting-approval", APPROVAL_TIMEOUT):
+        return 1
+    _ringmaster(env, "status", "api:v2")
+    _say("alice submitted v2, so her own approval is refused: beta requires four eyes")
+    own = _ringmaster(env, "approve", "api:v2", "--ring", "beta")
+    print(f"exit code {own} (2 = a refused control)")  # noqa: T201
+    _say("bob approves, signing with his own key; the worker verifies the signature")
+    bobs = _ringmaster(env, "approve", "api:v2", "--ring", "beta", "--sign-with", bob_key)
+    if bobs != 0:
+        _ringmaster(env, "abort", "api:v2", "--reason", "the demo's approval failed")
+        return 1
+    _ringmaster(env, "status", "api:v2")
+    _say("following v2 to its end: submitting it again returns the running release, and --wait follows it")
+    good = _ringmaster(env, *good_args, "--wait")
+
     _say("a bad version: its gate fails in the first ring and it rolls back by itself")
     bad = _ringmaster(
-        env, "submit", str(PLAN), "--version", "v3-bad", *[a.format(v="v3-bad") for a in release]
+        env,
+        "submit",
+        str(PLAN),
+        "--version",
+        "v3-bad",
+        *[a.format(v="v3-bad") for a in release],
+        "--wait",
+        "--rerun",
     )
     _ringmaster(env, "status", "api:v3-bad")
 
     _say("done")
     print(f"From a shell: source {sandbox.env}")  # noqa: T201
-    print(f"good release exit code {good} (0 = succeeded); bad release exit code {bad} (1 = rolled back)")  # noqa: T201
+    print(  # noqa: T201
+        f"good release exit code {good} (0 = succeeded); alice approving her own release exit code {own} "
+        f"(2 = refused); bad release exit code {bad} (1 = rolled back)"
+    )
     print(f"Look around in the Temporal UI: {sandbox.ui}   Stop everything with: make down")  # noqa: T201
-    return 0 if (good, bad) == (0, 1) else 1
+    return 0 if (good, own, bad) == (0, 2, 1) else 1
 
 
 if __name__ == "__main__":
