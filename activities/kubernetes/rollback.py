@@ -8,7 +8,10 @@ The order keeps every active Service on ready pods throughout:
 2. wait, heartbeating, until that rollout completes (a canary or preview keeps serving meanwhile);
 3. every recorded Service selector and HTTPRoute rule set that differs is written back, with the
    ringmaster marks found on it (so traffic returns to the restored workload);
-4. the canary and preview Services and Deployments ringmaster created are deleted.
+4. the canary and preview Services and Deployments ringmaster created are deleted;
+5. the workload is read once more: another writer that changed its image meanwhile (after step 1
+   read it) makes the rollback fail as an ownership conflict, never report a cluster restored that
+   is not.
 
 Every write compares with the cluster first, so a repeated rollback, or one after a release that
 never got past its snapshot, writes nothing.
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from activities.errors import ClusterError
 from activities.kubernetes import marks, waiting
 from activities.kubernetes.clients import HTTP_ROUTE, SERVICE
 from activities.kubernetes.scene import Scene
@@ -51,9 +55,22 @@ def rollback(scene: Scene, heartbeat: Callable[[str], None], stall_seconds: floa
     for role in (marks.CANARY, marks.PREVIEW):
         heartbeat(f"removing the {role}")
         removed += scene.remove_role(role)
+    _still_restored(scene)
     parts = [f"restored {', '.join(restored)}" if restored else "nothing to restore"]
     if removed:
         parts.append(f"removed {', '.join(removed)}")
     return RollbackResult(
         cluster=scene.api.cluster, restored_version=snapshot.version, message="; ".join(parts)
     )
+
+
+def _still_restored(scene: Scene) -> None:
+    """The workload still runs the snapshot's image; else another writer changed it during the rollback."""
+    image = scene.read().image
+    if image != scene.snapshot.image:
+        raise ClusterError(
+            f"Deployment {scene.namespace}/{scene.target.deployment} runs {image}, not the restored "
+            f"{scene.snapshot.image}: another writer changed it during the rollback",
+            kind="ownership-conflict",
+            cluster=scene.api.cluster,
+        )

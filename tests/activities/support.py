@@ -8,6 +8,7 @@ that never becomes ready (a tag that does not exist; the emulator is configured 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -201,9 +202,15 @@ class Release:
             self.beats.append,
         )
 
-    def rollback(self) -> RollbackResult:
-        """``rollback_cluster`` from wherever the release is."""
+    def rollback(self, on_beat: Callable[[str], None] | None = None) -> RollbackResult:
+        """``rollback_cluster`` from wherever the release is (``on_beat`` sees each heartbeat too)."""
         assert self.snapshot is not None
+
+        def beat(message: str) -> None:
+            self.beats.append(message)
+            if on_beat is not None:
+                on_beat(message)
+
         return self.driver.rollback(
             RollbackInput(
                 release=self.ref,
@@ -213,7 +220,7 @@ class Release:
                 snapshot=self.snapshot,
                 reason="test",
             ),
-            self.beats.append,
+            beat,
         )
 
 

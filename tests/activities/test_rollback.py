@@ -162,6 +162,34 @@ class TestRollbackFromEveryPoint:
             release.rollback()
         assert kube.deployment(app, "api-canary") is not None
 
+    def test_an_image_written_by_another_writer_during_the_rollback_fails_it(
+        self, kube: Kube, app: str
+    ) -> None:
+        """A hotfix applied after the rollback read the workload is not reported as restored (chaos 2042)."""
+        release = Release(kube, app, BLUE_GREEN)
+        release.take_snapshot()
+        release.step("deploy-preview")
+        hotfix = V1.rsplit(":", 1)[0] + ":hotfix"
+
+        def other_writer(beat: str) -> None:
+            if beat == "removing the preview":
+                kube.apply_as(
+                    "hotfix-bot",
+                    app,
+                    {
+                        "apiVersion": "apps/v1",
+                        "kind": "Deployment",
+                        "metadata": {"name": "api"},
+                        "spec": {"template": {"spec": {"containers": [{"name": "api", "image": hotfix}]}}},
+                    },
+                    force=True,
+                )
+
+        with pytest.raises(ClusterError) as failed:
+            release.rollback(on_beat=other_writer)
+        assert failed.value.kind == "ownership-conflict"
+        assert f"runs {hotfix}, not the restored {V1}" in str(failed.value)
+
 
 class TestSnapshots:
     @pytest.mark.parametrize("run", ["", "01a2462f-28b5-7d41-8071-c02fc8cf2af8"], ids=["no-run", "run"])
