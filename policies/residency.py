@@ -173,7 +173,9 @@ def data_endpoints(
             f"or write {here}: [] if the service holds no data in {here})",
         )
     if outside:
-        reason = f"personal data must stay in {here}: " + "; ".join(outside) + " (unknown fails closed)"
+        unknown = any(where is None for where in resolved.values()) or bool(uninspected)
+        reason = f"personal data must stay in {here}: " + "; ".join(outside)
+        reason += " (unknown fails closed)" if unknown else ""
         return _decide(DATA_ENDPOINTS, cluster, False, reason, **inputs)
     if not resolved:
         found = "" if env_hosts is None else " and none found in env"

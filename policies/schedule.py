@@ -15,6 +15,7 @@ from functools import cached_property
 
 from pydantic import Field
 
+from policies import _errors
 from policies._model import Model, by_name, index_by_name, lookup
 from policies.durations import Duration
 from policies.fleet import Cluster, Fleet
@@ -118,8 +119,8 @@ def check_version(version: str) -> str:
     """Return ``version`` if it is usable in labels and queries; raise ValueError otherwise."""
     if not _VERSION.fullmatch(version):
         raise ValueError(
-            f"version {version!r} must start with a letter or digit and hold only letters, digits and "
-            ". _ + - (at most 128 characters)"
+            f"version {_errors.quote(version)} must start with a letter or digit and hold only letters, "
+            "digits and . _ + - (at most 128 characters)"
         )
     return version
 

@@ -104,6 +104,8 @@ class TestResidencyDataEndpoints:
         decision = residency.data_endpoints(EUW1, data, FLEET, env_hosts=env_hosts, uninspected=uninspected)
         assert (decision.verdict, decision.rule) == (verdict, "data-endpoints")
         assert reason in decision.reason
+        unknown = "no known" in decision.reason or "could not inspect" in decision.reason
+        assert decision.reason.endswith("(unknown fails closed)") == unknown, "said only of unknown hosts"
 
     @pytest.mark.parametrize("data_class", ["pseudonymous", "none"])
     def test_other_data_classes_are_not_restricted(self, data_class: str) -> None:

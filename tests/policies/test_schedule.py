@@ -151,5 +151,6 @@ class TestVersion:
     @pytest.mark.parametrize("version", ["", "-1", 'x"}', "1.0 beta", "a/b", "x" * 200])
     def test_rejects_unsafe_versions(self, plan: ReleasePlan, fleet: Fleet, version: str) -> None:
         """A version that could break labels or queries raises ValueError naming what is allowed."""
-        with pytest.raises(ValueError, match="letters, digits"):
+        with pytest.raises(ValueError, match="letters, digits") as refused:
             schedule.build(plan, fleet, version)
+        assert len(str(refused.value)) < 160, "a long version is clipped, never echoed whole"
