@@ -13,9 +13,10 @@ only knows kubeconfig contexts). All bodies are JSON with camelCase keys:
 - ``POST /admin/clusters/<c>/compact``: forget the watch history (older versions answer 410);
 - ``GET`` / ``POST`` / ``DELETE /admin/clusters/<c>/faults``: list, add a FaultSpec (201
   ``{id, hits, remaining?, ...spec}``), clear; ``DELETE .../faults/<id>`` removes one;
-- ``GET /admin/clusters/<c>/requests[?since=N&verb=patch]``: ``{"requests": [{seq, time, method,
-  verb, path, query, resource, subresource, namespace, name, fieldManager, contentType, userAgent,
-  status, durationMs, fault}], "last": N}``; ``DELETE`` clears it;
+- ``GET /admin/clusters/<c>/requests[?since=N&verb=patch&namespace=ns]``: ``{"requests": [{seq,
+  time, method, verb, path, query, resource, subresource, namespace, name, fieldManager,
+  contentType, userAgent, status, durationMs, fault}], "last": N}`` (``time`` when the request
+  arrived, in unix seconds; ``status`` 0 while it has no answer); ``DELETE`` clears it;
 - ``GET /admin/clusters/<c>/changes[?namespace=ns&since=N]``: the change log
   (:mod:`.changes`), every write that changed an object's content after change ``N``:
   ``{"changes": [{seq, time, op, kind, namespace, name, object}], "last": N, "dropped": D}``,
@@ -159,10 +160,12 @@ def _since(request: web.Request, what: str) -> int:
 
 
 async def list_requests(request: web.Request) -> web.Response:
-    """The request log of a cluster, after ``since``."""
+    """The request log of a cluster, after ``since`` (of one verb, in one namespace, when given)."""
     cluster = _emulator(request).cluster(request.match_info["cluster"])
     since = _since(request, "request")
-    records = cluster.requests.since(since, verb=request.query.get("verb"))
+    records = cluster.requests.since(
+        since, verb=request.query.get("verb"), namespace=request.query.get("namespace") or None
+    )
     last = records[-1].seq if records else since
     return respond({"requests": [rec.describe() for rec in records], "last": last})
 

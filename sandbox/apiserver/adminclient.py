@@ -70,11 +70,15 @@ class AdminClient(JsonClient):
         """Remove every fault of a cluster."""
         self.call("DELETE", f"/admin/clusters/{cluster}/faults")
 
-    def requests(self, cluster: str, *, since: int = 0, verb: str | None = None) -> list[dict[str, Any]]:
-        """The request log of a cluster after request number ``since`` (optionally one verb)."""
-        return list(
-            self.call("GET", f"/admin/clusters/{cluster}/requests", since=since, verb=verb)["requests"]
+    def requests(
+        self, cluster: str, *, since: int = 0, verb: str | None = None, namespace: str | None = None
+    ) -> list[dict[str, Any]]:
+        """The request log of a cluster after request number ``since`` (optionally one verb, in one
+        namespace)."""
+        found = self.call(
+            "GET", f"/admin/clusters/{cluster}/requests", since=since, verb=verb, namespace=namespace
         )
+        return list(found["requests"])
 
     def changes(self, cluster: str, *, namespace: str | None = None, since: int = 0) -> list[dict[str, Any]]:
         """The change log of a cluster after change number ``since`` (of one namespace when given):

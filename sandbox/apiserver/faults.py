@@ -168,9 +168,17 @@ class RequestLog:
             self._records.append(record)
         return record
 
-    def since(self, seq: int = 0, *, verb: str | None = None) -> list[RequestRecord]:
-        """Records after ``seq`` (optionally of one verb), oldest first."""
-        return [r for r in self._records if r.seq > seq and (verb is None or r.verb == verb)]
+    def since(
+        self, seq: int = 0, *, verb: str | None = None, namespace: str | None = None
+    ) -> list[RequestRecord]:
+        """Records after ``seq`` (optionally of one verb, in one namespace), oldest first."""
+        return [
+            r
+            for r in self._records
+            if r.seq > seq
+            and (verb is None or r.verb == verb)
+            and (namespace is None or r.namespace == namespace)
+        ]
 
     def clear(self) -> None:
         """Forget every record (numbering continues)."""

@@ -17,11 +17,17 @@ compared with them. Each check returns the violations it finds as sentences nami
   would; a reset run, which walks its steps again from its snapshot, is judged apart from the run
   before it), and nothing changes a cluster after the release and its cluster workflows ended;
 - ``ringmaster status`` agrees with the clusters.
+
+A cluster's end state is what its change log says once the release and its cluster workflows have
+closed, except where another writer (an ownership conflict) changed it after ringmaster's last
+request there had ended: ringmaster could not see that change, so the cluster is judged as it was
+just before it (:func:`answered_for`, seed 2042).
 """
 
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -32,6 +38,8 @@ VERSION_LABEL = "ringmaster.dev/version"
 ROLE_LABEL = "ringmaster.dev/role"
 """The label ringmaster puts on the objects it creates beside the workload (canary, preview)."""
 ROLLED_BACK_PHASES = ("rolled-back", "aborted", "cancelled", "terminated")
+RINGMASTER_AGENT = "ringmaster"
+"""The User-Agent of ringmaster's Kubernetes clients (``activities/kubernetes/clients.py``)."""
 
 
 def promoted(before: kube.State, image: str, version: str) -> kube.State:
@@ -213,6 +221,58 @@ def quiet_after(
         f"{cluster}: {c['op']} {c['kind']}/{c['name']} {c['time'] - ended:.1f}s after the release ended"
         for c in late
     ]
+
+
+def last_request_end(requests: Sequence[Mapping[str, Any]]) -> float | None:
+    """When ringmaster's last request in the emulator's request log ``requests`` ended (unix time).
+
+    Infinite while one of them has no answer yet (a request an API fault holds may still write).
+    None when the log shows none of its requests: the log is bounded, so the judge then assumes
+    nothing about when ringmaster stopped.
+    """
+    ends = [
+        r["time"] + r["durationMs"] / 1000 if r.get("status") else math.inf
+        for r in requests
+        if str(r.get("userAgent") or "").startswith(RINGMASTER_AGENT)
+    ]
+    return max(ends, default=None)
+
+
+def answered_for(
+    changes: Sequence[Mapping[str, Any]], last_request: float | None, *, others: Sequence[str]
+) -> list[Mapping[str, Any]]:
+    """The changes of one cluster a release answers for: every one before the first change whose
+    object runs one of ``others`` (another writer's images) and that landed after ringmaster's last
+    request to the cluster had ended (``last_request``, see :func:`last_request_end`).
+
+    From that moment ringmaster was done with the cluster: no later request of it could see the
+    other writer's change, let alone meet it. Every change ringmaster could still have met stays
+    its own to answer for; so does everything when ``last_request`` is unknown.
+    """
+    if last_request is None:
+        return list(changes)
+    for index, change in enumerate(changes):
+        if (
+            change["time"] > last_request
+            and change["kind"] in kube.KINDS
+            and _runs_any(change.get("object") or {}, others)
+        ):
+            return list(changes[:index])
+    return list(changes)
+
+
+def end_state(
+    before: kube.State,
+    changes: Sequence[Mapping[str, Any]],
+    until: float,
+    *,
+    last_request: float | None,
+    others: Sequence[str],
+) -> kube.State:
+    """The state a release is judged on in one cluster: its change log replayed up to ``until`` (the
+    release and its cluster workflows closed), leaving out what another writer did once ringmaster's
+    last request there had ended (:func:`answered_for`)."""
+    return replay(before, answered_for(changes, last_request, others=others), until)[-1]
 
 
 def _runs_any(obj: Mapping[str, Any], images: Sequence[str]) -> bool:

@@ -189,6 +189,62 @@ class TestHistory:
         )
 
 
+def _request(t: float, ms: float, agent: str = "ringmaster", status: int = 200) -> dict:
+    return {"time": t, "durationMs": ms, "userAgent": agent, "status": status}
+
+
+class TestAnotherWritersChange:
+    """Seed 2042 as the emulator and Temporal recorded it (seconds past 20:06): after an abort the
+    rollback removed the blue-green preview, and its last request ended at 12.7176; the release still
+    said the cluster was deploying, so the other writer struck, its change logged at 12.7348; the
+    cluster workflow and the release closed at 12.890 and 13.048."""
+
+    HOTFIX = "registry.eu.example.com/api:hotfix"
+    CHANGES = (
+        _change(12.2745, IMAGE, "v9", 1, "created", "api-preview"),
+        _change(12.7174, IMAGE, "v9", 2, "deleted", "api-preview"),
+        _change(12.7348, HOTFIX, "v1", 3),
+    )
+    RINGMASTER = (_request(12.0449, 0.35), _request(12.6986, 0.32), _request(12.7171, 0.5))
+    HOTFIX_BOT = _request(12.7330, 2.31, agent="OpenAPI-Generator/37.0.2/python")
+    CLOSED = 13.048
+
+    def _judged(self, changes: tuple[dict, ...], requests: tuple[dict, ...]) -> list[str]:
+        sc = _scenario("release", [["use1-beta"]])
+        last = invariants.last_request_end(requests)
+        end = invariants.end_state(BEFORE, changes, self.CLOSED, last_request=last, others=[self.HOTFIX])
+        before, after = {"use1-beta": BEFORE}, {"use1-beta": end}
+        reported = {"phase": "aborted", "clusters": [{"name": "use1-beta", "state": "rolled-back"}]}
+        return invariants.outcome(
+            sc, "aborted", [], before, after, image=IMAGE, version="v9"
+        ) + invariants.status_agrees(reported, "aborted", before, after, image=IMAGE, version="v9")
+
+    def test_a_change_after_ringmasters_last_request_is_not_the_releases(self) -> None:
+        """The other writer's image landing once ringmaster's last request had ended, even before the
+        workflows closed, is beyond what ringmaster could see: the cluster is judged as ringmaster left it."""
+        assert self._judged(self.CHANGES, (*self.RINGMASTER, self.HOTFIX_BOT)) == []
+        whole_log = invariants.replay(BEFORE, self.CHANGES, self.CLOSED)[-1]
+        assert invariants.classify(BEFORE, whole_log, IMAGE, "v9") == "between", "what the run was judged on"
+
+    def test_a_change_ringmaster_could_still_have_met_is_the_releases(self) -> None:
+        """The same image landing before ringmaster's last request (here: between the rollback's read of
+        the workload and its removal of the preview) is ringmaster's to meet, and still a violation."""
+        early = _change(12.7100, self.HOTFIX, "v1", 2)
+        changes = (self.CHANGES[0], early, {**self.CHANGES[1], "seq": 3})
+        problems = self._judged(changes, (*self.RINGMASTER, self.HOTFIX_BOT))
+        assert [p.split(" (")[0] for p in problems] == [
+            "use1-beta: between, not previous",
+            "status says use1-beta is rolled-back, the cluster holds its between spec",
+        ]
+
+    def test_without_a_known_end_of_ringmasters_requests_every_change_counts(self) -> None:
+        """A request still unanswered (an API fault holds it), or none of ringmaster's in the log (it is
+        bounded): the judge assumes nothing, and the other writer's change counts as before."""
+        unanswered = (*self.RINGMASTER, _request(12.7000, 0.0, status=0), self.HOTFIX_BOT)
+        assert self._judged(self.CHANGES, unanswered) != []
+        assert self._judged(self.CHANGES, (self.HOTFIX_BOT,)) != []
+
+
 class TestFigures:
     def test_the_cost_of_an_event_is_recovered_from_releases_struck_by_several(self) -> None:
         """Releases struck by mixes of kinds: the fit finds each kind's own cost and the base overrun."""

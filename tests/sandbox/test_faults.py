@@ -129,6 +129,14 @@ class TestRequestLog:
         assert lists[-1]["fault"] == fault["id"]
         assert lists[-1]["status"] == 500
 
+    def test_filters_by_namespace(self, cluster: Cluster) -> None:
+        """The log can be read for one namespace: a chaos scenario reads its own requests alone."""
+        for name in ("ns-a", "ns-b"):
+            cluster.core.create_namespace(body={"metadata": {"name": name}})
+            cluster.core.list_namespaced_config_map(name)
+        found = cluster.admin.requests(cluster.name, namespace="ns-a")
+        assert [(r["verb"], r["path"]) for r in found] == [("list", "/api/v1/namespaces/ns-a/configmaps")]
+
 
 class TestAdmin:
     def test_objects_endpoint_reads_state(self, cluster: Cluster) -> None:
