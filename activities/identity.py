@@ -144,7 +144,7 @@ class IdentityActivities:
         bound.info("identity verified", principal=verified.principal, method=verified.method)
         if self.authorization is None or inp.attestation is not None:
             return VerifyResult(verified=verified, mode=self.policy.mode)
-        decisions = self._authorized(verified, expected, token)
+        decisions = self._authorized(self.authorization, verified, expected, token)
         if problem := authz.refusal(decisions):
             bound.info("authorization refused", principal=verified.principal, problem=problem)
             return VerifyResult(problem=problem, mode=self.policy.mode, authorization=decisions)
@@ -158,10 +158,13 @@ class IdentityActivities:
         )
 
     def _authorized(
-        self, verified: Verified, expected: Expected, token: authz.Token | None
+        self,
+        policy: AuthorizationPolicy,
+        verified: Verified,
+        expected: Expected,
+        token: authz.Token | None,
     ) -> list[authz.Decision]:
-        """The authorization policy's decisions on the request ``expected`` describes."""
-        assert self.authorization is not None
+        """``policy``'s decisions on the request ``expected`` describes, made by ``verified``."""
         request = authz.Request(
             principal=verified.principal,
             action=expected.action,
@@ -172,7 +175,7 @@ class IdentityActivities:
         )
         # A submission states --supersede in its reason: it aborts the running release too.
         supersede = expected.action == "submit" and "supersede" in expected.reason.split(",")
-        return authz.decisions(self.authorization, request, supersede=supersede, aliases=self.policy.aliases)
+        return authz.decisions(policy, request, supersede=supersede, aliases=self.policy.aliases)
 
     # --- attestations ---------------------------------------------------------------------------
 

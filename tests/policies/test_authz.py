@@ -10,9 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from policies import authz, identity, loading
+from tests.policies.test_fuzz import _attempt, mutated
 from tests.support import fleets
 
 GITHUB = "https://token.actions.githubusercontent.com"
@@ -45,6 +49,7 @@ POLICY = authz.AuthorizationPolicy.model_validate(
     }
 )  # fmt: skip
 ALIASES = {"alice@example.com": ["github:alice-gh"]}
+EXAMPLE_DATA = yaml.safe_load((fleets.EXAMPLES / "authorization.yaml").read_text(encoding="utf-8"))
 
 
 def request(principal: str, action: str, service: str = "payments", **fields: Any) -> authz.Request:
@@ -281,3 +286,22 @@ class TestExample:
         policy = loading.load_authorization_policy(self.EXAMPLE)
         decision = authz.judge(policy, req)
         assert (decision.allowed, decision.rule) == (allowed, rule), decision.reason
+
+
+class TestDamagedPolicies:
+    @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(mutated(EXAMPLE_DATA), st.sampled_from(authz.PERMISSIONS), st.sampled_from(["", "beta", "broad"]))
+    def test_a_damaged_example_loads_and_judges_or_names_paths(
+        self, data: dict[str, Any], action: authz.Permission, ring: str
+    ) -> None:
+        """A damaged example policy loads (and then judges any request without error), or every
+        problem names a path inside the file."""
+        text = loading.Text("a.yaml", yaml.safe_dump(data))
+        loaded, error = _attempt(lambda: loading.parse(text, authz.AuthorizationPolicy))
+        if error is not None:
+            assert error.problems
+            assert all(p.message and p.path for p in error.problems), str(error)
+            return
+        request = authz.Request(principal="bob@example.com", action=action, service="payments", ring=ring)
+        for decision in authz.decisions(loaded, request, supersede=True):
+            assert decision.reason
