@@ -17,6 +17,14 @@ Three ways in, tried in this order:
   from a trusted issuer whose audience is the statement's digest (PyJWT, keys from :mod:`activities.jwks`);
 - neither: the client's word (``claimed_by``) under ``mode: trusted``, a refusal under ``verified``.
 
+Then, when the worker has an authorization policy (``policies.authz``), the principal a proof or the
+client's word names is judged on the request (its action, the service of its workflow id, its ring
+and cluster, and the claims of the token that vouched for it): a refusal is a problem naming the rule
+that refused (or that none allows it), an allowance names its rule in ``Verified.detail``, and every
+decision is in ``VerifyResult.authorization``. An attestation is not judged again: it is an order a
+workflow gives on behalf of a person whose own request was judged when it reached the release (or
+the lane), and a cluster's ring is not the rule's business then. Without a policy, nothing is judged.
+
 Credentials stay here: no signature or token is logged, and every problem text is scrubbed of both
 before it leaves (:func:`_scrub`).
 """
@@ -41,7 +49,8 @@ from temporalio.exceptions import ApplicationError
 from activities import errors
 from activities.jwks import Jwks, JwksUnavailable
 from activities.models import AttestInput, VerifyInput, VerifyResult
-from policies import identity
+from policies import authz, identity
+from policies.authz import AuthorizationPolicy
 from policies.identity import Attestation, Expected, IdentityPolicy, Issuer, Proof, Statement, Verified
 
 SSH_KEYGEN_TIMEOUT_SECONDS = 10.0
@@ -82,7 +91,8 @@ class _Refused(Exception):
 
 
 class IdentityActivities:
-    """``verify_identity`` and ``attest_identity``, under one policy and one attestation key."""
+    """``verify_identity`` and ``attest_identity``, under one identity policy and one attestation key,
+    and an authorization policy when the worker has one (None: every principal may do everything)."""
 
     def __init__(
         self,
@@ -91,8 +101,10 @@ class IdentityActivities:
         jwks: Jwks | None = None,
         *,
         ssh_keygen: str = "ssh-keygen",
+        authorization: AuthorizationPolicy | None = None,
     ) -> None:
         self.policy = policy
+        self.authorization = authorization
         self._key = attestation_key
         self._jwks = jwks
         self._ssh_keygen = ssh_keygen
@@ -107,11 +119,12 @@ class IdentityActivities:
         """Who made this request, verified; or why it is refused (see the module docstring)."""
         expected = inp.expected
         bound = log.bind(release=expected.workflow_id, action=expected.action)
+        token: authz.Token | None = None
         try:
             if inp.attestation is not None:
                 verified = self._attested(inp.attestation, expected)
             elif inp.proof is not None:
-                verified = await self._proven(inp.proof, expected)
+                verified, token = await self._proven(inp.proof, expected)
             elif self.policy.mode == "trusted":
                 verified = Verified(
                     principal=identity.normalise(inp.claimed_by, self.policy.aliases),
@@ -129,7 +142,40 @@ class IdentityActivities:
             bound.warning("identity not verified", error=message, type=type(err).__name__)
             raise type(err)(message).to_application_error() from None
         bound.info("identity verified", principal=verified.principal, method=verified.method)
-        return VerifyResult(verified=verified, mode=self.policy.mode)
+        if self.authorization is None or inp.attestation is not None:
+            return VerifyResult(verified=verified, mode=self.policy.mode)
+        decisions = self._authorized(self.authorization, verified, expected, token)
+        if problem := authz.refusal(decisions):
+            bound.info("authorization refused", principal=verified.principal, problem=problem)
+            return VerifyResult(problem=problem, mode=self.policy.mode, authorization=decisions)
+        allowed = authz.allowance(decisions)
+        bound.info("authorization allowed", principal=verified.principal, rule=allowed)
+        detail = f"{verified.detail}; {allowed}" if verified.detail else allowed
+        return VerifyResult(
+            verified=verified.model_copy(update={"detail": detail}),
+            mode=self.policy.mode,
+            authorization=decisions,
+        )
+
+    def _authorized(
+        self,
+        policy: AuthorizationPolicy,
+        verified: Verified,
+        expected: Expected,
+        token: authz.Token | None,
+    ) -> list[authz.Decision]:
+        """``policy``'s decisions on the request ``expected`` describes, made by ``verified``."""
+        request = authz.Request(
+            principal=verified.principal,
+            action=expected.action,
+            service=identity.service_of(expected.workflow_id),
+            ring=expected.ring,
+            cluster=expected.cluster,
+            token=token,
+        )
+        # A submission states --supersede in its reason: it aborts the running release too.
+        supersede = expected.action == "submit" and "supersede" in expected.reason.split(",")
+        return authz.decisions(policy, request, supersede=supersede, aliases=self.policy.aliases)
 
     # --- attestations ---------------------------------------------------------------------------
 
@@ -168,7 +214,7 @@ class IdentityActivities:
 
     # --- proofs -----------------------------------------------------------------------------------
 
-    async def _proven(self, proof: Proof, expected: Expected) -> Verified:
+    async def _proven(self, proof: Proof, expected: Expected) -> tuple[Verified, authz.Token | None]:
         statement = proof.statement
         problem = identity.statement_problem(
             statement, expected, max_age=self.policy.max_age, clock_skew=self.policy.clock_skew
@@ -178,7 +224,7 @@ class IdentityActivities:
         if proof.id_token:
             return await self._oidc(proof.id_token, statement, expected)
         if proof.ssh_signature:
-            return await self._ssh(proof.ssh_signature, statement)
+            return await self._ssh(proof.ssh_signature, statement), None
         raise _Refused("the proof carries neither an SSH signature nor an ID token")
 
     async def _ssh(self, signature: str, statement: Statement) -> Verified:
@@ -250,7 +296,10 @@ class IdentityActivities:
         assert child.returncode is not None
         return child.returncode, out.decode(errors="replace"), err.decode(errors="replace")
 
-    async def _oidc(self, token: str, statement: Statement, expected: Expected) -> Verified:
+    async def _oidc(
+        self, token: str, statement: Statement, expected: Expected
+    ) -> tuple[Verified, authz.Token]:
+        """The token's principal, and its issuer and text claims (for the authorization policy's groups)."""
         try:
             header = jwt.get_unverified_header(token)
             unverified = jwt.decode(token, options={"verify_signature": False})
@@ -276,13 +325,15 @@ class IdentityActivities:
         name = claims.get(issuer.principal_claim)
         if not isinstance(name, str) or not name:
             raise _Refused(f"the ID token has no {issuer.principal_claim!r} claim naming who acts")
-        return Verified(
+        verified = Verified(
             principal=identity.normalise(issuer.principal_prefix + name, self.policy.aliases),
             method="oidc",
             detail=f"{issuer.issuer} {claims.get('sub', '')}",
             nonce=statement.nonce,
             token_id=jti,
         )
+        text = {key: value for key, value in claims.items() if isinstance(value, str)}
+        return verified, authz.Token(issuer=issuer.issuer, claims=text)
 
     async def _decode(self, token: str, issuer: Issuer, kid: str, statement: Statement) -> dict[str, Any]:
         if self._jwks is None:

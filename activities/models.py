@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from policies import authz
 from policies.gates import Check, GateVerdict
 from policies.identity import Attestation, Expected, Proof, Verified
 from policies.plan import Analysis, ReleasePlan, Strategy, Workload
@@ -317,8 +318,12 @@ class VerifyResult(_Model):
 
     verified: Verified | None = None
     problem: str = ""
-    """What failed, for the person refused: an unknown key, a wrong audience, an expired token."""
+    """What failed, for the person refused: an unknown key, a wrong audience, an expired token, or the
+    authorization policy's refusal (naming the rule)."""
     mode: Literal["verified", "trusted"] = "verified"
+    authorization: list[authz.Decision] = Field(default_factory=list)
+    """The authorization policy's decisions on the request (the first refusal ends them); empty when
+    the worker has no authorization policy, or for an attestation (judged when its cause arrived)."""
 
 
 class AttestInput(_Model):

@@ -1,7 +1,8 @@
-"""Reading fleet, plan and identity-policy files: every problem of a file reported at once, with its path.
+"""Reading fleet, plan and identity- and authorization-policy files: every problem of a file reported
+at once, with its path.
 
 This is the only module of ``policies`` that touches the file system (``load_fleet``/``load_plan``/
-``load_identity_policy``).
+``load_identity_policy``/``load_authorization_policy``).
 Whatever the input (unreadable file, bad YAML, wrong types, unknown fields, broken references) the
 functions here raise :class:`ConfigError` and nothing else; its ``problems`` name the path inside the
 file in YAML spelling (``rings[1].strategy.canary.steps[2].setWeight``) with its line and column, and
@@ -24,6 +25,7 @@ from pydantic import ValidationError
 
 from policies import _errors, _yaml, residency
 from policies._model import Document
+from policies.authz import AuthorizationPolicy
 from policies.fleet import Fleet
 from policies.identity import IdentityPolicy
 from policies.plan import ReleasePlan
@@ -178,6 +180,11 @@ def load_identity_policy(path: str | os.PathLike[str]) -> IdentityPolicy:
     if signers is not None and not signers.is_absolute():
         policy = policy.model_copy(update={"allowed_signers": Path(path).parent / signers})
     return policy
+
+
+def load_authorization_policy(path: str | os.PathLike[str]) -> AuthorizationPolicy:
+    """Read and validate the worker's authorization policy (``RINGMASTER_AUTHORIZATION_POLICY``)."""
+    return _parse(_read(path), str(path), AuthorizationPolicy)
 
 
 def check_plan_against_fleet(plan: ReleasePlan, fleet: Fleet, source: str) -> None:

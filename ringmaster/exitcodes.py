@@ -19,3 +19,6 @@ class ExitCode(IntEnum):
     """Temporal (or another required server) could not be reached."""
     TIMEOUT = 4
     """``--wait --timeout`` passed while the release is still running."""
+    NOT_ALLOWED = 5
+    """``policy check``: the authorization policy refuses the request. (A submission or control the
+    worker refuses, on authorization as on anything else, is a rejected request: 2.)"""

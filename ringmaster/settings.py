@@ -76,6 +76,13 @@ class Settings(BaseSettings):
     the client's word for who acts (``--by``), says so in a warning at start, and is for local
     experiments only."""
 
+    authorization_policy: Path | None = None
+    """The worker's authorization policy (YAML, ``policies.authz.AuthorizationPolicy``): which verified
+    principals or groups may submit, approve, hold, resume, abort and roll back which services and
+    rings; what no rule allows is refused. Judged on the worker when a request's identity is verified.
+    None: every principal may do everything (the worker warns at start). ``ringmaster policy check``
+    reads it too."""
+
     identity_attestation_key_file: Path | None = None
     """At least 32 random bytes, the same on every worker of a namespace: the worker seals the orders
     a release gives its cluster workflows with it (HMAC-SHA256), and verifies them. Required with an

@@ -15,6 +15,9 @@ Identity: the main queue also runs ``verify_identity`` and ``attest_identity``
 (:mod:`activities.identity`), under the policy file ``identity_policy`` names and the attestation key
 every worker shares (:func:`identity_activities`; ``ringmaster worker`` exits 2 naming the file or
 setting when they cannot work). Without a policy the worker takes the client's word and warns once.
+``verify_identity`` also judges each request against the authorization policy
+``authorization_policy`` names (:mod:`policies.authz`); without one every principal may do
+everything, and the worker says so once at start.
 
 On SIGTERM both workers stop polling. Analysis stretches hand over at once (they fail retryably with
 their checks heartbeated, and another worker resumes them); cluster changes get
@@ -51,6 +54,7 @@ from activities.prometheus import PrometheusMetrics
 from activities.release import ReleaseActivities
 from activities.rollout import ClusterActivities, ClusterBackend
 from policies import loading
+from policies.authz import AuthorizationPolicy
 from policies.fleet import Fleet
 from policies.identity import IdentityPolicy
 from ringmaster import latency, readiness
@@ -138,23 +142,33 @@ def backends(settings: Settings, fleet: Fleet) -> tuple[ClusterBackend, MetricsS
     return KubernetesBackend.from_kubeconfig(fleet, settings.kubeconfig), metrics
 
 
-def trusted_identity(attestation_key: bytes | None = None) -> IdentityActivities:
+def trusted_identity(
+    attestation_key: bytes | None = None, authorization: AuthorizationPolicy | None = None
+) -> IdentityActivities:
     """Identity activities that take the client's word (``mode: trusted``), sealing attestations
-    with ``attestation_key`` (None: a random key of this process, lost at its exit)."""
+    with ``attestation_key`` (None: a random key of this process, lost at its exit), and judging
+    requests against ``authorization`` when given."""
     key = attestation_key if attestation_key is not None else secrets.token_bytes(MIN_ATTESTATION_KEY_BYTES)
-    return IdentityActivities(IdentityPolicy(mode="trusted"), key, HttpJwks())
+    return IdentityActivities(IdentityPolicy(mode="trusted"), key, HttpJwks(), authorization=authorization)
 
 
 def identity_activities(settings: Settings) -> IdentityActivities:
-    """The identity activities the settings describe (``identity_policy``, its attestation key).
+    """The identity activities the settings describe (``identity_policy``, its attestation key, and
+    ``authorization_policy``).
 
-    Raises ``loading.ConfigError`` for an invalid policy file, and IdentityMisconfigured naming the
-    file and setting for a missing or short attestation key or an unreadable allowed-signers file.
+    Raises ``loading.ConfigError`` for an invalid identity or authorization policy file, and
+    IdentityMisconfigured naming the file and setting for a missing or short attestation key or an
+    unreadable allowed-signers file.
     """
+    authorization = (
+        loading.load_authorization_policy(settings.authorization_policy)
+        if settings.authorization_policy is not None
+        else None
+    )
     key_file = settings.identity_attestation_key_file
     key = _attestation_key(key_file) if key_file is not None else None
     if settings.identity_policy is None:
-        return trusted_identity(key)
+        return trusted_identity(key, authorization)
     policy = loading.load_identity_policy(settings.identity_policy)
     if key is None:
         raise IdentityMisconfigured(
@@ -175,7 +189,7 @@ def identity_activities(settings: Settings) -> IdentityActivities:
                 f"{settings.identity_policy}: allowedSigners: verifying SSH signatures needs ssh-keygen "
                 "(the OpenSSH client) on PATH"
             )
-    return IdentityActivities(policy, key, HttpJwks())
+    return IdentityActivities(policy, key, HttpJwks(), authorization=authorization)
 
 
 def _attestation_key(path: Path) -> bytes:
@@ -278,7 +292,7 @@ async def run(
     """Run until SIGTERM or SIGINT, then shut down gracefully (closing the clusters' and metrics' clients).
 
     ``identity`` comes from :func:`identity_activities`; None takes the client's word. A worker
-    that takes it says so once, at start.
+    that takes it, or that has no authorization policy, says so once, at start.
     """
     identity = identity if identity is not None else trusted_identity()
     if identity.policy.mode == "trusted":
@@ -286,6 +300,17 @@ async def run(
             "identity not verified: this worker takes the client's word for who acts (--by); "
             "set RINGMASTER_IDENTITY_POLICY to verify signed requests",
             identity_policy=str(settings.identity_policy or ""),
+        )
+    if identity.authorization is None:
+        log.warning(
+            "authorization not configured: every principal may submit, approve, hold, resume and "
+            "abort every release; set RINGMASTER_AUTHORIZATION_POLICY to say who may do what",
+        )
+    elif identity.policy.mode == "trusted":
+        log.warning(
+            "authorization judges the client's word: without verified identity anyone can name "
+            "a principal the policy allows",
+            authorization_policy=str(settings.authorization_policy or ""),
         )
     await ensure_search_attributes(client)
     stop = asyncio.Event()

@@ -3,7 +3,8 @@
 - :mod:`~ringmaster.cli.plans`: ``validate`` and ``plan``, checking a plan against a fleet (no Temporal);
 - :mod:`~ringmaster.cli.releases`: ``submit`` and the controls ``hold``, ``resume``, ``abort``, ``approve``;
 - :mod:`~ringmaster.cli.status`: ``status``, and the progress views ``submit --wait`` shows;
-- :mod:`~ringmaster.cli.worker`: ``worker``.
+- :mod:`~ringmaster.cli.worker`: ``worker``;
+- :mod:`~ringmaster.cli.policy`: ``policy check``, what the authorization policy allows (no Temporal).
 
 Each module lists its commands in ``COMMANDS``; this module registers them all the same way. Shared
 options (``--output``, ``--by``, the release argument) are in :mod:`~ringmaster.cli.options`; the
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import typer
 
-from ringmaster.cli import plans, releases, status, worker
+from ringmaster.cli import plans, policy, releases, status, worker
 
 app = typer.Typer(
     name="ringmaster",
@@ -27,6 +28,7 @@ app = typer.Typer(
 
 for _command in (*plans.COMMANDS, *releases.COMMANDS, *status.COMMANDS, *worker.COMMANDS):
     app.command()(_command)
+app.add_typer(policy.app)
 
 
 def main() -> None:

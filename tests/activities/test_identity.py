@@ -29,6 +29,7 @@ from activities import errors
 from activities.identity import UNSIGNED, IdentityActivities
 from activities.jwks import HttpJwks
 from activities.models import AttestInput, VerifyInput, VerifyResult
+from policies.authz import AuthorizationPolicy
 from policies.identity import Attestation, Expected, IdentityPolicy, Proof, Statement
 from sandbox import identity as sandbox_identity
 from sandbox.processes import free_port
@@ -453,6 +454,129 @@ class TestModes:
         assert result.mode == "trusted"
         assert result.verified is None
         assert result.problem
+
+
+def authorization(**groups: Any) -> AuthorizationPolicy:
+    """alice submits and approves beta of shop; sre approves broad; nothing else (default deny)."""
+    return AuthorizationPolicy.model_validate(
+        {
+            "groups": {"sre": {"members": ["bob@example.com"]}, **groups},
+            "rules": [
+                {"name": "alice-ships-shop", "principals": ["alice@example.com"], "services": ["shop"],
+                 "actions": ["submit", "hold"]},
+                {"name": "early-rings", "principals": ["alice@example.com"], "rings": ["beta"],
+                 "actions": ["approve"]},
+                {"name": "sre-broad", "groups": ["sre"], "rings": ["broad"], "actions": ["approve"]},
+                {"name": "ci-approves", "groups": ["ci"] if groups else ["sre"], "actions": ["approve"]},
+            ],
+        }
+    )  # fmt: skip
+
+
+class TestAuthorization:
+    """With an authorization policy, verify_identity also judges what the verified principal asks."""
+
+    async def test_an_allowed_request_names_its_rule_in_the_detail(self, people: People) -> None:
+        """alice may approve beta: verified, with the rule after the key's fingerprint, and on record."""
+        signers = people.signers(("alice@example.com", "alice", LISTED))
+        said = statement(ring="beta")
+        acts = activities(policy(signers), authorization=authorization())
+        result = await verify(acts, VerifyInput(expected=expected(said), proof=ssh_proof(people, said)))
+        assert result.problem == ""
+        assert result.verified is not None
+        assert result.verified.detail == (
+            f"{fingerprint(people.key('alice').with_suffix('.pub'))}; "
+            "authorized by rule 'early-rings' (rules[1])"
+        )
+        (decision,) = result.authorization
+        assert (decision.allowed, decision.rule, decision.index) == (True, "early-rings", 1)
+        assert (decision.inputs.principal, decision.inputs.service, decision.inputs.ring) == (
+            "alice@example.com",
+            "shop",
+            "beta",
+        )
+
+    @pytest.mark.parametrize(
+        ("fields", "message"),
+        [
+            (
+                {"ring": "broad"},
+                "not authorized: no rule allows alice@example.com (in no group) to approve shop ring broad",
+            ),
+            ({"action": "abort", "ring": ""}, "no rule allows alice@example.com (in no group) to abort shop"),
+            ({"workflow_id": "release:api:v2", "action": "submit", "ring": ""}, "to submit api"),
+        ],
+    )
+    async def test_a_refused_request_is_a_problem_naming_why(
+        self, people: People, fields: dict[str, str], message: str
+    ) -> None:
+        """A verified principal no rule allows is refused as a problem, with the decision on record."""
+        signers = people.signers(("alice@example.com", "alice", LISTED))
+        said = statement(**fields)
+        acts = activities(policy(signers), authorization=authorization())
+        result = await verify(acts, VerifyInput(expected=expected(said), proof=ssh_proof(people, said)))
+        assert result.verified is None
+        assert message in result.problem
+        assert [d.allowed for d in result.authorization] == [False]
+
+    async def test_a_superseding_submission_needs_abort_too(self, people: People) -> None:
+        """alice may submit shop, not abort it: her --supersede is refused, naming the abort."""
+        signers = people.signers(("alice@example.com", "alice", LISTED))
+        acts = activities(policy(signers), authorization=authorization())
+        said = statement(action="submit", ring="", reason="supersede", run_id="")
+        result = await verify(acts, VerifyInput(expected=expected(said), proof=ssh_proof(people, said)))
+        assert "to abort shop" in result.problem and "--supersede" in result.problem
+        assert [d.inputs.action for d in result.authorization] == ["submit", "abort"]
+        said = statement(action="submit", ring="", reason="rerun", run_id="")
+        result = await verify(acts, VerifyInput(expected=expected(said), proof=ssh_proof(people, said)))
+        assert result.verified is not None
+
+    async def test_a_tokens_claims_put_its_principal_in_a_group(self, issuer: Issuer) -> None:
+        """A token of the shop repository is in group ci, so it may approve; another repository's is not."""
+        ci = {"ci": {"tokens": [{"issuer": issuer.url, "claims": {"repository": "acme/shop"}}]}}
+        acts = activities(policy(None, issuer), authorization=authorization(**ci))
+        for repository, allowed in (("acme/shop", True), ("acme/other", False)):
+            said = statement(ring="internal")
+            token = issuer.token("carol", said.audience(), extra={"repository": repository})
+            result = await verify(
+                acts, VerifyInput(expected=expected(said), proof=Proof(statement=said, id_token=token))
+            )
+            assert (result.verified is not None) is allowed, result.problem
+            (decision,) = result.authorization
+            assert decision.inputs.principal == "github:carol"
+            assert decision.inputs.issuer == issuer.url
+            assert decision.inputs.groups == (["ci"] if allowed else [])
+
+    async def test_an_attested_order_is_not_judged_again(self) -> None:
+        """A release's sealed order to its cluster was judged when it reached the release: not again."""
+        acts = activities(policy(mode="trusted"), authorization=authorization())
+        order = TestAttestations().order(principal="eve@example.com", action="hold")
+        sealed = await TestAttestations().seal(acts, order)
+        result = await verify(
+            acts, VerifyInput(expected=TestAttestations().expecting(sealed), attestation=sealed)
+        )
+        assert result.verified is not None and result.verified.principal == "eve@example.com"
+        assert result.authorization == []
+        assert "authorized" not in result.verified.detail
+
+    async def test_under_trusted_identity_the_claimed_name_is_judged(self) -> None:
+        """Without verified identity the client's word is what the policy judges (the worker warns)."""
+        acts = activities(policy(mode="trusted"), authorization=authorization())
+        said = statement(ring="broad")
+        for claimed, allowed in (("Bob@Example.com", True), ("alice", False), ("", False)):
+            result = await verify(acts, VerifyInput(expected=expected(said), claimed_by=claimed))
+            assert (result.verified is not None) is allowed, result.problem
+
+    async def test_without_a_policy_nothing_is_judged(self, people: People) -> None:
+        """No authorization policy: everyone verified may do everything, as before."""
+        signers = people.signers(("alice@example.com", "alice", LISTED))
+        said = statement(ring="broad", action="abort")
+        result = await verify(
+            activities(policy(signers)), VerifyInput(expected=expected(said), proof=ssh_proof(people, said))
+        )
+        assert result.verified is not None
+        assert result.authorization == []
+        assert "authorized" not in result.verified.detail
 
 
 class TestMisconfiguration:

@@ -89,3 +89,24 @@ class TestClientCommandImports:
         assert code == 0, stderr[-2000:]
         assert "policies" in modules
         assert not modules & (HEAVY | {"temporalio"})
+
+    def test_policy_check_never_imports_temporal(self) -> None:
+        """policy check reads files only: it imports neither Temporal nor the worker stack."""
+        code, modules, output = _imported(
+            [
+                "policy",
+                "check",
+                "--policy",
+                str(EXAMPLES / "authorization.yaml"),
+                "--as",
+                "bob@example.com",
+                "approve",
+                "payments:v42",
+                "--ring",
+                "broad",
+            ]
+        )
+        assert code == 0, output[-2000:]
+        assert "only-sre-approve-broad" in output
+        assert "policies" in modules
+        assert not modules & (HEAVY | {"temporalio"})

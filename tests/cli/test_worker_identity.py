@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from structlog.testing import capture_logs
 
 from activities.identity import IdentityMisconfigured
 from policies import loading
@@ -101,3 +102,98 @@ class TestWorkerCommand:
         assert done.returncode == ExitCode.INVALID, done.stderr
         assert message in done.stderr
         assert done.stderr.startswith("error: ")
+
+
+EXAMPLE_AUTHORIZATION = ROOT / "deploy" / "examples" / "authorization.yaml"
+
+
+class _Stop(Exception):
+    """Raised by the client below where the worker would first talk to Temporal."""
+
+
+class _Unreachable:
+    """A client that stops :func:`ringmaster.worker.run` right after its start-up warnings."""
+
+    namespace = "default"
+
+    class operator_service:  # noqa: N801 - mirrors the client's attribute
+        @staticmethod
+        async def list_search_attributes(_: object) -> None:
+            raise _Stop
+
+
+class TestAuthorization:
+    def test_the_setting_loads_the_policy_into_the_identity_activities(self, tmp_path: Path) -> None:
+        """RINGMASTER_AUTHORIZATION_POLICY is judged by verify_identity, verified or trusted."""
+        policy, key = files(tmp_path)
+        verified = worker.identity_activities(
+            Settings(
+                identity_policy=policy,
+                identity_attestation_key_file=key,
+                authorization_policy=EXAMPLE_AUTHORIZATION,
+            )
+        )
+        assert verified.authorization == loading.load_authorization_policy(EXAMPLE_AUTHORIZATION)
+        trusted = worker.identity_activities(
+            Settings(identity_policy=None, authorization_policy=EXAMPLE_AUTHORIZATION)
+        )
+        assert trusted.policy.mode == "trusted" and trusted.authorization is not None
+        assert worker.identity_activities(Settings(identity_policy=None)).authorization is None
+
+    def test_an_invalid_policy_is_a_config_error_naming_file_line_and_field(self, tmp_path: Path) -> None:
+        """A policy file with mistakes is refused like the identity policy, naming file, line and field."""
+        broken = tmp_path / "authorization.yaml"
+        broken.write_text("rules:\n  - {groups: [sre], actions: [hold]}\n", encoding="utf-8")
+        with pytest.raises(loading.ConfigError, match=r"authorization.yaml:2:15: rules\[0\].groups\[0\]"):
+            worker.identity_activities(Settings(identity_policy=None, authorization_policy=broken))
+
+    def test_the_worker_command_refuses_an_invalid_policy_with_exit_2(self, tmp_path: Path) -> None:
+        """``ringmaster worker`` with a broken authorization policy exits 2 naming the file and field."""
+        broken = tmp_path / "authorization.yaml"
+        broken.write_text("rules:\n  - {principals: ['*'], actions: [deploy]}\n", encoding="utf-8")
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith(("RINGMASTER_", "TEMPORAL_"))},
+            "RINGMASTER_AUTHORIZATION_POLICY": str(broken),
+        }
+        done = subprocess.run(
+            [sys.executable, "-m", "ringmaster.cli", "worker"],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=ROOT,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == ExitCode.INVALID, done.stderr
+        assert done.stderr.startswith(f"error: {broken}:2:")
+        assert "rules[0].actions[0]" in done.stderr
+
+    @pytest.mark.parametrize(
+        ("authorization", "trusted", "expected"),
+        [
+            (None, False, ["authorization not configured"]),
+            (
+                EXAMPLE_AUTHORIZATION,
+                True,
+                ["identity not verified", "authorization judges the client's word"],
+            ),
+            (EXAMPLE_AUTHORIZATION, False, []),
+        ],
+    )
+    async def test_the_worker_warns_at_start_when_nothing_or_only_a_claim_is_judged(
+        self, tmp_path: Path, authorization: Path | None, trusted: bool, expected: list[str]
+    ) -> None:
+        """No policy: everyone may do everything, said once at start; a policy over trusted identity
+        judges the client's word, said too; a policy over verified identity says nothing."""
+        policy, key = files(tmp_path)
+        settings = Settings(
+            identity_policy=None if trusted else policy,
+            identity_attestation_key_file=key,
+            authorization_policy=authorization,
+        )
+        identity = worker.identity_activities(settings)
+        with capture_logs() as events, pytest.raises(_Stop):
+            await worker.run(_Unreachable(), settings, None, None, None, identity=identity)  # type: ignore[arg-type]
+        warnings = [e["event"] for e in events if e["log_level"] == "warning"]
+        assert [w for w in warnings if any(w.startswith(x) for x in expected)] == warnings
+        assert len(warnings) == len(expected)

@@ -100,3 +100,16 @@ class TestJwksUrl:
     def test_keys_come_over_tls_or_from_this_machine(self, url: str, allowed: bool) -> None:
         """https anywhere, plain http only to loopback names."""
         assert (identity.jwks_url_problem(url) == "") is allowed
+
+
+class TestExample:
+    def test_the_example_loads_beside_the_authorization_example(self) -> None:
+        """deploy/examples/identity.yaml verifies, and trusts the issuer whose tokens the example
+        authorization policy gives groups to."""
+        examples = Path(__file__).resolve().parents[2] / "deploy" / "examples"
+        policy = loading.load_identity_policy(examples / "identity.yaml")
+        assert policy.mode == "verified"
+        assert policy.allowed_signers == examples / "allowed_signers"
+        authorization = loading.load_authorization_policy(examples / "authorization.yaml")
+        token_issuers = {t.issuer for g in authorization.groups.values() for t in g.tokens}
+        assert token_issuers <= {i.issuer for i in policy.issuers}

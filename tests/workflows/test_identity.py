@@ -18,6 +18,7 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.identity import IdentityActivities
 from activities.models import AttestInput
+from policies.authz import AuthorizationPolicy
 from policies.identity import Attestation, Proof, plan_digest
 from tests.support.identity import Office, Signer, make_office
 from tests.support.waiting import assert_eventually
@@ -386,3 +387,56 @@ class TestClusterControls:
             abort = result.clusters[0].controls[-1]
             assert (abort.kind, abort.by, abort.accepted, abort.method) == ("abort", "eve", True, "")
             assert "sign" in abort.rejection, "on record as not verified"
+
+
+ALICE, BOB = ["alice@example.com"], ["bob@example.com"]
+AUTHORIZATION = AuthorizationPolicy.model_validate(
+    {
+        "rules": [
+            {"name": "alice-ships", "principals": ALICE, "actions": ["submit", "hold", "resume"]},
+            {"name": "bob-never-holds", "effect": "deny", "principals": BOB, "actions": ["hold"]},
+            {"name": "bob-approves-beta", "principals": BOB, "rings": ["beta"], "actions": ["approve"]},
+        ]
+    }
+)
+
+
+class TestAuthorization:
+    """The worker judges the verified principal against its authorization policy before anything applies."""
+
+    async def test_a_control_the_policy_refuses_changes_nothing_and_is_recorded_with_the_rule(
+        self, client, tmp_path, office
+    ):
+        acts = IdentityActivities(office.policy(), secrets.token_bytes(32), authorization=AUTHORIZATION)
+        async with running_worker(client, tmp_path, identity=acts) as h:
+            svc = unique_service()
+            refused = _release(svc, "v1")
+            with pytest.raises(WorkflowUpdateFailedError) as submission:
+                await submit_to_lane(h.client, h.task_queue, refused, proof=_submission(office.bob, refused))
+            assert "not authorized: no rule allows bob@example.com (in no group) to submit" in str(
+                submission.value.cause
+            )
+            assert await _absent(client, release_id(svc, "v1")), "a refused submission starts nothing"
+
+            handle = await _submitted(h, office.alice, svc)
+            wid, run = handle.id, await _run_id(handle)
+            hold = office.bob.sign("hold", wid, run_id=run, reason="mine")
+            message = await _refusal(handle, ReleaseWorkflow.hold, HoldRequest(reason="mine", proof=hold))
+            assert "not authorized: rule 'bob-never-holds' (rules[1]) refuses bob@example.com" in message
+            status = await _status(handle)
+            assert not status.held and status.phase == "awaiting-approval"
+            action = _last(status)
+            assert (action.kind, action.accepted) == ("hold", False)
+            assert "rule 'bob-never-holds' (rules[1])" in action.rejection, "the refusal is on record"
+
+            approval = office.bob.sign("approve", wid, run_id=run, ring="beta")
+            answer = await handle.execute_update(
+                ReleaseWorkflow.approve, ApproveRequest(ring="beta", proof=approval)
+            )
+            assert answer.accepted
+            result = ReleaseStatus.model_validate(await handle.result())
+            assert result.phase == "succeeded"
+            approved = _last(result)
+            assert (approved.kind, approved.by, approved.accepted) == ("approve", "bob@example.com", True)
+            assert approved.verification.endswith("authorized by rule 'bob-approves-beta' (rules[2])")
+            assert "SHA256:" in approved.verification
