@@ -33,7 +33,7 @@ from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
 from temporalio.service import RPCError
 
 from sandbox.chaos import clusters as kube
-from sandbox.chaos import invariants
+from sandbox.chaos import invariants, stalls
 from sandbox.chaos.scenario import Event, Scenario, plan
 from sandbox.chaos.stack import Stack
 from workflows.models import AbortRequest, ApproveRequest, HoldRequest, ReleaseStatus, ResumeRequest
@@ -217,21 +217,6 @@ class Run:
         if described.status == WorkflowExecutionStatus.RUNNING or described.close_time is None:
             return None
         return described.close_time.timestamp()
-
-    async def _describe_open(self, workflow_id: str) -> str:
-        """A workflow still open past the bound: its id, status and what it waits on, to read why."""
-        try:
-            described = await self.stack.client.get_workflow_handle(workflow_id).describe()
-        except RPCError as err:
-            return f"{workflow_id} (describe failed: {err})"
-        raw = described.raw_description
-        pending = [
-            f"{a.activity_type.name} attempt {a.attempt} {a.last_failure.message[:80]!r}"
-            for a in raw.pending_activities
-        ]
-        children = [c.workflow_id for c in raw.pending_children]
-        status = described.status.name if described.status else "unknown"
-        return f"{workflow_id} {status} activities {pending} children {children}"
 
     async def running(self, workflow_id: str) -> bool:
         """Whether ``workflow_id`` (latest run) is running now, as the server says (False: unknown)."""
@@ -506,7 +491,7 @@ class Run:
         ]
         self.report.violations.append(
             f"no terminal phase within the bound of {self.report.bound:.0f}s; still open: "
-            f"{'; '.join([await self._describe_open(w) for w in still]) or 'none'}"
+            f"{'; '.join([await stalls.describe(self.stack.client, w) for w in still]) or 'none'}"
         )
         with contextlib.suppress(Exception):
             await self.handle().terminate(reason="chaos: past the bound")

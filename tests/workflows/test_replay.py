@@ -92,3 +92,23 @@ def test_the_newest_set_was_recorded_with_every_patch() -> None:
     newest = max({p.parent.name for p in HISTORIES}, key=lambda name: int(name.removeprefix("v")))
     missing = _patches_in_code() - RACE_ONLY - _patches_recorded(newest)
     assert not missing, f"{newest} predates the patches {sorted(missing)}: record a new set"
+
+
+STALLED_2040 = Path(__file__).parent / "stalled" / "seed-2040-release.json"
+
+
+async def test_the_release_kept_from_seed_2040_still_fails_on_the_sdks_update_order() -> None:
+    """The release that wedged chaos seed 2040 fails to replay the way it failed on the worker.
+
+    Its ``resume`` update was accepted after a child's start in one workflow task; a replay runs the
+    update first (``tests/workflows/stalled/README.md``). No workflow code can make this history replay,
+    so this pins the SDK's behaviour: when an SDK upgrade lets it replay, seed 2040 in
+    ``docs/reliability.md`` can be closed; a different failure means replay broke earlier.
+    """
+    replayer = Replayer(
+        workflows=[ReleaseWorkflow, ClusterRolloutWorkflow], data_converter=pydantic_data_converter
+    )
+    history = WorkflowHistory.from_json("release:c2040:v2-s2040", json.loads(STALLED_2040.read_text()))
+    result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
+    expected = "Update machine does not handle this event: HistoryEvent(id: 62, StartChildWorkflowExecution"
+    assert expected in repr(result.replay_failure)
