@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Coroutine
+from collections.abc import AsyncIterator, Coroutine
 from datetime import timedelta
 from typing import Any, Literal, TypeVar
 
@@ -96,6 +96,9 @@ async def _signal_child(
     except FailureError as err:
         workflow.logger.info("signal to %s not delivered, the child has ended: %s", handle.id, err)
 
+
+CONTROLS_IN_ORDER = "controls-in-order"
+"""Patch: controls are verified and applied one at a time, in the order they arrived."""
 
 SEALED_ORDERS = "sealed-orders"
 """Patch: cluster children started from here verify every control (``sealed_orders``), and the
@@ -183,6 +186,9 @@ class ReleaseWorkflow(Steering):
         self._holding_first = False
         self._ledger = _identity.Ledger()
         self._sealed: set[str] = set()
+        self._controls = asyncio.Lock()
+        self._in_flight = 0
+        """Controls accepted and not yet applied (verifying who sent them, or waiting for their turn)."""
         """Cluster workflows (by id) that verify each control: this release seals what it sends them."""
         self._causes: dict[_ControlAction, Verified] = {}
         """Who caused the hold, resume and abort in force: their principal goes into the sealed orders."""
@@ -721,101 +727,113 @@ class ReleaseWorkflow(Steering):
     @workflow.update
     async def hold(self, req: HoldRequest) -> ControlResult:
         """Start nothing new until resumed; gates keep judging and a failing gate still rolls back."""
-        fields: dict[str, Any] = {"reason": req.reason}
-        req, who = await self._verified_update("hold", req, fields)
-        self._refuse("hold", req, self._hold_problem(req), who, fields)
-        await self._hold(req, "update", who)
-        return self._answer("held")
+        async with self._in_order():
+            fields: dict[str, Any] = {"reason": req.reason}
+            req, who = await self._verified_update("hold", req, fields)
+            self._refuse("hold", req, self._hold_problem(req), who, fields)
+            await self._hold(req, "update", who)
+            return self._answer("held")
 
     @hold.validator
     def _validate_hold(self, req: HoldRequest) -> None:
-        self._reject_if(self._hold_problem(req))
+        if not self._in_flight:
+            self._reject_if(self._hold_problem(req))
 
     @workflow.update
     async def resume(self, req: ResumeRequest) -> ControlResult:
         """Lift a hold (an operator's, or one placed by an inconclusive gate)."""
-        req, who = await self._verified_update("resume", req, {})
-        self._refuse("resume", req, self._resume_problem(req), who, {})
-        await self._resume(req, "update", who)
-        return self._answer("resumed")
+        async with self._in_order():
+            req, who = await self._verified_update("resume", req, {})
+            self._refuse("resume", req, self._resume_problem(req), who, {})
+            await self._resume(req, "update", who)
+            return self._answer("resumed")
 
     @resume.validator
     def _validate_resume(self, req: ResumeRequest) -> None:
-        self._reject_if(self._resume_problem(req))
+        if not self._in_flight:
+            self._reject_if(self._resume_problem(req))
 
     @workflow.update
     async def abort(self, req: AbortRequest) -> ControlResult:
         """Roll back every touched cluster, newest first, and end ``aborted``."""
-        fields: dict[str, Any] = {"reason": req.reason}
-        req, who = await self._verified_update("abort", req, fields)
-        self._refuse("abort", req, self._abort_problem(req), who, fields)
-        await self._abort_request(req, "update", who)
-        return self._answer("aborting: rolling back every touched cluster")
+        async with self._in_order():
+            fields: dict[str, Any] = {"reason": req.reason}
+            req, who = await self._verified_update("abort", req, fields)
+            self._refuse("abort", req, self._abort_problem(req), who, fields)
+            await self._abort_request(req, "update", who)
+            return self._answer("aborting: rolling back every touched cluster")
 
     @abort.validator
     def _validate_abort(self, req: AbortRequest) -> None:
-        self._reject_if(self._abort_problem(req))
+        if not self._in_flight:
+            self._reject_if(self._abort_problem(req))
 
     @workflow.update
     async def approve(self, req: ApproveRequest) -> ControlResult:
         """Release a ring waiting for approval, or a cluster's approval step."""
-        fields: dict[str, Any] = {"ring": req.ring, "cluster": req.cluster}
-        req, who = await self._verified_update("approve", req, fields)
-        self._refuse("approve", req, self._approve_problem(req, verified=True), who, fields)
-        await self._approve(req, "update", who)
-        return self._answer(f"approved {req.cluster or 'ring ' + req.ring}")
+        async with self._in_order():
+            fields: dict[str, Any] = {"ring": req.ring, "cluster": req.cluster}
+            req, who = await self._verified_update("approve", req, fields)
+            self._refuse("approve", req, self._approve_problem(req, verified=True), who, fields)
+            await self._approve(req, "update", who)
+            return self._answer(f"approved {req.cluster or 'ring ' + req.ring}")
 
     @approve.validator
     def _validate_approve(self, req: ApproveRequest) -> None:
-        self._reject_if(self._approve_problem(req))
+        if not self._in_flight:
+            self._reject_if(self._approve_problem(req))
 
     @workflow.signal(name="hold-signal")
     async def hold_signal(self, req: HoldRequest) -> None:
         """``hold`` for callers that must not block; an invalid one is recorded as rejected."""
-        fields: dict[str, Any] = {"reason": req.reason}
-        if self._rejected("hold", req, self._hold_problem(req), **fields):
-            return
-        if (checked := await self._verified_signal("hold", req, fields)) is None:
-            return
-        req, who = checked
-        if not self._rejected("hold", req, self._hold_problem(req), who=who, **fields):
-            await self._hold(req, "signal", who)
+        async with self._in_order():
+            fields: dict[str, Any] = {"reason": req.reason}
+            if self._rejected("hold", req, self._hold_problem(req), **fields):
+                return
+            if (checked := await self._verified_signal("hold", req, fields)) is None:
+                return
+            req, who = checked
+            if not self._rejected("hold", req, self._hold_problem(req), who=who, **fields):
+                await self._hold(req, "signal", who)
 
     @workflow.signal(name="resume-signal")
     async def resume_signal(self, req: ResumeRequest) -> None:
         """``resume`` as a signal."""
-        if self._rejected("resume", req, self._resume_problem(req)):
-            return
-        if (checked := await self._verified_signal("resume", req, {})) is None:
-            return
-        req, who = checked
-        if not self._rejected("resume", req, self._resume_problem(req), who=who):
-            await self._resume(req, "signal", who)
+        async with self._in_order():
+            if self._rejected("resume", req, self._resume_problem(req)):
+                return
+            if (checked := await self._verified_signal("resume", req, {})) is None:
+                return
+            req, who = checked
+            if not self._rejected("resume", req, self._resume_problem(req), who=who):
+                await self._resume(req, "signal", who)
 
     @workflow.signal(name="abort-signal")
     async def abort_signal(self, req: AbortRequest) -> None:
         """``abort`` as a signal (also how a superseding release stops this one, with the lane's seal)."""
-        fields: dict[str, Any] = {"reason": req.reason}
-        if self._rejected("abort", req, self._abort_problem(req), **fields):
-            return
-        if (checked := await self._verified_signal("abort", req, fields)) is None:
-            return
-        req, who = checked
-        if not self._rejected("abort", req, self._abort_problem(req), who=who, **fields):
-            await self._abort_request(req, "signal", who)
+        async with self._in_order():
+            fields: dict[str, Any] = {"reason": req.reason}
+            if self._rejected("abort", req, self._abort_problem(req), **fields):
+                return
+            if (checked := await self._verified_signal("abort", req, fields)) is None:
+                return
+            req, who = checked
+            if not self._rejected("abort", req, self._abort_problem(req), who=who, **fields):
+                await self._abort_request(req, "signal", who)
 
     @workflow.signal(name="approve-signal")
     async def approve_signal(self, req: ApproveRequest) -> None:
         """``approve`` as a signal."""
-        fields: dict[str, Any] = {"ring": req.ring, "cluster": req.cluster}
-        if self._rejected("approve", req, self._approve_problem(req), **fields):
-            return
-        if (checked := await self._verified_signal("approve", req, fields)) is None:
-            return
-        req, who = checked
-        problem = self._approve_problem(req, verified=True)
-        if not self._rejected("approve", req, problem, who=who, **fields):
-            await self._approve(req, "signal", who)
+        async with self._in_order():
+            fields: dict[str, Any] = {"ring": req.ring, "cluster": req.cluster}
+            if self._rejected("approve", req, self._approve_problem(req), **fields):
+                return
+            if (checked := await self._verified_signal("approve", req, fields)) is None:
+                return
+            req, who = checked
+            problem = self._approve_problem(req, verified=True)
+            if not self._rejected("approve", req, problem, who=who, **fields):
+                await self._approve(req, "signal", who)
 
     @workflow.query
     def status(self) -> ReleaseStatus:
@@ -942,6 +960,24 @@ class ReleaseWorkflow(Steering):
         )
         # The proof never goes further: not into status, not to a cluster workflow.
         return req.model_copy(update={"by": who.principal, "proof": None, "attestation": None}), who
+
+    @contextlib.asynccontextmanager
+    async def _in_order(self) -> AsyncIterator[None]:
+        """One control at a time, in arrival order (patch ``controls-in-order``).
+
+        Verifying who sent a control takes an activity, so without this a resume sent right after a
+        hold could be judged ("the release is not held") or applied before the hold is. While a
+        control is in flight the validators let the next one in; its handler judges it in turn.
+        """
+        self._in_flight += 1
+        try:
+            if workflow.patched(CONTROLS_IN_ORDER):
+                async with self._controls:
+                    yield
+            else:
+                yield
+        finally:
+            self._in_flight -= 1
 
     async def _verified_update(
         self, kind: _ControlAction, req: _C, fields: dict[str, Any]

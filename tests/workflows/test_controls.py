@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import secrets
 from datetime import timedelta
 
 import pytest
-from temporalio.client import WorkflowUpdateFailedError
+from temporalio import activity
+from temporalio.client import WorkflowUpdateFailedError, WorkflowUpdateStage
 from temporalio.service import RPCError
 
+from activities.identity import IdentityActivities
+from activities.jwks import HttpJwks
+from activities.models import VerifyInput, VerifyResult
+from policies.identity import IdentityPolicy
 from tests.support.waiting import assert_eventually
 from tests.workflows.support import (
     ScriptedMetrics,
@@ -204,3 +211,42 @@ class TestGateHold:
             result = await handle.result()
             assert result.phase == "aborted"
             assert set(h.versions().values()) == {"v1"}
+
+
+class _SlowIdentity(IdentityActivities):
+    """Trusted identity whose every verification takes a while, as an issuer far away would."""
+
+    @activity.defn(name="verify_identity")
+    async def verify(self, inp: VerifyInput) -> VerifyResult:
+        await asyncio.sleep(1.5)
+        return await super().verify(inp)
+
+
+class TestControlsInOrder:
+    async def test_a_resume_sent_while_the_hold_is_verified_is_applied_after_it(self, client, tmp_path):
+        """Hold, then resume before the hold's verification returned: both apply, in that order
+        (chaos seed 3003: a reset replayed both, and the resume was refused as "not held")."""
+        slow = _SlowIdentity(IdentityPolicy(mode="trusted"), secrets.token_bytes(32), HttpJwks())
+        async with running_worker(client, tmp_path, identity=slow) as h:
+            svc = unique_service()
+            rings = [
+                {
+                    "name": "internal",
+                    "clusters": ["euw1-internal"],
+                    "strategy": canary(("w", 20), ("p", None)),
+                }
+            ]
+            handle = await h.start(plan(svc, rings, metrics=False), service=svc)
+            await assert_eventually(lambda: _status(handle), lambda s: s.phase == "awaiting-approval")
+            hold = await handle.start_update(
+                ReleaseWorkflow.hold,
+                HoldRequest(reason="look", by="bob"),
+                wait_for_stage=WorkflowUpdateStage.ACCEPTED,
+            )
+            resume = await handle.start_update(
+                ReleaseWorkflow.resume, ResumeRequest(by="bob"), wait_for_stage=WorkflowUpdateStage.ACCEPTED
+            )
+            assert (await hold.result()).accepted and (await resume.result()).accepted
+            status = await _status(handle)
+            assert not status.held
+            assert [(a.kind, a.accepted) for a in status.actions] == [("hold", True), ("resume", True)]

@@ -67,8 +67,11 @@ step it judges is stopped); their replay is covered where the race is, in ``test
 
 
 def _patches_in_code() -> set[str]:
+    """Every patch id the workflows use: ``patched("id")``, or ``patched(NAME)`` with ``NAME = "id"``."""
     code = "".join(p.read_text() for p in (Path(__file__).parents[2] / "workflows").glob("*.py"))
-    return set(re.findall(r'patched\("([^"]+)"\)', code)) | {_signals.PATCH}
+    constants = dict(re.findall(r'^(\w+) = "([^"]+)"', code, re.MULTILINE))
+    named = {constants[name.rsplit(".", 1)[-1]] for name in re.findall(r"patched\(([\w.]+)\)", code)}
+    return set(re.findall(r'patched\("([^"]+)"\)', code)) | named | {_signals.PATCH}
 
 
 def _patches_recorded(name: str) -> set[str]:

@@ -6,7 +6,8 @@ every signal to another workflow sent from a task of its own, the ``shielded-sig
 has every request verified by the identity activity, the ``verified-identity`` patch, here by a
 worker that takes identity on the client's word, which runs the same workflow code; v8 has every
 control a release forwards to a cluster workflow sealed and verified again there, the
-``sealed-orders`` patch) on a
+``sealed-orders`` patch; v9 has controls verified and applied one at a time in arrival order, the
+``controls-in-order`` patch) on a
 fresh dev server with an in-process worker and saves every workflow's history as JSON beside this
 file, in the folder ``SET`` (e.g. ``v2``).
 Never re-record an existing set: each set stands for the releases that were running when it was
