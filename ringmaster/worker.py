@@ -53,6 +53,7 @@ from activities.kubernetes import KubernetesBackend
 from activities.prometheus import PrometheusMetrics
 from activities.release import ReleaseActivities
 from activities.rollout import ClusterActivities, ClusterBackend
+from activities.undo import UndoActivities
 from policies import loading
 from policies.authz import AuthorizationPolicy
 from policies.fleet import Fleet
@@ -63,8 +64,9 @@ from workflows import queues, search
 from workflows.cluster import ClusterRolloutWorkflow
 from workflows.lane import ReleaseLaneWorkflow
 from workflows.release import ReleaseWorkflow
+from workflows.undo import UndoWorkflow
 
-WORKFLOWS: Sequence[type] = (ReleaseWorkflow, ClusterRolloutWorkflow, ReleaseLaneWorkflow)
+WORKFLOWS: Sequence[type] = (ReleaseWorkflow, ClusterRolloutWorkflow, ReleaseLaneWorkflow, UndoWorkflow)
 
 RUNNER = SandboxedWorkflowRunner(
     restrictions=SandboxRestrictions.default.with_passthrough_modules("workflows._options")
@@ -124,6 +126,12 @@ def activities_for(
         cluster.rollback_cluster,
         *analysis_activities(metrics),
     ]
+
+
+def undo_activities(client: Client, backend: ClusterBackend, executor: Executor) -> list[Callable[..., Any]]:
+    """The reads of ``UndoWorkflow``: an ended release's record (through ``client``) and a workload."""
+    undo = UndoActivities(client, backend, executor)
+    return [undo.read_release, undo.inspect_workload]
 
 
 def analysis_activities(metrics: MetricsSource) -> list[Callable[..., Any]]:
@@ -265,7 +273,10 @@ def build_workers(
         task_queue=settings.task_queue,
         workflows=list(WORKFLOWS),
         workflow_runner=RUNNER,
-        activities=activities_for(fleet, backend, metrics, pool, identity),
+        activities=[
+            *activities_for(fleet, backend, metrics, pool, identity),
+            *undo_activities(client, backend, pool),
+        ],
         activity_executor=pool,
         max_concurrent_activities=settings.max_concurrent_activities,
         **common,

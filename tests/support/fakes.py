@@ -140,11 +140,16 @@ class FileClusterBackend:
             return ClusterSnapshot.model_validate(taken)
 
     def evidence(self, cluster: str, workload: Workload) -> LiveEvidence:
-        """Node regions and workload hosts as the state file says."""
+        """Node regions, workload hosts, image, replicas and version as the state file says."""
         with self._state() as state:
             c = self._cluster(state, cluster)
             return LiveEvidence(
-                node_regions=[c["node_region"]], env_hosts=list(c["env_hosts"]), uninspected=[]
+                node_regions=[c["node_region"]],
+                env_hosts=list(c["env_hosts"]),
+                uninspected=[],
+                image=c["image"],
+                replicas=c["replicas"],
+                version=c["version"],
             )
 
     def _delay(self, cluster: str, setting: str, heartbeat: Callable[[str], None], doing: str) -> None:
