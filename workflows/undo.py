@@ -162,12 +162,15 @@ class UndoWorkflow:
         self._status.by, self._status.method = verified.principal, verified.method
         self._status.verification = verified.detail
         self._set_phase("reading")
-        record: ReleaseRecord = await workflow.execute_activity_method(
-            UndoActivities.read_release,
-            ReadReleaseInput(workflow_id=inp.release_workflow_id, run_id=inp.release_run_id),
-            summary=f"read {inp.release_workflow_id}",
-            **options.RECORD,
-        )
+        try:
+            record: ReleaseRecord = await workflow.execute_activity_method(
+                UndoActivities.read_release,
+                ReadReleaseInput(workflow_id=inp.release_workflow_id, run_id=inp.release_run_id),
+                summary=f"read {inp.release_workflow_id}",
+                **options.RECORD,
+            )
+        except ActivityError as err:
+            return self._refuse(f"{inp.release_workflow_id} could not be read: {_rollback.describe(err)}")
         if record.problem or record.release is None or record.workload is None:
             return self._refuse(record.problem or f"{inp.release_workflow_id} has no record")
         self._status.release = record.release.name
@@ -215,12 +218,18 @@ class UndoWorkflow:
             UndoCluster(name=c.target.name, ring=c.ring, from_version=release.version) for c in chosen
         ]
         self._publish()
-        found: RecordedSnapshots = await workflow.execute_activity_method(
-            ClusterActivities.find_snapshots,
-            FindSnapshotsInput(release=release, workload=workload, clusters=[c.target for c in chosen]),
-            summary="find the release's snapshots",
-            **options.CLUSTER_CALL,
-        )
+        try:
+            found: RecordedSnapshots = await workflow.execute_activity_method(
+                ClusterActivities.find_snapshots,
+                FindSnapshotsInput(release=release, workload=workload, clusters=[c.target for c in chosen]),
+                summary="find the release's snapshots",
+                **options.CLUSTER_CALL,
+            )
+        except ActivityError as err:
+            for entry in self._status.clusters:
+                entry.outcome = "failed"
+                entry.message = f"its snapshot could not be looked for: {_rollback.describe(err)}"
+            return
         for cluster, entry in zip(chosen, self._status.clusters, strict=True):
             snapshot = found.found.get(entry.name)
             if snapshot is None:
