@@ -14,6 +14,7 @@ import pytest
 from activities.identity import IdentityActivities
 from policies.authz import AuthorizationPolicy
 from tests.support.identity import make_office
+from tests.support.waiting import assert_eventually
 from tests.workflows.support import (
     Harness,
     ScriptedMetrics,
@@ -116,6 +117,28 @@ class TestRollbackOfASucceededRelease:
         ]
         versions = h.versions()
         assert (versions[PROD], versions[BETA], versions[INTERNAL]) == ("v3", "v1", "v1")
+
+    async def test_a_cancel_while_restoring_lets_every_chosen_cluster_finish(self, client, tmp_path):
+        """Cancelled while its first cluster is being restored: the undo still restores all three and
+        ends with its result, not cancelled."""
+        async with running_worker(client, tmp_path) as h:
+            svc = unique_service()
+            before = _workloads(h)
+            await _release(h, svc)
+            h.clusters.configure(PROD, rollback_delay=3)
+            inp = UndoInput(release_workflow_id=release_id(svc, "v2"), by="alice")
+            handle = await h.client.start_workflow(
+                UndoWorkflow.run, inp, id=undo_id(svc, "v2"), task_queue=h.task_queue
+            )
+            await assert_eventually(
+                lambda: handle.query(UndoWorkflow.status),
+                lambda s: bool(s.clusters) and s.clusters[0].outcome == "restoring",
+                what="the first cluster's restore to start",
+            )
+            await handle.cancel()
+            result = await handle.result()
+        assert result.phase == "restored", result.clusters
+        assert _workloads(h) == before
 
     async def test_a_release_still_running_or_unknown_is_refused_and_nothing_changes(self, client, tmp_path):
         """Only an ended release can be undone; a running one is aborted instead."""
