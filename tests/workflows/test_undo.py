@@ -10,9 +10,12 @@ import secrets
 from typing import Any
 
 import pytest
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
 
 from activities.identity import IdentityActivities
 from policies.authz import AuthorizationPolicy
+from ringmaster import worker
 from tests.support.identity import make_office
 from tests.support.waiting import assert_eventually
 from tests.workflows.support import (
@@ -120,7 +123,7 @@ class TestRollbackOfASucceededRelease:
 
     async def test_a_cancel_while_restoring_lets_every_chosen_cluster_finish(self, client, tmp_path):
         """Cancelled while its first cluster is being restored: the undo still restores all three and
-        ends with its result, not cancelled."""
+        ends with its result, not cancelled; its history replays."""
         async with running_worker(client, tmp_path) as h:
             svc = unique_service()
             before = _workloads(h)
@@ -137,8 +140,13 @@ class TestRollbackOfASucceededRelease:
             )
             await handle.cancel()
             result = await handle.result()
+            history = await handle.fetch_history()
         assert result.phase == "restored", result.clusters
         assert _workloads(h) == before
+        replayer = Replayer(
+            workflows=[UndoWorkflow], workflow_runner=worker.RUNNER, data_converter=pydantic_data_converter
+        )
+        await replayer.replay_workflow(history)  # deterministic, cancellation included
 
     async def test_a_release_still_running_or_unknown_is_refused_and_nothing_changes(self, client, tmp_path):
         """Only an ended release can be undone; a running one is aborted instead."""
