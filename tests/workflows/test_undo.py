@@ -26,6 +26,7 @@ from tests.workflows.support import (
     small_rings,
     unique_service,
 )
+from tests.workflows.test_durability import worker_process
 from workflows.models import ReleaseStatus
 from workflows.release import release_id
 from workflows.undo import UndoInput, UndoStatus, UndoWorkflow, undo_id
@@ -147,6 +148,31 @@ class TestRollbackOfASucceededRelease:
             workflows=[UndoWorkflow], workflow_runner=worker.RUNNER, data_converter=pydantic_data_converter
         )
         await replayer.replay_workflow(history)  # deterministic, cancellation included
+
+    async def test_a_worker_killed_mid_restore_is_replaced_and_the_restore_is_applied_once(
+        self, client, tmp_path
+    ):
+        """SIGKILL while the undo restores a cluster; the next worker finishes it, one rollback written."""
+        rings = [{"name": "internal", "clusters": [INTERNAL], "strategy": {"rolling": {}}}]
+        with worker_process(client, tmp_path) as (proc, clusters, tq):
+            await assert_eventually(proc.polling, bool, what="the worker to poll")
+            svc = unique_service()
+            h = Harness(client, tq, clusters)
+            assert (await _release(h, svc, rings=rings)).phase == "succeeded"
+            clusters.configure(INTERNAL, rollback_delay=2.0)
+            inp = UndoInput(release_workflow_id=release_id(svc, "v2"), by="alice")
+            handle = await client.start_workflow(UndoWorkflow.run, inp, id=undo_id(svc, "v2"), task_queue=tq)
+            await assert_eventually(
+                lambda: handle.query(UndoWorkflow.status),
+                lambda s: bool(s.clusters) and s.clusters[0].outcome == "restoring",
+                what="the restore to start",
+            )
+            proc.kill()
+            proc.start()
+            result = await handle.result()
+        assert result.phase == "restored", result.clusters
+        ops = [op["op"] for op in clusters.read()[INTERNAL]["ops"]]
+        assert (ops.count("rollback"), clusters.read()[INTERNAL]["version"]) == (1, "v1")
 
     async def test_a_release_still_running_or_unknown_is_refused_and_nothing_changes(self, client, tmp_path):
         """Only an ended release can be undone; a running one is aborted instead."""
