@@ -284,6 +284,7 @@ class UndoWorkflow:
                 strategy=cluster.strategy,
                 snapshot=snapshot,
                 reason=reason,
+                replaces=[release.image],
             ),
             report,
         )

@@ -207,6 +207,12 @@ class FileClusterBackend:
         self._delay(inp.cluster.name, "rollback_delay", heartbeat, "restoring")
         with self._state() as state:
             c = self._cluster(state, inp.cluster.name)
+            if inp.replaces and c["image"] not in (*inp.replaces, snap.image):
+                raise ClusterError(
+                    f"runs {c['image']}: another writer changed it since",
+                    kind="ownership-conflict",
+                    cluster=inp.cluster.name,
+                )
             if c.get("fail_rollback"):
                 raise ClusterError(
                     "rollback refused by the API (403)", kind="permanent", cluster=inp.cluster.name

@@ -122,6 +122,28 @@ class TestRollbackOfASucceededRelease:
         versions = h.versions()
         assert (versions[PROD], versions[BETA], versions[INTERNAL]) == ("v3", "v1", "v1")
 
+    async def test_a_newer_release_writing_after_the_check_is_still_not_overwritten(self, client, tmp_path):
+        """v3 lands while the undo of v2 is already restoring the cluster: the rollback itself sees it,
+        writes nothing and leaves the cluster needing attention."""
+        async with running_worker(client, tmp_path) as h:
+            svc = unique_service()
+            await _release(h, svc)
+            h.clusters.configure(PROD, rollback_delay=3)
+            inp = UndoInput(release_workflow_id=release_id(svc, "v2"), by="alice", cluster=PROD)
+            handle = await h.client.start_workflow(
+                UndoWorkflow.run, inp, id=undo_id(svc, "v2"), task_queue=h.task_queue
+            )
+            await assert_eventually(
+                lambda: handle.query(UndoWorkflow.status),
+                lambda s: bool(s.clusters) and s.clusters[0].outcome == "restoring",
+                what="the restore to start",
+            )
+            h.clusters.configure(PROD, image=f"registry.eu.example.com/{svc}:v3", version="v3")
+            result = await handle.result()
+        assert result.phase == "incomplete"
+        assert result.clusters[0].outcome == "failed" and "another writer" in result.clusters[0].message
+        assert h.versions()[PROD] == "v3"
+
     async def test_a_cancel_while_restoring_lets_every_chosen_cluster_finish(self, client, tmp_path):
         """Cancelled while its first cluster is being restored: the undo still restores all three and
         ends with its result, not cancelled; its history replays."""
