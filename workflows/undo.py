@@ -146,6 +146,8 @@ class UndoWorkflow:
         self._status.release_run_id = inp.release_run_id
         self._status.started_at = workflow.now()
         self._publish()
+        if not inp.release_workflow_id.startswith("release:"):
+            return self._refuse(f"{inp.release_workflow_id} is not a release's workflow id (release:...)")
         try:
             verified = await _identity.Ledger().verify(
                 "rollback",

@@ -203,6 +203,13 @@ class TestRollbackOfASucceededRelease:
             unknown = await _undo(h, svc, version="v9")
             assert unknown.phase == "refused"
             assert f"no release {release_id(svc, 'v9')}" in unknown.problem
+            lane = await h.client.execute_workflow(
+                UndoWorkflow.run,
+                UndoInput(release_workflow_id=f"lane:{svc}"),
+                id=undo_id(svc, "lane"),
+                task_queue=h.task_queue,
+            )
+            assert lane.phase == "refused" and "not a release's workflow id" in lane.problem
 
             paused = [
                 {"name": "internal", "clusters": [INTERNAL], "strategy": {"rolling": {}}, "bakeTime": "1h"}
