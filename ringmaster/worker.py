@@ -19,6 +19,10 @@ setting when they cannot work). Without a policy the worker takes the client's w
 ``authorization_policy`` names (:mod:`policies.authz`); without one every principal may do
 everything, and the worker says so once at start.
 
+Undo: ``UndoWorkflow`` (``ringmaster rollback`` and ``retry``) runs here too, with two reads of its
+own (:func:`undo_activities`): ``read_release``, an ended release's record through this worker's
+Temporal client, and ``inspect_workload``, through the cluster backend.
+
 On SIGTERM both workers stop polling. Analysis stretches hand over at once (they fail retryably with
 their checks heartbeated, and another worker resumes them); cluster changes get
 ``graceful_shutdown_seconds`` to finish, then are cancelled and retried elsewhere.
