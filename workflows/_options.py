@@ -55,6 +55,12 @@ PREPARE: CallOptions = {
 }
 """Plan validation and scheduling: pure CPU, a few milliseconds."""
 
+RECORD: CallOptions = {
+    "start_to_close_timeout": timedelta(seconds=60),
+    "retry_policy": _retry(5),
+}
+"""Reading an ended release's record from Temporal (its first history event and its result)."""
+
 WINDOW: CallOptions = {
     "start_to_close_timeout": timedelta(seconds=10),
     "retry_policy": _retry(5),
@@ -126,9 +132,3 @@ IDENTITY: CallOptions = {
 """Verifying a proof (an ``ssh-keygen`` run, or a token against its issuer's cached keys) or sealing an
 attestation. A person waits on it, so it gives up within seconds: an issuer that cannot be reached
 refuses the request, which can be sent again."""
-
-RECORD: CallOptions = {
-    "start_to_close_timeout": timedelta(seconds=60),
-    "retry_policy": _retry(5),
-}
-"""Reading an ended release's record from Temporal (its first history event and its result)."""
