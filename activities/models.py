@@ -231,6 +231,10 @@ class RollbackInput(_Model):
     strategy: Strategy
     snapshot: ClusterSnapshot
     reason: str = ""
+    replaces: list[str] = Field(default_factory=list)
+    """Images the rollback may replace (besides the snapshot's own, already restored): a workload
+    running any other was changed by another writer since, and the rollback fails as an ownership
+    conflict without writing. Empty: replace whatever runs (a running release's own rollback)."""
 
 
 class RollbackResult(_Model):

@@ -33,8 +33,8 @@ from policies import _errors, identity
 from policies._model import Document, Model, Name
 
 Permission = Literal["submit", "approve", "hold", "resume", "abort", "rollback"]
-"""What a rule may allow: every :data:`policies.identity.Action`, and ``rollback`` (of a release that
-already ended, a later command), which requests cannot state yet."""
+"""What a rule may allow: every :data:`policies.identity.Action` (``rollback`` is undoing a release
+that already ended: ``ringmaster rollback`` and ``ringmaster retry``)."""
 PERMISSIONS: tuple[Permission, ...] = ("submit", "approve", "hold", "resume", "abort", "rollback")
 RING_ACTIONS: frozenset[Permission] = frozenset({"approve"})
 """The actions whose requests name a ring (an approval of one ring, or of one cluster in it)."""

@@ -32,8 +32,10 @@ from pydantic import AfterValidator, Field, StringConstraints, field_validator
 from policies._model import Document, Model
 from policies.durations import Duration
 
-Action = Literal["submit", "approve", "hold", "resume", "abort"]
-ACTIONS: tuple[Action, ...] = ("submit", "approve", "hold", "resume", "abort")
+Action = Literal["submit", "approve", "hold", "resume", "abort", "rollback"]
+ACTIONS: tuple[Action, ...] = ("submit", "approve", "hold", "resume", "abort", "rollback")
+"""``rollback`` undoes an ended release (``ringmaster rollback`` and ``retry``); its statement names
+the release's workflow id and run, and the cluster when one is named."""
 NAMESPACE = "ringmaster"
 """The SSH signature namespace (``ssh-keygen -Y sign -n``): a git commit signature (namespace
 ``git``) or a file signature can never be replayed as a ringmaster request."""

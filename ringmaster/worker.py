@@ -19,6 +19,10 @@ setting when they cannot work). Without a policy the worker takes the client's w
 ``authorization_policy`` names (:mod:`policies.authz`); without one every principal may do
 everything, and the worker says so once at start.
 
+Undo: ``UndoWorkflow`` (``ringmaster rollback`` and ``retry``) runs here too, with two reads of its
+own (:func:`undo_activities`): ``read_release``, an ended release's record through this worker's
+Temporal client, and ``inspect_workload``, through the cluster backend.
+
 On SIGTERM both workers stop polling. Analysis stretches hand over at once (they fail retryably with
 their checks heartbeated, and another worker resumes them); cluster changes get
 ``graceful_shutdown_seconds`` to finish, then are cancelled and retried elsewhere.
@@ -53,6 +57,7 @@ from activities.kubernetes import KubernetesBackend
 from activities.prometheus import PrometheusMetrics
 from activities.release import ReleaseActivities
 from activities.rollout import ClusterActivities, ClusterBackend
+from activities.undo import UndoActivities
 from policies import loading
 from policies.authz import AuthorizationPolicy
 from policies.fleet import Fleet
@@ -63,8 +68,9 @@ from workflows import queues, search
 from workflows.cluster import ClusterRolloutWorkflow
 from workflows.lane import ReleaseLaneWorkflow
 from workflows.release import ReleaseWorkflow
+from workflows.undo import UndoWorkflow
 
-WORKFLOWS: Sequence[type] = (ReleaseWorkflow, ClusterRolloutWorkflow, ReleaseLaneWorkflow)
+WORKFLOWS: Sequence[type] = (ReleaseWorkflow, ClusterRolloutWorkflow, ReleaseLaneWorkflow, UndoWorkflow)
 
 RUNNER = SandboxedWorkflowRunner(
     restrictions=SandboxRestrictions.default.with_passthrough_modules("workflows._options")
@@ -124,6 +130,12 @@ def activities_for(
         cluster.rollback_cluster,
         *analysis_activities(metrics),
     ]
+
+
+def undo_activities(client: Client, backend: ClusterBackend, executor: Executor) -> list[Callable[..., Any]]:
+    """The reads of ``UndoWorkflow``: an ended release's record (through ``client``) and a workload."""
+    undo = UndoActivities(client, backend, executor)
+    return [undo.read_release, undo.inspect_workload]
 
 
 def analysis_activities(metrics: MetricsSource) -> list[Callable[..., Any]]:
@@ -265,7 +277,10 @@ def build_workers(
         task_queue=settings.task_queue,
         workflows=list(WORKFLOWS),
         workflow_runner=RUNNER,
-        activities=activities_for(fleet, backend, metrics, pool, identity),
+        activities=[
+            *activities_for(fleet, backend, metrics, pool, identity),
+            *undo_activities(client, backend, pool),
+        ],
         activity_executor=pool,
         max_concurrent_activities=settings.max_concurrent_activities,
         **common,

@@ -55,6 +55,12 @@ PREPARE: CallOptions = {
 }
 """Plan validation and scheduling: pure CPU, a few milliseconds."""
 
+RECORD: CallOptions = {
+    "start_to_close_timeout": timedelta(seconds=60),
+    "retry_policy": _retry(5),
+}
+"""Reading an ended release's record from Temporal (its first history event and its result)."""
+
 WINDOW: CallOptions = {
     "start_to_close_timeout": timedelta(seconds=10),
     "retry_policy": _retry(5),

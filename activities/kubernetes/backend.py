@@ -146,7 +146,7 @@ class KubernetesBackend:
         """Restore the snapshot from any point of any strategy; wait until the workload runs it."""
         with _bound(inp.release, inp.cluster.name):
             scene = self._scene(inp.cluster.name, inp.workload, inp.release, inp.snapshot, heartbeat)
-            return restore(scene, heartbeat, ROLLBACK_STALL_SECONDS)
+            return restore(scene, heartbeat, ROLLBACK_STALL_SECONDS, replaces=inp.replaces)
 
     def _scene(
         self,

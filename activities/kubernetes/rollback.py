@@ -1,6 +1,7 @@
 """Rollback: from whatever point a strategy reached, back to the snapshot, never without ready pods.
 
-The order keeps every active Service on ready pods throughout:
+The order keeps every active Service on ready pods throughout (after one check: a rollback told what
+it ``replaces``, undoing an ended release, writes nothing to a workload running another image):
 
 1. the workload Deployment gets its recorded image, ``ringmaster.dev/version`` pod label, replicas
    (unless an autoscaler owns them) and ringmaster labels and annotations (removed if it had none);
@@ -19,7 +20,7 @@ never got past its snapshot, writes nothing.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from activities.errors import ClusterError
 from activities.kubernetes import marks, waiting
@@ -28,11 +29,24 @@ from activities.kubernetes.scene import Scene
 from activities.models import RollbackResult
 
 
-def rollback(scene: Scene, heartbeat: Callable[[str], None], stall_seconds: float) -> RollbackResult:
-    """Restore the snapshot; wait until the workload runs it again; remove canary and preview objects."""
+def rollback(
+    scene: Scene, heartbeat: Callable[[str], None], stall_seconds: float, *, replaces: Sequence[str] = ()
+) -> RollbackResult:
+    """Restore the snapshot; wait until the workload runs it again; remove canary and preview objects.
+
+    With ``replaces``, only a workload running one of those images (or the snapshot's) is restored:
+    undoing an ended release never overwrites what a newer release deployed since.
+    """
     recorded, snapshot = scene.recorded, scene.snapshot
     heartbeat(f"restoring {scene.target.deployment} to {snapshot.version}")
     live = scene.read()
+    if replaces and live.image not in (*replaces, snapshot.image):
+        raise ClusterError(
+            f"Deployment {scene.namespace}/{scene.target.deployment} runs {live.image}, not "
+            f"{' or '.join(replaces)}: another writer (a newer release?) changed it since; nothing written",
+            kind="ownership-conflict",
+            cluster=scene.api.cluster,
+        )
     changed = scene.write_stable(
         live,
         image=snapshot.image,

@@ -202,8 +202,11 @@ class Release:
             self.beats.append,
         )
 
-    def rollback(self, on_beat: Callable[[str], None] | None = None) -> RollbackResult:
-        """``rollback_cluster`` from wherever the release is (``on_beat`` sees each heartbeat too)."""
+    def rollback(
+        self, on_beat: Callable[[str], None] | None = None, replaces: list[str] | None = None
+    ) -> RollbackResult:
+        """``rollback_cluster`` from wherever the release is (``on_beat`` sees each heartbeat too;
+        ``replaces`` as an undo of an ended release sets it)."""
         assert self.snapshot is not None
 
         def beat(message: str) -> None:
@@ -219,6 +222,7 @@ class Release:
                 strategy=self.strategy,
                 snapshot=self.snapshot,
                 reason="test",
+                replaces=replaces or [],
             ),
             beat,
         )

@@ -190,6 +190,31 @@ class TestRollbackFromEveryPoint:
         assert failed.value.kind == "ownership-conflict"
         assert f"runs {hotfix}, not the restored {V1}" in str(failed.value)
 
+    def test_an_undo_never_overwrites_an_image_it_was_not_told_to_replace(self, kube: Kube, app: str) -> None:
+        """Undoing an ended release whose workload another writer changed since: nothing is written and
+        the failure names the image that runs."""
+        release = Release(kube, app, ROLLING)
+        release.take_snapshot()
+        _run(release, ROLLING_PATH)
+        newer = V1.rsplit(":", 1)[0] + ":newer"
+        kube.apply_as(
+            "newer-release",
+            app,
+            {
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "metadata": {"name": "api"},
+                "spec": {"template": {"spec": {"containers": [{"name": "api", "image": newer}]}}},
+            },
+            force=True,
+        )
+        with pytest.raises(ClusterError) as failed:
+            release.rollback(replaces=[V2])
+        assert failed.value.kind == "ownership-conflict"
+        assert f"runs {newer}, not {V2}" in str(failed.value)
+        stable = kube.deployment(app, "api")
+        assert stable is not None and container_image(stable) == newer, "nothing was written"
+
 
 class TestSnapshots:
     @pytest.mark.parametrize("run", ["", "01a2462f-28b5-7d41-8071-c02fc8cf2af8"], ids=["no-run", "run"])

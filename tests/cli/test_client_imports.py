@@ -25,6 +25,8 @@ CLIENT_COMMANDS = {
     "resume": ["resume", "api:v2"],
     "abort": ["abort", "api:v2", "--reason", "checking imports"],
     "approve": ["approve", "api:v2", "--ring", "beta"],
+    "rollback": ["rollback", "api:v2", "--reason", "checking imports"],
+    "retry": ["retry", "api:v2", "--cluster", "euw1-internal"],
     "submit": [
         "submit",
         str(EXAMPLES / "plan.yaml"),

@@ -157,9 +157,8 @@ class TestJudge:
         assert decision.reason.startswith("rules[4] allows bob@example.com (groups sre)")
 
     def test_every_identity_action_is_a_permission(self) -> None:
-        """Whatever a request can state, a rule can allow; rollback is a permission ahead of its command."""
-        assert set(identity.ACTIONS) < set(authz.PERMISSIONS)
-        assert set(authz.PERMISSIONS) - set(identity.ACTIONS) == {"rollback"}
+        """Whatever a request can state, a rule can allow, and every permission is a request's action."""
+        assert set(identity.ACTIONS) == set(authz.PERMISSIONS)
 
 
 class TestSupersede:

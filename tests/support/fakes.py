@@ -140,11 +140,16 @@ class FileClusterBackend:
             return ClusterSnapshot.model_validate(taken)
 
     def evidence(self, cluster: str, workload: Workload) -> LiveEvidence:
-        """Node regions and workload hosts as the state file says."""
+        """Node regions, workload hosts, image, replicas and version as the state file says."""
         with self._state() as state:
             c = self._cluster(state, cluster)
             return LiveEvidence(
-                node_regions=[c["node_region"]], env_hosts=list(c["env_hosts"]), uninspected=[]
+                node_regions=[c["node_region"]],
+                env_hosts=list(c["env_hosts"]),
+                uninspected=[],
+                image=c["image"],
+                replicas=c["replicas"],
+                version=c["version"],
             )
 
     def _delay(self, cluster: str, setting: str, heartbeat: Callable[[str], None], doing: str) -> None:
@@ -202,6 +207,12 @@ class FileClusterBackend:
         self._delay(inp.cluster.name, "rollback_delay", heartbeat, "restoring")
         with self._state() as state:
             c = self._cluster(state, inp.cluster.name)
+            if inp.replaces and c["image"] not in (*inp.replaces, snap.image):
+                raise ClusterError(
+                    f"runs {c['image']}: another writer changed it since",
+                    kind="ownership-conflict",
+                    cluster=inp.cluster.name,
+                )
             if c.get("fail_rollback"):
                 raise ClusterError(
                     "rollback refused by the API (403)", kind="permanent", cluster=inp.cluster.name
