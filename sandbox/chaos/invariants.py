@@ -13,6 +13,9 @@ compared with them. Each check returns the violations it finds as sentences nami
   whose cluster workflows each roll back alone: promoted rings, then at most one ring of promoted
   and previous clusters, then previous rings);
 - ``failed``: exactly the clusters it lists as needing attention differ from both specs;
+- a release that follows one which left its canary or preview in a cluster (a supersede after a
+  failed rollback) starts from that state; removing those leftovers counts as neither promoting
+  nor half-releasing (seeds 1147, 3033);
 - no object goes back to a content it left, except to its previous one (a stale or duplicated step
   would; a reset run, which walks its steps again from its snapshot, is judged apart from the run
   before it), and nothing changes a cluster after the release and its cluster workflows ended;
@@ -37,6 +40,8 @@ from sandbox.chaos.scenario import Scenario
 VERSION_LABEL = "ringmaster.dev/version"
 ROLE_LABEL = "ringmaster.dev/role"
 """The label ringmaster puts on the objects it creates beside the workload (canary, preview)."""
+OWN_SUFFIXES = ("-canary", "-preview")
+"""How ringmaster names the objects it creates beside the workload (``activities/kubernetes/scene.py``)."""
 ROLLED_BACK_PHASES = ("rolled-back", "aborted", "cancelled", "terminated")
 RINGMASTER_AGENT = "ringmaster"
 """The User-Agent of ringmaster's Kubernetes clients (``activities/kubernetes/clients.py``)."""
@@ -45,14 +50,10 @@ RINGMASTER_AGENT = "ringmaster"
 def promoted(before: kube.State, image: str, version: str) -> kube.State:
     """``before`` with the ``api`` container on ``image`` and the pods labelled ``version``.
 
-    Without any object of ringmaster's own (a canary or preview Deployment): a release that promoted
-    leaves none, even where an earlier release that failed had left its own (seed 1147).
+    Without any object of ringmaster's own (a canary or preview Deployment or Service): a release that
+    promoted leaves none, even where an earlier release that failed had left its own (seed 1147).
     """
-    after = {
-        name: copy.deepcopy(shape)
-        for name, shape in before.items()
-        if not (isinstance(shape, dict) and ROLE_LABEL in (shape.get("labels") or {}))
-    }
+    after = {name: copy.deepcopy(shape) for name, shape in without_own_objects(before).items()}
     deployment = after.get("Deployment/api")
     if deployment is not None:
         deployment["labels"] = {**deployment["labels"], VERSION_LABEL: version}
@@ -62,9 +63,32 @@ def promoted(before: kube.State, image: str, version: str) -> kube.State:
     return after
 
 
+def own_object(name: str, shape: Any) -> bool:
+    """Whether ``name`` (``Kind/name``) is an object ringmaster created beside the workload (a canary
+    or preview): a Deployment whose pods carry ``ringmaster.dev/role``, or a Service of such a name
+    that selects on it. The workload's own Service selects on it too while a blue-green switch
+    points it at the preview, and stays the workload's."""
+    if not isinstance(shape, dict):
+        return False
+    if name.startswith("Deployment/"):
+        return ROLE_LABEL in (shape.get("labels") or {})
+    return name.endswith(OWN_SUFFIXES) and ROLE_LABEL in (shape.get("selector") or {})
+
+
+def without_own_objects(state: kube.State) -> kube.State:
+    """``state`` without ringmaster's own objects (:func:`own_object`)."""
+    return {name: shape for name, shape in state.items() if not own_object(name, shape)}
+
+
 def classify(before: kube.State, now: kube.State, image: str, version: str) -> str:
-    """``previous``, ``new`` or ``between`` (neither: a half-released or foreign state)."""
-    if now == before:
+    """``previous``, ``new`` or ``between`` (neither: a half-released or foreign state).
+
+    ``before`` may hold the canary or preview an earlier release left in a cluster it listed as
+    needing attention (a superseded release whose rollback failed). A later release that adopted and
+    then removed them, and otherwise left the cluster as it found it, has it back on its previous
+    spec (seed 3033), just as one that promoted there has it on its new one (seed 1147).
+    """
+    if now in (before, without_own_objects(before)):
         return "previous"
     if now == promoted(before, image, version):
         return "new"

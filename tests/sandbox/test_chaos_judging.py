@@ -284,3 +284,75 @@ class TestPromotedAfterAFailure:
         assert invariants.classify(leftover, expected, "registry.eu.example.com/api:v10", "v10") == "new"
         still = {**expected, "Deployment/api-canary": canary}
         assert invariants.classify(leftover, still, "registry.eu.example.com/api:v10", "v10") == "between"
+
+
+class TestAfterAnEarlierReleasesLeftovers:
+    """Seed 3033 as the emulator recorded it in ``euc1-beta``: v2 made its blue-green preview, the other
+    writer took the image, v2's rollback met the conflict and left the preview (v2 failed, listing the
+    cluster). v3 superseded it, took its snapshot of the cluster as found (the other writer's image),
+    adopted the preview, switched, met the conflict, and its rollback restored the Service and removed
+    the preview: it left the cluster as it found it, less v2's preview."""
+
+    HOTFIX = "registry.eu.example.com/api:hotfix"
+    V3 = "registry.eu.example.com/api:v3-s3033"
+    PREVIEW_SERVICE = {
+        "selector": {"ringmaster.dev/role": "preview", "ringmaster.dev/workload": "api"},
+        "ports": [{"port": 80}],
+    }
+
+    def _left_by_v2(self) -> dict:
+        preview = _deployment("registry.eu.example.com/api:v2-s3033", "v2-s3033")
+        preview["labels"] = {"ringmaster.dev/version": "v2-s3033", "ringmaster.dev/role": "preview"}
+        return {
+            **BEFORE,
+            "Deployment/api": _deployment(self.HOTFIX),
+            "Deployment/api-preview": preview,
+            "Service/api-preview": self.PREVIEW_SERVICE,
+        }
+
+    def _judged(self, after: dict, attention: tuple[str, ...] = ()) -> list[str]:
+        sc = _scenario("ring", [["use1-beta"], ["euc1-beta"]])
+        start = {
+            "use1-beta": invariants.promoted(BEFORE, self.V3, "v3-s3033"),
+            "euc1-beta": self._left_by_v2(),
+        }
+        now = {"use1-beta": start["use1-beta"], "euc1-beta": after}
+        return invariants.outcome(
+            sc, "failed", list(attention), start, now, image=self.V3, version="v3-s3033"
+        )
+
+    def test_removing_an_earlier_releases_leftover_preview_in_a_rollback_is_previous(self) -> None:
+        """A release that failed in a cluster where it removed the earlier release's leftover preview and
+        otherwise restored what it found owes no attention there (seed 3033)."""
+        restored = {**BEFORE, "Deployment/api": _deployment(self.HOTFIX)}
+        assert self._judged(restored) == []
+        assert self._judged(self._left_by_v2()) == [], "leftovers it never touched are as it found them"
+
+    def test_a_partial_cleanup_or_a_switched_service_is_still_between(self) -> None:
+        """Half the leftovers removed, or the active Service left on the preview, is between and must be
+        listed."""
+        half = {
+            **BEFORE,
+            "Deployment/api": _deployment(self.HOTFIX),
+            "Service/api-preview": self.PREVIEW_SERVICE,
+        }
+        switched = {
+            **BEFORE,
+            "Deployment/api": _deployment(self.HOTFIX),
+            "Service/api": {"selector": self.PREVIEW_SERVICE["selector"], "ports": [{"port": 80}]},
+        }
+        for after in (half, switched):
+            assert [p.split(":")[0] for p in self._judged(after)] == ["euc1-beta"]
+            assert self._judged(after, ("euc1-beta",)) == []
+
+    def test_a_promotion_removes_an_earlier_releases_preview_service_too(self) -> None:
+        """The new spec holds none of ringmaster's objects, Services included."""
+        expected = invariants.promoted(self._left_by_v2(), self.V3, "v3-s3033")
+        assert sorted(expected) == ["Deployment/api", "Service/api"]
+
+    def test_the_workloads_service_switched_to_a_preview_stays_the_workloads(self) -> None:
+        """An active Service left selecting the preview (a switch the earlier release never undid) is
+        the workload's own, not a leftover to drop: it must be restored, not vanish."""
+        left = {**self._left_by_v2(), "Service/api": {"selector": self.PREVIEW_SERVICE["selector"]}}
+        assert "Service/api" in invariants.without_own_objects(left)
+        assert "Service/api-preview" not in invariants.without_own_objects(left)
