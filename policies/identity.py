@@ -32,8 +32,8 @@ from pydantic import AfterValidator, Field, StringConstraints, field_validator
 from policies._model import Document, Model
 from policies.durations import Duration
 
-Action = Literal["submit", "approve", "hold", "resume", "abort"]
-ACTIONS: tuple[Action, ...] = ("submit", "approve", "hold", "resume", "abort")
+Action = Literal["submit", "approve", "hold", "resume", "abort", "freeze", "unfreeze"]
+ACTIONS: tuple[Action, ...] = ("submit", "approve", "hold", "resume", "abort", "freeze", "unfreeze")
 NAMESPACE = "ringmaster"
 """The SSH signature namespace (``ssh-keygen -Y sign -n``): a git commit signature (namespace
 ``git``) or a file signature can never be replayed as a ringmaster request."""

@@ -67,6 +67,11 @@ class Settings(BaseSettings):
     an analysis stretch) reaches a running activity in a heartbeat's answer, so this bounds how late
     it can arrive; lower means more RPCs per running analysis."""
 
+    freeze_poll_seconds: float = Field(default=2.0, gt=0, le=10)
+    """How often a running release's freeze watch reads the freeze registry, in seconds: how late a
+    freeze (or an unfreeze) can reach a release, plus one step. At most 10, well inside the watch's
+    heartbeat timeout (``workflows._options.FREEZE_WATCH``)."""
+
     graceful_shutdown_seconds: float = Field(default=20.0, ge=0)
     """On SIGTERM, how long running activities get to finish before they are cancelled."""
 

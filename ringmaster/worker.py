@@ -47,6 +47,7 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.analysis import AnalysisActivities, MetricsSource
+from activities.freeze import FreezeActivities, TemporalFreezes
 from activities.identity import IdentityActivities, IdentityMisconfigured
 from activities.jwks import HttpJwks
 from activities.kubernetes import KubernetesBackend
@@ -59,12 +60,18 @@ from policies.fleet import Fleet
 from policies.identity import IdentityPolicy
 from ringmaster import latency, readiness
 from ringmaster.settings import Settings
-from workflows import queues, search
+from workflows import freezes, queues, search
 from workflows.cluster import ClusterRolloutWorkflow
+from workflows.freezes import FreezeRegistryWorkflow
 from workflows.lane import ReleaseLaneWorkflow
 from workflows.release import ReleaseWorkflow
 
-WORKFLOWS: Sequence[type] = (ReleaseWorkflow, ClusterRolloutWorkflow, ReleaseLaneWorkflow)
+WORKFLOWS: Sequence[type] = (
+    ReleaseWorkflow,
+    ClusterRolloutWorkflow,
+    ReleaseLaneWorkflow,
+    FreezeRegistryWorkflow,
+)
 
 RUNNER = SandboxedWorkflowRunner(
     restrictions=SandboxRestrictions.default.with_passthrough_modules("workflows._options")
@@ -100,13 +107,17 @@ def activities_for(
     metrics: MetricsSource,
     executor: Executor,
     identity: IdentityActivities | None = None,
+    *,
+    freeze: FreezeActivities | None = None,
 ) -> list[Callable[..., Any]]:
     """Every activity ringmaster registers on its main queue, bound to their clients.
 
     ``analyze`` is here too, only for stretches scheduled on the main queue by workflow code from
     before the analysis queue existed; new stretches go to :func:`analysis_activities`' queue.
     The identity activities run here, beside the release and lane workflows that call them
-    (``identity`` None: :func:`trusted_identity`).
+    (``identity`` None: :func:`trusted_identity`). ``check_freezes`` reads the freeze registry
+    through the worker's Temporal client (:func:`build_workers` gives it); without it, a release or
+    a submission that asks fails closed.
     """
     release = ReleaseActivities(fleet)
     cluster = ClusterActivities(backend, fleet, executor)
@@ -123,6 +134,7 @@ def activities_for(
         cluster.wait_rollout,
         cluster.rollback_cluster,
         *analysis_activities(metrics),
+        *([freeze.check] if freeze is not None else []),
     ]
 
 
@@ -265,7 +277,17 @@ def build_workers(
         task_queue=settings.task_queue,
         workflows=list(WORKFLOWS),
         workflow_runner=RUNNER,
-        activities=activities_for(fleet, backend, metrics, pool, identity),
+        activities=activities_for(
+            fleet,
+            backend,
+            metrics,
+            pool,
+            identity,
+            freeze=FreezeActivities(
+                TemporalFreezes(client, freezes.registry_id(settings.task_queue)),
+                settings.freeze_poll_seconds,
+            ),
+        ),
         activity_executor=pool,
         max_concurrent_activities=settings.max_concurrent_activities,
         **common,

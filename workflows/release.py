@@ -29,6 +29,7 @@ from temporalio.exceptions import (
 )
 
 with workflow.unsafe.imports_passed_through():
+    from activities.freeze import FreezeActivities
     from activities.models import (
         AnalysisMode,
         AnalyzeInput,
@@ -36,6 +37,8 @@ with workflow.unsafe.imports_passed_through():
         ClusterSnapshot,
         ClusterTarget,
         FindSnapshotsInput,
+        FreezeCheck,
+        FreezeCheckInput,
         PreparedRelease,
         PrepareInput,
         RecordedSnapshots,
@@ -44,6 +47,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from activities.release import ReleaseActivities
     from activities.rollout import ClusterActivities
+    from policies.freeze import Freeze
     from policies.gates import Check
     from policies.identity import Verified
     from policies.schedule import ScheduledCluster, ScheduledRing, Wave
@@ -100,6 +104,10 @@ async def _signal_child(
 SEALED_ORDERS = "sealed-orders"
 """Patch: cluster children started from here verify every control (``sealed_orders``), and the
 release seals what it sends them with the principal that caused it."""
+
+FREEZE_HOLDS = "freeze-holds"
+"""Patch: the release reads the freeze registry before its first step and watches it after; a freeze
+in scope holds it (and its clusters) until unfrozen, whatever an operator resumes."""
 
 _ControlAction = Literal["hold", "resume", "abort", "approve"]
 _Control = HoldRequest | ResumeRequest | AbortRequest | ApproveRequest
@@ -186,6 +194,8 @@ class ReleaseWorkflow(Steering):
         """Cluster workflows (by id) that verify each control: this release seals what it sends them."""
         self._causes: dict[_ControlAction, Verified] = {}
         """Who caused the hold, resume and abort in force: their principal goes into the sealed orders."""
+        self._freezes: list[Freeze] = []
+        self._freeze_watch: asyncio.Task[None] | None = None
 
     # --- the run ------------------------------------------------------------------------------
 
@@ -243,6 +253,8 @@ class ReleaseWorkflow(Steering):
             return await self._end("denied", f"denied before anything was deployed: {reasons}")
         ending: Coroutine[Any, Any, ReleaseStatus]
         try:
+            if workflow.patched(FREEZE_HOLDS):
+                await self._honour_freezes()
             for ring in prepared.schedule.rings:
                 await self._run_ring(ring)
         except Aborted as aborted:
@@ -255,6 +267,11 @@ class ReleaseWorkflow(Steering):
             ending = self._abort(self.abort_reason)
         else:
             ending = self._end("succeeded", "promoted in every ring")
+        if self._freeze_watch is not None:
+            # Nothing holds an ending: its rollback (or its record) goes on whatever is frozen.
+            self._freeze_watch.cancel()
+            self._freeze_watch = None
+            self.freeze_hold = ""
         # Whatever ends the release, its ending (draining children, rolling back) completes through any
         # cancellation that arrives meanwhile.
         return await _rollback.to_completion(ending)
@@ -297,8 +314,8 @@ class ReleaseWorkflow(Steering):
                 plan=prepared.plan,
                 schedule=prepared.schedule,
                 promoted_before=promoted_before,
-                held=self.held,
-                hold_reason=self.hold_reason,
+                held=self._child_held(),
+                hold_reason=self._child_hold_reason(),
                 sealed_orders=workflow.patched(SEALED_ORDERS),
             )
             handle = await self._start_child(ring, cluster, child_input)
@@ -308,7 +325,7 @@ class ReleaseWorkflow(Steering):
                 self._sealed.add(handle.id)
             self._status.cluster(cluster.name).workflow_id = handle.id
             # Controls that arrived while the child was starting reach it now.
-            if self.held != child_input.held:
+            if self._child_held() != child_input.held:
                 await self._forward_hold(handle)
             if self.abort_reason is not None:
                 await self._order(handle, AbortRequest(reason=self.abort_reason, by=SYSTEM))
@@ -737,7 +754,7 @@ class ReleaseWorkflow(Steering):
         req, who = await self._verified_update("resume", req, {})
         self._refuse("resume", req, self._resume_problem(req), who, {})
         await self._resume(req, "update", who)
-        return self._answer("resumed")
+        return self._answer(f"resumed; still {self.freeze_hold}" if self.freeze_hold else "resumed")
 
     @resume.validator
     def _validate_resume(self, req: ResumeRequest) -> None:
@@ -849,6 +866,8 @@ class ReleaseWorkflow(Steering):
             return "resume needs the operator's identity (by), or a proof"
         if ended := self._ended_problem():
             return ended
+        if self.freeze_hold and not self.held and not self.gate_holds:
+            return f"{self.freeze_hold}: only ringmaster unfreeze lifts a freeze"
         # A cluster holds on its own (an inconclusive gate, an unreachable API): resume lifts that too.
         if not self.is_held() and not self._holding_clusters():
             return "the release is not held"
@@ -1025,14 +1044,95 @@ class ReleaseWorkflow(Steering):
         self._record("resume", req, via=via, who=who)
         self._cause("resume", who)
         self._publish()
+        if self.freeze_hold:
+            # The clusters stay held by the freeze: a resume there would let them take a step before
+            # a hold sent after it arrived. Their own gate holds wait for the unfreeze and a resume.
+            return
         for handle in list(self._children.values()):
             await self._order(handle, req)
 
-    async def _forward_hold(self, handle: workflow.ChildWorkflowHandle[Any, ClusterRolloutResult]) -> None:
-        if self.held:
-            await self._order(handle, HoldRequest(reason=self.hold_reason, by=SYSTEM))
-        else:
+    def _child_held(self) -> bool:
+        """Whether the clusters must hold: an operator's hold or a freeze (gates hold by themselves)."""
+        return self.held or bool(self.freeze_hold)
+
+    def _child_hold_reason(self) -> str:
+        return "; ".join(r for r in (self.freeze_hold, self.hold_reason if self.held else "") if r)
+
+    async def _forward_hold(
+        self, handle: workflow.ChildWorkflowHandle[Any, ClusterRolloutResult], *, gate_holds: bool = True
+    ) -> None:
+        if self._child_held():
+            await self._order(handle, HoldRequest(reason=self._child_hold_reason(), by=SYSTEM))
+        elif gate_holds:
             await self._order(handle, ResumeRequest(by=SYSTEM))
+        else:
+            await self._order(handle, ResumeRequest(by=SYSTEM, gate_holds=False))
+
+    # --- freezes ------------------------------------------------------------------------------
+
+    def _freeze_input(self, known: list[str] | None) -> FreezeCheckInput:
+        prepared = self._prepared
+        assert prepared is not None
+        regions = sorted({c.region for c in prepared.schedule.all_clusters()})
+        return FreezeCheckInput(service=self._inp.service, regions=regions, known=known)
+
+    async def _honour_freezes(self) -> None:
+        """Read the freezes before the first step, then watch them for the rest of the release.
+
+        Both reads are activities, so the freezes this release saw are in its history and it replays
+        with them. The watch ends when the release's ending begins: nothing holds a rollback.
+        """
+        found = await workflow.execute_activity_method(
+            FreezeActivities.check,
+            self._freeze_input(None),
+            summary="which freezes hold this release",
+            **options.FREEZE_READ,
+        )
+        await self._apply_freezes(found)
+        self._freeze_watch = asyncio.create_task(self._watch_freezes())
+
+    async def _watch_freezes(self) -> None:
+        while True:
+            try:
+                found = await workflow.execute_activity_method(
+                    FreezeActivities.check,
+                    self._freeze_input([f.key for f in self._freezes]),
+                    summary="wait for the freezes holding this release to change",
+                    **options.FREEZE_WATCH,
+                )
+            except (asyncio.CancelledError, ActivityError):
+                return  # the release's ending cancelled the watch
+            await self._apply_freezes(found)
+
+    async def _apply_freezes(self, found: FreezeCheck) -> None:
+        """Hold (or stop holding) for the freezes in force: recorded, shown, and forwarded to the clusters."""
+        before = {f.key: f for f in self._freezes}
+        after = {f.key: f for f in found.freezes}
+        was_held = self._child_held()
+        self._freezes = list(found.freezes)
+        self.freeze_hold = "; ".join(f.describe() for f in found.freezes)
+        now = workflow.now()
+        for key, f in after.items():
+            if key not in before:
+                self._status.actions.append(
+                    OperatorAction(
+                        kind="freeze",
+                        by=f.by,
+                        at=now,
+                        reason=f"{key}: {f.reason}",
+                        via="system",
+                        method=f.method,
+                    )
+                )
+        for key in before:
+            if key not in after:
+                self._status.actions.append(
+                    OperatorAction(kind="unfreeze", by=SYSTEM, at=now, reason=f"{key} lifted", via="system")
+                )
+        self._publish()
+        if self._child_held() != was_held:
+            for handle in list(self._children.values()):
+                await self._forward_hold(handle, gate_holds=False)
 
     async def _abort_request(self, req: AbortRequest, via: str, who: Verified | None = None) -> None:
         self.abort_reason = f"{req.reason} (by {req.by})"

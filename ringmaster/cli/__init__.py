@@ -2,6 +2,7 @@
 
 - :mod:`~ringmaster.cli.plans`: ``validate`` and ``plan``, checking a plan against a fleet (no Temporal);
 - :mod:`~ringmaster.cli.releases`: ``submit`` and the controls ``hold``, ``resume``, ``abort``, ``approve``;
+- :mod:`~ringmaster.cli.freezes`: ``freeze``, ``unfreeze`` and ``freezes``, stopping the line;
 - :mod:`~ringmaster.cli.status`: ``status``, and the progress views ``submit --wait`` shows;
 - :mod:`~ringmaster.cli.worker`: ``worker``;
 - :mod:`~ringmaster.cli.policy`: ``policy check``, what the authorization policy allows (no Temporal).
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import typer
 
-from ringmaster.cli import plans, policy, releases, status, worker
+from ringmaster.cli import freezes, plans, policy, releases, status, worker
 
 app = typer.Typer(
     name="ringmaster",
@@ -26,7 +27,13 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-for _command in (*plans.COMMANDS, *releases.COMMANDS, *status.COMMANDS, *worker.COMMANDS):
+for _command in (
+    *plans.COMMANDS,
+    *releases.COMMANDS,
+    *freezes.COMMANDS,
+    *status.COMMANDS,
+    *worker.COMMANDS,
+):
     app.command()(_command)
 app.add_typer(policy.app)
 
