@@ -25,6 +25,9 @@ CLIENT_COMMANDS = {
     "resume": ["resume", "api:v2"],
     "abort": ["abort", "api:v2", "--reason", "checking imports"],
     "approve": ["approve", "api:v2", "--ring", "beta"],
+    "freeze": ["freeze", "--all", "--reason", "checking imports"],
+    "unfreeze": ["unfreeze", "--all"],
+    "freezes": ["freezes"],
     "submit": [
         "submit",
         str(EXAMPLES / "plan.yaml"),
