@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 from typing import Any
 
 import pytest
 from temporalio.client import Client, WithStartWorkflowOperation, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.common import WorkflowIDConflictPolicy
 
+from activities.identity import IdentityActivities
+from policies.authz import AuthorizationPolicy
+from tests.support.identity import make_office
 from tests.support.waiting import assert_eventually
 from tests.workflows.support import (
     Harness,
@@ -220,3 +224,50 @@ class TestStopTheLine:
                 FreezeRegistryWorkflow.state
             )
             assert [(e.kind, e.key, e.by) for e in state.log] == [("freeze", "all", "sre")]
+
+
+FREEZERS = AuthorizationPolicy.model_validate(
+    {"rules": [{"name": "alice-stops-the-line", "principals": ["alice@example.com"], "actions": ["freeze"]}]}
+)
+
+
+class TestWhoFreezes:
+    """freeze and unfreeze are controls: verified, authorized and recorded like every other."""
+
+    async def test_a_freeze_is_recorded_with_its_verified_principal_and_needs_its_permission(
+        self, client: Client, tmp_path: Any
+    ) -> None:
+        """alice's signed freeze is recorded as alice (ssh); an unsigned one, one signed for another
+        scope, and bob's unfreeze the policy does not allow change nothing."""
+        office = make_office(tmp_path / "keys")
+        acts = IdentityActivities(office.policy(), secrets.token_bytes(32), authorization=FREEZERS)
+        async with running_worker(client, tmp_path, identity=acts) as h:
+            wid = registry_id(h.task_queue)
+            with pytest.raises(WorkflowUpdateFailedError) as unsigned:
+                await _registry(
+                    h, FreezeRegistryWorkflow.freeze, FreezeRequest(scope="all", reason="x", by="alice")
+                )
+            assert "freeze refused" in str(unsigned.value.cause)
+
+            misdirected = office.alice.sign("freeze", wid, cluster="service:api", reason="x")
+            with pytest.raises(WorkflowUpdateFailedError) as elsewhere:
+                await _registry(
+                    h,
+                    FreezeRegistryWorkflow.freeze,
+                    FreezeRequest(scope="all", reason="x", proof=misdirected),
+                )
+            assert "freeze refused" in str(elsewhere.value.cause)
+
+            proof = office.alice.sign("freeze", wid, cluster="all", reason="INC-7")
+            result = await _registry(
+                h, FreezeRegistryWorkflow.freeze, FreezeRequest(scope="all", reason="INC-7", proof=proof)
+            )
+            assert [(f.by, f.method) for f in result.freezes] == [("alice@example.com", "ssh")]
+
+            bobs = office.bob.sign("unfreeze", wid, cluster="all")
+            with pytest.raises(WorkflowUpdateFailedError) as refused:
+                await _registry(h, FreezeRegistryWorkflow.unfreeze, UnfreezeRequest(scope="all", proof=bobs))
+            assert "not authorized" in str(refused.value.cause)
+            state = await h.client.get_workflow_handle(wid).query(FreezeRegistryWorkflow.state)
+            assert [f.key for f in state.freezes] == ["all"], "a refused unfreeze lifts nothing"
+            assert [(e.kind, e.by) for e in state.log] == [("freeze", "alice@example.com")]
