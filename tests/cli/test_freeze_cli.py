@@ -7,7 +7,11 @@ from typing import Any
 from temporalio.client import Client
 
 from tests.cli.test_release_cli import FAST, Cli
-from tests.workflows.support import running_worker, unique_service
+from tests.support.waiting import assert_eventually
+from tests.workflows.support import canary, plan, running_worker, unique_service
+from workflows.release import ReleaseWorkflow
+
+PAUSED = [{"name": "internal", "clusters": ["euw1-internal"], "strategy": canary(("w", 20), ("p", None))}]
 
 
 class TestFreezeCommands:
@@ -67,3 +71,23 @@ class TestFreezeCommands:
         env = {**cli.env, "TEMPORAL_ADDRESS": "127.0.0.1:1"}
         code, _, err = await cli.run("freeze", "--all", "--reason", "x", env=env)
         assert code == 3, err
+
+
+class TestStatusOfAFrozenRelease:
+    async def test_status_shows_the_freeze_its_reason_and_who(self, client: Client, tmp_path: Any) -> None:
+        """A release held by a freeze reads as holding, with the freeze's scope, reason and principal."""
+        async with running_worker(client, tmp_path) as h:
+            cli = Cli(client, h.task_queue, tmp_path)
+            svc = unique_service()
+            code, _, err = await cli.run("freeze", "--service", svc, "--reason", "INC-9", "--by", "sre")
+            assert code == 0, err
+            handle = await h.start(plan(svc, PAUSED, metrics=False), service=svc)
+            await assert_eventually(
+                lambda: handle.query(ReleaseWorkflow.status), lambda s: s.phase == "holding"
+            )
+            code, out, err = await cli.run("status", f"{svc}:v2")
+            assert code == 0, err
+            assert f"held: frozen (service:{svc}): INC-9 (by sre" in out
+            code, doc = await cli.json("status", f"{svc}:v2")
+            assert (doc["phase"], doc["held"]) == ("holding", True)
+            assert "INC-9 (by sre" in doc["holdReason"]
