@@ -8,7 +8,9 @@ unpolled. The main queue (``task_queue``) runs the workflows, the release activi
 cluster change, with ``max_concurrent_activities`` slots and as many threads for blocking cluster
 calls. The analysis queue (:func:`workflows.queues.analysis_queue`) runs only the long ``analyze``
 stretches, with ``max_concurrent_analyses`` slots of their own: however many canaries are under
-analysis, steps and rollbacks always find a slot. Each activity start is logged with its
+analysis, steps and rollbacks always find a slot. A running release's freeze watch
+(``check_freezes`` waiting for a change, a coroutine for the whole release) runs there too; the quick
+freeze checks run on the main queue. Each activity start is logged with its
 schedule-to-start latency (:mod:`ringmaster.latency`).
 
 Identity: the main queue also runs ``verify_identity`` and ``attest_identity``
@@ -272,6 +274,9 @@ def build_workers(
         "default_heartbeat_throttle_interval": timedelta(seconds=settings.heartbeat_throttle_seconds),
         "interceptors": [latency.LatencyInterceptor(warn_after)],
     }
+    freeze = FreezeActivities(
+        TemporalFreezes(client, freezes.registry_id(settings.task_queue)), settings.freeze_poll_seconds
+    )
     main = Worker(
         client,
         task_queue=settings.task_queue,
@@ -283,10 +288,7 @@ def build_workers(
             metrics,
             pool,
             identity,
-            freeze=FreezeActivities(
-                TemporalFreezes(client, freezes.registry_id(settings.task_queue)),
-                settings.freeze_poll_seconds,
-            ),
+            freeze=freeze,
         ),
         activity_executor=pool,
         max_concurrent_activities=settings.max_concurrent_activities,
@@ -295,7 +297,7 @@ def build_workers(
     analysis = Worker(
         client,
         task_queue=queues.analysis_queue(settings.task_queue),
-        activities=analysis_activities(metrics),
+        activities=[*analysis_activities(metrics), freeze.check],
         max_concurrent_activities=settings.max_concurrent_analyses,
         **common,
     )

@@ -51,7 +51,7 @@ with workflow.unsafe.imports_passed_through():
     from policies.gates import Check
     from policies.identity import Verified
     from policies.schedule import ScheduledCluster, ScheduledRing, Wave
-    from workflows import _identity, _rollback, _signals, search
+    from workflows import _identity, _rollback, _signals, queues, search
     from workflows import _options as options
     from workflows._steering import Aborted, AnalysisRun, GateFailed, Interrupted, Steering
     from workflows.cluster import ClusterRolloutWorkflow
@@ -1098,6 +1098,9 @@ class ReleaseWorkflow(Steering):
                     FreezeActivities.check,
                     self._freeze_input([f.key for f in self._freezes]),
                     summary="wait for the freezes holding this release to change",
+                    # A coroutine held for the whole release: on the analysis queue's many slots, so
+                    # running releases never take the main queue's slots from steps and rollbacks.
+                    task_queue=queues.analysis_queue(workflow.info().task_queue),
                     **options.FREEZE_WATCH,
                 )
             except (asyncio.CancelledError, ActivityError):
