@@ -67,6 +67,11 @@ class Settings(BaseSettings):
     an analysis stretch) reaches a running activity in a heartbeat's answer, so this bounds how late
     it can arrive; lower means more RPCs per running analysis."""
 
+    max_concurrent_freeze_watches: int = Field(default=1000, ge=1)
+    """Freeze watches one worker runs at once, on the freeze queue (``<task_queue>-freezes``): one per
+    running release, held for the whole release, a coroutine polling the freeze registry. Past this
+    many, a release's watch waits for a slot (it still read the freezes before its first step)."""
+
     freeze_poll_seconds: float = Field(default=2.0, gt=0, le=10)
     """How often a running release's freeze watch reads the freeze registry, in seconds: how late a
     freeze (or an unfreeze) can reach a release, plus one step. At most 10, well inside the watch's

@@ -8,9 +8,10 @@ unpolled. The main queue (``task_queue``) runs the workflows, the release activi
 cluster change, with ``max_concurrent_activities`` slots and as many threads for blocking cluster
 calls. The analysis queue (:func:`workflows.queues.analysis_queue`) runs only the long ``analyze``
 stretches, with ``max_concurrent_analyses`` slots of their own: however many canaries are under
-analysis, steps and rollbacks always find a slot. A running release's freeze watch
-(``check_freezes`` waiting for a change, a coroutine for the whole release) runs there too; the quick
-freeze checks run on the main queue. Each activity start is logged with its
+analysis, steps and rollbacks always find a slot. A third worker polls the freeze queue
+(:func:`workflows.queues.freeze_queue`): each running release's freeze watch (``check_freezes``
+waiting for a change, a coroutine held for the whole release), ``max_concurrent_freeze_watches`` at
+once; the quick freeze checks run on the main queue. Each activity start is logged with its
 schedule-to-start latency (:mod:`ringmaster.latency`).
 
 Identity: the main queue also runs ``verify_identity`` and ``attest_identity``
@@ -221,15 +222,18 @@ def _attestation_key(path: Path) -> bytes:
 
 
 class Workers:
-    """The two Temporal workers of one ringmaster process, started and stopped together.
+    """The Temporal workers of one ringmaster process, started and stopped together.
 
-    ``async with`` starts both (polling the main and the analysis queue) and stops both on exit;
-    the cluster thread pool lives as long as they do.
+    ``async with`` starts them (polling the main, the analysis and the freeze queue) and stops them
+    all on exit; the cluster thread pool lives as long as they do.
     """
 
-    def __init__(self, main: Worker, analysis: Worker, pool: ThreadPoolExecutor) -> None:
+    def __init__(
+        self, main: Worker, analysis: Worker, pool: ThreadPoolExecutor, watches: Worker | None = None
+    ) -> None:
         self.main = main
         self.analysis = analysis
+        self.watches = watches
         self._pool = pool
         self._stack = AsyncExitStack()
 
@@ -239,11 +243,14 @@ class Workers:
         self._stack.callback(self._pool.shutdown)
         await self._stack.enter_async_context(self.main)
         await self._stack.enter_async_context(self.analysis)
+        if self.watches is not None:
+            await self._stack.enter_async_context(self.watches)
         return self
 
     async def shutdown(self) -> None:
-        """Stop polling both queues at once and wait for both workers to finish (repeatable)."""
-        await asyncio.gather(self.main.shutdown(), self.analysis.shutdown())
+        """Stop polling every queue at once and wait for every worker to finish (repeatable)."""
+        others = [self.watches.shutdown()] if self.watches is not None else []
+        await asyncio.gather(self.main.shutdown(), self.analysis.shutdown(), *others)
 
     async def __aexit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
@@ -297,11 +304,18 @@ def build_workers(
     analysis = Worker(
         client,
         task_queue=queues.analysis_queue(settings.task_queue),
-        activities=[*analysis_activities(metrics), freeze.check],
+        activities=analysis_activities(metrics),
         max_concurrent_activities=settings.max_concurrent_analyses,
         **common,
     )
-    return Workers(main, analysis, pool)
+    watches = Worker(
+        client,
+        task_queue=queues.freeze_queue(settings.task_queue),
+        activities=[freeze.check],
+        max_concurrent_activities=settings.max_concurrent_freeze_watches,
+        **common,
+    )
+    return Workers(main, analysis, pool, watches)
 
 
 async def run(

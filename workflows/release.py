@@ -1098,9 +1098,9 @@ class ReleaseWorkflow(Steering):
                     FreezeActivities.check,
                     self._freeze_input([f.key for f in self._freezes]),
                     summary="wait for the freezes holding this release to change",
-                    # A coroutine held for the whole release: on the analysis queue's many slots, so
-                    # running releases never take the main queue's slots from steps and rollbacks.
-                    task_queue=queues.analysis_queue(workflow.info().task_queue),
+                    # Held for the whole release: on a queue of its own, so running releases never
+                    # take the slots of steps, rollbacks or analysis stretches.
+                    task_queue=queues.freeze_queue(workflow.info().task_queue),
                     **options.FREEZE_WATCH,
                 )
             except (asyncio.CancelledError, ActivityError):
