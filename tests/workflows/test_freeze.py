@@ -7,6 +7,7 @@ import secrets
 from typing import Any
 
 import pytest
+from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.client import Client, WithStartWorkflowOperation, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.common import WorkflowIDConflictPolicy
 
@@ -24,6 +25,7 @@ from tests.workflows.support import (
     unique_service,
     worker_settings,
 )
+from workflows import search
 from workflows.freezes import FreezeRegistryWorkflow, registry_id
 from workflows.models import (
     FreezeRegistryState,
@@ -113,6 +115,11 @@ class TestStopTheLine:
             for handle in (a, b):
                 status = await _frozen(handle, "incident 42")
                 assert "by sre" in status.hold_reason
+            # The UI shows it too: the phase search attribute and the current details.
+            described = await a.describe()
+            assert described.typed_search_attributes.get(search.PHASE) == "holding"
+            metadata = await a.query("__temporal_workflow_metadata", result_type=WorkflowMetadata)
+            assert "Held: frozen (all): incident 42 (by sre" in metadata.current_details
 
             with pytest.raises(WorkflowUpdateFailedError) as refused:
                 await submit_to_lane(h.client, h.task_queue, _input(unique_service("new"), "use1-prod"))
