@@ -16,7 +16,7 @@ from temporalio import activity
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.models import FreezeCheck, FreezeCheckInput
+from activities.models import FreezeCheck, FreezeCheckInput, FreezeNotice
 from policies import freeze
 from policies.freeze import Freeze, FreezeList
 
@@ -24,11 +24,19 @@ QUERY = "freezes"
 """The registry's query of every freeze in force (``FreezeRegistryWorkflow.freezes``)."""
 
 
+SIGNAL = "freezes-changed"
+"""The release's signal to read the freezes again (``ReleaseWorkflow.freezes_changed``)."""
+
+
 class FreezeSource(Protocol):
-    """Every freeze in force."""
+    """Every freeze in force, and the running releases to tell when they change."""
 
     async def freezes(self) -> list[Freeze]:
         """The freezes in force now."""
+        ...
+
+    async def tell_releases(self, inp: FreezeNotice) -> int:
+        """Prompt every running release of ``inp.task_queue`` to read the freezes; how many were told."""
         ...
 
 
@@ -50,6 +58,28 @@ class TemporalFreezes:
             raise
         return list(answer.freezes)
 
+    async def tell_releases(self, inp: FreezeNotice) -> int:
+        """Signal every running release workflow of the task queue, as visibility lists them.
+
+        Visibility can lag a release that started a moment ago: such a release read the freezes
+        before its first step, reads them again before each wave, and missed nothing before that.
+        """
+        running = ["WorkflowType = 'ReleaseWorkflow'", "ExecutionStatus = 'Running'"]
+        query = " AND ".join([*running, f"TaskQueue = '{inp.task_queue}'"])
+        told = 0
+        async for execution in self._client.list_workflows(query):
+            try:
+                await self._client.get_workflow_handle(execution.id, run_id=execution.run_id).signal(
+                    SIGNAL, {"key": inp.key}
+                )
+            except RPCError as err:
+                if err.status != RPCStatusCode.NOT_FOUND:
+                    raise
+                continue  # it ended meanwhile
+            told += 1
+            activity.heartbeat(told)
+        return told
+
 
 class FreezeActivities:
     """Which freezes hold a release, from ``source``, polled every ``poll_seconds`` while waiting."""
@@ -69,3 +99,8 @@ class FreezeActivities:
                 return found
             activity.heartbeat()
             await asyncio.sleep(self._poll)
+
+    @activity.defn(name="tell_releases_of_freezes")
+    async def tell(self, inp: FreezeNotice) -> int:
+        """Prompt every running release to read the freezes again (after a freeze or an unfreeze)."""
+        return await self._source.tell_releases(inp)

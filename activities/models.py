@@ -352,3 +352,10 @@ class FreezeCheck(_Model):
     def keys(self) -> list[str]:
         """The keys of :attr:`freezes`."""
         return [f.key for f in self.freezes]
+
+
+class FreezeNotice(_Model):
+    """Tell the running releases of ``task_queue`` that ``key`` was frozen or unfrozen."""
+
+    task_queue: str
+    key: str = ""

@@ -9,10 +9,10 @@ cluster change, with ``max_concurrent_activities`` slots and as many threads for
 calls. The analysis queue (:func:`workflows.queues.analysis_queue`) runs only the long ``analyze``
 stretches, with ``max_concurrent_analyses`` slots of their own: however many canaries are under
 analysis, steps and rollbacks always find a slot. A third worker polls the freeze queue
-(:func:`workflows.queues.freeze_queue`): each running release's freeze watch (``check_freezes``
-waiting for a change, a coroutine held for the whole release), ``max_concurrent_freeze_watches`` at
-once; the quick freeze checks run on the main queue. Each activity start is logged with its
-schedule-to-start latency (:mod:`ringmaster.latency`).
+(:func:`workflows.queues.freeze_queue`): each frozen release's watch (``check_freezes`` waiting
+for the unfreeze, a coroutine held for the whole freeze), ``max_concurrent_freeze_watches`` at
+once; the quick freeze checks and the registry's prompts to releases run on the main queue. Each
+activity start is logged with its schedule-to-start latency (:mod:`ringmaster.latency`).
 
 Identity: the main queue also runs ``verify_identity`` and ``attest_identity``
 (:mod:`activities.identity`), under the policy file ``identity_policy`` names and the attestation key
@@ -137,8 +137,13 @@ def activities_for(
         cluster.wait_rollout,
         cluster.rollback_cluster,
         *analysis_activities(metrics),
-        *([freeze.check] if freeze is not None else []),
+        *(freeze_activities(freeze) if freeze is not None else []),
     ]
+
+
+def freeze_activities(freeze: FreezeActivities) -> list[Callable[..., Any]]:
+    """The freeze registry's activities of the main queue: a quick read, and prompting releases."""
+    return [freeze.check, freeze.tell]
 
 
 def analysis_activities(metrics: MetricsSource) -> list[Callable[..., Any]]:

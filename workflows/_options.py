@@ -150,6 +150,15 @@ FREEZE_WATCH: CallOptions = {
         initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=10)
     ),
 }
-"""A release waits for the freezes holding it to change: one activity per change, heartbeating each
+"""A frozen release waits for the freezes holding it to change: one activity per change, heartbeating each
 poll (``freeze_poll_seconds``, at most 10 s: well inside the heartbeat timeout); a lost worker is
 noticed within the heartbeat timeout and another picks the wait up; a day-long attempt starts again."""
+
+FREEZE_TELL: CallOptions = {
+    "start_to_close_timeout": timedelta(minutes=2),
+    "heartbeat_timeout": timedelta(seconds=30),
+    "retry_policy": _retry(3, maximum=5.0),
+}
+"""After a freeze or an unfreeze, signal every running release (listed through visibility) to read
+the freezes: a person waits for it, so a few quick tries; releases not told read them before their
+next wave anyway."""

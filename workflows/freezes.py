@@ -7,8 +7,9 @@ a time under a lock. Each request is verified like any control (``verify_identit
 ``freeze`` and ``unfreeze``, judged by the authorization policy) and recorded with the verified
 principal and the reason.
 
-The registry never pushes: releases and lanes read it through ``activities.freeze`` (a release
-watches it with one heartbeating activity per change), so what a release saw is in its own history.
+After each change the registry prompts every running release to read it again (``freezes-changed``,
+a signal without authority); releases and lanes read it only through ``activities.freeze``, so what
+a release saw is in its own history.
 It runs until Temporal suggests a new run, then continues as new with its freezes.
 """
 
@@ -17,14 +18,17 @@ from __future__ import annotations
 import asyncio
 
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from activities.freeze import FreezeActivities
+    from activities.models import FreezeNotice
     from policies import freeze
     from policies.freeze import Action as FreezeAction
     from policies.freeze import Freeze, FreezeList
     from policies.identity import Verified
     from workflows import _identity
+    from workflows import _options as options
     from workflows.models import (
         FREEZE_LOG_KEPT,
         FreezeEvent,
@@ -98,7 +102,8 @@ class FreezeRegistryWorkflow:
             )
             self._state.freezes.append(frozen)
             self._log("freeze", key, req.reason, who)
-            return FreezeResult(message=frozen.describe(), freezes=list(self._state.freezes))
+            told = await self._tell_releases(key)
+            return FreezeResult(message=frozen.describe() + told, freezes=list(self._state.freezes))
 
     @freeze.validator
     def _validate_freeze(self, req: FreezeRequest) -> None:
@@ -116,8 +121,9 @@ class FreezeRegistryWorkflow:
             lifted = next(f for f in self._state.freezes if f.key == key)
             self._state.freezes.remove(lifted)
             self._log("unfreeze", key, lifted.reason, who)
+            told = await self._tell_releases(key)
             return FreezeResult(
-                message=f"unfrozen ({key}) by {who.principal}; it was {lifted.describe()}",
+                message=f"unfrozen ({key}) by {who.principal}; it was {lifted.describe()}{told}",
                 freezes=list(self._state.freezes),
             )
 
@@ -162,6 +168,24 @@ class FreezeRegistryWorkflow:
             )
         except _identity.Refused as refused:
             raise _rejected(f"{action} refused: {refused.problem}") from None
+
+    async def _tell_releases(self, key: str) -> str:
+        """Prompt the running releases to read the freezes now; a failure is reported, not fatal.
+
+        A release that is not told still reads the freezes before its next wave (and, once frozen,
+        watches for the unfreeze by itself).
+        """
+        try:
+            told = await workflow.execute_activity_method(
+                FreezeActivities.tell,
+                FreezeNotice(task_queue=workflow.info().task_queue, key=key),
+                summary="tell the running releases to read the freezes",
+                **options.FREEZE_TELL,
+            )
+        except ActivityError as err:
+            workflow.logger.warning("running releases not told of %s: %s", key, err.cause or err)
+            return " (running releases could not be told: they read it before their next wave)"
+        return f" ({told} running releases told)"
 
     def _log(self, kind: FreezeAction, key: str, reason: str, who: Verified) -> None:
         self._state.log.append(

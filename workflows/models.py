@@ -321,6 +321,14 @@ class UnfreezeRequest(_Control):
     target: str = ""
 
 
+class FreezesChanged(_Model):
+    """The registry's prompt to a running release: read the freezes again. It carries no authority:
+    the release reads what is frozen from the registry through its own activity."""
+
+    key: str = ""
+    """The scope that was frozen or unfrozen, for the record."""
+
+
 class FreezeEvent(_Model):
     """A freeze or an unfreeze, as the registry records it."""
 

@@ -6,9 +6,9 @@ take the slots that cluster changes and rollbacks need. The name is derived from
 queue, deterministically, so every workflow on queue ``q`` schedules its stretches on
 ``analysis_queue(q)`` and one worker process polls both (``ringmaster.worker``).
 
-A running release's freeze watch (``check_freezes`` waiting for a change, held for the whole
-release) has a queue of its own for the same reason: however many releases run, their watches take
-neither the cluster changes' slots nor the analysis stretches'.
+A frozen release's watch (``check_freezes`` waiting for the unfreeze, held for the whole freeze)
+has a queue of its own for the same reason: however many releases a freeze holds, their watches take
+neither the cluster changes' slots (a failing gate still rolls back) nor the analysis stretches'.
 """
 
 from __future__ import annotations
@@ -20,5 +20,5 @@ def analysis_queue(task_queue: str) -> str:
 
 
 def freeze_queue(task_queue: str) -> str:
-    """The queue of the freeze watches of releases running on ``task_queue``."""
+    """The queue of the freeze watches of frozen releases running on ``task_queue``."""
     return f"{task_queue}-freezes"

@@ -64,6 +64,7 @@ with workflow.unsafe.imports_passed_through():
         ClusterStatus,
         ControlKind,
         ControlResult,
+        FreezesChanged,
         HoldRequest,
         OperatorAction,
         Phase,
@@ -195,6 +196,9 @@ class ReleaseWorkflow(Steering):
         self._causes: dict[_ControlAction, Verified] = {}
         """Who caused the hold, resume and abort in force: their principal goes into the sealed orders."""
         self._freezes: list[Freeze] = []
+        self._freeze_reads = False
+        """Whether this release reads the freeze registry (patch ``freeze-holds``, until its ending)."""
+        self._freeze_lock = asyncio.Lock()
         self._freeze_watch: asyncio.Task[None] | None = None
 
     # --- the run ------------------------------------------------------------------------------
@@ -267,11 +271,12 @@ class ReleaseWorkflow(Steering):
             ending = self._abort(self.abort_reason)
         else:
             ending = self._end("succeeded", "promoted in every ring")
+        # Nothing holds an ending: its rollback (or its record) goes on whatever is frozen.
+        self._freeze_reads = False
         if self._freeze_watch is not None:
-            # Nothing holds an ending: its rollback (or its record) goes on whatever is frozen.
             self._freeze_watch.cancel()
             self._freeze_watch = None
-            self.freeze_hold = ""
+        self.freeze_hold = ""
         # Whatever ends the release, its ending (draining children, rolling back) completes through any
         # cancellation that arrives meanwhile.
         return await _rollback.to_completion(ending)
@@ -289,6 +294,7 @@ class ReleaseWorkflow(Steering):
             await self.until(lambda: ring.name in self._approved_rings)
             self._awaiting_ring, self._status.waiting_for = "", ""
         for wave in ring.waves:
+            await self._read_freezes()
             await self.unheld()
             self._stage = "deploying"
             self._publish()
@@ -1077,35 +1083,58 @@ class ReleaseWorkflow(Steering):
         return FreezeCheckInput(service=self._inp.service, regions=regions, known=known)
 
     async def _honour_freezes(self) -> None:
-        """Read the freezes before the first step, then watch them for the rest of the release.
+        """Read the freezes before the first step, and from now on whenever they may have changed.
 
-        Both reads are activities, so the freezes this release saw are in its history and it replays
-        with them. The watch ends when the release's ending begins: nothing holds a rollback.
+        Every read is an activity, so the freezes this release saw are in its history and it replays
+        with them. Reads happen here, before each wave, on the registry's ``freezes-changed`` signal
+        (sent to every running release after each freeze and unfreeze), and, while a freeze holds the
+        release, in one heartbeating activity that returns when the freezes change (an unfreeze whose
+        signal was lost is noticed all the same). No activity runs while nothing is frozen, so a
+        release's history stays flat and a time-skipping test server can skip its timers.
         """
-        found = await workflow.execute_activity_method(
-            FreezeActivities.check,
-            self._freeze_input(None),
-            summary="which freezes hold this release",
-            **options.FREEZE_READ,
-        )
-        await self._apply_freezes(found)
-        self._freeze_watch = asyncio.create_task(self._watch_freezes())
+        self._freeze_reads = True
+        await self._read_freezes()
 
-    async def _watch_freezes(self) -> None:
-        while True:
+    async def _read_freezes(self) -> None:
+        if not self._freeze_reads:
+            return
+        async with self._freeze_lock:
+            found = await workflow.execute_activity_method(
+                FreezeActivities.check,
+                self._freeze_input(None),
+                summary="which freezes hold this release",
+                **options.FREEZE_READ,
+            )
+            if self._freeze_reads:
+                await self._apply_freezes(found)
+
+    async def _watch_thaw(self) -> None:
+        """While frozen: wait for the freezes to change, and apply what they changed to."""
+        while self._freeze_reads and self._freezes:
+            known = [f.key for f in self._freezes]
             try:
                 found = await workflow.execute_activity_method(
                     FreezeActivities.check,
-                    self._freeze_input([f.key for f in self._freezes]),
+                    self._freeze_input(known),
                     summary="wait for the freezes holding this release to change",
-                    # Held for the whole release: on a queue of its own, so running releases never
-                    # take the slots of steps, rollbacks or analysis stretches.
+                    # Held for a whole freeze: on a queue of its own, so frozen releases never take
+                    # the slots of steps, rollbacks (a failing gate still rolls back) or analyses.
                     task_queue=queues.freeze_queue(workflow.info().task_queue),
                     **options.FREEZE_WATCH,
                 )
             except (asyncio.CancelledError, ActivityError):
                 return  # the release's ending cancelled the watch
-            await self._apply_freezes(found)
+            async with self._freeze_lock:
+                # A read on a signal may have seen the change first: then wait from what it saw.
+                if self._freeze_reads and [f.key for f in self._freezes] == known:
+                    await self._apply_freezes(found)
+        self._freeze_watch = None
+
+    @workflow.signal(name="freezes-changed")
+    async def freezes_changed(self, _: FreezesChanged) -> None:
+        """The freeze registry changed: read it (the signal carries no authority, only a prompt)."""
+        if self._final is None:
+            await self._read_freezes()
 
     async def _apply_freezes(self, found: FreezeCheck) -> None:
         """Hold (or stop holding) for the freezes in force: recorded, shown, and forwarded to the clusters."""
@@ -1133,6 +1162,8 @@ class ReleaseWorkflow(Steering):
                     OperatorAction(kind="unfreeze", by=SYSTEM, at=now, reason=f"{key} lifted", via="system")
                 )
         self._publish()
+        if self._freezes and self._freeze_watch is None:
+            self._freeze_watch = asyncio.create_task(self._watch_thaw())
         if self._child_held() != was_held:
             for handle in list(self._children.values()):
                 await self._forward_hold(handle, gate_holds=False)

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from temporalio.testing import ActivityEnvironment
 
 from activities.freeze import FreezeActivities
-from activities.models import FreezeCheckInput
+from activities.models import FreezeCheckInput, FreezeNotice
 from policies.freeze import Freeze
 from tests.support.waiting import assert_eventually
 
@@ -36,6 +36,9 @@ class _Source:
 
     async def freezes(self) -> list[Freeze]:
         return await self._registry.freezes_now()
+
+    async def tell_releases(self, inp: FreezeNotice) -> int:
+        raise AssertionError("must not be called: checking never prompts releases")
 
 
 class TestCheckFreezes:

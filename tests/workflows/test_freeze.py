@@ -112,6 +112,7 @@ class TestStopTheLine:
                 h, FreezeRegistryWorkflow.freeze, FreezeRequest(scope="all", reason="incident 42", by="sre")
             )
             assert "frozen (all): incident 42 (by sre" in result.message
+            assert "(2 running releases told)" in result.message
             for handle in (a, b):
                 status = await _frozen(handle, "incident 42")
                 assert "by sre" in status.hold_reason
