@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from policies import authz
+from policies.freeze import Freeze
 from policies.gates import Check, GateVerdict
 from policies.identity import Attestation, Expected, Proof, Verified
 from policies.plan import Analysis, ReleasePlan, Strategy, Workload
@@ -334,3 +335,31 @@ class AttestInput(_Model):
     """Seal an order to a cluster workflow with the worker's attestation key."""
 
     attestation: Attestation
+
+
+class FreezeCheckInput(_Model):
+    """Which freezes hold a release of ``service`` deploying to ``regions`` (with ``known``: once changed)."""
+
+    service: str
+    regions: list[str] = Field(default_factory=list)
+    known: list[str] | None = None
+    """The keys of the freezes the caller knows to be in force: the activity returns once the set in
+    force differs (polling the registry, heartbeating). None: answer at once."""
+
+
+class FreezeCheck(_Model):
+    """The freezes in force for the release, in scope order."""
+
+    freezes: list[Freeze] = Field(default_factory=list)
+
+    @property
+    def keys(self) -> list[str]:
+        """The keys of :attr:`freezes`."""
+        return [f.key for f in self.freezes]
+
+
+class FreezeNotice(_Model):
+    """Tell the running releases of ``task_queue`` that ``key`` was frozen or unfrozen."""
+
+    task_queue: str
+    key: str = ""

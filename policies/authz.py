@@ -17,7 +17,9 @@ claims match one of the group's ``tokens`` entries (the CI job of ``acme/payment
 Actions that name no ring (``submit``, and ``hold``, ``resume``, ``abort`` and ``rollback``, which act
 on a whole release) are judged with the ring empty, which only a rule whose rings match any ring
 (``*``, the default) covers; :meth:`AuthorizationPolicy.problems` refuses a rule that restricts rings
-for such an action, since it could never apply. Pure: the worker loads the file
+for such an action, since it could never apply. ``freeze`` and ``unfreeze`` act on the whole fleet's
+freeze registry, whatever their scope, so they are judged with the service empty too: only a rule
+whose services match any service (``*``, the default) allows them. Pure: the worker loads the file
 (``policies.loading.load_authorization_policy``) and judges inside ``verify_identity``.
 """
 
@@ -32,10 +34,20 @@ from pydantic import Field
 from policies import _errors, identity
 from policies._model import Document, Model, Name
 
-Permission = Literal["submit", "approve", "hold", "resume", "abort", "rollback"]
+Permission = Literal["submit", "approve", "hold", "resume", "abort", "rollback", "freeze", "unfreeze"]
 """What a rule may allow: every :data:`policies.identity.Action` (``rollback`` is undoing a release
-that already ended: ``ringmaster rollback`` and ``ringmaster retry``)."""
-PERMISSIONS: tuple[Permission, ...] = ("submit", "approve", "hold", "resume", "abort", "rollback")
+that already ended: ``ringmaster rollback`` and ``ringmaster retry``; ``freeze`` and ``unfreeze``
+stop and restart the line)."""
+PERMISSIONS: tuple[Permission, ...] = (
+    "submit",
+    "approve",
+    "hold",
+    "resume",
+    "abort",
+    "rollback",
+    "freeze",
+    "unfreeze",
+)
 RING_ACTIONS: frozenset[Permission] = frozenset({"approve"})
 """The actions whose requests name a ring (an approval of one ring, or of one cluster in it)."""
 DEFAULT_DENY = "authorization refuses what no rule allows"

@@ -32,10 +32,20 @@ from pydantic import AfterValidator, Field, StringConstraints, field_validator
 from policies._model import Document, Model
 from policies.durations import Duration
 
-Action = Literal["submit", "approve", "hold", "resume", "abort", "rollback"]
-ACTIONS: tuple[Action, ...] = ("submit", "approve", "hold", "resume", "abort", "rollback")
+Action = Literal["submit", "approve", "hold", "resume", "abort", "rollback", "freeze", "unfreeze"]
+ACTIONS: tuple[Action, ...] = (
+    "submit",
+    "approve",
+    "hold",
+    "resume",
+    "abort",
+    "rollback",
+    "freeze",
+    "unfreeze",
+)
 """``rollback`` undoes an ended release (``ringmaster rollback`` and ``retry``); its statement names
-the release's workflow id and run, and the cluster when one is named."""
+the release's workflow id and run, and the cluster when one is named. ``freeze`` and ``unfreeze``
+stop and restart the line (``ringmaster freeze``)."""
 NAMESPACE = "ringmaster"
 """The SSH signature namespace (``ssh-keygen -Y sign -n``): a git commit signature (namespace
 ``git``) or a file signature can never be replayed as a ringmaster request."""

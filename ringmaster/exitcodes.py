@@ -13,7 +13,8 @@ class ExitCode(IntEnum):
     RELEASE_FAILED = 1
     """The release ended rolled back, aborted or failed."""
     INVALID = 2
-    """Invalid input, a residency denial, or a rejected submission or control; for the worker,
+    """Invalid input, a residency denial, or a rejected submission or control (a submission a freeze
+    refuses; a ``freeze`` of a scope already frozen, an ``unfreeze`` of one that is not); for the worker,
     settings it cannot run with (fleet, kubeconfig, identity policy, attestation key)."""
     UNREACHABLE = 3
     """Temporal (or another required server) could not be reached."""

@@ -67,6 +67,17 @@ class Settings(BaseSettings):
     an analysis stretch) reaches a running activity in a heartbeat's answer, so this bounds how late
     it can arrive; lower means more RPCs per running analysis."""
 
+    max_concurrent_freeze_watches: int = Field(default=1000, ge=1)
+    """Freeze watches one worker runs at once, on the freeze queue (``<task_queue>-freezes``): one per
+    frozen release, held for the whole freeze, a coroutine polling the freeze registry for the
+    unfreeze. Past this many, a frozen release's watch waits for a slot (a prompted release still
+    reads the unfreeze at once)."""
+
+    freeze_poll_seconds: float = Field(default=2.0, gt=0, le=10)
+    """How often a frozen release's watch reads the freeze registry, in seconds: how late an unfreeze
+    whose prompt the release missed can reach it (a prompted release reads at once). At most 10, well
+    inside the watch's heartbeat timeout (``workflows._options.FREEZE_WATCH``)."""
+
     graceful_shutdown_seconds: float = Field(default=20.0, ge=0)
     """On SIGTERM, how long running activities get to finish before they are cancelled."""
 

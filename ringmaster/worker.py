@@ -8,8 +8,11 @@ unpolled. The main queue (``task_queue``) runs the workflows, the release activi
 cluster change, with ``max_concurrent_activities`` slots and as many threads for blocking cluster
 calls. The analysis queue (:func:`workflows.queues.analysis_queue`) runs only the long ``analyze``
 stretches, with ``max_concurrent_analyses`` slots of their own: however many canaries are under
-analysis, steps and rollbacks always find a slot. Each activity start is logged with its
-schedule-to-start latency (:mod:`ringmaster.latency`).
+analysis, steps and rollbacks always find a slot. A third worker polls the freeze queue
+(:func:`workflows.queues.freeze_queue`): each frozen release's watch (``check_freezes`` waiting
+for the unfreeze, a coroutine held for the whole freeze), ``max_concurrent_freeze_watches`` at
+once; the quick freeze checks and the registry's prompts to releases run on the main queue. Each
+activity start is logged with its schedule-to-start latency (:mod:`ringmaster.latency`).
 
 Identity: the main queue also runs ``verify_identity`` and ``attest_identity``
 (:mod:`activities.identity`), under the policy file ``identity_policy`` names and the attestation key
@@ -51,6 +54,7 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.analysis import AnalysisActivities, MetricsSource
+from activities.freeze import FreezeActivities, TemporalFreezes
 from activities.identity import IdentityActivities, IdentityMisconfigured
 from activities.jwks import HttpJwks
 from activities.kubernetes import KubernetesBackend
@@ -64,13 +68,20 @@ from policies.fleet import Fleet
 from policies.identity import IdentityPolicy
 from ringmaster import latency, readiness
 from ringmaster.settings import Settings
-from workflows import queues, search
+from workflows import freezes, queues, search
 from workflows.cluster import ClusterRolloutWorkflow
+from workflows.freezes import FreezeRegistryWorkflow
 from workflows.lane import ReleaseLaneWorkflow
 from workflows.release import ReleaseWorkflow
 from workflows.undo import UndoWorkflow
 
-WORKFLOWS: Sequence[type] = (ReleaseWorkflow, ClusterRolloutWorkflow, ReleaseLaneWorkflow, UndoWorkflow)
+WORKFLOWS: Sequence[type] = (
+    ReleaseWorkflow,
+    ClusterRolloutWorkflow,
+    ReleaseLaneWorkflow,
+    FreezeRegistryWorkflow,
+    UndoWorkflow,
+)
 
 RUNNER = SandboxedWorkflowRunner(
     restrictions=SandboxRestrictions.default.with_passthrough_modules("workflows._options")
@@ -106,13 +117,17 @@ def activities_for(
     metrics: MetricsSource,
     executor: Executor,
     identity: IdentityActivities | None = None,
+    *,
+    freeze: FreezeActivities | None = None,
 ) -> list[Callable[..., Any]]:
     """Every activity ringmaster registers on its main queue, bound to their clients.
 
     ``analyze`` is here too, only for stretches scheduled on the main queue by workflow code from
     before the analysis queue existed; new stretches go to :func:`analysis_activities`' queue.
     The identity activities run here, beside the release and lane workflows that call them
-    (``identity`` None: :func:`trusted_identity`).
+    (``identity`` None: :func:`trusted_identity`). ``check_freezes`` reads the freeze registry
+    through the worker's Temporal client (:func:`build_workers` gives it); without it, a release or
+    a submission that asks fails closed.
     """
     release = ReleaseActivities(fleet)
     cluster = ClusterActivities(backend, fleet, executor)
@@ -129,6 +144,7 @@ def activities_for(
         cluster.wait_rollout,
         cluster.rollback_cluster,
         *analysis_activities(metrics),
+        *(freeze_activities(freeze) if freeze is not None else []),
     ]
 
 
@@ -136,6 +152,11 @@ def undo_activities(client: Client, backend: ClusterBackend, executor: Executor)
     """The reads of ``UndoWorkflow``: an ended release's record (through ``client``) and a workload."""
     undo = UndoActivities(client, backend, executor)
     return [undo.read_release, undo.inspect_workload]
+
+
+def freeze_activities(freeze: FreezeActivities) -> list[Callable[..., Any]]:
+    """The freeze registry's activities of the main queue: a quick read, and prompting releases."""
+    return [freeze.check, freeze.tell]
 
 
 def analysis_activities(metrics: MetricsSource) -> list[Callable[..., Any]]:
@@ -219,15 +240,18 @@ def _attestation_key(path: Path) -> bytes:
 
 
 class Workers:
-    """The two Temporal workers of one ringmaster process, started and stopped together.
+    """The Temporal workers of one ringmaster process, started and stopped together.
 
-    ``async with`` starts both (polling the main and the analysis queue) and stops both on exit;
-    the cluster thread pool lives as long as they do.
+    ``async with`` starts them (polling the main, the analysis and the freeze queue) and stops them
+    all on exit; the cluster thread pool lives as long as they do.
     """
 
-    def __init__(self, main: Worker, analysis: Worker, pool: ThreadPoolExecutor) -> None:
+    def __init__(
+        self, main: Worker, analysis: Worker, pool: ThreadPoolExecutor, watches: Worker | None = None
+    ) -> None:
         self.main = main
         self.analysis = analysis
+        self.watches = watches
         self._pool = pool
         self._stack = AsyncExitStack()
 
@@ -237,11 +261,14 @@ class Workers:
         self._stack.callback(self._pool.shutdown)
         await self._stack.enter_async_context(self.main)
         await self._stack.enter_async_context(self.analysis)
+        if self.watches is not None:
+            await self._stack.enter_async_context(self.watches)
         return self
 
     async def shutdown(self) -> None:
-        """Stop polling both queues at once and wait for both workers to finish (repeatable)."""
-        await asyncio.gather(self.main.shutdown(), self.analysis.shutdown())
+        """Stop polling every queue at once and wait for every worker to finish (repeatable)."""
+        others = [self.watches.shutdown()] if self.watches is not None else []
+        await asyncio.gather(self.main.shutdown(), self.analysis.shutdown(), *others)
 
     async def __aexit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
@@ -272,13 +299,16 @@ def build_workers(
         "default_heartbeat_throttle_interval": timedelta(seconds=settings.heartbeat_throttle_seconds),
         "interceptors": [latency.LatencyInterceptor(warn_after)],
     }
+    freeze = FreezeActivities(
+        TemporalFreezes(client, freezes.registry_id(settings.task_queue)), settings.freeze_poll_seconds
+    )
     main = Worker(
         client,
         task_queue=settings.task_queue,
         workflows=list(WORKFLOWS),
         workflow_runner=RUNNER,
         activities=[
-            *activities_for(fleet, backend, metrics, pool, identity),
+            *activities_for(fleet, backend, metrics, pool, identity, freeze=freeze),
             *undo_activities(client, backend, pool),
         ],
         activity_executor=pool,
@@ -292,7 +322,14 @@ def build_workers(
         max_concurrent_activities=settings.max_concurrent_analyses,
         **common,
     )
-    return Workers(main, analysis, pool)
+    watches = Worker(
+        client,
+        task_queue=queues.freeze_queue(settings.task_queue),
+        activities=[freeze.check],
+        max_concurrent_activities=settings.max_concurrent_freeze_watches,
+        **common,
+    )
+    return Workers(main, analysis, pool, watches)
 
 
 async def run(

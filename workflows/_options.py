@@ -132,3 +132,39 @@ IDENTITY: CallOptions = {
 """Verifying a proof (an ``ssh-keygen`` run, or a token against its issuer's cached keys) or sealing an
 attestation. A person waits on it, so it gives up within seconds: an issuer that cannot be reached
 refuses the request, which can be sent again."""
+
+FREEZE_CHECK: CallOptions = {
+    "start_to_close_timeout": timedelta(seconds=30),
+    "retry_policy": _retry(5, maximum=5.0),
+}
+"""A submission asks the freeze registry whether a freeze refuses it: a person waits, so it gives up
+within seconds (and the lane refuses the submission, failing closed)."""
+
+FREEZE_READ: CallOptions = {
+    "start_to_close_timeout": timedelta(seconds=30),
+    "retry_policy": RetryPolicy(
+        initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=10)
+    ),
+}
+"""A release reads the freezes before its first step, retrying until the registry answers: a release
+that cannot tell whether it is frozen starts nothing (fails closed)."""
+
+FREEZE_WATCH: CallOptions = {
+    "start_to_close_timeout": timedelta(days=1),
+    "heartbeat_timeout": timedelta(seconds=30),
+    "retry_policy": RetryPolicy(
+        initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=10)
+    ),
+}
+"""A frozen release waits for the freezes holding it to change: one activity per change, heartbeating each
+poll (``freeze_poll_seconds``, at most 10 s: well inside the heartbeat timeout); a lost worker is
+noticed within the heartbeat timeout and another picks the wait up; a day-long attempt starts again."""
+
+FREEZE_TELL: CallOptions = {
+    "start_to_close_timeout": timedelta(minutes=2),
+    "heartbeat_timeout": timedelta(seconds=30),
+    "retry_policy": _retry(3, maximum=5.0),
+}
+"""After a freeze or an unfreeze, signal every running release (listed through visibility) to read
+the freezes: a person waits for it, so a few quick tries; releases not told read them before their
+next wave anyway."""

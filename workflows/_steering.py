@@ -56,16 +56,19 @@ class Steering:
         self.gate_holds: dict[str, str] = {}
         """Holds placed by inconclusive gates, by cluster: lifted when data returns or by resume."""
         self.abort_reason: str | None = None
+        self.freeze_hold = ""
+        """The freezes holding the release, described; lifted only by ``unfreeze`` (never by resume)."""
 
     # --- state --------------------------------------------------------------------------------
 
     def is_held(self) -> bool:
-        """An operator's hold or an inconclusive gate stops new steps."""
-        return self.held or bool(self.gate_holds)
+        """An operator's hold, a freeze or an inconclusive gate stops new steps."""
+        return self.held or bool(self.gate_holds) or bool(self.freeze_hold)
 
     def hold_text(self) -> str:
         """Why the release is held, for status and the UI."""
-        reasons = [self.hold_reason] if self.held else []
+        reasons = [self.freeze_hold] if self.freeze_hold else []
+        reasons += [self.hold_reason] if self.held else []
         reasons += [f"gate inconclusive in {c}: {r}" for c, r in sorted(self.gate_holds.items())]
         return "; ".join(reasons)
 

@@ -133,7 +133,8 @@ class ClusterRolloutWorkflow(Steering):
         async with self._controls:
             if await self._accepts("resume", req):
                 self.held, self.hold_reason = False, ""
-                self.gate_holds.clear()
+                if req.gate_holds:  # False: the release lifts only its own hold (a freeze ended)
+                    self.gate_holds.clear()
                 self._retry_now = True
 
     @workflow.signal(unfinished_policy=workflow.HandlerUnfinishedPolicy.ABANDON)

@@ -14,13 +14,24 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import WorkflowIDReusePolicy
-from temporalio.exceptions import ApplicationError, ChildWorkflowError, WorkflowAlreadyStartedError
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    ChildWorkflowError,
+    WorkflowAlreadyStartedError,
+)
 
 with workflow.unsafe.imports_passed_through():
+    from activities.freeze import FreezeActivities
+    from activities.models import FreezeCheckInput
     from policies.identity import Attestation, Verified, plan_digest
     from workflows import _identity, _signals
+    from workflows import _options as options
     from workflows.models import AbortRequest, LaneState, ReleaseInput, SubmitRequest, SubmitResult
     from workflows.release import ReleaseWorkflow, release_id
+
+FREEZE_REFUSALS = "freeze-refuses-submissions"
+"""Patch: a submission of a service under a freeze (of everything, or of the service) is refused."""
 
 IDLE_TIMEOUT = timedelta(minutes=10)
 """How long a lane with no release waits for the next submission before it ends."""
@@ -122,6 +133,8 @@ class ReleaseLaneWorkflow:
                     created=False,
                     message="already running",
                 )
+            if workflow.patched(FREEZE_REFUSALS):
+                await self._refuse_if_frozen(new)
             if current is not None and not req.supersede:
                 raise ApplicationError(
                     f"{current.release} is running (workflow {self._state.current_workflow_id}); "
@@ -160,6 +173,28 @@ class ReleaseLaneWorkflow:
             )
         except _identity.Refused as refused:
             raise _rejected(f"submission of {new.release} refused: {refused.problem}") from None
+
+    async def _refuse_if_frozen(self, new: ReleaseInput) -> None:
+        """Refuse the submission, naming the freeze, when one holds the service (or it cannot be told).
+
+        The plan is not scheduled yet, so only freezes of everything or of the service refuse here; a
+        region's freeze holds the release before its first step instead.
+        """
+        try:
+            found = await workflow.execute_activity_method(
+                FreezeActivities.check,
+                FreezeCheckInput(service=new.service),
+                summary=f"is {new.service} frozen",
+                **options.FREEZE_CHECK,
+            )
+        except ActivityError as err:
+            raise _rejected(
+                f"submission of {new.release} refused: the freeze registry could not be read "
+                f"({err.cause or err})"
+            ) from None
+        if found.freezes:
+            frozen = "; ".join(f.describe() for f in found.freezes)
+            raise _rejected(f"submission of {new.release} refused: {frozen}; ringmaster unfreeze lifts it")
 
     async def _seal(self, submitter: Verified, order: AbortRequest) -> Attestation:
         try:

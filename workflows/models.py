@@ -13,6 +13,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from activities.models import ClusterSnapshot, ReleaseRef
+from policies.freeze import Freeze
+from policies.freeze import Scope as FreezeScope
 from policies.gates import Check, GateVerdict
 from policies.identity import Attestation, Method, Proof, Verified
 from policies.plan import Analysis, ReleasePlan, Strategy, Workload
@@ -85,7 +87,8 @@ class ReleaseInput(_Model):
 
 # --- operator controls ----------------------------------------------------------------------------
 
-ControlKind = Literal["hold", "resume", "abort", "approve", "supersede"]
+ControlKind = Literal["hold", "resume", "abort", "approve", "supersede", "freeze", "unfreeze"]
+"""``freeze`` and ``unfreeze``: a freeze of the registry began or ended holding the release."""
 
 
 class _Control(_Model):
@@ -110,6 +113,10 @@ class HoldRequest(_Control):
 
 class ResumeRequest(_Control):
     """Lift an operator's hold (or a hold caused by an inconclusive gate)."""
+
+    gate_holds: bool = True
+    """Lift the holds of inconclusive gates too. False when a release lifts only its own hold on a
+    cluster (the end of a freeze): an inconclusive gate there still waits for data or a person."""
 
 
 class AbortRequest(_Control):
@@ -293,3 +300,61 @@ class LaneState(_Model):
     releases_per_run: int = 0
     """Releases one run of the lane waits for before it continues as new (0: only when Temporal
     suggests it, as history grows). Tests lower it to reach the continue-as-new path."""
+
+
+# --- freezes ----------------------------------------------------------------------------------------
+
+
+class FreezeRequest(_Control):
+    """Hold every release in ``scope`` (and refuse its new submissions) until unfrozen."""
+
+    scope: FreezeScope
+    target: str = ""
+    """The service or region; empty for ``all``."""
+    reason: str
+
+
+class UnfreezeRequest(_Control):
+    """Lift the freeze of ``scope``."""
+
+    scope: FreezeScope
+    target: str = ""
+
+
+class FreezesChanged(_Model):
+    """The registry's prompt to a running release: read the freezes again. It carries no authority:
+    the release reads what is frozen from the registry through its own activity."""
+
+    key: str = ""
+    """The scope that was frozen or unfrozen, for the record."""
+
+
+class FreezeEvent(_Model):
+    """A freeze or an unfreeze, as the registry records it."""
+
+    kind: Literal["freeze", "unfreeze"]
+    key: str
+    reason: str = ""
+    by: str
+    method: Method | Literal[""] = ""
+    at: datetime
+
+
+class FreezeRegistryState(_Model):
+    """The registry's memory: every freeze in force, and the recent freezes and unfreezes."""
+
+    freezes: list[Freeze] = Field(default_factory=list)
+    log: list[FreezeEvent] = Field(default_factory=list)
+    """The newest :data:`FREEZE_LOG_KEPT` freezes and unfreezes, newest last."""
+    used_nonces: list[str] = Field(default_factory=list)
+    used_token_ids: list[str] = Field(default_factory=list)
+
+
+FREEZE_LOG_KEPT = 200
+
+
+class FreezeResult(_Model):
+    """What a freeze or unfreeze changed, and every freeze in force after it."""
+
+    message: str
+    freezes: list[Freeze] = Field(default_factory=list)

@@ -29,6 +29,7 @@ from temporalio.exceptions import (
 )
 
 with workflow.unsafe.imports_passed_through():
+    from activities.freeze import FreezeActivities
     from activities.models import (
         AnalysisMode,
         AnalyzeInput,
@@ -36,6 +37,8 @@ with workflow.unsafe.imports_passed_through():
         ClusterSnapshot,
         ClusterTarget,
         FindSnapshotsInput,
+        FreezeCheck,
+        FreezeCheckInput,
         PreparedRelease,
         PrepareInput,
         RecordedSnapshots,
@@ -44,10 +47,11 @@ with workflow.unsafe.imports_passed_through():
     )
     from activities.release import ReleaseActivities
     from activities.rollout import ClusterActivities
+    from policies.freeze import Freeze
     from policies.gates import Check
     from policies.identity import Verified
     from policies.schedule import ScheduledCluster, ScheduledRing, Wave
-    from workflows import _identity, _rollback, _signals, search
+    from workflows import _identity, _rollback, _signals, queues, search
     from workflows import _options as options
     from workflows._steering import Aborted, AnalysisRun, GateFailed, Interrupted, Steering
     from workflows.cluster import ClusterRolloutWorkflow
@@ -60,6 +64,7 @@ with workflow.unsafe.imports_passed_through():
         ClusterStatus,
         ControlKind,
         ControlResult,
+        FreezesChanged,
         HoldRequest,
         OperatorAction,
         Phase,
@@ -103,6 +108,10 @@ CONTROLS_IN_ORDER = "controls-in-order"
 SEALED_ORDERS = "sealed-orders"
 """Patch: cluster children started from here verify every control (``sealed_orders``), and the
 release seals what it sends them with the principal that caused it."""
+
+FREEZE_HOLDS = "freeze-holds"
+"""Patch: the release reads the freeze registry before its first step and watches it after; a freeze
+in scope holds it (and its clusters) until unfrozen, whatever an operator resumes."""
 
 _ControlAction = Literal["hold", "resume", "abort", "approve"]
 _Control = HoldRequest | ResumeRequest | AbortRequest | ApproveRequest
@@ -192,6 +201,11 @@ class ReleaseWorkflow(Steering):
         """Cluster workflows (by id) that verify each control: this release seals what it sends them."""
         self._causes: dict[_ControlAction, Verified] = {}
         """Who caused the hold, resume and abort in force: their principal goes into the sealed orders."""
+        self._freezes: list[Freeze] = []
+        self._freeze_reads = False
+        """Whether this release reads the freeze registry (patch ``freeze-holds``, until its ending)."""
+        self._freeze_lock = asyncio.Lock()
+        self._freeze_watch: asyncio.Task[None] | None = None
 
     # --- the run ------------------------------------------------------------------------------
 
@@ -249,6 +263,8 @@ class ReleaseWorkflow(Steering):
             return await self._end("denied", f"denied before anything was deployed: {reasons}")
         ending: Coroutine[Any, Any, ReleaseStatus]
         try:
+            if workflow.patched(FREEZE_HOLDS):
+                await self._honour_freezes()
             for ring in prepared.schedule.rings:
                 await self._run_ring(ring)
         except Aborted as aborted:
@@ -261,6 +277,12 @@ class ReleaseWorkflow(Steering):
             ending = self._abort(self.abort_reason)
         else:
             ending = self._end("succeeded", "promoted in every ring")
+        # Nothing holds an ending: its rollback (or its record) goes on whatever is frozen.
+        self._freeze_reads = False
+        if self._freeze_watch is not None:
+            self._freeze_watch.cancel()
+            self._freeze_watch = None
+        self.freeze_hold = ""
         # Whatever ends the release, its ending (draining children, rolling back) completes through any
         # cancellation that arrives meanwhile.
         return await _rollback.to_completion(ending)
@@ -278,6 +300,7 @@ class ReleaseWorkflow(Steering):
             await self.until(lambda: ring.name in self._approved_rings)
             self._awaiting_ring, self._status.waiting_for = "", ""
         for wave in ring.waves:
+            await self._read_freezes()
             await self.unheld()
             self._stage = "deploying"
             self._publish()
@@ -303,8 +326,8 @@ class ReleaseWorkflow(Steering):
                 plan=prepared.plan,
                 schedule=prepared.schedule,
                 promoted_before=promoted_before,
-                held=self.held,
-                hold_reason=self.hold_reason,
+                held=self._child_held(),
+                hold_reason=self._child_hold_reason(),
                 sealed_orders=workflow.patched(SEALED_ORDERS),
             )
             handle = await self._start_child(ring, cluster, child_input)
@@ -314,7 +337,7 @@ class ReleaseWorkflow(Steering):
                 self._sealed.add(handle.id)
             self._status.cluster(cluster.name).workflow_id = handle.id
             # Controls that arrived while the child was starting reach it now.
-            if self.held != child_input.held:
+            if self._child_held() != child_input.held:
                 await self._forward_hold(handle)
             if self.abort_reason is not None:
                 await self._order(handle, AbortRequest(reason=self.abort_reason, by=SYSTEM))
@@ -746,7 +769,7 @@ class ReleaseWorkflow(Steering):
             req, who = await self._verified_update("resume", req, {})
             self._refuse("resume", req, self._resume_problem(req), who, {})
             await self._resume(req, "update", who)
-            return self._answer("resumed")
+            return self._answer(f"resumed; still {self.freeze_hold}" if self.freeze_hold else "resumed")
 
     @resume.validator
     def _validate_resume(self, req: ResumeRequest) -> None:
@@ -867,6 +890,8 @@ class ReleaseWorkflow(Steering):
             return "resume needs the operator's identity (by), or a proof"
         if ended := self._ended_problem():
             return ended
+        if self.freeze_hold and not self.held and not self.gate_holds:
+            return f"{self.freeze_hold}: only ringmaster unfreeze lifts a freeze"
         # A cluster holds on its own (an inconclusive gate, an unreachable API): resume lifts that too.
         if not self.is_held() and not self._holding_clusters():
             return "the release is not held"
@@ -1061,14 +1086,123 @@ class ReleaseWorkflow(Steering):
         self._record("resume", req, via=via, who=who)
         self._cause("resume", who)
         self._publish()
+        if self.freeze_hold:
+            # The clusters stay held by the freeze: a resume there would let them take a step before
+            # a hold sent after it arrived. Their own gate holds wait for the unfreeze and a resume.
+            return
         for handle in list(self._children.values()):
             await self._order(handle, req)
 
-    async def _forward_hold(self, handle: workflow.ChildWorkflowHandle[Any, ClusterRolloutResult]) -> None:
-        if self.held:
-            await self._order(handle, HoldRequest(reason=self.hold_reason, by=SYSTEM))
-        else:
+    def _child_held(self) -> bool:
+        """Whether the clusters must hold: an operator's hold or a freeze (gates hold by themselves)."""
+        return self.held or bool(self.freeze_hold)
+
+    def _child_hold_reason(self) -> str:
+        return "; ".join(r for r in (self.freeze_hold, self.hold_reason if self.held else "") if r)
+
+    async def _forward_hold(
+        self, handle: workflow.ChildWorkflowHandle[Any, ClusterRolloutResult], *, gate_holds: bool = True
+    ) -> None:
+        if self._child_held():
+            await self._order(handle, HoldRequest(reason=self._child_hold_reason(), by=SYSTEM))
+        elif gate_holds:
             await self._order(handle, ResumeRequest(by=SYSTEM))
+        else:
+            await self._order(handle, ResumeRequest(by=SYSTEM, gate_holds=False))
+
+    # --- freezes ------------------------------------------------------------------------------
+
+    def _freeze_input(self, known: list[str] | None) -> FreezeCheckInput:
+        prepared = self._prepared
+        assert prepared is not None
+        regions = sorted({c.region for c in prepared.schedule.all_clusters()})
+        return FreezeCheckInput(service=self._inp.service, regions=regions, known=known)
+
+    async def _honour_freezes(self) -> None:
+        """Read the freezes before the first step, and from now on whenever they may have changed.
+
+        Every read is an activity, so the freezes this release saw are in its history and it replays
+        with them. Reads happen here, before each wave, on the registry's ``freezes-changed`` signal
+        (sent to every running release after each freeze and unfreeze), and, while a freeze holds the
+        release, in one heartbeating activity that returns when the freezes change (an unfreeze whose
+        signal was lost is noticed all the same). No activity runs while nothing is frozen, so a
+        release's history stays flat and a time-skipping test server can skip its timers.
+        """
+        self._freeze_reads = True
+        await self._read_freezes()
+
+    async def _read_freezes(self) -> None:
+        if not self._freeze_reads:
+            return
+        async with self._freeze_lock:
+            found = await workflow.execute_activity_method(
+                FreezeActivities.check,
+                self._freeze_input(None),
+                summary="which freezes hold this release",
+                **options.FREEZE_READ,
+            )
+            if self._freeze_reads:
+                await self._apply_freezes(found)
+
+    async def _watch_thaw(self) -> None:
+        """While frozen: wait for the freezes to change, and apply what they changed to."""
+        while self._freeze_reads and self._freezes:
+            known = [f.key for f in self._freezes]
+            try:
+                found = await workflow.execute_activity_method(
+                    FreezeActivities.check,
+                    self._freeze_input(known),
+                    summary="wait for the freezes holding this release to change",
+                    # Held for a whole freeze: on a queue of its own, so frozen releases never take
+                    # the slots of steps, rollbacks (a failing gate still rolls back) or analyses.
+                    task_queue=queues.freeze_queue(workflow.info().task_queue),
+                    **options.FREEZE_WATCH,
+                )
+            except (asyncio.CancelledError, ActivityError):
+                return  # the release's ending cancelled the watch
+            async with self._freeze_lock:
+                # A read on a signal may have seen the change first: then wait from what it saw.
+                if self._freeze_reads and [f.key for f in self._freezes] == known:
+                    await self._apply_freezes(found)
+        self._freeze_watch = None
+
+    @workflow.signal(name="freezes-changed")
+    async def freezes_changed(self, _: FreezesChanged) -> None:
+        """The freeze registry changed: read it (the signal carries no authority, only a prompt)."""
+        if self._final is None:
+            await self._read_freezes()
+
+    async def _apply_freezes(self, found: FreezeCheck) -> None:
+        """Hold (or stop holding) for the freezes in force: recorded, shown, and forwarded to the clusters."""
+        before = {f.key: f for f in self._freezes}
+        after = {f.key: f for f in found.freezes}
+        was_held = self._child_held()
+        self._freezes = list(found.freezes)
+        self.freeze_hold = "; ".join(f.describe() for f in found.freezes)
+        now = workflow.now()
+        for key, f in after.items():
+            if key not in before:
+                self._status.actions.append(
+                    OperatorAction(
+                        kind="freeze",
+                        by=f.by,
+                        at=now,
+                        reason=f"{key}: {f.reason}",
+                        via="system",
+                        method=f.method,
+                    )
+                )
+        for key in before:
+            if key not in after:
+                self._status.actions.append(
+                    OperatorAction(kind="unfreeze", by=SYSTEM, at=now, reason=f"{key} lifted", via="system")
+                )
+        self._publish()
+        if self._freezes and self._freeze_watch is None:
+            self._freeze_watch = asyncio.create_task(self._watch_thaw())
+        if self._child_held() != was_held:
+            for handle in list(self._children.values()):
+                await self._forward_hold(handle, gate_holds=False)
 
     async def _abort_request(self, req: AbortRequest, via: str, who: Verified | None = None) -> None:
         self.abort_reason = f"{req.reason} (by {req.by})"

@@ -3,6 +3,7 @@
 - :mod:`~ringmaster.cli.plans`: ``validate`` and ``plan``, checking a plan against a fleet (no Temporal);
 - :mod:`~ringmaster.cli.releases`: ``submit`` and the controls ``hold``, ``resume``, ``abort``, ``approve``;
 - :mod:`~ringmaster.cli.undo`: ``rollback`` and ``retry``, undoing a release that already ended;
+- :mod:`~ringmaster.cli.freezes`: ``freeze``, ``unfreeze`` and ``freezes``, stopping the line;
 - :mod:`~ringmaster.cli.status`: ``status``, and the progress views ``submit --wait`` shows;
 - :mod:`~ringmaster.cli.worker`: ``worker``;
 - :mod:`~ringmaster.cli.policy`: ``policy check``, what the authorization policy allows (no Temporal).
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 import typer
 
-from ringmaster.cli import plans, policy, releases, status, undo, worker
+from ringmaster.cli import freezes, plans, policy, releases, status, undo, worker
 
 app = typer.Typer(
     name="ringmaster",
@@ -27,7 +28,14 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-for _command in (*plans.COMMANDS, *releases.COMMANDS, *undo.COMMANDS, *status.COMMANDS, *worker.COMMANDS):
+for _command in (
+    *plans.COMMANDS,
+    *releases.COMMANDS,
+    *undo.COMMANDS,
+    *freezes.COMMANDS,
+    *status.COMMANDS,
+    *worker.COMMANDS,
+):
     app.command()(_command)
 app.add_typer(policy.app)
 

@@ -50,6 +50,8 @@ class ActionArg(StrEnum):
     RESUME = "resume"
     ABORT = "abort"
     ROLLBACK = "rollback"
+    FREEZE = "freeze"
+    UNFREEZE = "unfreeze"
 
 
 @app.command()
@@ -128,7 +130,8 @@ def _request(
     """The request as the worker would judge it, or exit 2 when the options do not fit the action."""
     if not principal.strip():
         _fail("--as names nobody", output)
-    service = _service(release, output)
+    # freeze and unfreeze act on the fleet-wide registry: the worker judges them with no service.
+    service = "" if action in (ActionArg.FREEZE, ActionArg.UNFREEZE) else _service(release, output)
     if action is ActionArg.APPROVE and not ring:
         _fail("approve names a ring: add --ring", output)
     if ring and action is not ActionArg.APPROVE:

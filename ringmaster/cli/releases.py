@@ -106,7 +106,7 @@ def submit(
                 plan_digest=plan_digest(inp.plan_text),
                 reason=",".join(n for n, on in (("rerun", rerun), ("supersede", supersede)) if on),
             )
-            proof = _proved(said, sign_with)
+            proof = proved(said, sign_with)
             result = await _client.call(
                 "submission",
                 client.execute_update_with_start_workflow(
@@ -240,8 +240,8 @@ def _control(
         # The proof names the run it acts on: a control signed for one run never acts on a rerun.
         run_id = (await _client.call(name, handle.describe())).run_id
         said = _proof.statement(name, handle.id, run_id=run_id, ring=ring, cluster=cluster, reason=reason)
-        proved = request.model_copy(update={"proof": _proved(said, sign_with)})
-        result = await _client.call(name, handle.execute_update(update, proved))
+        signed = request.model_copy(update={"proof": proved(said, sign_with)})
+        result = await _client.call(name, handle.execute_update(update, signed))
         payload = {"release": release, "control": name, **result.model_dump(mode="json")}
         return ExitCode.OK, payload, f"{name}: {result.message} (phase {result.phase})"
 
@@ -259,7 +259,7 @@ def request_action(request: HoldRequest | ResumeRequest | AbortRequest | Approve
     return "approve"
 
 
-def _proved(said: Statement, sign_with: Path | None) -> Proof | None:
+def proved(said: Statement, sign_with: Path | None) -> Proof | None:
     """The proof of ``said``, or exit 2 naming why it cannot be made."""
     from ringmaster.cli import _proof  # noqa: PLC0415 - see _client
     from ringmaster.cli._client import Stop  # noqa: PLC0415

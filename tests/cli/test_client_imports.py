@@ -27,6 +27,9 @@ CLIENT_COMMANDS = {
     "approve": ["approve", "api:v2", "--ring", "beta"],
     "rollback": ["rollback", "api:v2", "--reason", "checking imports"],
     "retry": ["retry", "api:v2", "--cluster", "euw1-internal"],
+    "freeze": ["freeze", "--all", "--reason", "checking imports"],
+    "unfreeze": ["unfreeze", "--all"],
+    "freezes": ["freezes"],
     "submit": [
         "submit",
         str(EXAMPLES / "plan.yaml"),

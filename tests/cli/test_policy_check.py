@@ -191,6 +191,17 @@ class TestInvalidInput:
         assert run.code == ExitCode.INVALID
         assert "maxAge" in run.stderr
 
+    def test_freeze_is_judged_fleet_wide_whatever_release_is_named(self) -> None:
+        """On-call may stop the line and only SREs lift it, as the worker judges them: with no service."""
+        run = check("--as", "erin@example.com", "freeze", "payments:v42")
+        assert (run.code, run.stdout.splitlines()[0]) == (
+            ExitCode.OK,
+            "allowed: rule 'on-call-may-stop-anything' (rules[5]) allows erin@example.com (groups on-call) "
+            "to freeze an unknown service",
+        )
+        assert check("--as", "erin@example.com", "unfreeze", "payments:v42").code == ExitCode.NOT_ALLOWED
+        assert check("--as", "dave@example.com", "unfreeze", "x:y").code == ExitCode.OK
+
     def test_the_cli_offers_every_permission(self) -> None:
         """The action argument and the policy's permissions are the same list."""
         assert tuple(a.value for a in policy.ActionArg) == authz.PERMISSIONS

@@ -18,6 +18,7 @@ from temporalio.worker import Replayer
 
 from workflows import _signals
 from workflows.cluster import ClusterRolloutWorkflow
+from workflows.freezes import FreezeRegistryWorkflow
 from workflows.lane import ReleaseLaneWorkflow
 from workflows.release import ReleaseWorkflow
 
@@ -27,9 +28,9 @@ SAVED = {f"{p.parent.name}/{p.stem}": json.loads(p.read_text()) for p in HISTORI
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[f"{p.parent.name}/{p.stem}" for p in HISTORIES])
 async def test_saved_history_replays(path: Path) -> None:
-    """Every workflow of the path (release, clusters, lane) replays cleanly."""
+    """Every workflow of the path (release, clusters, lane, freeze registry) replays cleanly."""
     replayer = Replayer(
-        workflows=[ReleaseWorkflow, ClusterRolloutWorkflow, ReleaseLaneWorkflow],
+        workflows=[ReleaseWorkflow, ClusterRolloutWorkflow, ReleaseLaneWorkflow, FreezeRegistryWorkflow],
         data_converter=pydantic_data_converter,
     )
     histories = [

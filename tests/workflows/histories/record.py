@@ -6,8 +6,11 @@ every signal to another workflow sent from a task of its own, the ``shielded-sig
 has every request verified by the identity activity, the ``verified-identity`` patch, here by a
 worker that takes identity on the client's word, which runs the same workflow code; v8 has every
 control a release forwards to a cluster workflow sealed and verified again there, the
-``sealed-orders`` patch; v9 has controls verified and applied one at a time in arrival order, the
-``controls-in-order`` patch) on a
+``sealed-orders`` patch; v9 has controls
+verified and applied one at a time in arrival order, the ``controls-in-order`` patch, every release
+reading and watching the freeze registry and every submission asking it, the ``freeze-holds`` and
+``freeze-refuses-submissions`` patches, and a path of its own: a release held mid-canary by a freeze
+and let go by the unfreeze, with the registry's history) on a
 fresh dev server with an in-process worker and saves every workflow's history as JSON beside this
 file, in the folder ``SET`` (e.g. ``v2``).
 Never re-record an existing set: each set stands for the releases that were running when it was
@@ -25,7 +28,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WithStartWorkflowOperation, WorkflowHandle
+from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
@@ -36,7 +40,16 @@ from tests.workflows.support import ScriptedMetrics, canary, plan, running_worke
 from tests.workflows.test_lane import submit
 from tests.workflows.test_safety import _reset, _task_after_prepare
 from workflows import search
-from workflows.models import AbortRequest, ApproveRequest, HoldRequest, ResumeRequest
+from workflows.freezes import FreezeRegistryWorkflow, registry_id
+from workflows.models import (
+    AbortRequest,
+    ApproveRequest,
+    FreezeRegistryState,
+    FreezeRequest,
+    HoldRequest,
+    ResumeRequest,
+    UnfreezeRequest,
+)
 from workflows.release import ReleaseWorkflow, cluster_workflow_id
 
 HERE = Path(__file__).parent
@@ -65,9 +78,10 @@ async def _pending(handle: WorkflowHandle[Any, Any]) -> list[str]:
     return [a.activity_type.name for a in described.raw_description.pending_activities]
 
 
-async def _save(client: Client, name: str, service: str) -> None:
+async def _save(client: Client, name: str, service: str, *extra: str) -> None:
     ids = [w.id async for w in client.list_workflows(f"RingmasterService = '{service}'")]
     ids.append(f"lane:{service}")
+    ids.extend(extra)
     histories = []
     for wid in sorted(set(ids)):
         try:
@@ -216,6 +230,36 @@ async def main() -> None:
             await new.execute_update(ReleaseWorkflow.abort, AbortRequest(reason="incident", by="bob"))
             await new.result()
             await _save(client, "reset", "reset")
+
+            # Since v9: a freeze holds a release mid-canary; the unfreeze lets it go on.
+            rings = [
+                {
+                    "name": "internal",
+                    "clusters": ["euw1-internal"],
+                    "strategy": canary(("w", 20), ("p", "3s"), ("w", 50)),
+                }
+            ]
+            handle = await h.start(plan("freeze", rings, metrics=False), service="freeze")
+            await _until(lambda s: s.clusters and s.clusters[0].weight == 20, handle)
+            registry = registry_id(h.task_queue)
+            start = WithStartWorkflowOperation(
+                FreezeRegistryWorkflow.run,
+                FreezeRegistryState(),
+                id=registry,
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                task_queue=h.task_queue,
+            )
+            await client.execute_update_with_start_workflow(
+                FreezeRegistryWorkflow.freeze,
+                FreezeRequest(scope="service", target="freeze", reason="incident", by="sre"),
+                start_workflow_operation=start,
+            )
+            await _until(lambda s: s.phase == "holding", handle)
+            await client.get_workflow_handle(registry).execute_update(
+                FreezeRegistryWorkflow.unfreeze, UnfreezeRequest(scope="service", target="freeze", by="sre")
+            )
+            await handle.result()
+            await _save(client, "freeze", "freeze", registry)
     await env.shutdown()
 
 
