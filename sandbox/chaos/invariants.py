@@ -13,6 +13,9 @@ compared with them. Each check returns the violations it finds as sentences nami
   whose cluster workflows each roll back alone: promoted rings, then at most one ring of promoted
   and previous clusters, then previous rings);
 - ``failed``: exactly the clusters it lists as needing attention differ from both specs;
+- a terminated release has no list of its own: a cluster whose own workflow reports that its
+  rollback failed (another writer's image met) may be left between, and only such a one
+  (seeds 3137, 3146);
 - a release that follows one which left its canary or preview in a cluster (a supersede after a
   failed rollback) starts from that state; removing those leftovers counts as neither promoting
   nor half-releasing (seeds 1147, 3033);
@@ -36,6 +39,7 @@ from typing import Any
 
 from sandbox.chaos import clusters as kube
 from sandbox.chaos.scenario import Scenario
+from workflows.models import ClusterRolloutResult
 
 VERSION_LABEL = "ringmaster.dev/version"
 ROLE_LABEL = "ringmaster.dev/role"
@@ -150,17 +154,36 @@ def outcome(
         return problems
     if phase not in ROLLED_BACK_PHASES:
         return [f"the release ended in phase {phase!r}, which is not terminal"]
+    # A terminated or cancelled release has no result of its own: ``needs_attention`` is then what its
+    # cluster workflows reported (:func:`needing_attention`). A rollback that met another writer left
+    # its cluster between, and said so (seeds 3137, 3146).
+    unrestored = {c for c, k in kinds.items() if k == "between" and c in needs_attention}
     if phase in ("aborted", "cancelled") or (phase == "rolled-back" and scenario.scope == "release"):
-        return [explain(c, "previous") for c, k in kinds.items() if k != "previous"]
-    return _ordered(scenario, kinds, whole_rings=phase == "rolled-back" and scenario.scope == "ring")
+        return [explain(c, "previous") for c, k in kinds.items() if k != "previous" and c not in unrestored]
+    return _ordered(
+        scenario,
+        {c: k for c, k in kinds.items() if c not in unrestored},
+        whole_rings=phase == "rolled-back" and scenario.scope == "ring",
+    )
+
+
+def needing_attention(results: Mapping[str, ClusterRolloutResult | None]) -> list[str]:
+    """The clusters whose own workflow (``results``: each cluster workflow's result, None while it
+    has none) reports a rollback that failed, as a release lists them in ``needs_attention``
+    (``workflows/release.py``). A terminated release (or one whose workflow ended cancelled) has no
+    result: these are then the only account of what their rollbacks left."""
+    return [name for name, result in results.items() if result is not None and result.rollback_failed]
 
 
 def _ordered(scenario: Scenario, kinds: Mapping[str, str], *, whole_rings: bool) -> list[str]:
-    """Promoted rings, then (unless ``whole_rings``) at most one mixed ring, then previous rings."""
+    """Promoted rings, then (unless ``whole_rings``) at most one mixed ring, then previous rings.
+
+    A cluster left out of ``kinds`` (one whose rollback failed and said so) is judged by no ring.
+    """
     problems = [f"{c}: half released ({k})" for c, k in kinds.items() if k == "between"]
     promoting = True
     for ring in scenario.rings:
-        found = {kinds[c] for c in ring.clusters} - {"between"}
+        found = {kinds[c] for c in ring.clusters if c in kinds} - {"between"}
         if found == {"new"} and not promoting:
             problems.append(f"ring {ring.name}: promoted after a ring that was rolled back or never reached")
         elif found == {"new", "previous"}:

@@ -36,7 +36,14 @@ from sandbox.chaos import clusters as kube
 from sandbox.chaos import invariants, stalls
 from sandbox.chaos.scenario import Event, Scenario, plan
 from sandbox.chaos.stack import Stack
-from workflows.models import AbortRequest, ApproveRequest, HoldRequest, ReleaseStatus, ResumeRequest
+from workflows.models import (
+    AbortRequest,
+    ApproveRequest,
+    ClusterRolloutResult,
+    HoldRequest,
+    ReleaseStatus,
+    ResumeRequest,
+)
 from workflows.release import ReleaseWorkflow, cluster_workflow_id, release_id
 
 T = TypeVar("T")
@@ -247,15 +254,30 @@ class Run:
             release_id(self.s.service, version), result_type=ReleaseStatus
         )
         described = await _retrying(handle.describe)
+        # Without a result of the release's own, its cluster workflows tell which rollbacks failed.
         if described.status == WorkflowExecutionStatus.TERMINATED:
-            return "terminated", [], "terminated"
+            return "terminated", await self.unrestored(version), "terminated"
         if described.status == WorkflowExecutionStatus.CANCELED:
-            return "cancelled", [], "cancelled"
+            return "cancelled", await self.unrestored(version), "cancelled"
         if described.status != WorkflowExecutionStatus.COMPLETED:
             status = described.status.name if described.status else "unknown"
             return f"workflow {status}", [], status
         result = await _retrying(handle.result)
         return result.phase, list(result.needs_attention), result.reason
+
+    async def unrestored(self, version: str) -> list[str]:
+        """The clusters whose cluster workflow of ``version`` reports that its rollback failed."""
+        results: dict[str, ClusterRolloutResult | None] = {}
+        for ring in self.s.rings:
+            for cluster in ring.clusters:
+                wid = cluster_workflow_id(self.s.service, version, ring.name, cluster)
+                handle = self.stack.client.get_workflow_handle(wid, result_type=ClusterRolloutResult)
+                if not await self.closed(wid):
+                    continue  # never started (nothing to restore), or no answer from the server
+                described = await _retrying(handle.describe)
+                if described.status == WorkflowExecutionStatus.COMPLETED:
+                    results[cluster] = await _retrying(handle.result)
+        return invariants.needing_attention(results)
 
     # --- the operator -------------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ from sandbox.chaos import __main__ as chaos_main
 from sandbox.chaos import invariants, scenario
 from sandbox.chaos.runner import Report
 from sandbox.chaos.scenario import Ring, Scenario
+from workflows import models
 
 CLUSTERS = ["euw1-internal", "euc1-beta", "use1-beta", "euw1-prod", "euc1-prod", "use1-prod", "usw2-prod"]
 IMAGE = "registry.eu.example.com/api:v9"
@@ -121,6 +122,49 @@ class TestOutcomes:
         assert _judge(sc, "failed", after, ("b",)) == []
         assert _judge(sc, "failed", after, ()) != []
         assert _judge(sc, "failed", after, ("b", "c")) != []
+
+
+class TestTerminatedAfterAFailedRollback:
+    """A terminated release has no ``needs_attention`` of its own; its cluster workflows' results say
+    which rollbacks failed (seeds 3137, 3146: another writer took the image, the release was
+    terminated, and the cluster's rollback met the other writer's image and stopped)."""
+
+    HOTFIX = "registry.eu.example.com/api:hotfix"
+    CONFLICTED = {
+        **BEFORE,
+        "Deployment/api": _deployment(HOTFIX, "v1"),
+        "Deployment/api-preview": {
+            **_deployment(IMAGE, "v9"),
+            "labels": {"ringmaster.dev/version": "v9", "ringmaster.dev/role": "preview"},
+        },
+        "Service/api-preview": {"selector": {"ringmaster.dev/role": "preview"}, "ports": [{"port": 80}]},
+    }
+
+    def test_a_cluster_whose_own_workflow_reports_a_failed_rollback_may_be_left_between(self) -> None:
+        """Terminated or cancelled, a cluster its own workflow reports unrestored needs attention."""
+        sc = _scenario("cluster")
+        after = {"a": BEFORE, "b": self.CONFLICTED, "c": BEFORE, "d": BEFORE}
+        assert _judge(sc, "terminated", {**after, "a": NEW}, ("b",)) == []
+        for phase in ("terminated", "cancelled"):
+            assert _judge(sc, phase, after, ("b",)) == [], phase
+            assert [p.split(":")[0] for p in _judge(sc, phase, after)] == ["b"], phase
+
+    def test_a_cluster_left_between_without_a_failed_rollback_is_still_half_released(self) -> None:
+        """A failed rollback in one cluster excuses only that one, and no ring order around it."""
+        sc = _scenario("cluster")
+        after = {"a": NEW, "b": self.CONFLICTED, "c": CANARY, "d": BEFORE}
+        assert _judge(sc, "terminated", after, ("b",)) == ["c: half released (between)"]
+        after = {"a": BEFORE, "b": self.CONFLICTED, "c": BEFORE, "d": NEW}
+        assert _judge(sc, "terminated", after, ("b",)) != []
+
+    def test_the_clusters_needing_attention_are_those_whose_rollback_failed(self) -> None:
+        """Read from each cluster workflow's own result, as the release reads them when it can."""
+        results = {
+            "a": models.ClusterRolloutResult(cluster="a", outcome="rolled-back"),
+            "b": models.ClusterRolloutResult(cluster="b", outcome="failed", rollback_failed=True),
+            "c": None,
+        }
+        assert invariants.needing_attention(results) == ["b"]
 
 
 def _change(  # noqa: PLR0917 - a table row of a change
