@@ -105,10 +105,6 @@ async def _signal_child(
 CONTROLS_IN_ORDER = "controls-in-order"
 """Patch: controls are verified and applied one at a time, in the order they arrived."""
 
-SWEEP_OUTLASTS_EARLIER = "sweep-outlasts-earlier-children"
-"""Patch: an ending's sweep aborts and outlasts every earlier run's cluster workflow still running
-in a cluster this run did not reach, before it looks for their snapshots."""
-
 SEALED_ORDERS = "sealed-orders"
 """Patch: cluster children started from here verify every control (``sealed_orders``), and the
 release seals what it sends them with the principal that caused it."""
@@ -632,14 +628,12 @@ class ReleaseWorkflow(Steering):
     async def _sweep(self, reason: str) -> None:
         """Restore the clusters this run never reached but the release changed all the same.
 
-        After a reset the new run knows nothing of what the earlier run did: a reset does not
-        cancel that run's cluster workflows, so each still running is told to abort and awaited
-        (patch ``sweep-outlasts-earlier-children``: all of them, before anything is read); those
-        that had promoted their cluster are done, and only this finds them, by the snapshots this
-        release run recorded there. One read-only activity asks every cluster this run did not
-        reach; a cluster nobody touched has no snapshot and is left alone, unwritten. (A run's
-        identity cannot tell a reset run here: replaying a reset run's history reports the original
-        run's id.)
+        After a reset the new run knows nothing of what the earlier run did: that run's cluster
+        workflows still running roll back by themselves (their parent closed), but those that had
+        promoted their cluster are done, and only this finds them, by the snapshots this release run
+        recorded there. One read-only activity asks every cluster this run did not reach; a cluster
+        nobody touched has no snapshot and is left alone, unwritten. (A run's identity cannot tell a
+        reset run here: replaying a reset run's history reports the original run's id.)
         """
         prepared = self._prepared
         if prepared is None or not workflow.patched("sweep-unreached-clusters"):
@@ -652,13 +646,6 @@ class ReleaseWorkflow(Steering):
         ]
         if not unreached:
             return
-        outlasted = workflow.patched(SWEEP_OUTLASTS_EARLIER)
-        if outlasted:
-            # An earlier run's cluster workflow that has started but not yet recorded its snapshot
-            # is invisible to the read below, and would go on to promote after this run ended
-            # (seed 3128: the reset run's own start of it was cut short by a cancel). Every cluster
-            # not reached is asked first; where nothing runs, the signal fails at once.
-            await asyncio.gather(*(self._outlast_earlier_child(r, c, reason) for r, c in unreached))
         found: dict[str, ClusterSnapshot] = {}
         unreadable: dict[str, str] = {}
         asking = [c for _, c in unreached]
@@ -692,8 +679,7 @@ class ReleaseWorkflow(Steering):
             elif cluster.name in found:
                 # An earlier run's cluster workflow may still be running there (a reset leaves them
                 # running): it is told to abort, so it rolls back instead of going on to promote.
-                if not outlasted:
-                    await self._outlast_earlier_child(ring, cluster, reason)
+                await self._outlast_earlier_child(ring, cluster, reason)
                 await self._restore(
                     cluster, ring, found[cluster.name], f"{reason} (changed by an earlier run)"
                 )

@@ -76,7 +76,7 @@ class FileClusterBackend:
 
     def configure(self, cluster: str, **settings: Any) -> None:
         """Steer the stand-in (``node_region``, ``env_hosts``, ``fail_rollback``, ``unreachable``,
-        ``apply_delay``, ``rollback_delay``, ``snapshot_delay``)."""
+        ``apply_delay``, ``rollback_delay``)."""
         with self._state() as state:
             self._cluster(state, cluster, answer=False).update(settings)
 
@@ -129,9 +129,6 @@ class FileClusterBackend:
 
     def snapshot(self, cluster: str, workload: Workload, release: ReleaseRef) -> ClusterSnapshot:
         """The state before the release; the first snapshot of a run of the release wins."""
-        with self._state() as state:
-            delay = float(self._cluster(state, cluster).get("snapshot_delay", 0))
-        time.sleep(delay)
         with self._state() as state:
             c = self._cluster(state, cluster)
             taken = c["snapshots"].get(release.run_name)

@@ -10,9 +10,7 @@ control a release forwards to a cluster workflow sealed and verified again there
 verified and applied one at a time in arrival order, the ``controls-in-order`` patch, every release
 reading and watching the freeze registry and every submission asking it, the ``freeze-holds`` and
 ``freeze-refuses-submissions`` patches, and a path of its own: a release held mid-canary by a freeze
-and let go by the unfreeze, with the registry's history; v10 has an ending's sweep outlasting every
-earlier run's cluster workflow before it looks for snapshots, the
-``sweep-outlasts-earlier-children`` patch) on a
+and let go by the unfreeze, with the registry's history) on a
 fresh dev server with an in-process worker and saves every workflow's history as JSON beside this
 file, in the folder ``SET`` (e.g. ``v2``).
 Never re-record an existing set: each set stands for the releases that were running when it was
