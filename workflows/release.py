@@ -275,6 +275,14 @@ class ReleaseWorkflow(Steering):
             # Cancelled through Temporal (UI or API): treated as an abort, rollback included.
             self.abort_reason = self.abort_reason or "cancelled through Temporal"
             ending = self._abort(self.abort_reason)
+        except ActivityError as err:
+            # An activity the run awaited outside any cluster (reading the freezes) was cancelled
+            # with the release: the same abort. Left to propagate, it would end the release
+            # CANCELED with no rollback and no sweep (chaos seed 3128's test, after freezes).
+            if not isinstance(err.cause, CancelledError):
+                raise
+            self.abort_reason = self.abort_reason or "cancelled through Temporal"
+            ending = self._abort(self.abort_reason)
         else:
             ending = self._end("succeeded", "promoted in every ring")
         # Nothing holds an ending: its rollback (or its record) goes on whatever is frozen.
