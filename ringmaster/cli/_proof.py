@@ -155,3 +155,14 @@ def command_token(audience: str) -> str:
             f"RINGMASTER_TOKEN_COMMAND exited {done.returncode}: {said[-1] if said else 'no token printed'}"
         )
     return token
+
+
+def proved(said: Statement, sign_with: Path | None) -> Proof | None:
+    """The proof of ``said``, or exit 2 naming why it cannot be made (release commands only)."""
+    from ringmaster.cli._client import Stop  # noqa: PLC0415 - see _client
+    from ringmaster.exitcodes import ExitCode  # noqa: PLC0415
+
+    try:
+        return prove(said, sign_with)
+    except ProofError as err:
+        raise Stop(ExitCode.INVALID, str(err)) from None

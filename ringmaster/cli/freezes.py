@@ -18,6 +18,7 @@ import typer
 
 from policies import freeze as scopes
 from policies.freeze import Freeze, Scope
+from ringmaster.cli import _proof
 from ringmaster.cli._proof import SignOpt
 from ringmaster.cli.options import ByOpt, Output, OutputOpt
 from ringmaster.exitcodes import ExitCode
@@ -132,8 +133,7 @@ async def _send(
     from temporalio.client import WithStartWorkflowOperation  # noqa: PLC0415 - see _client
     from temporalio.common import WorkflowIDConflictPolicy  # noqa: PLC0415
 
-    from ringmaster.cli import _client, _proof  # noqa: PLC0415
-    from ringmaster.cli.releases import proved  # noqa: PLC0415
+    from ringmaster.cli import _client  # noqa: PLC0415
     from workflows.freezes import FreezeRegistryWorkflow, registry_id  # noqa: PLC0415
     from workflows.models import FreezeRegistryState, FreezeRequest  # noqa: PLC0415
 
@@ -141,7 +141,7 @@ async def _send(
     wid = registry_id(settings.task_queue)
     name: scopes.Action = "freeze" if isinstance(request, FreezeRequest) else "unfreeze"
     said = _proof.statement(name, wid, cluster=scopes.key(request.scope, request.target), reason=reason)
-    request = request.model_copy(update={"proof": proved(said, sign_with)})
+    request = request.model_copy(update={"proof": _proof.proved(said, sign_with)})
     start = WithStartWorkflowOperation(
         FreezeRegistryWorkflow.run,
         FreezeRegistryState(),

@@ -21,3 +21,17 @@ ByOpt = Annotated[
     str | None,
     typer.Option("--by", help="Who acts; default $GITHUB_ACTOR, $GITLAB_USER_LOGIN, else the system user."),
 ]
+
+
+def timeout_seconds(text: str | None) -> float | None:
+    """``--timeout`` in seconds (None: wait as long as it takes), or exit 2 (release commands only)."""
+    from policies.durations import parse_duration  # noqa: PLC0415
+    from ringmaster.cli._client import Stop  # noqa: PLC0415 - see _client
+    from ringmaster.exitcodes import ExitCode  # noqa: PLC0415
+
+    if text is None:
+        return None
+    try:
+        return parse_duration(text).total_seconds()
+    except ValueError as err:
+        raise Stop(ExitCode.INVALID, f"--timeout: {err}") from None

@@ -23,10 +23,9 @@ from rich.console import Console
 from rich.live import Live
 
 from policies import judgement, loading
-from policies.durations import parse_duration
-from policies.identity import Action, Proof, Statement, plan_digest
+from policies.identity import Action, plan_digest
 from policies.plan import ReleasePlan
-from ringmaster.cli import _four_eyes
+from ringmaster.cli import _four_eyes, _proof, options
 from ringmaster.cli import status as view
 from ringmaster.cli._proof import SignOpt
 from ringmaster.cli.options import ByOpt, Output, OutputOpt, ReleaseArg
@@ -77,13 +76,13 @@ def submit(
     from temporalio.client import WithStartWorkflowOperation  # noqa: PLC0415 - see _client
     from temporalio.common import WorkflowIDConflictPolicy  # noqa: PLC0415
 
-    from ringmaster.cli import _client, _proof  # noqa: PLC0415
+    from ringmaster.cli import _client  # noqa: PLC0415
     from workflows.lane import ReleaseLaneWorkflow, lane_id  # noqa: PLC0415
     from workflows.models import LaneState, SubmitRequest  # noqa: PLC0415
     from workflows.release import release_id  # noqa: PLC0415
 
     async def body(settings: Settings) -> _client.Outcome:
-        wait_seconds = _parse_timeout(timeout)
+        wait_seconds = options.timeout_seconds(timeout)
         text = loading.read(plan)
         release_plan = _checked(text, fleet, version)
         _warn_unverified_four_eyes(release_plan, settings)
@@ -106,7 +105,7 @@ def submit(
                 plan_digest=plan_digest(inp.plan_text),
                 reason=",".join(n for n, on in (("rerun", rerun), ("supersede", supersede)) if on),
             )
-            proof = proved(said, sign_with)
+            proof = _proof.proved(said, sign_with)
             result = await _client.call(
                 "submission",
                 client.execute_update_with_start_workflow(
@@ -230,7 +229,7 @@ def _control(
     reason: str = "",
 ) -> NoReturn:
     """Send one control, proved for this run of the release, as the release workflow's update."""
-    from ringmaster.cli import _client, _proof  # noqa: PLC0415 - see _client
+    from ringmaster.cli import _client  # noqa: PLC0415 - see _client
 
     name: Action = request_action(request)
 
@@ -240,7 +239,7 @@ def _control(
         # The proof names the run it acts on: a control signed for one run never acts on a rerun.
         run_id = (await _client.call(name, handle.describe())).run_id
         said = _proof.statement(name, handle.id, run_id=run_id, ring=ring, cluster=cluster, reason=reason)
-        signed = request.model_copy(update={"proof": proved(said, sign_with)})
+        signed = request.model_copy(update={"proof": _proof.proved(said, sign_with)})
         result = await _client.call(name, handle.execute_update(update, signed))
         payload = {"release": release, "control": name, **result.model_dump(mode="json")}
         return ExitCode.OK, payload, f"{name}: {result.message} (phase {result.phase})"
@@ -257,17 +256,6 @@ def request_action(request: HoldRequest | ResumeRequest | AbortRequest | Approve
     if isinstance(request, AbortRequest):
         return "abort"
     return "approve"
-
-
-def proved(said: Statement, sign_with: Path | None) -> Proof | None:
-    """The proof of ``said``, or exit 2 naming why it cannot be made."""
-    from ringmaster.cli import _proof  # noqa: PLC0415 - see _client
-    from ringmaster.cli._client import Stop  # noqa: PLC0415
-
-    try:
-        return _proof.prove(said, sign_with)
-    except _proof.ProofError as err:
-        raise Stop(ExitCode.INVALID, str(err)) from None
 
 
 def _checked(text: loading.Text, fleet: Path | None, version: str) -> ReleasePlan:
@@ -383,14 +371,3 @@ def _phase_code(phase: str) -> ExitCode:
     if phase == "denied":
         return ExitCode.INVALID
     return ExitCode.RELEASE_FAILED
-
-
-def _parse_timeout(text: str | None) -> float | None:
-    from ringmaster.cli._client import Stop  # noqa: PLC0415 - see _client
-
-    if text is None:
-        return None
-    try:
-        return parse_duration(text).total_seconds()
-    except ValueError as err:
-        raise Stop(ExitCode.INVALID, f"--timeout: {err}") from None

@@ -16,8 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn
 
 import typer
 
-from policies.durations import parse_duration
-from policies.identity import Proof, Statement
+from ringmaster.cli import _proof, options
 from ringmaster.cli._proof import SignOpt
 from ringmaster.cli.options import ByOpt, Output, OutputOpt, ReleaseArg
 from ringmaster.exitcodes import ExitCode
@@ -83,11 +82,11 @@ def _start(
     from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError  # noqa: PLC0415 - see _client
     from temporalio.exceptions import WorkflowAlreadyStartedError  # noqa: PLC0415
 
-    from ringmaster.cli import _client, _proof  # noqa: PLC0415
+    from ringmaster.cli import _client  # noqa: PLC0415
     from workflows.undo import UndoInput, UndoWorkflow, undo_id  # noqa: PLC0415
 
     async def body(settings: Settings) -> _client.Outcome:
-        limit = _limit(timeout)
+        limit = options.timeout_seconds(timeout)
         wid = _client.workflow_id_of(release)
         service, _, version = wid.removeprefix("release:").partition(":")
         client = await _client.connect(settings)
@@ -106,7 +105,7 @@ def _start(
             reason=reason,
             by=_client.operator(by),
             identity=_client.identity(),
-            proof=_proved(said, sign_with),
+            proof=_proof.proved(said, sign_with),
         )
         try:
             handle = await client.start_workflow(
@@ -139,29 +138,6 @@ def _start(
         return _code(final), payload, _text(final)
 
     _client.run(output, body)
-
-
-def _proved(said: Statement, sign_with: Path | None) -> Proof | None:
-    """The proof of ``said``, or exit 2 naming why it cannot be made."""
-    from ringmaster.cli import _proof  # noqa: PLC0415 - see _client
-    from ringmaster.cli._client import Stop  # noqa: PLC0415
-
-    try:
-        return _proof.prove(said, sign_with)
-    except _proof.ProofError as err:
-        raise Stop(ExitCode.INVALID, str(err)) from None
-
-
-def _limit(text: str | None) -> float | None:
-    """``--timeout`` in seconds (None: wait as long as it takes), or exit 2."""
-    from ringmaster.cli._client import Stop  # noqa: PLC0415 - see _client
-
-    if text is None:
-        return None
-    try:
-        return parse_duration(text).total_seconds()
-    except ValueError as err:
-        raise Stop(ExitCode.INVALID, f"--timeout: {err}") from None
 
 
 async def _within(work: Any, limit: float | None) -> UndoStatus:
