@@ -278,7 +278,7 @@ class ReleaseWorkflow(Steering):
         except ActivityError as err:
             # An activity the run awaited outside any cluster (reading the freezes) was cancelled
             # with the release: the same abort. Left to propagate, it would end the release
-            # CANCELED with no rollback and no sweep (chaos seed 3128's test, after freezes).
+            # CANCELED with no rollback and no sweep (seen reproducing chaos seed 3128).
             if not isinstance(err.cause, CancelledError):
                 raise
             self.abort_reason = self.abort_reason or "cancelled through Temporal"
