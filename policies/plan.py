@@ -431,9 +431,22 @@ class DataResidency(Model):
 
 
 class Rollback(Model):
-    """What is rolled back when a gate fails."""
+    """What is rolled back when a gate fails, and whether ringmaster rolls back at all.
+
+    ``mode: freeze`` is for a release whose changes cannot be undone (an irreversible database
+    migration, say): ringmaster then never writes the previous version back. A failing gate holds the
+    release where it is, shown in status and the UI, until a person resumes it (the gates judge again
+    from fresh data: the fix went forward) or aborts it (it ends where it stands, nothing restored).
+    A failed step ends its cluster as it stands, needing attention.
+    """
 
     scope: Literal["cluster", "ring", "release"] = "release"
+    mode: Literal["automatic", "freeze"] = "automatic"
+
+    @property
+    def frozen(self) -> bool:
+        """Whether this plan forbids ringmaster to roll back (``mode: freeze``)."""
+        return self.mode == "freeze"
 
 
 class ReleasePlan(Document):

@@ -55,6 +55,9 @@ class Steering:
         self.hold_reason = ""
         self.gate_holds: dict[str, str] = {}
         """Holds placed by inconclusive gates, by cluster: lifted when data returns or by resume."""
+        self.gate_failures: dict[str, str] = {}
+        """Failed gates holding a release that may not roll back (``rollback.mode: freeze``), by
+        cluster: lifted only by resume, after which the gate judges again from fresh data."""
         self.abort_reason: str | None = None
         self.freeze_hold = ""
         """The freezes holding the release, described; lifted only by ``unfreeze`` (never by resume)."""
@@ -63,13 +66,18 @@ class Steering:
 
     def is_held(self) -> bool:
         """An operator's hold, a freeze or an inconclusive gate stops new steps."""
-        return self.held or bool(self.gate_holds) or bool(self.freeze_hold)
+        return self.held or bool(self.gate_holds) or bool(self.gate_failures) or bool(self.freeze_hold)
 
     def hold_text(self) -> str:
         """Why the release is held, for status and the UI."""
         reasons = [self.freeze_hold] if self.freeze_hold else []
         reasons += [self.hold_reason] if self.held else []
         reasons += [f"gate inconclusive in {c}: {r}" for c, r in sorted(self.gate_holds.items())]
+        reasons += [
+            f"gate failed in {c}: {r}; held, not rolled back (rollback.mode: freeze): resume judges again,"
+            " abort ends the release where it stands"
+            for c, r in sorted(self.gate_failures.items())
+        ]
         return "; ".join(reasons)
 
     def interruption(self) -> Interrupted | None:
@@ -145,7 +153,9 @@ class AnalysisRun:
 
     The stretch is one long ``analyze`` activity. The workflow ends it by cancelling it, and the
     activity answers the cancellation with its final verdict. Inconclusive verdicts place a gate
-    hold on ``steering`` and keep judging until data returns.
+    hold on ``steering`` and keep judging until data returns. With ``hold_on_failure``
+    (``rollback.mode: freeze``) a failed verdict is no ending either: it holds until an operator
+    resumes, then judging starts over from fresh data (the checks that failed are not counted again).
     """
 
     def __init__(
@@ -153,10 +163,13 @@ class AnalysisRun:
         steering: Steering,
         make_input: Callable[[AnalysisMode, list[Check]], AnalyzeInput],
         on_result: Callable[[AnalyzeResult], None],
+        *,
+        hold_on_failure: bool = False,
     ) -> None:
         self._steering = steering
         self._make_input = make_input
         self._on_result = on_result
+        self._hold_on_failure = hold_on_failure
         self._checks: list[Check] = []
         self._handle: workflow.ActivityHandle[AnalyzeResult] | None = None
         self._task: asyncio.Task[GateVerdict | None] | None = None
@@ -203,8 +216,14 @@ class AnalysisRun:
             self._record(result)
             verdict = result.verdict
             if verdict.status == "failed":
-                self.failed = verdict
                 self._steering.gate_holds.pop(self.cluster, None)
+                if self._hold_on_failure:
+                    await self._held_by_failure(verdict)
+                    if self._stopping or self._steering.abort_reason is not None:
+                        return None
+                    mode = "until-stopped"
+                    continue
+                self.failed = verdict
                 return verdict
             if self._stopping:
                 return verdict
@@ -231,19 +250,44 @@ class AnalysisRun:
             if self._handle is not None and not self._handle.done():
                 self._handle.cancel()
             verdict = await self._task
-        while verdict is None or verdict.status not in ("passed", "failed"):
-            result = await self._steering.interruptible(self._start_stretch("until-enough"))
-            self._record(result)
-            verdict = result.verdict
-            if verdict.status == "inconclusive":
-                self._steering.gate_holds[self.cluster] = verdict.reason
-                if await self._wait_recovery(self._start_stretch("until-recovered")):
-                    return verdict
+        while True:
+            while verdict is None or verdict.status not in ("passed", "failed"):
+                result = await self._steering.interruptible(self._start_stretch("until-enough"))
+                self._record(result)
+                verdict = result.verdict
+                if verdict.status == "inconclusive":
+                    self._steering.gate_holds[self.cluster] = verdict.reason
+                    if await self._wait_recovery(self._start_stretch("until-recovered")):
+                        return verdict
+                    verdict = None
+            if verdict.status == "failed" and self._hold_on_failure:
+                self._steering.gate_holds.pop(self.cluster, None)
+                await self._held_by_failure(verdict)
+                self._steering.raise_if_interrupted()
                 verdict = None
+                continue
+            break
         self._steering.gate_holds.pop(self.cluster, None)
         if verdict.status == "failed":
             self.failed = verdict
         return verdict
+
+    async def _held_by_failure(self, verdict: GateVerdict) -> None:
+        """Hold on a failed verdict until an operator resumes (or the release aborts), then forget
+        the checks, so judging starts over from what the fixed version does."""
+        self._steering.gate_failures[self.cluster] = verdict.reason
+        workflow.logger.warning(
+            "gate failed in %s and rollback.mode is freeze: held, not rolled back: %s",
+            self.cluster,
+            verdict.reason,
+        )
+        await workflow.wait_condition(
+            lambda: (
+                self.cluster not in self._steering.gate_failures or self._steering.abort_reason is not None
+            )
+        )
+        self._steering.gate_failures.pop(self.cluster, None)
+        self._checks = []
 
     async def _wait_recovery(self, handle: workflow.ActivityHandle[AnalyzeResult]) -> bool:
         """Wait until data returns (False) or an operator resumes (True), whichever comes first."""
@@ -268,6 +312,7 @@ class AnalysisRun:
         if self._handle is not None and not self._handle.done():
             self._handle.cancel()
         self._steering.gate_holds.pop(self.cluster, None)
+        self._steering.gate_failures.pop(self.cluster, None)
 
     async def cancel(self) -> None:
         """Stop judging without a verdict, and wait until the stretch has ended."""
@@ -278,3 +323,4 @@ class AnalysisRun:
             with contextlib.suppress(ActivityError, asyncio.CancelledError):
                 await self._task
         self._steering.gate_holds.pop(self.cluster, None)
+        self._steering.gate_failures.pop(self.cluster, None)

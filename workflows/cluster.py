@@ -135,6 +135,7 @@ class ClusterRolloutWorkflow(Steering):
                 self.held, self.hold_reason = False, ""
                 if req.gate_holds:  # False: the release lifts only its own hold (a freeze ended)
                     self.gate_holds.clear()
+                    self.gate_failures.clear()
                 self._retry_now = True
 
     @workflow.signal(unfinished_policy=workflow.HandlerUnfinishedPolicy.ABANDON)
@@ -255,8 +256,20 @@ class ClusterRolloutWorkflow(Steering):
         return self._result("denied", self._status.message)
 
     async def _rolled_back(self, reason: str, outcome: str, message: str) -> ClusterRolloutResult:
+        if self._inp.plan.rollback.frozen:
+            return await self._left_in_place(reason, outcome, message)
         ok = await self._roll_back(reason)
         return self._result(outcome if ok else "failed", message, rollback_ok=ok)
+
+    async def _left_in_place(self, reason: str, outcome: str, message: str) -> ClusterRolloutResult:
+        """End without touching the cluster again: the plan forbids a rollback (``rollback.mode: freeze``)."""
+        if self._analysis is not None:
+            self._analysis.abandon()
+        note = "nothing rolled back (rollback.mode: freeze)"
+        await self._set_state("left-in-place", f"{reason}; {note}")
+        result = self._result(outcome, f"{message}; left in place, {note}")
+        result.left_in_place = True
+        return result
 
     async def _rollout(self) -> None:
         await self._before_step()
@@ -359,7 +372,9 @@ class ClusterRolloutWorkflow(Steering):
             self._status.gate = result.verdict
             self._status.measurements = result.checks
 
-        self._analysis = AnalysisRun(self, make_input, on_result)
+        self._analysis = AnalysisRun(
+            self, make_input, on_result, hold_on_failure=self._inp.plan.rollback.frozen
+        )
         self._analysis.start()
         if workflow.patched("report-gate-holds"):
             self._gate_reporter = asyncio.create_task(self._report_gate_holds())
@@ -371,13 +386,16 @@ class ClusterRolloutWorkflow(Steering):
         reports state; without this the release would hold while its status still said ``analyzing``.
         """
 
+        def gated() -> bool:
+            return bool(self.gate_holds) or bool(self.gate_failures)
+
         def changed(showing: bool) -> Callable[[], bool]:
-            return lambda: bool(self.gate_holds) != showing
+            return lambda: gated() != showing
 
         shown: tuple[ClusterState, str] | None = None
         while True:
             await workflow.wait_condition(changed(shown is not None))
-            if self.gate_holds:
+            if gated():
                 shown = (self._status.state, self._status.step)
                 await self._set_state("holding", self.hold_text())
             else:

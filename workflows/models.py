@@ -50,9 +50,12 @@ ClusterState = Literal[
     "promoted",
     "rolling-back",
     "rolled-back",
+    "left-in-place",
     "denied",
     "failed",
 ]
+"""``left-in-place``: the cluster's rollout ended (aborted, or a step failed) under
+``rollback.mode: freeze``, so nothing was rolled back: it stays as the release left it."""
 
 ClusterOutcome = Literal["promoted", "rolled-back", "aborted", "denied", "failed"]
 
@@ -260,6 +263,8 @@ class ClusterRolloutResult(_Model):
     touched: bool = False
     touched_at: datetime | None = None
     """When ringmaster first touched the cluster: a bake's pre-touch baseline window ends here."""
+    left_in_place: bool = False
+    """The rollout ended without a rollback because the plan forbids one (``rollback.mode: freeze``)."""
 
 
 # --- the per-service lane -------------------------------------------------------------------------

@@ -530,7 +530,7 @@ class ReleaseWorkflow(Steering):
             status = self._status.cluster(c.name)
             status.gate, status.measurements = result.verdict, result.checks
 
-        return AnalysisRun(self, make_input, on_result)
+        return AnalysisRun(self, make_input, on_result, hold_on_failure=prepared.plan.rollback.frozen)
 
     def interruption(self) -> Interrupted | None:
         """An abort, or a bake gate that failed."""
@@ -547,6 +547,12 @@ class ReleaseWorkflow(Steering):
         scope = prepared.plan.rollback.scope
         result = failed.result
         await self._stop_children(f"rollback: {result.cluster} {result.outcome}")
+        if prepared.plan.rollback.frozen:
+            await self._drain_children()
+            ending: Phase = "denied" if result.outcome == "denied" else "failed"
+            return await self._end(
+                ending, f"{result.cluster} {result.outcome}: {result.message}{self._left_note()}"
+            )
         if scope == "cluster":
             targets = [p for p in self._promoted if p.cluster.name == result.cluster]
         elif scope == "ring":
@@ -568,10 +574,21 @@ class ReleaseWorkflow(Steering):
 
     async def _abort(self, reason: str) -> ReleaseStatus:
         await self._drain_children()
+        prepared = self._prepared
+        if prepared is not None and prepared.plan.rollback.frozen:
+            return await self._end("aborted", f"aborted: {reason}{self._left_note()}")
         await self._roll_back(list(self._promoted), f"aborted: {reason}")
         await self._sweep(f"aborted: {reason}")
         phase: Phase = "failed" if self._status.needs_attention else "aborted"
         return await self._end(phase, f"aborted: {reason}")
+
+    def _left_note(self) -> str:
+        """For a release that may not roll back: which clusters it changed stay as they are."""
+        changed = [
+            c.name for c in self._status.clusters if c.state in ("promoted", "left-in-place", "holding")
+        ]
+        listed = ", ".join(changed) if changed else "none"
+        return f"; nothing rolled back (rollback.mode: freeze); changed clusters left as they are: {listed}"
 
     async def _drain_children(self) -> None:
         """Abort the clusters still rolling out and wait until each has rolled itself back."""
@@ -744,6 +761,8 @@ class ReleaseWorkflow(Steering):
             "denied": "denied",
             "failed": "failed",
         }[result.outcome]  # type: ignore[assignment]
+        if result.left_in_place:
+            status.state = "left-in-place"
         status.message = result.message
         if result.verdict is not None:
             status.gate = result.verdict
@@ -898,7 +917,7 @@ class ReleaseWorkflow(Steering):
             return "resume needs the operator's identity (by), or a proof"
         if ended := self._ended_problem():
             return ended
-        if self.freeze_hold and not self.held and not self.gate_holds:
+        if self.freeze_hold and not self.held and not self.gate_holds and not self.gate_failures:
             return f"{self.freeze_hold}: only ringmaster unfreeze lifts a freeze"
         # A cluster holds on its own (an inconclusive gate, an unreachable API): resume lifts that too.
         if not self.is_held() and not self._holding_clusters():
@@ -1091,6 +1110,7 @@ class ReleaseWorkflow(Steering):
     async def _resume(self, req: ResumeRequest, via: str, who: Verified | None = None) -> None:
         self.held, self.hold_reason = False, ""
         self.gate_holds.clear()
+        self.gate_failures.clear()
         self._record("resume", req, via=via, who=who)
         self._cause("resume", who)
         self._publish()

@@ -216,6 +216,7 @@ _STATE_STYLE = {
     "denied": "red",
     "rolling-back": "yellow",
     "holding": "yellow",
+    "left-in-place": "yellow",
     "awaiting-approval": "cyan",
     "waiting-window": "cyan",
 }

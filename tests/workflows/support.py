@@ -63,6 +63,7 @@ def plan(
     metrics: bool = True,
     interval: str = "1s",
     scope: str = "release",
+    mode: str = "automatic",
     windows: list[dict[str, Any]] | None = None,
     min_data_points: int = 1,
 ) -> str:
@@ -77,7 +78,7 @@ def plan(
             "dataEndpoints": {"EU": ["orders.db.eu.example.com"], "US": ["orders.db.us.example.com"]},
         },
         "rings": rings,
-        "rollback": {"scope": scope},
+        "rollback": {"scope": scope, "mode": mode},
     }
     if metrics:
         doc["analysis"] = {

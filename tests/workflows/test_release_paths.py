@@ -17,7 +17,7 @@ from tests.workflows.support import (
     three_rings,
     unique_service,
 )
-from workflows.models import AbortRequest
+from workflows.models import AbortRequest, ResumeRequest
 from workflows.release import ReleaseWorkflow
 
 
@@ -195,3 +195,85 @@ class TestResidencyDenial:
             decisions = {d.rule: d.verdict for d in result.cluster("euw1-internal").residency}
             assert decisions["cluster-location"] == "deny"
             assert not h.clusters.read()["euw1-internal"]["ops"]
+
+
+class TestRollbackModeFreeze:
+    """``rollback: {mode: freeze}``: a release whose changes cannot be undone is never rolled back."""
+
+    @staticmethod
+    def _rings() -> list[dict[str, Any]]:
+        return [
+            {"name": "internal", "clusters": ["euw1-internal"], "strategy": {"rolling": {}}},
+            {"name": "broad", "clusters": ["use1-prod"], "strategy": canary(("w", 25), ("p", "2s"))},
+        ]
+
+    async def _held_by_the_failed_gate(self, handle: Any) -> None:
+        async def status() -> Any:
+            return await handle.query(ReleaseWorkflow.status)
+
+        await assert_eventually(
+            status,
+            lambda s: s.phase == "holding" and "rollback.mode: freeze" in s.hold_reason,
+            what="the release held by the failed gate",
+        )
+
+    async def test_a_failed_gate_holds_and_after_the_fix_a_resume_judges_again_and_promotes(
+        self, client, tmp_path
+    ):
+        """The failing canary stays at its weight, nothing is rolled back; once the cause is fixed a
+        resume judges the gate afresh (the failed checks do not count again) and the release goes on."""
+        metrics = ScriptedMetrics(failing={"use1-prod"})
+        async with running_worker(client, tmp_path, metrics=metrics) as h:
+            svc = unique_service()
+            handle = await h.start(plan(svc, self._rings(), mode="freeze"), service=svc)
+            await self._held_by_the_failed_gate(handle)
+            prod = await cluster_state(handle, "use1-prod")
+            assert prod is not None and prod.state == "holding" and prod.weight == 25
+            assert prod.gate is not None and prod.gate.status == "failed"
+            ops = h.clusters.read()
+            assert not _ops(ops, "rollback"), "nothing is rolled back"
+            assert h.versions()["euw1-internal"] == "v2"
+
+            metrics.failing.clear()  # the fix went forward
+            answer = await handle.execute_update(ReleaseWorkflow.resume, ResumeRequest(by="bob"))
+            assert answer.accepted
+            result = await handle.result()
+            assert result.phase == "succeeded", result.reason
+            assert h.versions()["use1-prod"] == h.versions()["euw1-internal"] == "v2"
+            assert not _ops(h.clusters.read(), "rollback")
+
+    async def test_an_abort_of_a_held_release_leaves_every_cluster_as_it_stands(self, client, tmp_path):
+        """Abort ends the release without writing the previous version back anywhere."""
+        async with running_worker(client, tmp_path, metrics=ScriptedMetrics(failing={"use1-prod"})) as h:
+            svc = unique_service()
+            handle = await h.start(plan(svc, self._rings(), mode="freeze"), service=svc)
+            await self._held_by_the_failed_gate(handle)
+            before = h.clusters.read()
+            await handle.execute_update(ReleaseWorkflow.abort, AbortRequest(reason="fix forward", by="bob"))
+            result = await handle.result()
+            assert result.phase == "aborted"
+            assert "nothing rolled back" in result.reason and "use1-prod" in result.reason
+            after = h.clusters.read()
+            assert {n: (c["version"], c["weight"]) for n, c in after.items()} == {
+                n: (c["version"], c["weight"]) for n, c in before.items()
+            }
+            assert not _ops(after, "rollback")
+            assert result.cluster("use1-prod").state == "left-in-place"
+            assert result.cluster("euw1-internal").state == "promoted"
+
+    async def test_a_gate_failing_in_the_bake_holds_the_bake_instead_of_rolling_back(self, client, tmp_path):
+        """The ring's bake holds (its clock stops) on a failed gate; after the fix a resume finishes it."""
+        metrics = ScriptedMetrics(failing={"use1-prod"}, stage="bake")
+        async with running_worker(client, tmp_path, metrics=metrics) as h:
+            svc = unique_service()
+            rings = [
+                {"name": "broad", "clusters": ["use1-prod"], "strategy": {"rolling": {}}, "bakeTime": "3s"}
+            ]
+            handle = await h.start(plan(svc, rings, mode="freeze"), service=svc)
+            await self._held_by_the_failed_gate(handle)
+            assert h.versions()["use1-prod"] == "v2"
+            metrics.failing.clear()
+            await handle.execute_update(ReleaseWorkflow.resume, ResumeRequest(by="bob"))
+            result = await handle.result()
+            assert result.phase == "succeeded", result.reason
+            assert not _ops(h.clusters.read(), "rollback")
