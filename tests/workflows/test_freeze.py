@@ -11,6 +11,7 @@ from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.client import Client, WithStartWorkflowOperation, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.common import WorkflowIDConflictPolicy
 
+from activities.freeze import TemporalFreezes
 from activities.identity import IdentityActivities
 from policies.authz import AuthorizationPolicy
 from tests.support.identity import make_office
@@ -279,3 +280,40 @@ class TestWhoFreezes:
             state = await h.client.get_workflow_handle(wid).query(FreezeRegistryWorkflow.state)
             assert [f.key for f in state.freezes] == ["all"], "a refused unfreeze lifts nothing"
             assert [(e.kind, e.by) for e in state.log] == [("freeze", "alice@example.com")]
+
+
+class TestCancelWhileReadingFreezes:
+    async def test_a_cancel_while_the_release_reads_the_freezes_between_rings_rolls_back(
+        self, client, tmp_path, monkeypatch
+    ):
+        """Cancelled through Temporal while it awaits the freeze read before a ring (outside any
+        cluster), the release ends aborted with the earlier ring rolled back, never CANCELED with
+        that ring left on the new version."""
+        harness: list[Harness] = []
+        reading, cancelled = asyncio.Event(), asyncio.Event()
+        original = TemporalFreezes.freezes
+
+        async def slow_once_ring_one_promoted(self: TemporalFreezes) -> list[Any]:
+            if harness and harness[0].versions()["euw1-internal"] == "v2":
+                reading.set()  # the read before ring 2: it lasts until the cancellation ends it
+                await asyncio.wait_for(cancelled.wait(), timeout=60)
+            return await original(self)
+
+        monkeypatch.setattr(TemporalFreezes, "freezes", slow_once_ring_one_promoted)
+        async with running_worker(client, tmp_path) as h:
+            harness.append(h)
+            svc = unique_service()
+            rings = [
+                {"name": "internal", "clusters": ["euw1-internal"], "strategy": {"rolling": {}}},
+                {"name": "broad", "clusters": ["use1-prod"], "strategy": {"rolling": {}}},
+            ]
+            handle = await h.start(plan(svc, rings, metrics=False), service=svc)
+            await asyncio.wait_for(reading.wait(), timeout=60)
+            await handle.cancel()
+            try:
+                result = await handle.result()
+            finally:
+                cancelled.set()  # the activity never heartbeats: it learns nothing of the cancel
+            assert result.phase == "aborted", result.reason
+            assert h.versions()["euw1-internal"] == "v1"
+            assert not h.clusters.read()["use1-prod"]["ops"], "the second ring never started"
