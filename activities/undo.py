@@ -5,10 +5,11 @@ from facts these activities record, never from the client's word:
 
 - :meth:`UndoActivities.read_release` reads the ended release from Temporal itself: its start input
   (service, version, image, plan text), the first run id its snapshots are keyed by, and its final
-  record (each cluster's ring and state, the clusters needing attention). The plan is parsed here
-  (``policies.loading``), so the workflow gets each ring's strategy and the workload as the release
-  used them. A release that cannot be undone (not found, still running, ended without a record) is a
-  ``problem``, as data.
+  record (each cluster's ring and state, the clusters needing attention); for a release that ended
+  without one (terminated), each cluster workflow's own result (:mod:`activities.children`). The
+  plan is parsed here (``policies.loading``), so the workflow gets each ring's strategy and the
+  workload as the release used them. A release that cannot be undone (not found, still running,
+  its cluster workflows still rolling back) is a ``problem``, as data.
 - :meth:`UndoActivities.inspect_workload` reads the workload's image and version in one cluster now:
   the workflow restores only a cluster that still runs the release (or already the previous
   version, after a partial rollback), and refuses one a newer release has changed since, naming it.
@@ -26,6 +27,7 @@ from temporalio import activity
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
+from activities import children
 from activities.models import ClusterTarget, ReleaseRef
 from activities.rollout import ClusterBackend, run_blocking
 from policies import loading
@@ -113,6 +115,21 @@ class _Ended(_Lenient):
     needs_attention: list[str] = Field(default_factory=list)
 
 
+def _recorded(clusters: list[_ClusterEnd], rings: dict[str, Strategy]) -> list[RecordedCluster]:
+    """The release's clusters with the strategy of their ring (a ring the plan lacks is skipped)."""
+    return [
+        RecordedCluster(
+            target=ClusterTarget(name=c.name, region=c.region, jurisdiction=c.jurisdiction),
+            ring=c.ring,
+            state=c.state,
+            strategy=rings[c.ring],
+            version=c.version,
+        )
+        for c in clusters
+        if c.ring in rings
+    ]
+
+
 class UndoActivities:
     """Reads for undoing an ended release: its record through the worker's Temporal client, and
     workloads through the cluster backend (on the cluster thread pool, heartbeating)."""
@@ -141,14 +158,7 @@ class UndoActivities:
         if desc.status == WorkflowExecutionStatus.RUNNING:
             record.problem = f"{inp.workflow_id} is still running: abort it instead (ringmaster abort)"
             return record
-        if desc.status != WorkflowExecutionStatus.COMPLETED:
-            name = desc.status.name.lower() if desc.status else "unknown"
-            record.problem = (
-                f"{inp.workflow_id} ended {name}, without a record of its clusters: restore them by hand"
-            )
-            return record
         started = await self._started(inp.workflow_id, desc.run_id)
-        ended: _Ended = await handle.result(follow_runs=False)
         try:
             plan = loading.parse_plan(started.plan_text, started.plan_source)
         except loading.ConfigError as err:
@@ -158,20 +168,39 @@ class UndoActivities:
         record.release = ReleaseRef(
             service=started.service, version=started.version, image=started.image, run=first_run
         )
-        record.phase, record.workload = ended.phase, plan.workload
-        record.needs_attention = ended.needs_attention
+        record.workload = plan.workload
         rings = {r.name: r.strategy for r in plan.rings}
-        record.clusters = [
-            RecordedCluster(
-                target=ClusterTarget(name=c.name, region=c.region, jurisdiction=c.jurisdiction),
-                ring=c.ring,
-                state=c.state,
-                strategy=rings[c.ring],
-                version=c.version,
+        if desc.status != WorkflowExecutionStatus.COMPLETED:
+            return await self._without_result(record, desc.status, rings)
+        ended: _Ended = await handle.result(follow_runs=False)
+        record.phase = ended.phase
+        record.needs_attention = ended.needs_attention
+        record.clusters = _recorded(ended.clusters, rings)
+        return record
+
+    async def _without_result(
+        self,
+        record: ReleaseRecord,
+        status: WorkflowExecutionStatus | None,
+        rings: dict[str, Strategy],
+    ) -> ReleaseRecord:
+        """A release that ended without its record (terminated, failed, timed out): its cluster
+        workflows' own results say what each cluster was left as."""
+        record.phase = status.name.lower() if status else "closed"
+        ends = await children.cluster_workflows(self._client, record.workflow_id, record.run_id)
+        running = [e.cluster for e in ends if e.running]
+        if running:
+            record.problem = (
+                f"{record.workflow_id} ended {record.phase} and its cluster workflows in "
+                f"{', '.join(running)} are still rolling back: try again once they have ended"
             )
-            for c in ended.clusters
-            if c.ring in rings
+            return record
+        record.needs_attention = [e.cluster for e in ends if e.needs_attention]
+        # Lenient: the fields the two records share carry over, the rest are dropped.
+        as_recorded = [
+            _ClusterEnd.model_validate({**e.model_dump(), "name": e.cluster, "state": e.state}) for e in ends
         ]
+        record.clusters = _recorded(as_recorded, rings)
         return record
 
     async def _started(self, workflow_id: str, run_id: str) -> _Started:

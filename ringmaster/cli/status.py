@@ -21,12 +21,15 @@ from workflows.models import TERMINAL_PHASES, OperatorAction, ReleaseStatus
 if TYPE_CHECKING:
     from temporalio.client import Client
 
+    from activities.children import ClusterWorkflowEnd
     from ringmaster.settings import Settings
+    from workflows.undo import UndoStatus
 
 
 def status(release: ReleaseArg, output: OutputOpt = Output.TEXT) -> NoReturn:
     """Phase, ring, every cluster, live gate measurements and the operator log of a release."""
-    from ringmaster.cli import _client  # noqa: PLC0415 - Temporal is imported when a client command runs
+    from activities import children  # noqa: PLC0415 - Temporal is imported when a client command runs
+    from ringmaster.cli import _client  # noqa: PLC0415
     from workflows.release import ReleaseWorkflow  # noqa: PLC0415
 
     async def body(settings: Settings) -> _client.Outcome:
@@ -40,16 +43,86 @@ def status(release: ReleaseArg, output: OutputOpt = Output.TEXT) -> NoReturn:
             st = await _client.call(f"status of {release}", handle.result())
         else:
             st = await _client.call(f"status of {release}", handle.query(ReleaseWorkflow.status))
+        if described.status not in (WorkflowExecutionStatus.RUNNING, WorkflowExecutionStatus.COMPLETED):
+            # Terminated (or timed out): the query answers as of that moment, while the cluster
+            # workflows went on to roll back or had promoted; their own results say how they ended.
+            ends = await _client.call(
+                f"cluster workflows of {release}",
+                children.cluster_workflows(client, handle.id, described.run_id),
+            )
+            closed = described.status.name.lower() if described.status else "closed"
+            st = with_cluster_workflows(st, closed, ends)
+        undo = await undo_of(client, st)
         live = await live_gates(client, st)
         payload = status_json(st, live)
+        payload["undo"] = undo.model_dump(mode="json") if undo else None
         payload["url"] = _client.url(settings, client, handle.id)
-        return ExitCode.OK, payload, status_text(st, live)
+        return ExitCode.OK, payload, status_text(st, live) + (undo_text(undo) if undo else "")
 
     _client.run(output, body)
 
 
 COMMANDS = (status,)
 """The commands of this module, as the CLI registers them."""
+
+
+def with_cluster_workflows(st: ReleaseStatus, closed: str, ends: list[ClusterWorkflowEnd]) -> ReleaseStatus:
+    """A release that closed without its record: each cluster as its own cluster workflow left it.
+
+    The phase says how the release workflow closed (``terminated``, ``timed_out``), outside the
+    release's own phases: no phase of its own describes it.
+    """
+    out = st.model_copy(deep=True, update={"phase": closed, "held": False, "hold_reason": ""})
+    for end in ends:
+        cluster = next((c for c in out.clusters if c.name == end.cluster), None)
+        if cluster is None:
+            continue
+        cluster.state = end.state
+        cluster.message = end.message or cluster.message
+        cluster.version = end.version or cluster.version
+        if end.needs_attention and end.cluster not in out.needs_attention:
+            out.needs_attention.append(end.cluster)
+    running = [e.cluster for e in ends if e.running]
+    note = f"the release workflow was {closed}; each cluster is shown as its own cluster workflow left it"
+    if running:
+        note += f" ({', '.join(running)} still rolling back)"
+    out.reason = f"{note}. {st.reason}" if st.reason else note
+    return out
+
+
+async def undo_of(client: Client, st: ReleaseStatus) -> UndoStatus | None:
+    """The release's undo (``ringmaster rollback`` or ``retry``), the latest, if one was started."""
+    from temporalio.client import WorkflowExecutionStatus  # noqa: PLC0415 - see status()
+    from temporalio.service import RPCError, RPCStatusCode  # noqa: PLC0415
+
+    from workflows.undo import UndoStatus, UndoWorkflow, undo_id  # noqa: PLC0415
+
+    handle = client.get_workflow_handle(undo_id(st.service, st.version), result_type=UndoStatus)
+    try:
+        described = await handle.describe()
+        if described.status == WorkflowExecutionStatus.COMPLETED:
+            ended: UndoStatus = await handle.result(follow_runs=False)
+            return ended
+        if described.status == WorkflowExecutionStatus.RUNNING:
+            running: UndoStatus = await handle.query(UndoWorkflow.status)
+            return running
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            return None
+        raise
+    return None
+
+
+def undo_text(undo: UndoStatus) -> str:
+    """The undo's part of the ``status`` report."""
+    who = f" by {undo.by}" if undo.by else ""
+    lines = ["", f"  {undo.mode}{who}: {undo.phase}" + (f" ({undo.reason})" if undo.reason else "")]
+    if undo.problem:
+        lines.append(f"    {undo.problem}")
+    for c in undo.clusters:
+        versions = f"{c.from_version} -> {c.to_version}" if c.to_version else c.from_version
+        lines.append(f"    {c.name:<16}{c.outcome:<11}{versions:<16}{c.message}".rstrip())
+    return "\n".join(lines)
 
 
 async def live_gates(client: Client, st: ReleaseStatus) -> list[AnalyzeProgress]:

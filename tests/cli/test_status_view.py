@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from activities.children import ClusterWorkflowEnd
 from ringmaster.cli import status
-from workflows.models import OperatorAction, ReleaseStatus
+from workflows.models import ClusterStatus, OperatorAction, ReleaseStatus
+from workflows.undo import UndoCluster, UndoStatus
 
 AT = datetime(2026, 12, 6, 10, 0, tzinfo=UTC)
 
@@ -68,3 +70,69 @@ class TestStatusText:
             "oidc",
             "iss bob",
         )
+
+
+class TestAReleaseThatClosedWithoutItsRecord:
+    def test_each_cluster_reads_as_its_own_cluster_workflow_left_it(self) -> None:
+        """A terminated release shows `terminated`, each cluster's end from its cluster workflow, and a
+        cluster whose rollback failed (or whose workflow was itself terminated) as needing attention."""
+        st = _release()
+        st.clusters = [
+            ClusterStatus(
+                name=n, ring=r, region="eu-west-1", jurisdiction="EU", state="deploying", version="v1"
+            )
+            for n, r in (
+                ("internal-1", "internal"),
+                ("beta-1", "beta"),
+                ("beta-2", "beta"),
+                ("beta-3", "beta"),
+            )
+        ]
+        ends = [
+            ClusterWorkflowEnd(
+                workflow_id="w1", cluster="internal-1", ring="internal", outcome="promoted", version="v2"
+            ),
+            ClusterWorkflowEnd(
+                workflow_id="w2",
+                cluster="beta-1",
+                ring="beta",
+                outcome="failed",
+                rollback_failed=True,
+                message="403",
+            ),
+            ClusterWorkflowEnd(workflow_id="w3", cluster="beta-2", ring="beta", running=True),
+            ClusterWorkflowEnd(workflow_id="w4", cluster="beta-3", ring="beta", outcome="closed"),
+        ]
+        shown = status.with_cluster_workflows(st, "terminated", ends)
+        assert shown.phase == "terminated"
+        assert [(c.name, c.state, c.version) for c in shown.clusters] == [
+            ("internal-1", "promoted", "v2"),
+            ("beta-1", "failed", "v1"),
+            ("beta-2", "rolling-back", "v1"),
+            ("beta-3", "failed", "v1"),
+        ]
+        assert shown.needs_attention == ["beta-1", "beta-3"]
+        assert "terminated" in shown.reason and "beta-2 still rolling back" in shown.reason
+        assert st.phase == "deploying" and st.clusters[0].state == "deploying", "the input is untouched"
+
+
+class TestUndoText:
+    def test_the_undo_shows_who_asked_and_each_clusters_outcome(self) -> None:
+        """`status` appends the release's undo: mode, verified principal, phase, and each cluster."""
+        undo = UndoStatus(
+            release_workflow_id="release:api:v2",
+            mode="rollback",
+            phase="incomplete",
+            by="bob@example.com",
+            reason="bad after an hour",
+            clusters=[
+                UndoCluster(name="euw1-prod", outcome="restored", from_version="v2", to_version="v1"),
+                UndoCluster(name="use1-prod", outcome="refused", from_version="v2", message="it runs v3"),
+            ],
+        )
+        assert status.undo_text(undo).splitlines() == [
+            "",
+            "  rollback by bob@example.com: incomplete (bad after an hour)",
+            "    euw1-prod       restored   v2 -> v1",
+            "    use1-prod       refused    v2              it runs v3",
+        ]

@@ -10,17 +10,22 @@ import secrets
 from typing import Any
 
 import pytest
+from temporalio.client import WorkflowExecutionStatus
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
+from activities import children
 from activities.identity import IdentityActivities
 from policies.authz import AuthorizationPolicy
 from ringmaster import worker
+from ringmaster.cli import status
 from tests.support.identity import make_office
 from tests.support.waiting import assert_eventually
 from tests.workflows.support import (
     Harness,
     ScriptedMetrics,
+    canary,
+    cluster_state,
     plan,
     running_worker,
     small_rings,
@@ -28,7 +33,7 @@ from tests.workflows.support import (
 )
 from tests.workflows.test_durability import worker_process
 from workflows.models import ReleaseStatus
-from workflows.release import release_id
+from workflows.release import ReleaseWorkflow, release_id
 from workflows.undo import UndoInput, UndoStatus, UndoWorkflow, undo_id
 
 INTERNAL, BETA, PROD = "euw1-internal", "euc1-beta", "use1-prod"
@@ -286,3 +291,57 @@ class TestWhoMayUndo:
         assert allowed.phase == "restored", allowed.problem
         assert (allowed.by, allowed.method) == ("bob@example.com", "ssh")
         assert "bob-rolls-back" in allowed.verification
+
+
+class TestUndoOfATerminatedRelease:
+    async def test_the_promoted_rings_of_a_terminated_release_are_read_from_its_cluster_workflows(
+        self, client, tmp_path
+    ):
+        """A terminated release has no record: its cluster workflows' own results say which clusters
+        it promoted (ring 1) and which rolled back when the release closed (ring 2), and the undo
+        restores the promoted ones; refused while a cluster workflow is still rolling back."""
+        async with running_worker(client, tmp_path) as h:
+            svc = unique_service()
+            before = _workloads(h)
+            rings = [
+                {"name": "internal", "clusters": [INTERNAL], "strategy": {"rolling": {}}},
+                {"name": "broad", "clusters": [PROD], "strategy": canary(("w", 25), ("p", "1h"))},
+            ]
+            handle = await h.start(plan(svc, rings, metrics=False), service=svc)
+            await assert_eventually(
+                lambda: cluster_state(handle, PROD),
+                lambda c: c is not None and c.weight == 25,
+                what="the broad ring's canary at 25%",
+            )
+            h.clusters.configure(PROD, rollback_delay=3)
+            await handle.terminate("the operator's console was the wrong tab")
+            early = await _undo(h, svc)
+            assert early.phase == "refused" and f"{PROD} are still rolling back" in early.problem
+
+            async def child_ended() -> Any:
+                child = h.client.get_workflow_handle(f"{release_id(svc, 'v2')}:broad:{PROD}")
+                return (await child.describe()).status
+
+            await assert_eventually(
+                child_ended, lambda s: s == WorkflowExecutionStatus.COMPLETED, what="the child's rollback"
+            )
+            assert h.versions()[INTERNAL] == "v2", "ring 1 promoted before the terminate"
+            assert h.versions()[PROD] == "v1", "ring 2 rolled itself back when its release closed"
+
+            ends = await children.cluster_workflows(h.client, release_id(svc, "v2"), "")
+            assert [(e.cluster, e.state) for e in ends] == [(INTERNAL, "promoted"), (PROD, "rolled-back")]
+
+            undone = await _undo(h, svc, reason="terminated by mistake")
+            assert undone.phase == "restored", undone.problem
+            assert [c.name for c in undone.clusters] == [INTERNAL]
+            assert _workloads(h) == before
+            # What `ringmaster status` shows of it: the query as of the terminate, corrected by the
+            # cluster workflows, and the undo.
+            st = status.with_cluster_workflows(await handle.query(ReleaseWorkflow.status), "terminated", ends)
+            assert (st.phase, st.cluster(INTERNAL).state, st.cluster(PROD).state) == (
+                "terminated",
+                "promoted",
+                "rolled-back",
+            )
+            shown = await status.undo_of(h.client, st)
+            assert shown is not None and shown.phase == "restored" and shown.reason == "terminated by mistake"
