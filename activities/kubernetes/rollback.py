@@ -53,6 +53,9 @@ def rollback(
         template_version=recorded.template_version,
         replicas=None if scene.hpa else snapshot.replicas,
         mark=recorded.marks,
+        # An undo writes only over the Deployment it checked: a newer release writing between the
+        # check and this write makes it a 409, retried, and the next attempt's check refuses.
+        pinned=bool(replaces),
     )
     waiting.wait_rollout(
         scene.api, scene.namespace, scene.target.deployment, heartbeat=heartbeat, stall_seconds=stall_seconds

@@ -76,11 +76,14 @@ class Scene:
         template_version: str | None,
         replicas: int | None,
         mark: dict[str, dict[str, str]],
+        pinned: bool = False,
     ) -> bool:
         """Apply the stable Deployment's ringmaster fields; False when the cluster already holds them.
 
         ``replicas`` None leaves the count to the autoscaler (kept at its live value if ringmaster
         still holds the field from an earlier release, since leaving it out would remove it).
+        ``pinned`` makes the write conditional on the Deployment being as ``live`` read it (its
+        ``resourceVersion``): any change since, a newer release's above all, fails it with a 409.
         """
         if replicas is None and live.owns_replicas():
             replicas = live.replicas
@@ -94,16 +97,17 @@ class Scene:
         )
         if unchanged:
             return False
-        self.api.apply(
-            workload.stable_config(
-                self.target,
-                image=image,
-                template_version=template_version,
-                replicas=replicas,
-                labels=labels,
-                annotations=annotations,
-            )
+        config = workload.stable_config(
+            self.target,
+            image=image,
+            template_version=template_version,
+            replicas=replicas,
+            labels=labels,
+            annotations=annotations,
         )
+        if pinned:
+            config["metadata"]["resourceVersion"] = live.meta["resourceVersion"]
+        self.api.apply(config)
         return True
 
     def promote_stable(self, live: Live) -> bool:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
 
 from activities.errors import ClusterError
 from activities.kubernetes import marks, snapshots
+from activities.kubernetes.scene import Scene
 from activities.models import ClusterSnapshot, ReleaseRef
 from policies.plan import Strategy
 from tests.activities.support import (
@@ -197,23 +199,58 @@ class TestRollbackFromEveryPoint:
         release.take_snapshot()
         _run(release, ROLLING_PATH)
         newer = V1.rsplit(":", 1)[0] + ":newer"
-        kube.apply_as(
-            "newer-release",
-            app,
-            {
-                "apiVersion": "apps/v1",
-                "kind": "Deployment",
-                "metadata": {"name": "api"},
-                "spec": {"template": {"spec": {"containers": [{"name": "api", "image": newer}]}}},
-            },
-            force=True,
-        )
+        _deploy_as_newer_release(kube, app, newer)
         with pytest.raises(ClusterError) as failed:
             release.rollback(replaces=[V2])
         assert failed.value.kind == "ownership-conflict"
         assert f"runs {newer}, not {V2}" in str(failed.value)
         stable = kube.deployment(app, "api")
         assert stable is not None and container_image(stable) == newer, "nothing was written"
+
+    def test_an_undo_writes_only_over_the_deployment_it_checked(
+        self, kube: Kube, app: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A newer release writing between the undo's check and its write: the write is pinned to
+        the resourceVersion it checked, so it fails (409, retried) instead of overwriting; the retry's
+        check then refuses, naming the newer image."""
+        release = Release(kube, app, ROLLING)
+        release.take_snapshot()
+        _run(release, ROLLING_PATH)
+        newer = V1.rsplit(":", 1)[0] + ":newer"
+        read = Scene.read
+        raced: list[str] = []
+
+        def read_then_a_newer_release_writes(scene: Scene) -> Any:
+            live = read(scene)
+            if not raced:
+                raced.append(newer)
+                # A newer ringmaster release writes as ringmaster: no field-ownership conflict.
+                _deploy_as_newer_release(kube, app, newer, manager=marks.FIELD_MANAGER)
+            return live
+
+        monkeypatch.setattr(Scene, "read", read_then_a_newer_release_writes)
+        with pytest.raises(ClusterError) as first:
+            release.rollback(replaces=[V2])
+        assert first.value.kind == "transient" and "modified" in str(first.value)
+        stable = kube.deployment(app, "api")
+        assert stable is not None and container_image(stable) == newer, "the newer release's image stays"
+        with pytest.raises(ClusterError) as retried:
+            release.rollback(replaces=[V2])
+        assert retried.value.kind == "ownership-conflict" and f"runs {newer}" in str(retried.value)
+
+
+def _deploy_as_newer_release(kube: Kube, app: str, image: str, manager: str = "newer-release") -> None:
+    kube.apply_as(
+        manager,
+        app,
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "api"},
+            "spec": {"template": {"spec": {"containers": [{"name": "api", "image": image}]}}},
+        },
+        force=True,
+    )
 
 
 class TestSnapshots:
