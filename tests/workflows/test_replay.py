@@ -21,6 +21,7 @@ from workflows.cluster import ClusterRolloutWorkflow
 from workflows.freezes import FreezeRegistryWorkflow
 from workflows.lane import ReleaseLaneWorkflow
 from workflows.release import ReleaseWorkflow
+from workflows.undo import UndoWorkflow
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*/*.json"))
 SAVED = {f"{p.parent.name}/{p.stem}": json.loads(p.read_text()) for p in HISTORIES}
@@ -30,7 +31,13 @@ SAVED = {f"{p.parent.name}/{p.stem}": json.loads(p.read_text()) for p in HISTORI
 async def test_saved_history_replays(path: Path) -> None:
     """Every workflow of the path (release, clusters, lane, freeze registry) replays cleanly."""
     replayer = Replayer(
-        workflows=[ReleaseWorkflow, ClusterRolloutWorkflow, ReleaseLaneWorkflow, FreezeRegistryWorkflow],
+        workflows=[
+            ReleaseWorkflow,
+            ClusterRolloutWorkflow,
+            ReleaseLaneWorkflow,
+            FreezeRegistryWorkflow,
+            UndoWorkflow,
+        ],
         data_converter=pydantic_data_converter,
     )
     histories = [
@@ -48,7 +55,8 @@ async def test_saved_history_replays(path: Path) -> None:
 
 def test_every_set_covers_every_main_path() -> None:
     """Each recorded set holds promote, rollback, hold/resume, abort and approval (and since v4 an
-    unreachable cluster and a release cancelled mid-step, since v5 a reset run aborted)."""
+    unreachable cluster and a release cancelled mid-step, since v5 a reset run aborted, since v10 an
+    undo and a release held by a failed gate under ``rollback.mode: freeze``)."""
     sets = {p.parent.name for p in HISTORIES}
     assert len(sets) >= 2, "the pre-patch set and a set recorded with today's patches"
     for name in sets:
@@ -60,6 +68,10 @@ def test_every_set_covers_every_main_path() -> None:
             )
         if int(name.removeprefix("v")) >= 5:
             assert "reset" in stems, f"{name}: since v5, a reset run aborted"
+        if int(name.removeprefix("v")) >= 10:
+            assert stems >= {"undo", "frozen"}, (
+                f"{name}: since v10, an undo and a release held by rollback.mode freeze"
+            )
 
 
 RACE_ONLY = {"analysis-stop-race"}

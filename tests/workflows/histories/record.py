@@ -10,7 +10,9 @@ control a release forwards to a cluster workflow sealed and verified again there
 verified and applied one at a time in arrival order, the ``controls-in-order`` patch, every release
 reading and watching the freeze registry and every submission asking it, the ``freeze-holds`` and
 ``freeze-refuses-submissions`` patches, and a path of its own: a release held mid-canary by a freeze
-and let go by the unfreeze, with the registry's history) on a
+and let go by the unfreeze, with the registry's history; v10 has two paths of their own: an ended
+release undone by ``UndoWorkflow``, and a release under ``rollback: {mode: freeze}`` held by a
+failed gate and resumed after the fix) on a
 fresh dev server with an in-process worker and saves every workflow's history as JSON beside this
 file, in the folder ``SET`` (e.g. ``v2``).
 Never re-record an existing set: each set stands for the releases that were running when it was
@@ -50,7 +52,8 @@ from workflows.models import (
     ResumeRequest,
     UnfreezeRequest,
 )
-from workflows.release import ReleaseWorkflow, cluster_workflow_id
+from workflows.release import ReleaseWorkflow, cluster_workflow_id, release_id
+from workflows.undo import UndoInput, UndoWorkflow, undo_id
 
 HERE = Path(__file__).parent
 BIN = Path(sys.executable).parent
@@ -101,7 +104,8 @@ async def main() -> None:
     )
     client = env.client
     with tempfile.TemporaryDirectory() as tmp:
-        async with running_worker(client, Path(tmp), metrics=ScriptedMetrics(failing={"use1-prod"})) as h:
+        metrics = ScriptedMetrics(failing={"use1-prod"})
+        async with running_worker(client, Path(tmp), metrics=metrics) as h:
             promote = small_rings()[:2]
             handle = await h.start(plan("promote", promote), service="promote")
             await handle.result()
@@ -260,6 +264,29 @@ async def main() -> None:
             )
             await handle.result()
             await _save(client, "freeze", "freeze", registry)
+
+            # Since v10: an ended release undone.
+            handle = await h.start(plan("undo", promote), service="undo")
+            await handle.result()
+            await client.execute_workflow(
+                UndoWorkflow.run,
+                UndoInput(release_workflow_id=release_id("undo", "v2"), by="bob", reason="bad after an hour"),
+                id=undo_id("undo", "v2"),
+                task_queue=h.task_queue,
+            )
+            await _save(client, "undo", "undo", undo_id("undo", "v2"))
+
+            # Since v10: a release that may not roll back, held by a failed gate, resumed after the fix.
+            rings = [
+                {"name": "internal", "clusters": ["euw1-internal"], "strategy": {"rolling": {}}},
+                {"name": "broad", "clusters": ["use1-prod"], "strategy": canary(("w", 25), ("p", "2s"))},
+            ]
+            handle = await h.start(plan("frozen", rings, mode="freeze"), service="frozen")
+            await _until(lambda s: s.phase == "holding" and "rollback.mode: freeze" in s.hold_reason, handle)
+            metrics.failing.clear()
+            await handle.execute_update(ReleaseWorkflow.resume, ResumeRequest(by="bob"))
+            await handle.result()
+            await _save(client, "frozen", "frozen")
     await env.shutdown()
 
 
