@@ -277,7 +277,9 @@ class TestReleaseClosedMidCanary:
         assert command in events[task:cancel], "the cancel met the reset run where this case means it to"
         assert old_closed is not None and release_closed is not None
         assert old_closed <= release_closed, "the release ended before the old run's child (seed 3128)"
-        assert outcome.outcome != "promoted", outcome
+        # Stopped mid-snapshot it never deploys; on a slow machine it may promote first, and then the
+        # sweep, having outlasted it, finds its snapshot and restores the cluster.
+        assert outcome.outcome != "promoted" or result.cluster(INTERNAL).state == "rolled-back", outcome
         assert result.phase == "aborted", result.reason
         assert h.versions()[INTERNAL] == "v1", h.clusters.read()[INTERNAL]["ops"]
 
