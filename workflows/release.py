@@ -109,6 +109,10 @@ SEALED_ORDERS = "sealed-orders"
 """Patch: cluster children started from here verify every control (``sealed_orders``), and the
 release seals what it sends them with the principal that caused it."""
 
+STOP_EARLIER_CHILDREN = "stop-earlier-children"
+"""Patch: an ending's sweep aborts every earlier run's cluster workflow still running in a cluster
+this run did not reach, and outlasts it, before it looks for snapshots there."""
+
 FREEZE_HOLDS = "freeze-holds"
 """Patch: the release reads the freeze registry before its first step and watches it after; a freeze
 in scope holds it (and its clusters) until unfrozen, whatever an operator resumes."""
@@ -653,12 +657,14 @@ class ReleaseWorkflow(Steering):
     async def _sweep(self, reason: str) -> None:
         """Restore the clusters this run never reached but the release changed all the same.
 
-        After a reset the new run knows nothing of what the earlier run did: that run's cluster
-        workflows still running roll back by themselves (their parent closed), but those that had
-        promoted their cluster are done, and only this finds them, by the snapshots this release run
-        recorded there. One read-only activity asks every cluster this run did not reach; a cluster
-        nobody touched has no snapshot and is left alone, unwritten. (A run's identity cannot tell a
-        reset run here: replaying a reset run's history reports the original run's id.)
+        After a reset the new run knows nothing of what the earlier run did. A reset does not
+        cancel that run's cluster workflows: each still running is told to abort and outlasted
+        first (patch ``stop-earlier-children``), so it rolls back instead of going on to promote
+        after the release ended. Those that had promoted their cluster are done, and only this finds
+        them, by the snapshots this release run recorded there. One read-only activity asks every
+        cluster this run did not reach; a cluster nobody touched has no snapshot and is left alone,
+        unwritten. (A run's identity cannot tell a reset run here: replaying a reset run's history
+        reports the original run's id.)
         """
         prepared = self._prepared
         if prepared is None or not workflow.patched("sweep-unreached-clusters"):
@@ -671,6 +677,15 @@ class ReleaseWorkflow(Steering):
         ]
         if not unreached:
             return
+        stopped = workflow.patched(STOP_EARLIER_CHILDREN)
+        if stopped:
+            # An earlier run's cluster workflow that has not yet recorded its snapshot is invisible
+            # to the read below, and goes on to promote after this run has ended unless it is told
+            # to stop. This run may never have told it: the cancel that ends the release can cut
+            # short the start that met it (chaos seed 3128), the retry after that, or come before
+            # this run got that far. Every cluster not reached is asked; where nothing runs (a
+            # release never reset), the signal fails at once and nothing is written.
+            await asyncio.gather(*(self._outlast_earlier_child(r, c, reason) for r, c in unreached))
         found: dict[str, ClusterSnapshot] = {}
         unreadable: dict[str, str] = {}
         asking = [c for _, c in unreached]
@@ -704,7 +719,8 @@ class ReleaseWorkflow(Steering):
             elif cluster.name in found:
                 # An earlier run's cluster workflow may still be running there (a reset leaves them
                 # running): it is told to abort, so it rolls back instead of going on to promote.
-                await self._outlast_earlier_child(ring, cluster, reason)
+                if not stopped:
+                    await self._outlast_earlier_child(ring, cluster, reason)
                 await self._restore(
                     cluster, ring, found[cluster.name], f"{reason} (changed by an earlier run)"
                 )

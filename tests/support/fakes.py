@@ -11,7 +11,8 @@ Behaviour a test can steer through the state file: ``node_region`` (lie about th
 ``unreachable`` (every call fails as a transient error, as an API server that is down),
 ``apply_delay`` and ``rollback_delay`` (seconds a step or a rollback waits, heartbeating through the
 callback, before it writes: a raising heartbeat ends the call without writing; a list gives each
-call's wait in turn, then none).
+call's wait in turn, then none), ``snapshot_delay`` (seconds a snapshot takes before it is recorded,
+as an API slow to answer: the wait is not interrupted).
 Metrics: a version whose tag ends in ``-bad`` breaches every metric; any other passes.
 """
 
@@ -76,7 +77,7 @@ class FileClusterBackend:
 
     def configure(self, cluster: str, **settings: Any) -> None:
         """Steer the stand-in (``node_region``, ``env_hosts``, ``fail_rollback``, ``unreachable``,
-        ``apply_delay``, ``rollback_delay``)."""
+        ``apply_delay``, ``rollback_delay``, ``snapshot_delay``)."""
         with self._state() as state:
             self._cluster(state, cluster, answer=False).update(settings)
 
@@ -129,6 +130,9 @@ class FileClusterBackend:
 
     def snapshot(self, cluster: str, workload: Workload, release: ReleaseRef) -> ClusterSnapshot:
         """The state before the release; the first snapshot of a run of the release wins."""
+        with self._state() as state:
+            delay = float(self._cluster(state, cluster).get("snapshot_delay", 0))
+        time.sleep(delay)  # a slow API: the snapshot is recorded only after the delay
         with self._state() as state:
             c = self._cluster(state, cluster)
             taken = c["snapshots"].get(release.run_name)

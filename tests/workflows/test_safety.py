@@ -9,14 +9,19 @@ outcome is judged on the clusters (the fake fleet's state file), not only on the
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import pytest
 from temporalio import activity
-from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.common.v1 import Payload, WorkflowExecution
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import PayloadCodec
+from temporalio.service import RPCError
 from temporalio.worker import Worker
 
 from activities.models import PreparedRelease, PrepareInput
@@ -211,6 +216,102 @@ class TestReleaseClosedMidCanary:
         assert h.versions() == {**h.versions(), INTERNAL: "v1", "euc1-beta": "v1", "use1-prod": "v1"}
         assert result.cluster("euc1-beta").state == "rolled-back"
         assert h.clusters.read()["usw2-prod"]["ops"] == [], "nothing is written where nobody deployed"
+
+    @pytest.mark.usefixtures("fast_retries")
+    @pytest.mark.parametrize(
+        ("gated", "command"),
+        [
+            # chaos seed 3128: the cancel cuts short the start that meets the old child
+            (b'"promoted_before"', EventType.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED),
+            # after the start met it: the abort the retry sends the old child, then its pause
+            (b"replaced by a new run", EventType.EVENT_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED),
+            # before the start: reading the freezes
+            (b'"regions"', EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED),
+        ],
+        ids=["the-start-meeting-it", "the-retrys-abort", "a-freeze-read-before-the-start"],
+    )
+    async def test_a_cancel_after_a_reset_stops_the_old_child_before_the_release_ends(
+        self, client, tmp_path, gated, command
+    ):
+        """The old run's child is still taking its snapshot when the reset run is cancelled, wherever the
+        cancel meets the reset run on its way to that cluster: the release ends only after that child,
+        told to abort, has ended without promoting, and the cluster is on its previous version (chaos
+        seed 3128: the child, never told, promoted after the release ended aborted)."""
+        gate = _Gate(gated)
+        gated_client = Client(
+            **{**client.config(), "data_converter": replace(pydantic_data_converter, payload_codec=gate)}
+        )
+        rings = [{"name": "internal", "clusters": [INTERNAL], "strategy": {"rolling": {}}}]
+        async with running_worker(gated_client, tmp_path) as h:
+            # Slow enough that the old child has recorded nothing when the reset run's sweep looks.
+            h.clusters.configure(INTERNAL, snapshot_delay=5)
+            svc = unique_service()
+            handle = await h.start(plan(svc, rings), service=svc)
+            child = _child(gated_client, handle)
+            await assert_eventually(
+                lambda: _pending(child),
+                lambda names: "snapshot_cluster" in names,
+                what="the old run's child taking its snapshot",
+            )
+            old_child = gated_client.get_workflow_handle(
+                child.id, run_id=(await child.describe()).run_id, result_type=ClusterRolloutResult
+            )
+            gate.armed = True
+            reset = await _reset(gated_client, handle, await _task_after_prepare(handle))
+            new = gated_client.get_workflow_handle(handle.id, run_id=reset, result_type=ReleaseStatus)
+            try:
+                await asyncio.wait_for(gate.holding.wait(), timeout=30)
+                # The server appends the cancel right behind the held workflow task's commands.
+                await new.cancel()
+            finally:
+                gate.opened.set()
+            result = await new.result()
+            release_closed = (await new.describe()).close_time
+            outcome = await old_child.result()
+            old_closed = (await old_child.describe()).close_time
+            events = [e.event_type async for e in new.fetch_history_events()]
+        cancel = events.index(EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CANCEL_REQUESTED)
+        task = max(
+            i for i, e in enumerate(events[:cancel]) if e == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED
+        )
+        assert command in events[task:cancel], "the cancel met the reset run where this case means it to"
+        assert old_closed is not None and release_closed is not None
+        assert old_closed <= release_closed, "the release ended before the old run's child (seed 3128)"
+        # Stopped mid-snapshot it never deploys; on a slow machine it may promote first, and then the
+        # sweep, having outlasted it, finds its snapshot and restores the cluster.
+        assert outcome.outcome != "promoted" or result.cluster(INTERNAL).state == "rolled-back", outcome
+        assert result.phase == "aborted", result.reason
+        assert h.versions()[INTERNAL] == "v1", h.clusters.read()[INTERNAL]["ops"]
+
+
+class _Gate(PayloadCodec):
+    """Once armed, holds the worker's next workflow task whose commands carry ``marker`` (as it encodes
+    them) until opened: what a test sends the workflow meanwhile lands right behind those commands."""
+
+    def __init__(self, marker: bytes) -> None:
+        self.marker = marker
+        self.armed = False
+        self.holding = asyncio.Event()
+        self.opened = asyncio.Event()
+
+    async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
+        if self.armed and any(self.marker in p.data for p in payloads):
+            self.armed = False
+            self.holding.set()
+            await self.opened.wait()
+        return list(payloads)
+
+    async def decode(self, payloads: Sequence[Payload]) -> list[Payload]:
+        return list(payloads)
+
+
+async def _pending(handle: WorkflowHandle[Any, Any]) -> list[str]:
+    """The activity types ``handle`` is running (none while the workflow does not exist yet)."""
+    try:
+        described = await handle.describe()
+    except RPCError:
+        return []
+    return [a.activity_type.name for a in described.raw_description.pending_activities]
 
 
 async def _task_after_prepare(handle: WorkflowHandle[Any, Any]) -> int:
