@@ -553,6 +553,7 @@ class ReleaseWorkflow(Steering):
         await self._stop_children(f"rollback: {result.cluster} {result.outcome}")
         if prepared.plan.rollback.frozen:
             await self._drain_children()
+            await self._stop_earlier_children(f"{result.cluster} {result.outcome}")
             ending: Phase = "denied" if result.outcome == "denied" else "failed"
             return await self._end(
                 ending, f"{result.cluster} {result.outcome}: {result.message}{self._left_note()}"
@@ -580,6 +581,7 @@ class ReleaseWorkflow(Steering):
         await self._drain_children()
         prepared = self._prepared
         if prepared is not None and prepared.plan.rollback.frozen:
+            await self._stop_earlier_children(f"aborted: {reason}")
             return await self._end("aborted", f"aborted: {reason}{self._left_note()}")
         await self._roll_back(list(self._promoted), f"aborted: {reason}")
         await self._sweep(f"aborted: {reason}")
@@ -669,23 +671,10 @@ class ReleaseWorkflow(Steering):
         prepared = self._prepared
         if prepared is None or not workflow.patched("sweep-unreached-clusters"):
             return
-        unreached = [
-            (ring, cluster)
-            for ring in prepared.schedule.rings
-            for cluster in ring.clusters()
-            if cluster.name not in self._reached
-        ]
+        unreached = self._unreached()
         if not unreached:
             return
-        stopped = workflow.patched(STOP_EARLIER_CHILDREN)
-        if stopped:
-            # An earlier run's cluster workflow that has not yet recorded its snapshot is invisible
-            # to the read below, and goes on to promote after this run has ended unless it is told
-            # to stop. This run may never have told it: the cancel that ends the release can cut
-            # short the start that met it (chaos seed 3128), the retry after that, or come before
-            # this run got that far. Every cluster not reached is asked; where nothing runs (a
-            # release never reset), the signal fails at once and nothing is written.
-            await asyncio.gather(*(self._outlast_earlier_child(r, c, reason) for r, c in unreached))
+        stopped = await self._stop_earlier_children(reason)
         found: dict[str, ClusterSnapshot] = {}
         unreadable: dict[str, str] = {}
         asking = [c for _, c in unreached]
@@ -724,6 +713,34 @@ class ReleaseWorkflow(Steering):
                 await self._restore(
                     cluster, ring, found[cluster.name], f"{reason} (changed by an earlier run)"
                 )
+
+    def _unreached(self) -> list[tuple[ScheduledRing, ScheduledCluster]]:
+        """The clusters of the schedule this run started no cluster workflow for, in order."""
+        prepared = self._prepared
+        assert prepared is not None
+        return [
+            (ring, cluster)
+            for ring in prepared.schedule.rings
+            for cluster in ring.clusters()
+            if cluster.name not in self._reached
+        ]
+
+    async def _stop_earlier_children(self, reason: str) -> bool:
+        """Abort every earlier run's cluster workflow still running where this run never reached, and
+        outlast each (patch ``stop-earlier-children``); False when the patch does not apply.
+
+        An earlier run's cluster workflow that has not yet recorded its snapshot is invisible to the
+        sweep's read, and goes on to promote after this run has ended unless it is told to stop. This
+        run may never have told it: the cancel that ends the release can cut short the start that met
+        it (chaos seed 3128), the retry after that, or come before this run got that far. Every
+        cluster not reached is asked; where nothing runs (a release never reset), the signal fails at
+        once and nothing is written. Under ``rollback.mode: freeze`` such a child ends where it stands.
+        """
+        if self._prepared is None or not workflow.patched(STOP_EARLIER_CHILDREN):
+            return False
+        unreached = self._unreached()
+        await asyncio.gather(*(self._outlast_earlier_child(r, c, reason) for r, c in unreached))
+        return True
 
     async def _outlast_earlier_child(
         self, ring: ScheduledRing, cluster: ScheduledCluster, reason: str
