@@ -113,6 +113,10 @@ STOP_EARLIER_CHILDREN = "stop-earlier-children"
 """Patch: an ending's sweep aborts every earlier run's cluster workflow still running in a cluster
 this run did not reach, and outlasts it, before it looks for snapshots there."""
 
+PREPARED_BEFORE_CANCEL = "prepared-before-cancel"
+"""Patch: a cancel that met a prepare already completed (a reset run's first task) is an abort with
+the release's schedule, so its ending stops an earlier run's cluster workflows and sweeps."""
+
 FREEZE_HOLDS = "freeze-holds"
 """Patch: the release reads the freeze registry before its first step and watches it after; a freeze
 in scope holds it (and its clusters) until unfrozen, whatever an operator resumes."""
@@ -219,23 +223,29 @@ class ReleaseWorkflow(Steering):
         # A cluster held by an inconclusive gate holds the release, even while others analyze.
         self._holding_first = workflow.patched("phase-holding-first")
         self._publish()
+        preparing = workflow.start_activity_method(
+            ReleaseActivities.prepare_release,
+            PrepareInput(
+                plan_text=inp.plan_text,
+                plan_source=inp.plan_source,
+                service=inp.service,
+                version=inp.version,
+                image=inp.image,
+            ),
+            summary="validate the plan against the worker's fleet and schedule it",
+            **options.PREPARE,
+        )
+        cancelled_prepared = False
         try:
-            self._prepared = await workflow.execute_activity_method(
-                ReleaseActivities.prepare_release,
-                PrepareInput(
-                    plan_text=inp.plan_text,
-                    plan_source=inp.plan_source,
-                    service=inp.service,
-                    version=inp.version,
-                    image=inp.image,
-                ),
-                summary="validate the plan against the worker's fleet and schedule it",
-                **options.PREPARE,
-            )
+            # Shielded: a cancel that meets a prepare already completed must not lose its result.
+            self._prepared = await asyncio.shield(preparing)
         except asyncio.CancelledError:
-            return await _rollback.to_completion(
-                self._end("aborted", "cancelled before anything was deployed")
-            )
+            cancelled_prepared = await self._prepared_all_the_same(preparing)
+            if not cancelled_prepared:
+                preparing.cancel()
+                return await _rollback.to_completion(
+                    self._end("aborted", "cancelled before anything was deployed")
+                )
         except ActivityError as err:
             if isinstance(err.cause, CancelledError):
                 # Cancelled while preparing: nothing was deployed, and the input was not at fault.
@@ -247,6 +257,7 @@ class ReleaseWorkflow(Steering):
             self._status.invalid = True
             return await self._end("failed", f"the release could not be prepared: {message}")
         prepared = self._prepared
+        assert prepared is not None
         self._status.plan_digest = prepared.plan_digest
         self._status.rollback_scope = prepared.plan.rollback.scope
         self._status.clusters = [
@@ -267,6 +278,8 @@ class ReleaseWorkflow(Steering):
             return await self._end("denied", f"denied before anything was deployed: {reasons}")
         ending: Coroutine[Any, Any, ReleaseStatus]
         try:
+            if cancelled_prepared:
+                raise asyncio.CancelledError
             if workflow.patched(FREEZE_HOLDS):
                 await self._honour_freezes()
             for ring in prepared.schedule.rings:
@@ -298,6 +311,28 @@ class ReleaseWorkflow(Steering):
         # Whatever ends the release, its ending (draining children, rolling back) completes through any
         # cancellation that arrives meanwhile.
         return await _rollback.to_completion(ending)
+
+    async def _prepared_all_the_same(self, preparing: workflow.ActivityHandle[PreparedRelease]) -> bool:
+        """Whether a cancellation met a prepare that had completed (patch ``prepared-before-cancel``).
+
+        A reset run replays the prepare result in its first workflow task, and a cancel that reaches
+        the run in that same task interrupts the await all the same. That run may be the second of
+        a release whose first run's cluster workflows still run: with the result it goes on to its
+        abort, whose ending stops them and restores what they changed (the rest of chaos seed 3128).
+        The result, delivered in the same activation, completes the activity's task once that task
+        runs: a few turns of the loop (no timer, no command) let it, and a prepare still running is
+        not done after them.
+        """
+        if not workflow.patched(PREPARED_BEFORE_CANCEL):
+            return False
+        for _ in range(3):
+            if preparing.done():
+                break
+            await asyncio.sleep(0)
+        if not preparing.done() or preparing.cancelled() or preparing.exception() is not None:
+            return False
+        self._prepared = preparing.result()
+        return True
 
     async def _run_ring(self, ring: ScheduledRing) -> None:
         workflow.logger.info("ring %s starts (%d waves)", ring.name, len(ring.waves))

@@ -35,6 +35,7 @@ from tests.workflows.support import (
     running_worker,
     small_rings,
     unique_service,
+    worker_settings,
 )
 from workflows.cluster import ClusterRolloutWorkflow
 from workflows.models import (
@@ -282,6 +283,39 @@ class TestReleaseClosedMidCanary:
         assert outcome.outcome != "promoted" or result.cluster(INTERNAL).state == "rolled-back", outcome
         assert result.phase == "aborted", result.reason
         assert h.versions()[INTERNAL] == "v1", h.clusters.read()[INTERNAL]["ops"]
+
+    @pytest.mark.usefixtures("fast_retries")
+    async def test_a_cancel_in_the_reset_runs_first_task_still_stops_the_old_child(self, client, tmp_path):
+        """The cancel reaches the reset run together with the replayed prepare result, in its first
+        workflow task (no worker polls between the reset and the cancel): the run still learns its
+        schedule, stops the old run's child parked mid-canary and restores its cluster before it ends
+        (it ended `aborted` "before anything was deployed", leaving that child running)."""
+        settings = worker_settings()
+        rings = [{"name": "internal", "clusters": [INTERNAL], "strategy": canary(("w", 20), ("p", None))}]
+        async with running_worker(client, tmp_path, settings=settings) as h:
+            svc = unique_service()
+            handle = await h.start(plan(svc, rings), service=svc)
+            await assert_eventually(
+                lambda: cluster_state(handle, INTERNAL),
+                lambda c: c is not None and c.state == "awaiting-approval",
+                what="the old run's child parked at its pause",
+            )
+        reset = await _reset(client, handle, await _task_after_prepare(handle))
+        new = client.get_workflow_handle(handle.id, run_id=reset, result_type=ReleaseStatus)
+        await new.cancel()
+        old_child = _child(client, handle)
+        async with running_worker(client, tmp_path, settings=settings) as h:
+            result = await new.result()
+            release_closed = (await new.describe()).close_time
+            old_closed = (await old_child.describe()).close_time
+            events = [e.event_type async for e in new.fetch_history_events()]
+        reset_at = events.index(EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED)
+        first_task = events.index(EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED, reset_at)
+        assert EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CANCEL_REQUESTED in events[reset_at:first_task]
+        assert result.phase == "aborted", result.reason
+        assert old_closed is not None and release_closed is not None, "the old run's child still runs"
+        assert old_closed <= release_closed, "the release ended before the old run's child"
+        assert _restored(h), h.clusters.read()[INTERNAL]
 
 
 class _Gate(PayloadCodec):
