@@ -12,7 +12,9 @@ reading and watching the freeze registry and every submission asking it, the ``f
 ``freeze-refuses-submissions`` patches, and a path of its own: a release held mid-canary by a freeze
 and let go by the unfreeze, with the registry's history; v10 has two paths of their own: an ended
 release undone by ``UndoWorkflow``, and a release under ``rollback: {mode: freeze}`` held by a
-failed gate and resumed after the fix) on a
+failed gate and resumed after the fix, and every ending stops earlier runs' cluster workflows where
+it never reached, the ``stop-earlier-children`` patch, and awaits its prepare through a shield, the
+``prepared-before-cancel`` patch, recorded where a cancel meets a prepare) on a
 fresh dev server with an in-process worker and saves every workflow's history as JSON beside this
 file, in the folder ``SET`` (e.g. ``v2``).
 Never re-record an existing set: each set stands for the releases that were running when it was
@@ -38,7 +40,14 @@ from temporalio.testing import WorkflowEnvironment
 
 from tests.support import retries
 from tests.support.waiting import assert_eventually
-from tests.workflows.support import ScriptedMetrics, canary, plan, running_worker, small_rings
+from tests.workflows.support import (
+    ScriptedMetrics,
+    canary,
+    plan,
+    running_worker,
+    small_rings,
+    worker_settings,
+)
 from tests.workflows.test_lane import submit
 from tests.workflows.test_safety import _reset, _task_after_prepare
 from workflows import search
@@ -287,6 +296,22 @@ async def main() -> None:
             await handle.execute_update(ReleaseWorkflow.resume, ResumeRequest(by="bob"))
             await handle.result()
             await _save(client, "frozen", "frozen")
+
+        # Since v10: a reset run cancelled in its first workflow task (no worker polls in between)
+        # still aborts with its schedule and stops the old run's child parked mid-canary.
+        settings = worker_settings()
+        rings = [
+            {"name": "internal", "clusters": ["euw1-internal"], "strategy": canary(("w", 20), ("p", None))}
+        ]
+        async with running_worker(client, Path(tmp), settings=settings) as h:
+            handle = await h.start(plan("first-task", rings), service="first-task")
+            await _until(lambda s: s.clusters and s.clusters[0].state == "awaiting-approval", handle)
+        run = await _reset(client, handle, await _task_after_prepare(handle))
+        new = client.get_workflow_handle(handle.id, run_id=run)
+        await new.cancel()
+        async with running_worker(client, Path(tmp), settings=settings):
+            await new.result()
+        await _save(client, "reset-cancel", "first-task")
     await env.shutdown()
 
 
