@@ -386,17 +386,22 @@ class ClusterRolloutWorkflow(Steering):
         reports state; without this the release would hold while its status still said ``analyzing``.
         """
 
-        def gated() -> bool:
-            return bool(self.gate_holds) or bool(self.gate_failures)
+        def seen() -> tuple[bool, bool]:
+            # A failed gate under rollback.mode freeze can take over from an inconclusive one with no
+            # moment between them unheld: its own flag makes the reporter show the new reason.
+            return bool(self.gate_holds) or bool(self.gate_failures), bool(self.gate_failures)
 
-        def changed(showing: bool) -> Callable[[], bool]:
-            return lambda: gated() != showing
+        def changed(showing: tuple[bool, bool]) -> Callable[[], bool]:
+            return lambda: seen() != showing
 
         shown: tuple[ClusterState, str] | None = None
+        showing = (False, False)
         while True:
-            await workflow.wait_condition(changed(shown is not None))
-            if gated():
-                shown = (self._status.state, self._status.step)
+            await workflow.wait_condition(changed(showing))
+            showing = seen()
+            if showing[0]:
+                if shown is None:
+                    shown = (self._status.state, self._status.step)
                 await self._set_state("holding", self.hold_text())
             else:
                 before, shown = shown, None

@@ -56,6 +56,10 @@ UndoPhase = Literal["verifying", "reading", "restoring", "restored", "incomplete
 UndoOutcome = Literal["pending", "restoring", "restored", "refused", "failed"]
 
 
+CHANGED = ("promoted", "left-in-place")
+"""The states in which a release left a cluster changed, so that ``rollback`` restores it."""
+
+
 def undo_id(service: str, version: str) -> str:
     """The workflow id of undoing ``service:version``: one undo of a release runs at a time."""
     return f"undo:{service}:{version}"
@@ -199,9 +203,10 @@ class UndoWorkflow:
                 listed = ", ".join(record.needs_attention) or "none"
                 return [], f"{name} does not need attention in {record.workflow_id} (listed: {listed})"
             return [known[name]], ""
-        promoted = [c for c in record.clusters if c.state == "promoted"]
+        # A release under rollback.mode freeze leaves clusters as they stand: a person may still undo them.
+        promoted = [c for c in record.clusters if c.state in CHANGED]
         if name:
-            if known[name].state != "promoted":
+            if known[name].state not in CHANGED:
                 return [], (
                     f"{name} is {known[name].state} in {record.workflow_id}, not promoted: nothing to roll "
                     "back" + (" (retry it: it needs attention)" if name in record.needs_attention else "")

@@ -23,13 +23,20 @@ from ringmaster import worker
 from ringmaster.settings import Settings
 from tests.support.prometheus import METRICS, SUCCESS_RATE, MetricsSandbox
 from tests.support.waiting import assert_eventually
-from workflows.models import ReleaseInput, ReleaseStatus
+from workflows.models import AbortRequest, ReleaseInput, ReleaseStatus
 from workflows.release import ReleaseWorkflow, release_id
+from workflows.undo import UndoInput, UndoWorkflow, undo_id
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(150)]
 
 
-def plan(rings: list[dict[str, Any]], metrics: list[dict[str, Any]], *, interval: str = "2s") -> str:
+def plan(
+    rings: list[dict[str, Any]],
+    metrics: list[dict[str, Any]],
+    *,
+    interval: str = "2s",
+    mode: str = "automatic",
+) -> str:
     """A plan for the ``api`` workload the sandbox seeds in every cluster."""
     return yaml.safe_dump(
         {
@@ -49,7 +56,7 @@ def plan(rings: list[dict[str, Any]], metrics: list[dict[str, Any]], *, interval
                 "minDataPoints": 2,
                 "metrics": metrics,
             },
-            "rollback": {"scope": "release"},
+            "rollback": {"scope": "release", "mode": mode},
         },
         sort_keys=False,
     )
@@ -197,3 +204,50 @@ class TestOutage:
             final = await handle.result()
         assert final.phase == "succeeded", final.reason
         assert versions(metrics_sandbox, ["euw1-canary"])["euw1-canary"] == ("v4-flawless", ["api"])
+
+
+class TestChangesThatCannotBeUndone:
+    async def test_a_bad_version_is_held_where_it_stands_then_left_by_an_abort_and_undone_on_request(
+        self, client: Client, metrics_sandbox: MetricsSandbox
+    ) -> None:
+        """Under ``rollback: {mode: freeze}`` a failing gate on real Prometheus holds the canary in the
+        cluster; an abort ends the release with the canary still there; ``ringmaster rollback`` (the
+        undo, a person's explicit choice) then restores the cluster exactly."""
+        rings = [
+            {
+                "name": "canary",
+                "clusters": ["euw1-canary"],
+                "strategy": {"canary": {"steps": [{"setWeight": 50}, {"pause": {"duration": "1h"}}]}},
+            }
+        ]
+        stable, _ = versions(metrics_sandbox, ["euw1-canary"])["euw1-canary"]
+        async with release_worker(client, metrics_sandbox) as queue:
+            handle = await start(client, queue, plan(rings, METRICS, mode="freeze"), "v5-bad")
+
+            async def status() -> ReleaseStatus:
+                return await handle.query(ReleaseWorkflow.status)
+
+            held = await assert_eventually(
+                status,
+                lambda s: s.phase == "holding" and "rollback.mode: freeze" in s.hold_reason,
+                timeout=60,
+                what="the release held by its failed gate",
+            )
+            gate = held.cluster("euw1-canary").gate
+            assert gate is not None and gate.status == "failed"
+            assert versions(metrics_sandbox, ["euw1-canary"])["euw1-canary"] == (stable, ["api", "api-canary"])
+
+            await handle.execute_update(ReleaseWorkflow.abort, AbortRequest(reason="fix forward", by="bob"))
+            ended = await handle.result()
+            assert ended.phase == "aborted" and "nothing rolled back" in ended.reason
+            assert ended.cluster("euw1-canary").state == "left-in-place"
+            assert versions(metrics_sandbox, ["euw1-canary"])["euw1-canary"] == (stable, ["api", "api-canary"])
+
+            undone = await client.execute_workflow(
+                UndoWorkflow.run,
+                UndoInput(release_workflow_id=handle.id, by="bob", reason="the fix forward failed"),
+                id=undo_id(ended.service, ended.version),
+                task_queue=queue,
+            )
+        assert undone.phase == "restored", undone.problem
+        assert versions(metrics_sandbox, ["euw1-canary"])["euw1-canary"] == (stable, ["api"])
