@@ -235,13 +235,19 @@ class TestChangesThatCannotBeUndone:
             )
             gate = held.cluster("euw1-canary").gate
             assert gate is not None and gate.status == "failed"
-            assert versions(metrics_sandbox, ["euw1-canary"])["euw1-canary"] == (stable, ["api", "api-canary"])
+            assert versions(metrics_sandbox, ["euw1-canary"])["euw1-canary"] == (
+                stable,
+                ["api", "api-canary"],
+            )
 
             await handle.execute_update(ReleaseWorkflow.abort, AbortRequest(reason="fix forward", by="bob"))
             ended = await handle.result()
             assert ended.phase == "aborted" and "nothing rolled back" in ended.reason
             assert ended.cluster("euw1-canary").state == "left-in-place"
-            assert versions(metrics_sandbox, ["euw1-canary"])["euw1-canary"] == (stable, ["api", "api-canary"])
+            assert versions(metrics_sandbox, ["euw1-canary"])["euw1-canary"] == (
+                stable,
+                ["api", "api-canary"],
+            )
 
             undone = await client.execute_workflow(
                 UndoWorkflow.run,
