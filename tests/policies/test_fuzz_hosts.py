@@ -54,8 +54,14 @@ def _attempt(call: Callable[[], T]) -> tuple[T | None, Exception | None]:
 
 
 def _connected_host(url: str) -> str:
-    """The host requests would open a connection to for ``url`` (it prepares it, then urllib3 parses it)."""
-    prepared = requests.Request("GET", url).prepare()
+    """The host requests would open a connection to for ``url`` (it prepares it, then urllib3 parses it).
+
+    Only the URL is prepared: the basic-auth header requests builds from the userinfo next cannot
+    encode a user or password outside Latin-1 (a user in fullwidth digits crashed the oracle, not the parser),
+    and it plays no part in where the connection goes.
+    """
+    prepared = requests.PreparedRequest()
+    prepared.prepare_url(url, None)
     assert prepared.url is not None
     found = parse_url(prepared.url).host
     assert found is not None
