@@ -18,7 +18,7 @@ from policies.gates import Check, GateVerdict
 from policies.identity import Attestation, Expected, Proof, Verified
 from policies.plan import Analysis, ReleasePlan, Strategy, Workload
 from policies.residency import Decision, LiveEvidence
-from policies.schedule import Schedule
+from policies.schedule import Schedule, ScheduledCluster
 
 
 class _Model(BaseModel):
@@ -77,6 +77,9 @@ class PreparedRelease(_Model):
     static_decisions: dict[str, list[Decision]] = Field(default_factory=dict)
     plan_digest: str = ""
     fleet_digest: str = ""
+    validators: dict[str, list[str]] | None = None
+    """Per regulated cluster, the clusters that may validate it (``residency.validators``); None
+    when prepared before cluster workflows got cluster-scoped inputs."""
 
     def denials(self) -> list[Decision]:
         """Every static decision that denies a cluster, in schedule order."""
@@ -111,7 +114,10 @@ class ResidencyInput(_Model):
     release: ReleaseRef
     cluster: ClusterTarget
     plan: ReleasePlan
-    schedule: Schedule
+    schedule: Schedule | None = None
+    """The whole schedule (older inputs); else ``scheduled`` and ``validators`` say what is needed."""
+    scheduled: ScheduledCluster | None = None
+    validators: list[str] = Field(default_factory=list)
     promoted: list[str] = Field(default_factory=list)
 
 

@@ -13,7 +13,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities import errors
 from activities.models import PreparedRelease, PrepareInput, WindowInput, WindowState
-from policies import judgement, loading, windows
+from policies import judgement, loading, residency, windows
 from policies.fleet import Fleet
 
 
@@ -44,6 +44,11 @@ class ReleaseActivities:
             static_decisions=dict(judged.decisions),
             plan_digest=hashlib.sha256(inp.plan_text.encode()).hexdigest(),
             fleet_digest=self._fleet_digest,
+            validators={
+                c.name: residency.validators(c, judged.schedule)
+                for c in judged.schedule.all_clusters()
+                if c.regulated
+            },
         )
 
     @activity.defn(name="check_window")

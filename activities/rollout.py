@@ -58,6 +58,7 @@ from policies import residency
 from policies.fleet import Fleet
 from policies.plan import Workload
 from policies.residency import LiveEvidence
+from policies.schedule import ScheduledCluster
 
 T = TypeVar("T")
 
@@ -181,7 +182,13 @@ class ClusterActivities:
             self._executor, lambda _: self._backend.evidence(inp.cluster.name, inp.plan.workload)
         )
         decisions = residency.live_decisions(
-            inp.plan, self._fleet, inp.schedule, inp.cluster.name, evidence, inp.promoted
+            inp.plan,
+            self._fleet,
+            inp.schedule or _scheduled(inp),
+            inp.cluster.name,
+            evidence,
+            inp.promoted,
+            inp.validators,
         )
         return ResidencyResult(cluster=inp.cluster.name, evidence=evidence, decisions=decisions)
 
@@ -241,3 +248,13 @@ class ClusterActivities:
             raise
         log.info("rolled back", restored_version=result.restored_version, reason=inp.reason)
         return result
+
+
+def _scheduled(inp: ResidencyInput) -> ScheduledCluster:
+    """The cluster as scheduled, from an input that does not carry the whole schedule."""
+    if inp.scheduled is None:
+        msg = (
+            f"{inp.cluster.name}: the residency check names neither the schedule nor the cluster as scheduled"
+        )
+        raise ApplicationError(msg, type=errors.INVALID_PLAN, non_retryable=True)
+    return inp.scheduled

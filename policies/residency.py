@@ -221,19 +221,30 @@ def cluster_location(cluster: ScheduledCluster, node_regions: Sequence[str]) -> 
     return _decide(CLUSTER_LOCATION, cluster, True, reason, **inputs)
 
 
-def regulated_after_validation(
-    cluster: ScheduledCluster, schedule: Schedule, promoted: Sequence[str] | None = None
-) -> Decision:
-    """A regulated cluster is entered only after promotion in an earlier non-regulated cluster of its
-    jurisdiction; with ``promoted`` None (static) only the schedule's order is checked.
-    """
+def validators(cluster: ScheduledCluster, schedule: Schedule) -> list[str]:
+    """The clusters that may validate a regulated ``cluster``: the non-regulated ones of its
+    jurisdiction that the schedule visits before it (none for a cluster not regulated)."""
     if not cluster.regulated:
-        return _decide(REGULATED_AFTER_VALIDATION, cluster, True, "not labelled regulated", regulated=False)
-    candidates = [
+        return []
+    return [
         c.name
         for c in schedule.earlier(cluster.name)
         if not c.regulated and c.jurisdiction == cluster.jurisdiction
     ]
+
+
+def regulated_after_validation(
+    cluster: ScheduledCluster, schedule: Schedule | Sequence[str], promoted: Sequence[str] | None = None
+) -> Decision:
+    """A regulated cluster is entered only after promotion in an earlier non-regulated cluster of its
+    jurisdiction; with ``promoted`` None (static) only the schedule's order is checked.
+
+    ``schedule`` is the release's schedule, or just the cluster's :func:`validators` (what a cluster
+    workflow is given, so its input does not grow with the fleet).
+    """
+    if not cluster.regulated:
+        return _decide(REGULATED_AFTER_VALIDATION, cluster, True, "not labelled regulated", regulated=False)
+    candidates = validators(cluster, schedule) if isinstance(schedule, Schedule) else list(schedule)
     inputs: dict[str, Any] = {"regulated": True, "jurisdiction": cluster.jurisdiction, "earlier": candidates}
     if not candidates:
         reason = f"no non-regulated {cluster.jurisdiction} cluster comes before it in the schedule"
@@ -267,13 +278,19 @@ def static_decisions(plan: ReleasePlan, fleet: Fleet, schedule: Schedule) -> dic
 def live_decisions(  # noqa: PLR0917 (positional order is the API workflows call)
     plan: ReleasePlan,
     fleet: Fleet,
-    schedule: Schedule,
+    schedule: Schedule | ScheduledCluster,
     cluster: str,
     evidence: LiveEvidence,
     promoted: list[str],
+    candidates: Sequence[str] = (),
 ) -> list[Decision]:
-    """Every rule, judged with live evidence, just before the release enters ``cluster``."""
-    target = schedule.cluster(cluster)
+    """Every rule, judged with live evidence, just before the release enters ``cluster``.
+
+    ``schedule`` is the release's schedule, or the cluster as scheduled with its ``candidates``
+    (its :func:`validators`).
+    """
+    target = schedule.cluster(cluster) if isinstance(schedule, Schedule) else schedule
+    earlier: Schedule | Sequence[str] = schedule if isinstance(schedule, Schedule) else candidates
     residency = plan.data_residency
     return [
         jurisdiction_scope(target, residency.allowed_jurisdictions),
@@ -282,7 +299,7 @@ def live_decisions(  # noqa: PLR0917 (positional order is the API workflows call
         ),
         telemetry_locality(target, fleet),
         cluster_location(target, evidence.node_regions),
-        regulated_after_validation(target, schedule, promoted),
+        regulated_after_validation(target, earlier, promoted),
     ]
 
 

@@ -484,6 +484,8 @@ class ClusterRolloutWorkflow(Steering):
                     cluster=self._target,
                     plan=self._inp.plan,
                     schedule=self._inp.schedule,
+                    scheduled=None if self._inp.schedule else self._inp.cluster,
+                    validators=self._inp.validators,
                     promoted=self._inp.promoted_before,
                 ),
                 summary=f"residency evidence in {self._target.name}",

@@ -240,8 +240,13 @@ class ClusterRolloutInput(_Model):
     strategy: Strategy
     analysis: Analysis | None = None
     plan: ReleasePlan
-    schedule: Schedule
+    schedule: Schedule | None = None
+    """The whole schedule: only in inputs of releases prepared before ``validators`` (it made every
+    child's input, and the parent's history with it, grow with the fleet)."""
+    validators: list[str] = Field(default_factory=list)
+    """The clusters whose promotion lets this (regulated) cluster in (``residency.validators``)."""
     promoted_before: list[str] = Field(default_factory=list)
+    """Clusters promoted before this one started: all of them in older inputs, else only validators."""
     held: bool = False
     hold_reason: str = ""
     sealed_orders: bool = False

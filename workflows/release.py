@@ -362,8 +362,12 @@ class ReleaseWorkflow(Steering):
         prepared = self._prepared
         assert prepared is not None
         promoted_before = [p.cluster.name for p in self._promoted]
+        # Cluster-scoped inputs: the whole schedule and every promoted cluster made each child's input
+        # (and the parent's history, which holds them all) grow with the fleet.
+        slim = prepared.validators is not None
         handles: dict[str, workflow.ChildWorkflowHandle[Any, ClusterRolloutResult]] = {}
         for cluster in wave.clusters:
+            validators = (prepared.validators or {}).get(cluster.name, [])
             child_input = ClusterRolloutInput(
                 release=self._ref(ring.name),
                 cluster=cluster,
@@ -371,8 +375,9 @@ class ReleaseWorkflow(Steering):
                 strategy=ring.strategy,
                 analysis=prepared.plan.analysis,
                 plan=prepared.plan,
-                schedule=prepared.schedule,
-                promoted_before=promoted_before,
+                schedule=None if slim else prepared.schedule,
+                validators=validators,
+                promoted_before=[n for n in promoted_before if n in validators] if slim else promoted_before,
                 held=self._child_held(),
                 hold_reason=self._child_hold_reason(),
                 sealed_orders=workflow.patched(SEALED_ORDERS),

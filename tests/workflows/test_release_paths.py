@@ -17,7 +17,7 @@ from tests.workflows.support import (
     three_rings,
     unique_service,
 )
-from workflows.models import AbortRequest, ResumeRequest
+from workflows.models import AbortRequest, ClusterRolloutInput, ResumeRequest
 from workflows.release import ReleaseWorkflow
 
 
@@ -43,6 +43,32 @@ class TestPromotion:
             promotes = _ops(h.clusters.read(), "promote")
             assert promotes[0][1] == "euw1-internal"
             assert promotes[-1][1] == "euc1-prod", "the regulated cluster comes last in its ring"
+
+    async def test_each_cluster_workflow_gets_its_own_part_of_the_release_not_the_whole_fleet(
+        self, client, tmp_path
+    ):
+        """A child's input holds no schedule and, of the promoted clusters, only those that may
+        validate it: the parent's history (which holds every child's input) grows with the fleet,
+        not with its square. The regulated cluster is still let in only after one of them."""
+        async with running_worker(client, tmp_path) as h:
+            svc = unique_service()
+            handle = await h.start(plan(svc, three_rings()), service=svc)
+            result = await handle.result()
+            assert result.phase == "succeeded", result.reason
+            inputs: dict[str, ClusterRolloutInput] = {}
+            async for event in handle.fetch_history_events():
+                if event.HasField("start_child_workflow_execution_initiated_event_attributes"):
+                    attrs = event.start_child_workflow_execution_initiated_event_attributes
+                    [inp] = await client.data_converter.decode(attrs.input.payloads, [ClusterRolloutInput])
+                    inputs[inp.cluster.name] = inp
+        assert all(i.schedule is None for i in inputs.values())
+        assert inputs["euc1-prod"].validators == ["euw1-internal", "euc1-beta", "euw1-prod"]
+        assert inputs["euc1-prod"].promoted_before == ["euw1-internal", "euc1-beta", "euw1-prod"]
+        assert all(not i.validators and not i.promoted_before for n, i in inputs.items() if n != "euc1-prod")
+        regulated = next(
+            d for d in result.cluster("euc1-prod").residency if d.rule == "regulated-after-validation"
+        )
+        assert regulated.verdict == "allow" and "euw1-prod" in regulated.reason
 
     async def test_phase_is_searchable_fleet_wide(self, client, tmp_path):
         """The release's phase and ring are search attributes, so `what is running where` is one query."""

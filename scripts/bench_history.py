@@ -1,0 +1,163 @@
+"""Print how a release's histories grow with its fleet: events and bytes of the parent and of each child.
+
+    .venv/bin/python scripts/bench_history.py --clusters 7 --clusters 50 --clusters 200
+
+For each N, one release of a three-ring plan (internal: 1 cluster, beta: a tenth, broad: the rest,
+``maxParallel`` 50, rolling updates judged by two gates at a 1 s interval, no bake) runs on a
+fresh Temporal dev server with the real workflows and worker, over a generated fleet of N clusters in
+four regions and the file-backed fake clusters and metrics (the Kubernetes calls are not what is
+measured here). It prints the parent's and the children's history sizes in events and in bytes of
+JSON, per cluster, beside Temporal's warnings (10,240 events and 10 MB per history).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import yaml
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from policies import loading  # noqa: E402
+from ringmaster import worker  # noqa: E402
+from ringmaster.settings import Settings  # noqa: E402
+from tests.support.fakes import FakeMetrics, FileClusterBackend  # noqa: E402
+from tests.workflows import support  # noqa: E402
+from workflows import search  # noqa: E402
+from workflows.models import ReleaseInput, ReleaseStatus  # noqa: E402
+from workflows.release import ReleaseWorkflow, release_id  # noqa: E402
+
+REGIONS = [
+    ("eu-west-1", "EU", "Europe/Dublin"),
+    ("eu-central-1", "EU", "Europe/Berlin"),
+    ("us-east-1", "US", "America/New_York"),
+    ("us-west-2", "US", "America/Los_Angeles"),
+]
+WARN_EVENTS, WARN_BYTES = 10_240, 10 * 1024 * 1024
+
+
+def fleet_yaml(n: int) -> str:
+    """N clusters round-robin over four regions: one internal, a tenth beta, the rest public."""
+    beta = max(1, n // 10)
+    clusters = []
+    for i in range(n):
+        region = REGIONS[i % len(REGIONS)][0]
+        audience = "internal" if i == 0 else "beta" if i <= beta else "public"
+        clusters.append(
+            {
+                "name": f"c{i:04d}",
+                "region": region,
+                "kubeContext": f"c{i:04d}",
+                "labels": {"audience": audience},
+            }
+        )
+    doc = {
+        "apiVersion": "ringmaster.dev/v1",
+        "kind": "Fleet",
+        "regions": [
+            {
+                "name": r,
+                "jurisdiction": j,
+                "timezone": tz,
+                "prometheus": f"http://prometheus.{j.lower()}.example.com:9090",
+            }
+            for r, j, tz in REGIONS
+        ],
+        "clusters": clusters,
+        "hosts": [
+            {"match": "*.eu.example.com", "jurisdiction": "EU"},
+            {"match": "*.us.example.com", "jurisdiction": "US"},
+        ],
+    }
+    return yaml.safe_dump(doc, sort_keys=False)
+
+
+def plan_yaml(service: str) -> str:
+    """Three rings by audience, rolling, ``maxParallel`` 50, the tests' two gates at a 1 s interval."""
+    rings = [
+        {
+            "name": name,
+            "clusterSelector": {"audience": audience},
+            "strategy": {"rolling": {}},
+            "maxParallel": 50,
+        }
+        for name, audience in (("internal", "internal"), ("beta", "beta"), ("broad", "public"))
+    ]
+    return support.plan(service, rings, interval="1s")
+
+
+async def _size(client: Client, workflow_id: str) -> tuple[int, int]:
+    history = await client.get_workflow_handle(workflow_id).fetch_history()
+    return len(history.events), len(history.to_json())
+
+
+async def measure(client: Client, n: int, tmp: Path) -> str:
+    fleet_path = tmp / f"fleet-{n}.yaml"
+    fleet_path.write_text(fleet_yaml(n))
+    fleet = loading.load_fleet(fleet_path)
+    settings = Settings(task_queue=f"bench-{uuid.uuid4().hex}", max_concurrent_activities=100)
+    backend = FileClusterBackend(tmp / f"clusters-{n}.json", fleet)
+    service = f"hist-{n}"
+    started = time.monotonic()
+    async with worker.build_workers(client, settings, fleet, backend=backend, metrics=FakeMetrics()):
+        handle = await client.start_workflow(
+            ReleaseWorkflow.run,
+            ReleaseInput(
+                service=service,
+                version="v2",
+                image=f"r/{service}:v2",
+                plan_text=plan_yaml(service),
+                submitted_by="ci",
+            ),
+            id=release_id(service, "v2"),
+            task_queue=settings.task_queue,
+        )
+        status: ReleaseStatus = await handle.result()
+    wall = time.monotonic() - started
+    parent_events, parent_bytes = await _size(client, handle.id)
+    children = [await _size(client, c.workflow_id) for c in status.clusters if c.workflow_id]
+    child_events = max(e for e, _ in children)
+    child_bytes = max(b for _, b in children)
+    warn = "over" if parent_events > WARN_EVENTS or parent_bytes > WARN_BYTES else "under"
+    return (
+        f"{n:>8} {status.phase:>10} {parent_events:>9} {parent_events / n:>8.1f} {parent_bytes / 1024:>10.0f}"
+        f" {parent_bytes / n / 1024:>8.1f} {child_events:>8} {child_bytes / 1024:>9.0f} {warn:>6}"
+        f" {wall:>6.0f}s"
+    )
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument(
+        "--clusters", type=int, action="append", required=True, help="fleet size N to measure"
+    )
+    args = parser.parse_args()
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=str(Path(sys.executable).parent / "temporal"),
+        search_attributes=search.ALL,
+        data_converter=pydantic_data_converter,
+        dev_server_log_level="error",
+    )
+    print(  # noqa: T201
+        f"{'clusters':>8} {'phase':>10} {'parent ev':>9} {'ev/clus':>8} {'parent KiB':>10} {'KiB/clus':>8}"
+        f" {'child ev':>8} {'child KiB':>9} {'warns':>6} {'wall':>7}",
+        flush=True,
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in args.clusters:
+            print(await measure(env.client, n, Path(tmp)), flush=True)  # noqa: T201
+    await env.shutdown()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
