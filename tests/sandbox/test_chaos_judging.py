@@ -123,6 +123,14 @@ class TestOutcomes:
         assert _judge(sc, "failed", after, ()) != []
         assert _judge(sc, "failed", after, ("b", "c")) != []
 
+    def test_a_cluster_whose_rollback_was_refused_outright_may_hold_its_new_spec(self) -> None:
+        """A rollback refused at its first write (a 403) leaves the cluster on the new version, and
+        the release lists it as needing attention: that is honest (seeds 4095, 4136)."""
+        sc = _scenario()
+        after = {"a": NEW, "b": BEFORE, "c": BEFORE, "d": BEFORE}
+        assert _judge(sc, "failed", after, ("a",)) == []
+        assert _judge(sc, "failed", after, ("a", "b")) != [], "b is back on its previous spec"
+
 
 class TestTerminatedAfterAFailedRollback:
     """A terminated release has no ``needs_attention`` of its own; its cluster workflows' results say
