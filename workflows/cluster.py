@@ -106,6 +106,7 @@ class ClusterRolloutWorkflow(Steering):
         self._gate_reporter: asyncio.Task[None] | None = None
         self._controls = asyncio.Lock()
         self._ledger = _identity.Ledger()
+        self._residency_reported = False
 
     # --- controls, from the parent ------------------------------------------------------------
     #
@@ -655,6 +656,11 @@ class ClusterRolloutWorkflow(Steering):
             try:
                 release = workflow.get_external_workflow_handle(parent.workflow_id)
                 report = s.model_copy(deep=True)  # as of now, whenever the signal's task runs
+                # The residency decisions are made once: they travel in the first report that has
+                # them, not in every report after (they were a third of the parent's history).
+                if report.residency and self._residency_reported:
+                    report.residency = []
+                self._residency_reported = self._residency_reported or bool(report.residency)
                 await _signals.send(lambda: release.signal("cluster_progress", report), "progress report")
             except FailureError as err:
                 workflow.logger.info("progress not reported, the release workflow has closed: %s", err)

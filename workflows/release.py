@@ -819,9 +819,11 @@ class ReleaseWorkflow(Steering):
 
     @workflow.signal
     def cluster_progress(self, update: ClusterStatus) -> None:
-        """A child's new state, weight or gate verdict."""
+        """A child's new state, weight or gate verdict (its residency decisions only once, when made)."""
         for i, c in enumerate(self._status.clusters):
             if c.name == update.name:
+                if not update.residency:
+                    update.residency = c.residency
                 self._status.clusters[i] = update
         self._publish()
 
