@@ -7,7 +7,8 @@ For each N, one release of a three-ring plan (internal: 1 cluster, beta: a tenth
 fresh Temporal dev server with the real workflows and worker, over a generated fleet of N clusters in
 four regions and the file-backed fake clusters and metrics (the Kubernetes calls are not what is
 measured here). It prints the parent's and the children's history sizes in events and in bytes of
-JSON, per cluster, beside Temporal's warnings (10,240 events and 10 MB per history).
+JSON, per cluster, beside Temporal's warnings (10,240 events and 10 MB per history), and the billable
+actions the histories record per cluster (heartbeats, billed too, are not in any history).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import uuid
 from pathlib import Path
 
 import yaml
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
@@ -96,9 +98,28 @@ def plan_yaml(service: str) -> str:
     return support.plan(service, rings, interval="1s")
 
 
-async def _size(client: Client, workflow_id: str) -> tuple[int, int]:
+BILLED = {
+    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED,
+    EventType.EVENT_TYPE_TIMER_STARTED,
+    EventType.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED,
+    EventType.EVENT_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED,
+    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED,
+    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED,
+    EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES,
+}
+"""Events that are each one billable action on Temporal Cloud (activity attempts are counted apart;
+heartbeats are billed too but never reach the history, so they are not in these figures)."""
+
+
+async def _size(client: Client, workflow_id: str) -> tuple[int, int, int]:
+    """A workflow's history: events, bytes of its JSON, and the billable actions it records."""
     history = await client.get_workflow_handle(workflow_id).fetch_history()
-    return len(history.events), len(history.to_json())
+    actions = sum(1 for e in history.events if e.event_type in BILLED) + sum(
+        e.activity_task_started_event_attributes.attempt
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED
+    )
+    return len(history.events), len(history.to_json()), actions
 
 
 async def measure(client: Client, n: int, tmp: Path) -> str:
@@ -124,15 +145,16 @@ async def measure(client: Client, n: int, tmp: Path) -> str:
         )
         status: ReleaseStatus = await handle.result()
     wall = time.monotonic() - started
-    parent_events, parent_bytes = await _size(client, handle.id)
+    parent_events, parent_bytes, parent_actions = await _size(client, handle.id)
     children = [await _size(client, c.workflow_id) for c in status.clusters if c.workflow_id]
-    child_events = max(e for e, _ in children)
-    child_bytes = max(b for _, b in children)
+    child_events = max(e for e, _, _ in children)
+    child_bytes = max(b for _, b, _ in children)
+    actions = (parent_actions + sum(a for _, _, a in children)) / n
     warn = "over" if parent_events > WARN_EVENTS or parent_bytes > WARN_BYTES else "under"
     return (
         f"{n:>8} {status.phase:>10} {parent_events:>9} {parent_events / n:>8.1f} {parent_bytes / 1024:>10.0f}"
-        f" {parent_bytes / n / 1024:>8.1f} {child_events:>8} {child_bytes / 1024:>9.0f} {warn:>6}"
-        f" {wall:>6.0f}s"
+        f" {parent_bytes / n / 1024:>8.1f} {child_events:>8} {child_bytes / 1024:>9.0f} {actions:>9.1f}"
+        f" {warn:>6} {wall:>6.0f}s"
     )
 
 
@@ -150,7 +172,7 @@ async def main() -> None:
     )
     print(  # noqa: T201
         f"{'clusters':>8} {'phase':>10} {'parent ev':>9} {'ev/clus':>8} {'parent KiB':>10} {'KiB/clus':>8}"
-        f" {'child ev':>8} {'child KiB':>9} {'warns':>6} {'wall':>7}",
+        f" {'child ev':>8} {'child KiB':>9} {'acts/clus':>9} {'warns':>6} {'wall':>7}",
         flush=True,
     )
     with tempfile.TemporaryDirectory() as tmp:
