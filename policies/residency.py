@@ -234,17 +234,14 @@ def validators(cluster: ScheduledCluster, schedule: Schedule) -> list[str]:
 
 
 def regulated_after_validation(
-    cluster: ScheduledCluster, schedule: Schedule | Sequence[str], promoted: Sequence[str] | None = None
+    cluster: ScheduledCluster, candidates: Sequence[str], promoted: Sequence[str] | None = None
 ) -> Decision:
-    """A regulated cluster is entered only after promotion in an earlier non-regulated cluster of its
-    jurisdiction; with ``promoted`` None (static) only the schedule's order is checked.
-
-    ``schedule`` is the release's schedule, or just the cluster's :func:`validators` (what a cluster
-    workflow is given, so its input does not grow with the fleet).
+    """A regulated cluster is entered only after promotion in one of its ``candidates`` (its
+    :func:`validators`); with ``promoted`` None (static) only the schedule's order is checked.
     """
     if not cluster.regulated:
         return _decide(REGULATED_AFTER_VALIDATION, cluster, True, "not labelled regulated", regulated=False)
-    candidates = validators(cluster, schedule) if isinstance(schedule, Schedule) else list(schedule)
+    candidates = list(candidates)
     inputs: dict[str, Any] = {"regulated": True, "jurisdiction": cluster.jurisdiction, "earlier": candidates}
     if not candidates:
         reason = f"no non-regulated {cluster.jurisdiction} cluster comes before it in the schedule"
@@ -269,7 +266,7 @@ def static_decisions(plan: ReleasePlan, fleet: Fleet, schedule: Schedule) -> dic
             jurisdiction_scope(c, residency.allowed_jurisdictions),
             data_endpoints(c, residency, fleet),
             telemetry_locality(c, fleet),
-            regulated_after_validation(c, schedule),
+            regulated_after_validation(c, validators(c, schedule)),
         ]
         for c in schedule.all_clusters()
     }
@@ -289,8 +286,11 @@ def live_decisions(  # noqa: PLR0917 (positional order is the API workflows call
     ``schedule`` is the release's schedule, or the cluster as scheduled with its ``candidates``
     (its :func:`validators`).
     """
-    target = schedule.cluster(cluster) if isinstance(schedule, Schedule) else schedule
-    earlier: Schedule | Sequence[str] = schedule if isinstance(schedule, Schedule) else candidates
+    if isinstance(schedule, Schedule):
+        target = schedule.cluster(cluster)
+        candidates = validators(target, schedule)
+    else:
+        target = schedule
     residency = plan.data_residency
     return [
         jurisdiction_scope(target, residency.allowed_jurisdictions),
@@ -299,7 +299,7 @@ def live_decisions(  # noqa: PLR0917 (positional order is the API workflows call
         ),
         telemetry_locality(target, fleet),
         cluster_location(target, evidence.node_regions),
-        regulated_after_validation(target, earlier, promoted),
+        regulated_after_validation(target, candidates, promoted),
     ]
 
 

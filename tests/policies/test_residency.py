@@ -209,7 +209,9 @@ class TestRegulatedAfterValidation:
     ) -> None:
         """A regulated cluster needs an earlier ordinary cluster of its jurisdiction (promoted, when live)."""
         built = _scheduled(*rings)
-        decision = residency.regulated_after_validation(built.cluster(cluster), built, promoted)
+        decision = residency.regulated_after_validation(
+            built.cluster(cluster), residency.validators(built.cluster(cluster), built), promoted
+        )
         assert decision.verdict == verdict
         assert reason in decision.reason
 
