@@ -279,6 +279,7 @@ class ReleaseWorkflow(Steering):
         ending: Coroutine[Any, Any, ReleaseStatus]
         try:
             if cancelled_prepared:
+                # The cancel came with the prepare result: the same abort as a cancel arriving now.
                 raise asyncio.CancelledError
             if workflow.patched(FREEZE_HOLDS):
                 await self._honour_freezes()
