@@ -5,8 +5,11 @@ shift to promotion, and promotion. A failing gate or an abort rolls this cluster
 that completed are rolled back later by the parent, from the snapshot this workflow returns.
 
 Id: ``release:<service>:<version>:<ring>:<cluster>``. The parent steers it with signals (hold,
-resume, abort, approve) and it reports every change of state back with a ``cluster_progress``
-signal, so one query on the parent shows the whole release.
+resume, abort, approve). It reports back to the parent with a ``cluster_progress`` signal only at
+its milestones (:data:`MILESTONES`): what the release's phase, its controls and its operators
+act on, never every step, so the parent's history grows with the fleet, not with the steps. Its
+own state, step by step, is its ``status`` query, which ``ringmaster status`` reads for every
+running cluster; the state it ended with travels in its result.
 """
 
 from __future__ import annotations
@@ -60,6 +63,14 @@ with workflow.unsafe.imports_passed_through():
     )
 
 _T = TypeVar("_T")
+
+MILESTONES = "milestone-reports"
+"""Patch: report milestones, not every change of state (histories recorded before report every one)."""
+
+_PROGRESSING: frozenset[ClusterState] = frozenset(
+    {"checking-residency", "deploying", "promoting", "analyzing"}
+)
+_ENDED: frozenset[ClusterState] = frozenset({"promoted", "rolled-back", "denied", "failed", "left-in-place"})
 
 WINDOW_RECHECK = timedelta(days=1)
 """When no window opens within the policy's horizon, look again after this long (waiting never fails)."""
@@ -207,7 +218,10 @@ class ClusterRolloutWorkflow(Steering):
             )
         )
         del self._status.controls[:-CLUSTER_CONTROLS_KEPT]
-        await self._report()
+        if who is None or not workflow.patched(MILESTONES):
+            # An accepted control is the release's own order, and its record returns with the result;
+            # a refused one (sent around the release) is news the release must show at once.
+            await self._report()
         return who is not None
 
     @workflow.query
@@ -640,11 +654,31 @@ class ClusterRolloutWorkflow(Steering):
         if version is not None:
             s.version = version
         s.updated_at = workflow.now()
-        key = f"{s.state}|{s.step}|{s.weight}|{s.version}|{s.gate.status if s.gate else ''}"
+        if workflow.patched(MILESTONES):
+            key = self._milestone()
+            if not self._reported and key == "deploying":
+                self._reported = key  # the release shows a cluster it started as deploying
+        else:
+            key = f"{s.state}|{s.step}|{s.weight}|{s.version}|{s.gate.status if s.gate else ''}"
         if key == self._reported:
             return
         self._reported = key
         await self._report()
+
+    def _milestone(self) -> str:
+        """Where this cluster stands in the release's terms: what its phase and controls act on.
+
+        Waiting for a window, awaiting approval, holding and rolling back are each a milestone (the
+        release's phase shows them, ``approve --cluster`` and ``resume`` act on them); every other
+        step of a rollout is one milestone, ``deploying`` until its analysis starts and ``analyzing``
+        from then on. An ending is reported by the result, not by a signal.
+        """
+        state = self._status.state
+        if state in _PROGRESSING:
+            return "analyzing" if self._analysis is not None else "deploying"
+        if state in _ENDED:
+            return self._reported  # the result says it
+        return state
 
     async def _report(self) -> None:
         """Send this cluster's status to the release (the parent), as of now."""
@@ -677,5 +711,6 @@ class ClusterRolloutWorkflow(Steering):
                 "rollback_failed": not rollback_ok,
                 "touched": self._touched,
                 "touched_at": self._touched_at if self._touched else None,
+                "final": self._status.model_copy(update={"residency": []}),
             }
         )

@@ -388,7 +388,11 @@ class ReleaseWorkflow(Steering):
             self._children[cluster.name] = handle
             if child_input.sealed_orders:
                 self._sealed.add(handle.id)
-            self._status.cluster(cluster.name).workflow_id = handle.id
+            started = self._status.cluster(cluster.name)
+            started.workflow_id = handle.id
+            if started.state == "pending":
+                # A cluster workflow reports only its milestones: until its first, it is deploying.
+                started.state = "deploying"
             # Controls that arrived while the child was starting reach it now.
             if self._child_held() != child_input.held:
                 await self._forward_hold(handle)
@@ -829,6 +833,12 @@ class ReleaseWorkflow(Steering):
         self._publish()
 
     def _record_result(self, result: ClusterRolloutResult) -> None:
+        if result.final is not None:
+            # The cluster workflow's own record, as it ended (its reports were milestones only).
+            kept = self._status.cluster(result.cluster).residency
+            for i, c in enumerate(self._status.clusters):
+                if c.name == result.cluster:
+                    self._status.clusters[i] = result.final.model_copy(update={"residency": kept})
         status = self._status.cluster(result.cluster)
         status.state = {
             "promoted": "promoted",
