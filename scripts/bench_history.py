@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 import tempfile
 import time
@@ -111,18 +112,29 @@ BILLED = {
 heartbeats are billed too but never reach the history, so they are not in these figures)."""
 
 
-async def _size(client: Client, workflow_id: str) -> tuple[int, int, int]:
-    """A workflow's history: events, bytes of its JSON, and the billable actions it records."""
+BREAKDOWN: dict[str, list[int]] = {}
+"""With ``--breakdown``: the parent's events and bytes by event type, over every N measured."""
+
+
+async def _size(client: Client, workflow_id: str, *, breakdown: bool = False) -> tuple[int, int, int]:
+    """A workflow's history: events, bytes (the events' protobuf encoding, what Temporal's size limits
+    count), and the billable actions it records."""
     history = await client.get_workflow_handle(workflow_id).fetch_history()
     actions = sum(1 for e in history.events if e.event_type in BILLED) + sum(
         e.activity_task_started_event_attributes.attempt
         for e in history.events
         if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED
     )
-    return len(history.events), len(history.to_json()), actions
+    if breakdown:
+        for e in history.events:
+            kind = EventType.Name(e.event_type).removeprefix("EVENT_TYPE_").lower()
+            row = BREAKDOWN.setdefault(kind, [0, 0])
+            row[0] += 1
+            row[1] += e.ByteSize()
+    return len(history.events), sum(e.ByteSize() for e in history.events), actions
 
 
-async def measure(client: Client, n: int, tmp: Path) -> str:
+async def measure(client: Client, n: int, tmp: Path, *, breakdown: bool = False) -> str:
     fleet_path = tmp / f"fleet-{n}.yaml"
     fleet_path.write_text(fleet_yaml(n))
     fleet = loading.load_fleet(fleet_path)
@@ -145,7 +157,7 @@ async def measure(client: Client, n: int, tmp: Path) -> str:
         )
         status: ReleaseStatus = await handle.result()
     wall = time.monotonic() - started
-    parent_events, parent_bytes, parent_actions = await _size(client, handle.id)
+    parent_events, parent_bytes, parent_actions = await _size(client, handle.id, breakdown=breakdown)
     children = [await _size(client, c.workflow_id) for c in status.clusters if c.workflow_id]
     child_events = max(e for e, _, _ in children)
     child_bytes = max(b for _, b, _ in children)
@@ -163,6 +175,7 @@ async def main() -> None:
     parser.add_argument(
         "--clusters", type=int, action="append", required=True, help="fleet size N to measure"
     )
+    parser.add_argument("--breakdown", action="store_true", help="the parent's events and bytes by type")
     args = parser.parse_args()
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=str(Path(sys.executable).parent / "temporal"),
@@ -177,9 +190,15 @@ async def main() -> None:
     )
     with tempfile.TemporaryDirectory() as tmp:
         for n in args.clusters:
-            print(await measure(env.client, n, Path(tmp)), flush=True)  # noqa: T201
+            print(await measure(env.client, n, Path(tmp), breakdown=args.breakdown), flush=True)  # noqa: T201
+    if args.breakdown:
+        print("\nparent history by event type (all N measured): events, KiB")  # noqa: T201
+        for kind, (count, size) in sorted(BREAKDOWN.items(), key=lambda kv: -kv[1][1]):
+            print(f"  {kind:<50} {count:>7} {size / 1024:>9.0f}")  # noqa: T201
     await env.shutdown()
 
 
 if __name__ == "__main__":
     asyncio.run(main())
+    sys.stdout.flush()
+    os._exit(0)  # the Temporal client can crash the interpreter at exit (sdk-python#300)

@@ -706,11 +706,15 @@ class ClusterRolloutWorkflow(Steering):
                 "outcome": outcome,
                 "snapshot": self._snapshot,
                 "verdict": self._status.gate,
-                "decisions": self._status.residency,
+                # Sent once: a release that had them in a report keeps them (patch milestone-reports).
+                "decisions": []
+                if self._residency_reported and self._reported_milestones()
+                else self._status.residency,
                 "message": message,
                 "rollback_failed": not rollback_ok,
                 "touched": self._touched,
                 "touched_at": self._touched_at if self._touched else None,
-                "final": self._status.model_copy(update={"residency": []}),
+                # Without what travels apart: decisions (above, or in a report) and the gate (verdict).
+                "final": self._status.model_copy(update={"residency": [], "gate": None}),
             }
         )

@@ -121,6 +121,9 @@ FREEZE_HOLDS = "freeze-holds"
 """Patch: the release reads the freeze registry before its first step and watches it after; a freeze
 in scope holds it (and its clusters) until unfrozen, whatever an operator resumes."""
 
+WAVE_STARTS_TOGETHER = "wave-starts-together"
+"""Patch: a wave's cluster workflows are started together, not each after the last one started."""
+
 _ControlAction = Literal["hold", "resume", "abort", "approve"]
 _Control = HoldRequest | ResumeRequest | AbortRequest | ApproveRequest
 _C = TypeVar("_C", HoldRequest, ResumeRequest, AbortRequest, ApproveRequest)
@@ -367,6 +370,7 @@ class ReleaseWorkflow(Steering):
         # (and the parent's history, which holds them all) grow with the fleet.
         slim = prepared.validators is not None
         handles: dict[str, workflow.ChildWorkflowHandle[Any, ClusterRolloutResult]] = {}
+        inputs: list[tuple[ScheduledCluster, ClusterRolloutInput]] = []
         for cluster in wave.clusters:
             validators = (prepared.validators or {}).get(cluster.name, [])
             child_input = ClusterRolloutInput(
@@ -383,7 +387,15 @@ class ReleaseWorkflow(Steering):
                 hold_reason=self._child_hold_reason(),
                 sealed_orders=workflow.patched(SEALED_ORDERS),
             )
-            handle = await self._start_child(ring, cluster, child_input)
+            inputs.append((cluster, child_input))
+        if workflow.patched(WAVE_STARTS_TOGETHER):
+            # Every start of the wave in one workflow task, their "started" events answered together:
+            # started one after the other, each waited for a workflow task of its own (three events
+            # per cluster in the release's history).
+            launched = await asyncio.gather(*(self._start_child(ring, c, i) for c, i in inputs))
+        else:
+            launched = [await self._start_child(ring, c, i) for c, i in inputs]
+        for (cluster, child_input), handle in zip(inputs, launched, strict=True):
             handles[cluster.name] = handle
             self._children[cluster.name] = handle
             if child_input.sealed_orders:
@@ -834,11 +846,14 @@ class ReleaseWorkflow(Steering):
 
     def _record_result(self, result: ClusterRolloutResult) -> None:
         if result.final is not None:
-            # The cluster workflow's own record, as it ended (its reports were milestones only).
-            kept = self._status.cluster(result.cluster).residency
+            # The cluster workflow's own record, as it ended (its reports were milestones only); the
+            # decisions and measurements the release already has are not sent twice.
+            kept = self._status.cluster(result.cluster)
+            measured = result.final.measurements or kept.measurements
+            final = result.final.model_copy(update={"residency": kept.residency, "measurements": measured})
             for i, c in enumerate(self._status.clusters):
                 if c.name == result.cluster:
-                    self._status.clusters[i] = result.final.model_copy(update={"residency": kept})
+                    self._status.clusters[i] = final
         status = self._status.cluster(result.cluster)
         status.state = {
             "promoted": "promoted",
