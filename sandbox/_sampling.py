@@ -13,9 +13,11 @@ seeded simulator stays reproducible.
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 EXACT_BELOW = 30.0
 """Below this mean (``n * min(p, 1 - p)``) a binomial is drawn exactly; at or above, approximated."""
@@ -54,23 +56,47 @@ def _inversion(n: int, p: float, rng: random.Random) -> int:
     return k
 
 
+@dataclass(frozen=True)
+class Categories:
+    """Categories of the given probabilities (summing to 1), for :meth:`draw`."""
+
+    probabilities: tuple[float, ...]
+    cumulative: tuple[float, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "cumulative", tuple(itertools.accumulate(self.probabilities)))
+
+    def draw(self, n: int, rng: random.Random) -> list[int]:
+        """How ``n`` trials fall into the categories (a multinomial draw), in at most
+        ``2 * len(probabilities)`` uniform draws or binomials whatever ``n``.
+
+        Up to twice as many trials as categories are placed one by one (a uniform each, cheaper
+        than a binomial per category); more by one binomial per category, each on what the earlier
+        ones left, stopping once every trial is placed.
+        """
+        size = len(self.probabilities)
+        counts = [0] * size
+        if n <= 2 * size:
+            for index in rng.choices(range(size), cum_weights=self.cumulative, k=n):
+                counts[index] += 1
+            return counts
+        left, rest = n, 1.0
+        for index, p in enumerate(self.probabilities):
+            if left == 0:
+                break
+            if index == size - 1 or p >= rest:
+                counts[index] = left
+                break
+            drawn = binomial(left, p / rest, rng) if p > 0.0 else 0
+            counts[index] = drawn
+            left -= drawn
+            rest -= p
+        return counts
+
+
 def multinomial(n: int, probabilities: Sequence[float], rng: random.Random) -> list[int]:
-    """How ``n`` trials fall into categories of the given probabilities (summing to 1): one binomial
-    per category, each on what the earlier ones left, and none once every trial is placed."""
-    counts = [0] * len(probabilities)
-    left, rest = n, 1.0
-    last = len(probabilities) - 1
-    for index, p in enumerate(probabilities):
-        if left == 0:
-            break
-        if index == last or p >= rest:
-            counts[index] = left
-            break
-        drawn = binomial(left, p / rest, rng) if p > 0.0 else 0
-        counts[index] = drawn
-        left -= drawn
-        rest -= p
-    return counts
+    """How ``n`` trials fall into categories of the given probabilities (:meth:`Categories.draw`)."""
+    return Categories(tuple(probabilities)).draw(n, rng)
 
 
 def _normal_cdf(x: float) -> float:

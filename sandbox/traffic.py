@@ -67,6 +67,10 @@ ROLE = "ringmaster.dev/role"
 TRACKS = ("canary", "preview")
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
 """Histogram bucket bounds in seconds (the Prometheus clients' defaults)."""
+MAX_DRAWS = 2 * 5 + 2 * (len(BUCKETS) + 1)
+"""Uniform draws :meth:`Series.record` takes at most, whatever the number of requests: four
+binomials and a Gaussian (each at most two uniforms), and a multinomial over the buckets and the
+overflow (at most two uniforms per category)."""
 
 
 @dataclass(frozen=True)
@@ -151,7 +155,7 @@ class Outcomes:
     """How one behaviour's requests come out, worked out once for the aggregate draws."""
 
     error_rate: float
-    buckets: tuple[float, ...]
+    buckets: _sampling.Categories
     """Probability of a duration in each histogram bucket, then above the last bound."""
     mean_seconds: float
     sd_seconds: float
@@ -165,7 +169,9 @@ class Outcomes:
         mean, sd = _sampling.lognormal_moments(median, behaviour.latency_sigma)
         return cls(
             error_rate=behaviour.error_rate,
-            buckets=tuple(_sampling.lognormal_buckets(median, behaviour.latency_sigma, BUCKETS)),
+            buckets=_sampling.Categories(
+                tuple(_sampling.lognormal_buckets(median, behaviour.latency_sigma, BUCKETS))
+            ),
             mean_seconds=mean,
             sd_seconds=sd,
             checkout_share=behaviour.checkout_share,
@@ -185,7 +191,7 @@ class Series:
     completed: int = 0
 
     def record(self, n: int, outcomes: Outcomes, rng: random.Random) -> None:
-        """``n`` requests, drawn in aggregate: at most 19 binomial or Gaussian draws whatever ``n``.
+        """``n`` requests, drawn in aggregate: at most :data:`MAX_DRAWS` uniform draws whatever ``n``.
 
         As when each request was played: a request fails at the error rate, starts a checkout at the
         checkout share whether it failed or not, and completes that checkout at the conversion only
@@ -195,7 +201,7 @@ class Series:
         for code, answered in (("200", n - failed), ("500", failed)):
             if answered:
                 self.codes[code] += answered
-        placed = _sampling.multinomial(n, outcomes.buckets, rng)
+        placed = outcomes.buckets.draw(n, rng)
         for index in range(len(BUCKETS)):
             self.buckets[index] += placed[index]
         self.duration_sum += _sampling.total(n, outcomes.mean_seconds, outcomes.sd_seconds, rng)
