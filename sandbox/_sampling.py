@@ -7,8 +7,11 @@ and 5000 requests per second. The standard library has no binomial sampler befor
 3.12's ``binomialvariate`` would tie the draws to its algorithm), so :func:`binomial` is here: exact
 (inversion of the distribution function, one uniform draw) while ``n * p`` is small, the normal
 approximation (one Gaussian draw, rounded and clipped to ``[0, n]``) beyond, where it is within a
-fraction of a standard deviation of exact. Every draw comes from the given ``random.Random``, so a
-seeded simulator stays reproducible.
+fraction of a standard deviation of exact. The duration sum is ``n`` times the log-normal's mean
+plus Gaussian noise of the sum's deviation (:func:`total`), not a sum of bucket midpoints: the
+overflow bucket has no midpoint, and ``sum / count`` then estimates the true mean, as a real
+service's histogram does. Every draw comes from the given ``random.Random``, so a seeded simulator
+stays reproducible.
 """
 
 from __future__ import annotations
@@ -92,11 +95,6 @@ class Categories:
             left -= drawn
             rest -= p
         return counts
-
-
-def multinomial(n: int, probabilities: Sequence[float], rng: random.Random) -> list[int]:
-    """How ``n`` trials fall into categories of the given probabilities (:meth:`Categories.draw`)."""
-    return Categories(tuple(probabilities)).draw(n, rng)
 
 
 def _normal_cdf(x: float) -> float:
