@@ -19,6 +19,7 @@ import typer
 from ringmaster.exitcodes import ExitCode
 from sandbox import fleets, stack
 from sandbox import identity as sandbox_identity
+from sandbox import prometheus as sandbox_prometheus
 
 sandbox_app = typer.Typer(
     name="python -m sandbox",
@@ -100,6 +101,9 @@ def status(directory: DirOption = stack.DEFAULT_DIR) -> None:
             typer.echo(f"  UI: {facts['ui']}")
         if "code" in facts:
             typer.echo(f"  code: {str(facts['code'])[:12]}")
+        if facts["running"] and sandbox_prometheus.is_server(name) and "url" in facts:
+            stats = sandbox_prometheus.scrape_stats(str(facts["url"]))
+            typer.echo(f"  scrapes: {stats.summary() if stats else 'no answer'}")
     if not any(facts["running"] for facts in found.values()):
         if not found:
             typer.echo(f"no sandbox in {directory}")
