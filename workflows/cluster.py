@@ -706,10 +706,8 @@ class ClusterRolloutWorkflow(Steering):
                 "outcome": outcome,
                 "snapshot": self._snapshot,
                 "verdict": self._status.gate,
-                # Sent once: a release that had them in a report keeps them (patch milestone-reports).
-                "decisions": []
-                if self._residency_reported and self._reported_milestones()
-                else self._status.residency,
+                # Sent once: the release keeps those it had in a report.
+                "decisions": [] if self._residency_reported else self._status.residency,
                 "message": message,
                 "rollback_failed": not rollback_ok,
                 "touched": self._touched,
