@@ -712,7 +712,11 @@ class ClusterRolloutWorkflow(Steering):
                 "rollback_failed": not rollback_ok,
                 "touched": self._touched,
                 "touched_at": self._touched_at if self._touched else None,
-                # Without what travels apart: decisions (above, or in a report) and the gate (verdict).
-                "final": self._status.model_copy(update={"residency": [], "gate": None}),
+                # Without what travels apart (decisions, above or in a report; the gate, as the verdict),
+                # and with the last check only: the release's record of every cluster is its result,
+                # and ten checks a cluster made a third of it. The checks stay in this history.
+                "final": self._status.model_copy(
+                    update={"residency": [], "gate": None, "measurements": self._status.measurements[-1:]}
+                ),
             }
         )

@@ -271,9 +271,10 @@ class ClusterRolloutResult(_Model):
     left_in_place: bool = False
     """The rollout ended without a rollback because the plan forbids one (``rollback.mode: freeze``)."""
     final: ClusterStatus | None = None
-    """The cluster workflow's own status as it ended (without residency decisions: ``decisions``
-    has them). A cluster workflow reports only its milestones to the release while it runs, so this
-    is how the release's record gets the weight, version, step and controls it ended with."""
+    """The cluster workflow's own status as it ended, without its residency decisions (``decisions``
+    or an earlier report carried them) and with its last check only. A cluster workflow reports only
+    its milestones to the release while it runs: this is how the release's record gets the weight,
+    version, step and controls it ended with."""
 
 
 # --- the per-service lane -------------------------------------------------------------------------
