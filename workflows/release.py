@@ -511,6 +511,7 @@ class ReleaseWorkflow(Steering):
         self._status.waiting_for = f"bake of ring {ring.name} ({ring.bake_time})"
         self._publish()
         analysis = prepared.plan.analysis
+        timed = False
         if analysis.metrics:
             # Each stretch ends at the bake's end by itself: the stop after the bake awaits answers
             # already given, not cancellations (a hold that extends the bake adds a stretch, see
@@ -547,8 +548,11 @@ class ReleaseWorkflow(Steering):
                 ),
             ) from None
         except Interrupted:
-            for run in self._bake_runs.values():
-                await run.cancel()
+            # An abort rolls back: with timed stretches a cancellation reaches a stretch up to an
+            # interval late, so the rollback no longer waits for it (the finally abandons them).
+            if not timed:
+                for run in self._bake_runs.values():
+                    await run.cancel()
             raise
         finally:
             # However the bake ends (a cancellation of the release included), no stretch judges on.

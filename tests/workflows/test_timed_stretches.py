@@ -24,6 +24,7 @@ from temporalio.worker import Replayer
 from activities.models import AnalyzeInput, AnalyzeResult
 from policies import gates
 from ringmaster import worker
+from tests.support.waiting import assert_eventually
 from tests.workflows.support import (
     Harness,
     ScriptedMetrics,
@@ -34,6 +35,7 @@ from tests.workflows.support import (
     worker_settings,
 )
 from workflows.cluster import ClusterRolloutWorkflow
+from workflows.models import AbortRequest, HoldRequest, ResumeRequest
 from workflows.release import ReleaseWorkflow
 
 SCHEDULED = EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
@@ -193,6 +195,42 @@ class TestRollbackIsNeverDelayed:
             history = await client.get_workflow_handle(child).fetch_history()
             assert _deadlines_given(history) == [True], "one stretch, given the pause's end"
 
+    async def test_an_abort_during_a_timed_bake_rolls_back_without_waiting_for_the_stretch(
+        self, client: Client, tmp_path: Path
+    ) -> None:
+        """With the production throttle a cancellation reaches a stretch up to an interval late: the
+        abort's rollback is scheduled before the bake's stretch has acknowledged its end."""
+        settings = worker_settings(analysis_heartbeat_throttle_seconds=3600.0)
+        async with running_worker(client, tmp_path, settings=settings) as h:
+            svc = unique_service()
+            handle = await h.start(plan(svc, _one_ring({"rolling": {}}, "1h")), service=svc)
+            await assert_eventually(
+                lambda: handle.query(ReleaseWorkflow.status),
+                lambda s: s.waiting_for.startswith("bake of ring"),
+                timeout=60,
+            )
+            await handle.execute_update(ReleaseWorkflow.abort, AbortRequest(reason="stop", by="bob"))
+            result = await asyncio.wait_for(handle.result(), timeout=60)
+            assert result.phase == "aborted", result.reason
+            assert h.versions()["euw1-internal"] == "v1"
+            history = await handle.fetch_history()
+            stretch = _analyze_scheduled(history)[0].event_id
+            rollback = next(
+                e.event_id
+                for e in _events(history, SCHEDULED)
+                if e.activity_task_scheduled_event_attributes.activity_type.name == "rollback_cluster"
+            )
+            closed = [
+                e.event_id
+                for e in history.events
+                if stretch
+                in (
+                    e.activity_task_completed_event_attributes.scheduled_event_id,
+                    e.activity_task_canceled_event_attributes.scheduled_event_id,
+                )
+            ]
+            assert all(rollback < c for c in closed), "the rollback did not wait for the stretch"
+
 
 def _deadlines_given(history: WorkflowHistory) -> list[bool]:
     """Whether each analyze stretch of ``history`` was given a deadline."""
@@ -202,3 +240,37 @@ def _deadlines_given(history: WorkflowHistory) -> list[bool]:
         inp = pydantic_data_converter.payload_converter.from_payload(payload, AnalyzeInput)
         out.append(inp.deadline is not None)
     return out
+
+
+class TestHeldBake:
+    async def test_a_hold_that_extends_the_bake_is_judged_by_a_stretch_after_the_deadline(
+        self, client: Client, tmp_path: Path
+    ) -> None:
+        """Held past the bake's planned end: the stretch that answered at that end is followed by one
+        judging until stopped (gates keep judging while held), and the bake ends after the resume."""
+        async with running_worker(client, tmp_path) as h:
+            svc = unique_service()
+            handle = await h.start(plan(svc, _one_ring({"rolling": {}}, "4s")), service=svc)
+            await assert_eventually(
+                lambda: handle.query(ReleaseWorkflow.status),
+                lambda s: s.waiting_for.startswith("bake of ring"),
+                timeout=60,
+            )
+            await handle.signal("hold-signal", HoldRequest(reason="look first", by="bob"))
+
+            async def baking() -> list[bool]:
+                return _deadlines_given(await handle.fetch_history())
+
+            given = await assert_eventually(baking, lambda d: len(d) >= 2, timeout=60)
+            assert given[:2] == [True, False], "the bake's end, then until stopped"
+            await handle.signal("resume-signal", ResumeRequest(by="bob"))
+            result = await asyncio.wait_for(handle.result(), timeout=60)
+            assert result.phase == "succeeded", result.reason
+            history = await handle.fetch_history()
+            first = _analyze_scheduled(history)[0].event_id
+            cancelled = {
+                e.activity_task_cancel_requested_event_attributes.scheduled_event_id
+                for e in _events(history, CANCEL_REQUESTED)
+            }
+            assert first not in cancelled, "the first stretch answered at the planned end"
+            assert len(_analyze_scheduled(history)) == 2
