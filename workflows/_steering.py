@@ -321,6 +321,11 @@ class AnalysisRun:
             self._stopping = True
             if self._handle is not None and not self._handle.done() and not self._answering():
                 self._handle.cancel()
+            if self._timed:
+                # A cancellation can take an interval to reach the stretch: an abort or a failed gate
+                # meanwhile must not wait for it (the caller's rollback abandons the stretch).
+                task = self._task
+                await self._steering.until(task.done)
             verdict = await self._task
         while True:
             while verdict is None or verdict.status not in ("passed", "failed"):

@@ -29,6 +29,7 @@ from tests.workflows.support import (
     Harness,
     ScriptedMetrics,
     canary,
+    cluster_state,
     plan,
     running_worker,
     unique_service,
@@ -214,22 +215,50 @@ class TestRollbackIsNeverDelayed:
             assert result.phase == "aborted", result.reason
             assert h.versions()["euw1-internal"] == "v1"
             history = await handle.fetch_history()
-            stretch = _analyze_scheduled(history)[0].event_id
-            rollback = next(
-                e.event_id
-                for e in _events(history, SCHEDULED)
-                if e.activity_task_scheduled_event_attributes.activity_type.name == "rollback_cluster"
+            assert _rolled_back_before_the_stretch_closed(history)
+
+    async def test_an_abort_while_a_stop_waits_for_its_cancellation_rolls_back_at_once(
+        self, client: Client, tmp_path: Path
+    ) -> None:
+        """A rolling update concludes its analysis by cancelling its stretch (its end is not known),
+        which reaches the stretch up to an interval late: an abort meanwhile does not wait for it."""
+        settings = worker_settings(analysis_heartbeat_throttle_seconds=3600.0)
+        async with running_worker(client, tmp_path, settings=settings) as h:
+            svc = unique_service()
+            handle = await h.start(plan(svc, _one_ring({"rolling": {}}, "0s")), service=svc)
+            await assert_eventually(
+                lambda: cluster_state(handle, "euw1-internal"),
+                lambda c: c is not None and c.step == "concluding analysis",
+                timeout=60,
+                every=0.05,
             )
-            closed = [
-                e.event_id
-                for e in history.events
-                if stretch
-                in (
-                    e.activity_task_completed_event_attributes.scheduled_event_id,
-                    e.activity_task_canceled_event_attributes.scheduled_event_id,
-                )
-            ]
-            assert all(rollback < c for c in closed), "the rollback did not wait for the stretch"
+            await handle.execute_update(ReleaseWorkflow.abort, AbortRequest(reason="stop", by="bob"))
+            result = await asyncio.wait_for(handle.result(), timeout=60)
+            assert result.phase == "aborted", result.reason
+            assert h.versions()["euw1-internal"] == "v1"
+            child = result.clusters[0].workflow_id
+            history = await client.get_workflow_handle(child).fetch_history()
+            assert _rolled_back_before_the_stretch_closed(history)
+
+
+def _rolled_back_before_the_stretch_closed(history: WorkflowHistory) -> bool:
+    """The rollback was scheduled before the last stretch completed or acknowledged its cancellation."""
+    stretch = _analyze_scheduled(history)[-1].event_id
+    rollback = next(
+        e.event_id
+        for e in _events(history, SCHEDULED)
+        if e.activity_task_scheduled_event_attributes.activity_type.name == "rollback_cluster"
+    )
+    closed = [
+        e.event_id
+        for e in history.events
+        if stretch
+        in (
+            e.activity_task_completed_event_attributes.scheduled_event_id,
+            e.activity_task_canceled_event_attributes.scheduled_event_id,
+        )
+    ]
+    return all(rollback < c for c in closed)
 
 
 def _deadlines_given(history: WorkflowHistory) -> list[bool]:
