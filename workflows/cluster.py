@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Coroutine
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from temporalio import workflow
@@ -312,13 +312,35 @@ class ClusterRolloutWorkflow(Steering):
             if step.set_weight is not None:
                 await self._step("set-weight", f"step {index}: setWeight {step.set_weight}", step.set_weight)
                 await self._wait("canary")
-                self._start_analysis("canary")
+                self._start_analysis("canary", until=self._pause_end(index))
             elif step.pause is not None and step.pause.duration is not None:
+                self._judge_until(workflow.now() + step.pause.duration)
                 await self._set_state(self._judging_state(), f"step {index}: pause {step.pause.duration}")
                 await self.held_clock_wait(step.pause.duration)
             else:
+                self._judge_until(None)
                 await self._await_approval(f"step {index}: pause until approved")
         await self._promote("canary")
+
+    def _pause_end(self, index: int) -> datetime | None:
+        """When the timed pause after step ``index`` (1-based) ends if it starts now; None when the next
+        step is no timed pause. The stretch judging the weight just set ends there by itself.
+
+        After a timed pause's stretch has answered, the next starts (with the prior checks, checking at
+        once) when the next weight is set: none runs through the weight change itself, since a stretch
+        started before it could learn its end only by a cancellation, up to an interval late, which a
+        short pause would then make the promotion wait for."""
+        canary = self._inp.strategy.canary
+        assert canary is not None
+        following = canary.steps[index] if index < len(canary.steps) else None
+        if following is None or following.pause is None or following.pause.duration is None:
+            return None
+        return workflow.now() + following.pause.duration
+
+    def _judge_until(self, end: datetime | None) -> None:
+        """Stretches from now on end at ``end`` (None: until stopped), when the analysis is timed."""
+        if self._analysis is not None:
+            self._analysis.until(end)
 
     async def _blue_green(self) -> None:
         blue_green = self._inp.strategy.blue_green
@@ -365,8 +387,13 @@ class ClusterRolloutWorkflow(Steering):
 
     # --- gates --------------------------------------------------------------------------------
 
-    def _start_analysis(self, stage: AnalysisStage) -> None:
-        if self._analysis is not None or not self._inp.analysis or not self._inp.analysis.metrics:
+    def _start_analysis(self, stage: AnalysisStage, *, until: datetime | None = None) -> None:
+        """Start judging (or, started, judge ``until``): each stretch ends at ``until`` by itself when
+        the end is known (a canary's timed pause), else when stopped (see ``AnalysisRun``)."""
+        if self._analysis is not None:
+            self._analysis.until(until)
+            return
+        if not self._inp.analysis or not self._inp.analysis.metrics:
             return
         analysis = self._inp.analysis
 
@@ -388,9 +415,13 @@ class ClusterRolloutWorkflow(Steering):
             self._status.measurements = result.checks
 
         self._analysis = AnalysisRun(
-            self, make_input, on_result, hold_on_failure=self._inp.plan.rollback.frozen
+            self,
+            make_input,
+            on_result,
+            hold_on_failure=self._inp.plan.rollback.frozen,
+            timed=workflow.patched("timed-stretches"),
         )
-        self._analysis.start()
+        self._analysis.start(until)
         if workflow.patched("report-gate-holds"):
             self._gate_reporter = asyncio.create_task(self._report_gate_holds())
 

@@ -527,11 +527,17 @@ class ReleaseWorkflow(Steering):
         self._status.waiting_for = f"bake of ring {ring.name} ({ring.bake_time})"
         self._publish()
         analysis = prepared.plan.analysis
+        timed = False
         if analysis.metrics:
+            # Each stretch ends at the bake's end by itself: the stop after the bake awaits answers
+            # already given, not cancellations (a hold that extends the bake adds a stretch, see
+            # AnalysisRun), and a 4-hour bake costs the events of a 1-minute one.
+            timed = workflow.patched("timed-stretches")
+            end = workflow.now() + ring.bake_time
             for p in self._promoted:
                 if p.ring.name == ring.name:
-                    self._bake_runs[p.cluster.name] = self._bake_run(p)
-                    self._bake_runs[p.cluster.name].start()
+                    self._bake_runs[p.cluster.name] = self._bake_run(p, timed=timed)
+                    self._bake_runs[p.cluster.name].start(end)
         try:
             await self.held_clock_wait(ring.bake_time)
             runs = list(self._bake_runs.items())
@@ -558,8 +564,11 @@ class ReleaseWorkflow(Steering):
                 ),
             ) from None
         except Interrupted:
-            for run in self._bake_runs.values():
-                await run.cancel()
+            # An abort rolls back: with timed stretches a cancellation reaches a stretch up to an
+            # interval late, so the rollback no longer waits for it (the finally abandons them).
+            if not timed:
+                for run in self._bake_runs.values():
+                    await run.cancel()
             raise
         finally:
             # However the bake ends (a cancellation of the release included), no stretch judges on.
@@ -568,7 +577,7 @@ class ReleaseWorkflow(Steering):
             self._bake_runs = {}
             self._status.waiting_for = ""
 
-    def _bake_run(self, promoted: _Promoted) -> AnalysisRun:
+    def _bake_run(self, promoted: _Promoted, *, timed: bool = False) -> AnalysisRun:
         prepared = self._prepared
         assert prepared is not None
         c = promoted.cluster
@@ -591,7 +600,9 @@ class ReleaseWorkflow(Steering):
             status = self._status.cluster(c.name)
             status.gate, status.measurements = result.verdict, result.checks
 
-        return AnalysisRun(self, make_input, on_result, hold_on_failure=prepared.plan.rollback.frozen)
+        return AnalysisRun(
+            self, make_input, on_result, hold_on_failure=prepared.plan.rollback.frozen, timed=timed
+        )
 
     def interruption(self) -> Interrupted | None:
         """An abort, or a bake gate that failed."""

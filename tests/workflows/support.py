@@ -187,6 +187,9 @@ def worker_settings(**overrides: Any) -> Settings:
         "task_queue": f"tq-{uuid.uuid4().hex}",
         "max_concurrent_activities": 20,
         "heartbeat_throttle_seconds": 0.5,
+        # Stretches stopped by cancellation learn of it within half a second, not an interval: the
+        # production throttle (one heartbeat per interval) is measured in tests/activities.
+        "analysis_heartbeat_throttle_seconds": 0.5,
         **overrides,
     }
     return Settings(**fields)
