@@ -102,7 +102,8 @@ async def live_clusters(client: Client, st: ReleaseStatus) -> ReleaseStatus:
 
     A cluster workflow reports only its milestones to its release (awaiting approval, holding,
     rolling back, its end); its step, weight and gate are its own ``status`` query. A cluster whose
-    query fails (it ended meanwhile, no worker answers) keeps the release's last record of it.
+    query fails (no worker answers), or whose workflow has ended (the release may since be rolling
+    it back), keeps the release's record of it.
     """
     from temporalio.client import WorkflowQueryFailedError  # noqa: PLC0415 - see status()
     from temporalio.service import RPCError  # noqa: PLC0415
@@ -121,6 +122,10 @@ async def live_clusters(client: Client, st: ReleaseStatus) -> ReleaseStatus:
                 own: ClusterStatus = await handle.query(ClusterRolloutWorkflow.status)
             except (RPCError, WorkflowQueryFailedError):
                 return None
+        if own.state in _ENDED:
+            # Its workflow has ended: the release's record is the newer one (it may be rolling back
+            # a cluster its cluster workflow promoted).
+            return None
         return own.model_copy(update={"residency": own.residency or c.residency})
 
     answers = await asyncio.gather(*(ask(c) for c in running))
