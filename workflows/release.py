@@ -50,6 +50,7 @@ with workflow.unsafe.imports_passed_through():
     from policies.freeze import Freeze
     from policies.gates import Check
     from policies.identity import Verified
+    from policies.plan import Analysis, ReleasePlan
     from policies.schedule import ScheduledCluster, ScheduledRing, Wave
     from workflows import _identity, _rollback, _signals, queues, search
     from workflows import _options as options
@@ -127,6 +128,15 @@ WAVE_STARTS_TOGETHER = "wave-starts-together"
 _ControlAction = Literal["hold", "resume", "abort", "approve"]
 _Control = HoldRequest | ResumeRequest | AbortRequest | ApproveRequest
 _C = TypeVar("_C", HoldRequest, ResumeRequest, AbortRequest, ApproveRequest)
+
+
+def _plan_for(plan: ReleasePlan, ring: str) -> ReleasePlan:
+    """The plan as a cluster workflow needs it: its own ring, and no analysis (its input has that).
+
+    The release's history holds every cluster workflow's input; the other rings' strategies and a
+    second copy of the analysis were a third of each.
+    """
+    return plan.model_copy(update={"rings": [plan.ring(ring)], "analysis": Analysis()})
 
 
 def _proved(req: _Control) -> bool:
@@ -379,7 +389,7 @@ class ReleaseWorkflow(Steering):
                 workload=prepared.plan.workload,
                 strategy=ring.strategy,
                 analysis=prepared.plan.analysis,
-                plan=prepared.plan,
+                plan=_plan_for(prepared.plan, ring.name) if slim else prepared.plan,
                 schedule=None if slim else prepared.schedule,
                 validators=validators,
                 promoted_before=[n for n in promoted_before if n in validators] if slim else promoted_before,
