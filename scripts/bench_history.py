@@ -44,14 +44,16 @@ from workflows.release import ReleaseWorkflow, release_id  # noqa: E402
 WARN_EVENTS, WARN_BYTES = 10_240, 10 * 1024 * 1024
 
 
-def plan_yaml(service: str) -> str:
-    """Three rings by audience, rolling, ``maxParallel`` 50, the tests' two gates at a 1 s interval."""
+def plan_yaml(service: str, bake: str = "") -> str:
+    """Three rings by audience, rolling, ``maxParallel`` 50, the tests' two gates at a 1 s interval;
+    with ``bake``, each ring bakes that long (every promoted cluster judged by a stretch of its own)."""
     rings = [
         {
             "name": name,
             "clusterSelector": {"audience": audience},
             "strategy": {"rolling": {}},
             "maxParallel": 50,
+            **({"bakeTime": bake} if bake else {}),
         }
         for name, audience in (("internal", "internal"), ("beta", "beta"), ("broad", "public"))
     ]
@@ -93,13 +95,13 @@ async def _size(client: Client, workflow_id: str, *, breakdown: bool = False) ->
     return len(history.events), sum(e.ByteSize() for e in history.events), actions
 
 
-async def measure(client: Client, n: int, tmp: Path, *, breakdown: bool = False) -> str:
+async def measure(client: Client, n: int, tmp: Path, *, breakdown: bool = False, bake: str = "") -> str:
     fleet_path = tmp / f"fleet-{n}.yaml"
     fleet_path.write_text(fleets.generated(n))
     fleet = loading.load_fleet(fleet_path)
     settings = Settings(task_queue=f"bench-{uuid.uuid4().hex}", max_concurrent_activities=100)
     backend = FileClusterBackend(tmp / f"clusters-{n}.json", fleet)
-    service = f"hist-{n}"
+    service = f"hist-{n}{'-bake' if bake else ''}"
     started = time.monotonic()
     async with worker.build_workers(client, settings, fleet, backend=backend, metrics=FakeMetrics()):
         handle = await client.start_workflow(
@@ -108,7 +110,7 @@ async def measure(client: Client, n: int, tmp: Path, *, breakdown: bool = False)
                 service=service,
                 version="v2",
                 image=f"r/{service}:v2",
-                plan_text=plan_yaml(service),
+                plan_text=plan_yaml(service, bake),
                 submitted_by="ci",
             ),
             id=release_id(service, "v2"),
@@ -135,6 +137,7 @@ async def main() -> None:
         "--clusters", type=int, action="append", required=True, help="fleet size N to measure"
     )
     parser.add_argument("--breakdown", action="store_true", help="the parent's events and bytes by type")
+    parser.add_argument("--bake", default="", help="each ring's bakeTime (e.g. 2s; default: no bake)")
     args = parser.parse_args()
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=str(Path(sys.executable).parent / "temporal"),
@@ -149,7 +152,8 @@ async def main() -> None:
     )
     with tempfile.TemporaryDirectory() as tmp:
         for n in args.clusters:
-            print(await measure(env.client, n, Path(tmp), breakdown=args.breakdown), flush=True)  # noqa: T201
+            row = await measure(env.client, n, Path(tmp), breakdown=args.breakdown, bake=args.bake)
+            print(row, flush=True)  # noqa: T201
     if args.breakdown:
         print("\nparent history by event type (all N measured): events, KiB")  # noqa: T201
         for kind, (count, size) in sorted(BREAKDOWN.items(), key=lambda kv: -kv[1][1]):
