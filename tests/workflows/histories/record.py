@@ -41,6 +41,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
+from ringmaster.cli import status as view
 from tests.support import retries
 from tests.support.waiting import assert_eventually
 from tests.workflows.support import (
@@ -71,9 +72,14 @@ HERE = Path(__file__).parent
 BIN = Path(sys.executable).parent
 
 
+async def _live(handle: WorkflowHandle[Any, Any]) -> Any:
+    """The release as ``ringmaster status`` shows it: running clusters read from their own workflows."""
+    return await view.live_clusters(handle._client, await handle.query(ReleaseWorkflow.status))
+
+
 async def _until(predicate, handle) -> None:  # type: ignore[no-untyped-def]
     await assert_eventually(
-        lambda: handle.query(ReleaseWorkflow.status),
+        lambda: _live(handle),
         predicate,
         timeout=30,
         every=0.1,
