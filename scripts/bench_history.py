@@ -1,15 +1,18 @@
 """Print how a release's histories grow with its fleet: events and bytes of the parent and of each child.
 
-    .venv/bin/python scripts/bench_history.py --clusters 7 --clusters 50 --clusters 200
+    .venv/bin/python scripts/bench_history.py --clusters 7 --clusters 50 --clusters 200 [--bake 2s]
+    .venv/bin/python scripts/bench_history.py --clusters 1000 --emulator --breakdown
 
 For each N, one release of a three-ring plan (internal: 1 cluster, beta: a tenth, broad: the rest,
-``maxParallel`` 50, rolling updates judged by two gates at a 1 s interval, no bake) runs on a
-fresh Temporal dev server with the real workflows and worker, over a generated fleet of N clusters in
-four regions (:func:`sandbox.fleets.generated`) and the file-backed fake clusters and metrics (the
-Kubernetes calls are not what is measured here). It prints the parent's and the children's history
-sizes in events and in bytes of JSON, per cluster, beside Temporal's warnings (10,240 events and 10
-MB per history), and the billable actions the histories record per cluster (heartbeats, billed too,
-are not in any history).
+``maxParallel`` 50, rolling updates judged by two gates at a 1 s interval, no bake unless ``--bake``)
+runs on a fresh Temporal dev server with the real workflows and worker, over a generated fleet of N
+clusters in four regions (:func:`sandbox.fleets.generated`): file-backed fake clusters, or with
+``--emulator`` the sandbox's Kubernetes emulator reached by the real Kubernetes activities; the
+gates read the fake metrics source. It prints the parent's and the largest child's history in events
+and bytes (the events' protobuf encoding, what Temporal's limits count), per cluster, beside
+Temporal's warnings (10,240 events and 10 MB per history), and the billable actions the histories
+record per cluster (heartbeats, billed too, are not in any history). ``--breakdown`` adds the
+parent's events and bytes by event type.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 from temporalio.api.enums.v1 import EventType
@@ -31,10 +35,12 @@ from temporalio.testing import WorkflowEnvironment
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from activities.kubernetes import KubernetesBackend  # noqa: E402
+from activities.rollout import ClusterBackend  # noqa: E402
 from policies import loading  # noqa: E402
 from ringmaster import worker  # noqa: E402
 from ringmaster.settings import Settings  # noqa: E402
-from sandbox import fleets  # noqa: E402
+from sandbox import fleets, stack  # noqa: E402
 from tests.support.fakes import FakeMetrics, FileClusterBackend  # noqa: E402
 from tests.workflows import support  # noqa: E402
 from workflows import search  # noqa: E402
@@ -95,12 +101,53 @@ async def _size(client: Client, workflow_id: str, *, breakdown: bool = False) ->
     return len(history.events), sum(e.ByteSize() for e in history.events), actions
 
 
-async def measure(client: Client, n: int, tmp: Path, *, breakdown: bool = False, bake: str = "") -> str:
+FAST_SANDBOX = """\
+controller: {tickSeconds: 0.2, podReadySeconds: 0.1, progressDeadlineScale: 0.05}
+prometheus: {enabled: false}
+startupTimeoutSeconds: 600
+"""
+
+
+async def measure(
+    client: Client, n: int, tmp: Path, *, breakdown: bool = False, bake: str = "", emulator: bool = False
+) -> str:
+    stops: list[Callable[[], object]] = []
+    try:
+        return await _measure(client, n, tmp, stops, breakdown=breakdown, bake=bake, emulator=emulator)
+    finally:
+        for stop in stops:
+            stop()
+
+
+async def _measure(
+    client: Client,
+    n: int,
+    tmp: Path,
+    stops: list[Callable[[], object]],
+    *,
+    breakdown: bool,
+    bake: str,
+    emulator: bool,
+) -> str:
     fleet_path = tmp / f"fleet-{n}.yaml"
     fleet_path.write_text(fleets.generated(n))
-    fleet = loading.load_fleet(fleet_path)
     settings = Settings(task_queue=f"bench-{uuid.uuid4().hex}", max_concurrent_activities=100)
-    backend = FileClusterBackend(tmp / f"clusters-{n}.json", fleet)
+    backend: ClusterBackend
+    if emulator:
+        # The clusters emulated (`python -m sandbox up`, no Prometheus: the gates are the fake
+        # source's) and reached through their kubeconfig by the real Kubernetes activities.
+        directory = tmp / f"sandbox-{n}"
+        directory.mkdir()
+        (directory / "sandbox.yaml").write_text(FAST_SANDBOX)
+        started = stack.up(directory, fleet_path)
+        stops.append(lambda: stack.down(directory))
+        fleet = loading.load_fleet(started.fleet)
+        kube = KubernetesBackend.from_kubeconfig(fleet, started.kubeconfig)
+        stops.insert(0, kube.close)
+        backend = kube
+    else:
+        fleet = loading.load_fleet(fleet_path)
+        backend = FileClusterBackend(tmp / f"clusters-{n}.json", fleet)
     service = f"hist-{n}{'-bake' if bake else ''}"
     started = time.monotonic()
     async with worker.build_workers(client, settings, fleet, backend=backend, metrics=FakeMetrics()):
@@ -137,6 +184,7 @@ async def main() -> None:
         "--clusters", type=int, action="append", required=True, help="fleet size N to measure"
     )
     parser.add_argument("--breakdown", action="store_true", help="the parent's events and bytes by type")
+    parser.add_argument("--emulator", action="store_true", help="clusters on the Kubernetes emulator")
     parser.add_argument("--bake", default="", help="each ring's bakeTime (e.g. 2s; default: no bake)")
     args = parser.parse_args()
     env = await WorkflowEnvironment.start_local(
@@ -152,7 +200,9 @@ async def main() -> None:
     )
     with tempfile.TemporaryDirectory() as tmp:
         for n in args.clusters:
-            row = await measure(env.client, n, Path(tmp), breakdown=args.breakdown, bake=args.bake)
+            row = await measure(
+                env.client, n, Path(tmp), breakdown=args.breakdown, bake=args.bake, emulator=args.emulator
+            )
             print(row, flush=True)  # noqa: T201
     if args.breakdown:
         print("\nparent history by event type (all N measured): events, KiB")  # noqa: T201
