@@ -1,10 +1,12 @@
-"""``python -m sandbox up|down|status|token``: the local stack a user explores (``make sandbox``).
+"""``python -m sandbox up|down|status|token|fleet``: the local stack a user explores (``make sandbox``).
 
 ``up`` starts emulated clusters, traffic, Prometheus, a Temporal dev server and a ringmaster worker,
 and prints ``source DIR/env``; ``--no-temporal`` stops short of Temporal (for tests and scripts that
 bring their own). Exit codes follow :class:`ringmaster.exitcodes.ExitCode`: 2 for an invalid fleet
 or settings file (or a sandbox already running with another fleet), 3 when a process could not be
-started, or for ``status`` when nothing runs. Errors are one readable message, never a traceback.
+started, or for ``status`` when nothing runs. ``fleet --clusters N`` prints (or ``--out`` writes) a
+generated fleet of N clusters (:mod:`sandbox.fleets`) for ``up --fleet``, to try the sandbox at
+scale. Errors are one readable message, never a traceback.
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ from typing import Annotated
 import typer
 
 from ringmaster.exitcodes import ExitCode
+from sandbox import fleets, stack
 from sandbox import identity as sandbox_identity
-from sandbox import stack
+from sandbox import prometheus as sandbox_prometheus
 
 sandbox_app = typer.Typer(
     name="python -m sandbox",
@@ -98,6 +101,9 @@ def status(directory: DirOption = stack.DEFAULT_DIR) -> None:
             typer.echo(f"  UI: {facts['ui']}")
         if "code" in facts:
             typer.echo(f"  code: {str(facts['code'])[:12]}")
+        if facts["running"] and sandbox_prometheus.is_server(name) and "url" in facts:
+            stats = sandbox_prometheus.scrape_stats(str(facts["url"]))
+            typer.echo(f"  scrapes: {stats.summary() if stats else 'no answer'}")
     if not any(facts["running"] for facts in found.values()):
         if not found:
             typer.echo(f"no sandbox in {directory}")
@@ -124,6 +130,26 @@ def token(
         typer.echo(f"error: {files}: no sandbox identity here ({exc}); run `python -m sandbox up`", err=True)
         raise typer.Exit(ExitCode.INVALID) from None
     typer.echo(signed)
+
+
+@sandbox_app.command()
+def fleet(
+    clusters: Annotated[
+        int, typer.Option("--clusters", min=1, max=10_000, help="How many clusters (c0000, c0001 ...).")
+    ],
+    out: Annotated[Path | None, typer.Option("--out", help="Write it here instead of printing it.")] = None,
+) -> None:
+    """Print a fleet of N clusters over four regions (one internal, a tenth beta, the rest public)."""
+    text = fleets.generated(clusters)
+    if out is None:
+        typer.echo(text, nl=False)
+        return
+    try:
+        out.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        typer.echo(f"error: {out}: cannot write the fleet: {exc.strerror or exc}", err=True)
+        raise typer.Exit(ExitCode.INVALID) from None
+    typer.echo(f"wrote a fleet of {clusters} clusters to {out}")
 
 
 def main() -> None:

@@ -14,6 +14,9 @@ either is waited for, so the wait is paid once.
 How each server was started is remembered in ``DIR/state.json``, so one jurisdiction's Prometheus
 can be stopped (:func:`stop_server`, an outage) and started again on the same address, with the
 same configuration and TSDB (:func:`restart_server`), by a test or a chaos scenario.
+
+:func:`scrape_stats` tells whether a server keeps up (targets up, scrape durations, samples a round,
+series in its head); ``python -m sandbox status`` shows it for each.
 """
 
 from __future__ import annotations
@@ -114,6 +117,89 @@ def scraping(url: str, clusters: list[str]) -> bool:
         if isinstance(labels, dict):
             seen.update(str(v) for k, v in labels.items() if k in ("cluster", "job"))
     return set(clusters) <= seen
+
+
+@dataclass(frozen=True)
+class ScrapeStats:
+    """Whether a Prometheus keeps up with its targets, from its own per-target series and TSDB status."""
+
+    targets_up: int
+    targets_total: int
+    scrape_seconds_max: float
+    """The slowest target's last scrape, in seconds (``max(scrape_duration_seconds)``); near the scrape
+    timeout (0.8 of the interval) means scrapes are about to fail."""
+    scrape_seconds_mean: float
+    samples_scraped: int
+    """Samples of the last scrape of every target together (``sum(scrape_samples_scraped)``)."""
+    head_series: int
+    """Series in the TSDB head (``/api/v1/status/tsdb``), what memory grows with."""
+
+    def summary(self) -> str:
+        """One line for ``python -m sandbox status``."""
+        return (
+            f"targets {self.targets_up}/{self.targets_total} up, scrape max {self.scrape_seconds_max:.3f}s"
+            f" mean {self.scrape_seconds_mean:.3f}s, {self.samples_scraped} samples a round,"
+            f" {self.head_series} head series"
+        )
+
+
+def _scalar(url: str, promql: str, timeout: float) -> float | None:
+    """The value of an aggregating query: 0 when it has no series, None when Prometheus does not answer."""
+    found = query(url, promql, timeout=timeout)
+    if found is None:
+        return None
+    if not found:
+        return 0.0
+    value = found[0].get("value")
+    try:
+        return float(value[1]) if isinstance(value, list) else 0.0
+    except (TypeError, ValueError):
+        return 0.0
+
+
+def head_series(url: str, *, timeout: float = 2.0) -> int | None:
+    """Series in the TSDB head of the Prometheus at ``url``; None when it does not answer."""
+    try:
+        with urllib.request.urlopen(f"{url}/api/v1/status/tsdb", timeout=timeout) as response:  # noqa: S310 - our own loopback server
+            answer = json.loads(response.read())
+    except (OSError, ValueError):
+        return None
+    found = answer.get("data", {}).get("headStats", {}).get("numSeries")
+    return int(found) if isinstance(found, int) else None
+
+
+def scrape_stats(url: str, *, timeout: float = 2.0) -> ScrapeStats | None:
+    """How the Prometheus at ``url`` keeps up: targets up, scrape durations, samples, head series.
+
+    None when it does not answer (stopped, or too busy to within ``timeout`` seconds).
+    """
+    values = {
+        name: _scalar(url, promql, timeout)
+        for name, promql in (
+            ("up", "count(up == 1)"),
+            ("total", "count(up)"),
+            ("max", "max(scrape_duration_seconds)"),
+            ("mean", "avg(scrape_duration_seconds)"),
+            ("samples", "sum(scrape_samples_scraped)"),
+        )
+    }
+    series = head_series(url, timeout=timeout)
+    if series is None or any(v is None for v in values.values()):
+        return None
+    known = {k: v or 0.0 for k, v in values.items()}
+    return ScrapeStats(
+        targets_up=int(known["up"]),
+        targets_total=int(known["total"]),
+        scrape_seconds_max=known["max"],
+        scrape_seconds_mean=known["mean"],
+        samples_scraped=int(known["samples"]),
+        head_series=series,
+    )
+
+
+def is_server(name: str) -> bool:
+    """Whether the sandbox process ``name`` is one of its Prometheus servers."""
+    return name.startswith("prometheus-")
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,9 @@
 """From a fleet to the sandbox's clusters: their emulator config, seed workload, kubeconfig and fleet file.
 
 Every fleet cluster becomes an emulated cluster of the same name, in its region, starting with the
-workload a release acts on: namespace ``api``; Deployment ``api`` (label and pod-template label
+workload a release acts on, one service by default (``services: {count: S}`` in the settings seeds
+``api`` and ``svc-001`` ... ``svc-<S-1>`` alike, each in a namespace of its name, optionally with an
+HPA and an HTTPRoute): namespace ``api``; Deployment ``api`` (label and pod-template label
 ``ringmaster.dev/version: v1``, container ``api``, image ``registry.eu.example.com/api:v1``, 10
 replicas, ``DATABASE_URL`` on the orders database of the cluster's jurisdiction:
 ``orders.db.eu.example.com`` in EU clusters, ``orders.db.us.example.com`` in US ones); and Service
@@ -23,8 +25,17 @@ from sandbox.apiserver.config import ClusterSpec, EmulatorConfig
 from sandbox.settings import SandboxSettings
 
 NAMESPACE = "api"
+SERVICE = "api"
 IMAGE = "registry.eu.example.com/api:v1"
 VERSION_LABEL = "ringmaster.dev/version"
+HPA_MIN, HPA_MAX, HPA_CPU = 2, 20, 70
+"""A seeded autoscaler's bounds and its target CPU utilisation in percent."""
+
+
+def service_names(count: int) -> list[str]:
+    """The services a sandbox with ``services: {count}`` runs: ``api``, then ``svc-001`` ... ``svc-<count-1>``
+    (each in a namespace of its name, its Deployment, Service and container named like it)."""
+    return [SERVICE] + [f"svc-{i:03d}" for i in range(1, count)]
 
 
 def database_host(jurisdiction: str) -> str:
@@ -32,13 +43,25 @@ def database_host(jurisdiction: str) -> str:
     return f"orders.db.{jurisdiction.lower()}.example.com"
 
 
-def workload(jurisdiction: str, namespace: str = NAMESPACE, *, route: bool = False) -> list[dict[str, Any]]:
-    """The seed objects of one cluster in ``jurisdiction`` (in ``namespace``; with ``route``, also an
-    HTTPRoute ``api`` sending every request to Service ``api``, for canaries by route)."""
-    labels = {"app": "api", VERSION_LABEL: "v1"}
+def workload(
+    jurisdiction: str,
+    namespace: str = NAMESPACE,
+    *,
+    service: str = SERVICE,
+    route: bool = False,
+    hpa: bool = False,
+) -> list[dict[str, Any]]:
+    """The seed objects of one service of a cluster in ``jurisdiction``, in ``namespace``.
+
+    Namespace, Deployment and Service ``service`` (container ``service``, image
+    ``registry.eu.example.com/<service>:v1``); with ``route``, also an HTTPRoute ``service`` sending
+    every request to the Service (for canaries by route); with ``hpa``, an autoscaling/v2
+    HorizontalPodAutoscaler ``service`` of the Deployment.
+    """
+    labels = {"app": service, VERSION_LABEL: "v1"}
     container = {
-        "name": "api",
-        "image": IMAGE,
+        "name": service,
+        "image": f"registry.eu.example.com/{service}:v1",
         "ports": [{"name": "http", "containerPort": 8080}],
         "env": [{"name": "DATABASE_URL", "value": f"postgres://{database_host(jurisdiction)}:5432/orders"}],
     }
@@ -47,18 +70,21 @@ def workload(jurisdiction: str, namespace: str = NAMESPACE, *, route: bool = Fal
         {
             "apiVersion": "apps/v1",
             "kind": "Deployment",
-            "metadata": {"name": "api", "namespace": namespace, "labels": labels},
+            "metadata": {"name": service, "namespace": namespace, "labels": labels},
             "spec": {
                 "replicas": 10,
-                "selector": {"matchLabels": {"app": "api"}},
+                "selector": {"matchLabels": {"app": service}},
                 "template": {"metadata": {"labels": labels}, "spec": {"containers": [container]}},
             },
         },
         {
             "apiVersion": "v1",
             "kind": "Service",
-            "metadata": {"name": "api", "namespace": namespace, "labels": {"app": "api"}},
-            "spec": {"selector": {"app": "api"}, "ports": [{"name": "http", "port": 80, "targetPort": 8080}]},
+            "metadata": {"name": service, "namespace": namespace, "labels": {"app": service}},
+            "spec": {
+                "selector": {"app": service},
+                "ports": [{"name": "http", "port": 80, "targetPort": 8080}],
+            },
         },
     ]
     if route:
@@ -66,13 +92,44 @@ def workload(jurisdiction: str, namespace: str = NAMESPACE, *, route: bool = Fal
             {
                 "apiVersion": "gateway.networking.k8s.io/v1",
                 "kind": "HTTPRoute",
-                "metadata": {"name": "api", "namespace": namespace},
+                "metadata": {"name": service, "namespace": namespace},
                 "spec": {
                     "parentRefs": [{"name": "public"}],
-                    "rules": [{"backendRefs": [{"name": "api", "port": 80, "weight": 100}]}],
+                    "rules": [{"backendRefs": [{"name": service, "port": 80, "weight": 100}]}],
                 },
             }
         )
+    if hpa:
+        objects.append(
+            {
+                "apiVersion": "autoscaling/v2",
+                "kind": "HorizontalPodAutoscaler",
+                "metadata": {"name": service, "namespace": namespace},
+                "spec": {
+                    "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": service},
+                    "minReplicas": HPA_MIN,
+                    "maxReplicas": HPA_MAX,
+                    "metrics": [
+                        {
+                            "type": "Resource",
+                            "resource": {
+                                "name": "cpu",
+                                "target": {"type": "Utilization", "averageUtilization": HPA_CPU},
+                            },
+                        }
+                    ],
+                },
+            }
+        )
+    return objects
+
+
+def services(jurisdiction: str, settings: SandboxSettings) -> list[dict[str, Any]]:
+    """The seed objects of every service of one cluster in ``jurisdiction``, as ``settings.services`` says."""
+    wanted = settings.services
+    objects: list[dict[str, Any]] = []
+    for name in service_names(wanted.count):
+        objects += workload(jurisdiction, name, service=name, route=wanted.route, hpa=wanted.hpa)
     return objects
 
 
@@ -92,7 +149,7 @@ def emulator_config(fleet: Fleet, settings: SandboxSettings) -> EmulatorConfig:
             region=cluster.region,
             node_region=override.node_region if override else None,
             nodes=override.nodes if override and override.nodes is not None else 3,
-            objects=workload(fleet.region_of(cluster.name).jurisdiction),
+            objects=services(fleet.region_of(cluster.name).jurisdiction, settings),
         )
         clusters.append(spec)
     return EmulatorConfig(clusters=clusters, controller=settings.controller)

@@ -19,6 +19,9 @@ Example::
       scrapeIntervalSeconds: 1
     identity:
       mode: verified              # trusted: the worker takes the client's word (unsigned scripts)
+    services:
+      count: 5                    # api, svc-001 ... svc-004 in every cluster, each in its own namespace
+      hpa: true                   # each with an autoscaling/v2 HorizontalPodAutoscaler
 
 Faults are not configured here: they are set at runtime through the emulator's admin endpoint.
 The traffic profiles can be changed at runtime too, through the simulator's ``/profiles`` endpoint
@@ -146,6 +149,19 @@ class IdentitySettings(_Model):
     the worker takes the client's word, for scripts that send requests without one."""
 
 
+class ServiceSettings(_Model):
+    """The services seeded in every cluster (:func:`sandbox.seed.service_names`)."""
+
+    count: int = Field(default=1, ge=1, le=1000)
+    """How many services every cluster runs: ``api``, then ``svc-001`` ... (each in a namespace named
+    like it); 1 is the demo's sandbox, more measure how the scheduler, traffic and Prometheus scale."""
+    hpa: bool = False
+    """Whether each service also has an autoscaling/v2 HorizontalPodAutoscaler (2 to 20 replicas at
+    70% CPU), as production services often do (a release must leave it alone)."""
+    route: bool = False
+    """Whether each service also has an HTTPRoute sending all its traffic to it (for canaries by route)."""
+
+
 class SandboxSettings(_Model):
     """The tunable parts of ``python -m sandbox up``."""
 
@@ -156,6 +172,7 @@ class SandboxSettings(_Model):
     traffic: TrafficSettings = Field(default_factory=TrafficSettings)
     prometheus: PrometheusSettings = Field(default_factory=PrometheusSettings)
     identity: IdentitySettings = Field(default_factory=IdentitySettings)
+    services: ServiceSettings = Field(default_factory=ServiceSettings)
 
 
 class SettingsError(Exception):

@@ -5,10 +5,11 @@
 For each N, one release of a three-ring plan (internal: 1 cluster, beta: a tenth, broad: the rest,
 ``maxParallel`` 50, rolling updates judged by two gates at a 1 s interval, no bake) runs on a
 fresh Temporal dev server with the real workflows and worker, over a generated fleet of N clusters in
-four regions and the file-backed fake clusters and metrics (the Kubernetes calls are not what is
-measured here). It prints the parent's and the children's history sizes in events and in bytes of
-JSON, per cluster, beside Temporal's warnings (10,240 events and 10 MB per history), and the billable
-actions the histories record per cluster (heartbeats, billed too, are not in any history).
+four regions (:func:`sandbox.fleets.generated`) and the file-backed fake clusters and metrics (the
+Kubernetes calls are not what is measured here). It prints the parent's and the children's history
+sizes in events and in bytes of JSON, per cluster, beside Temporal's warnings (10,240 events and 10
+MB per history), and the billable actions the histories record per cluster (heartbeats, billed too,
+are not in any history).
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ import time
 import uuid
 from pathlib import Path
 
-import yaml
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
@@ -32,6 +32,7 @@ sys.path.insert(0, str(ROOT))
 from policies import loading  # noqa: E402
 from ringmaster import worker  # noqa: E402
 from ringmaster.settings import Settings  # noqa: E402
+from sandbox import fleets  # noqa: E402
 from scripts import _histories  # noqa: E402
 from tests.support.fakes import FakeMetrics, FileClusterBackend  # noqa: E402
 from tests.workflows import support  # noqa: E402
@@ -39,49 +40,7 @@ from workflows import search  # noqa: E402
 from workflows.models import ReleaseInput, ReleaseStatus  # noqa: E402
 from workflows.release import ReleaseWorkflow, release_id  # noqa: E402
 
-REGIONS = [
-    ("eu-west-1", "EU", "Europe/Dublin"),
-    ("eu-central-1", "EU", "Europe/Berlin"),
-    ("us-east-1", "US", "America/New_York"),
-    ("us-west-2", "US", "America/Los_Angeles"),
-]
 WARN_EVENTS, WARN_BYTES = 10_240, 10 * 1024 * 1024
-
-
-def fleet_yaml(n: int) -> str:
-    """N clusters round-robin over four regions: one internal, a tenth beta, the rest public."""
-    beta = max(1, n // 10)
-    clusters = []
-    for i in range(n):
-        region = REGIONS[i % len(REGIONS)][0]
-        audience = "internal" if i == 0 else "beta" if i <= beta else "public"
-        clusters.append(
-            {
-                "name": f"c{i:04d}",
-                "region": region,
-                "kubeContext": f"c{i:04d}",
-                "labels": {"audience": audience},
-            }
-        )
-    doc = {
-        "apiVersion": "ringmaster.dev/v1",
-        "kind": "Fleet",
-        "regions": [
-            {
-                "name": r,
-                "jurisdiction": j,
-                "timezone": tz,
-                "prometheus": f"http://prometheus.{j.lower()}.example.com:9090",
-            }
-            for r, j, tz in REGIONS
-        ],
-        "clusters": clusters,
-        "hosts": [
-            {"match": "*.eu.example.com", "jurisdiction": "EU"},
-            {"match": "*.us.example.com", "jurisdiction": "US"},
-        ],
-    }
-    return yaml.safe_dump(doc, sort_keys=False)
 
 
 def plan_yaml(service: str) -> str:
@@ -107,7 +66,7 @@ async def _size(client: Client, workflow_id: str) -> tuple[int, int, int]:
 
 async def measure(client: Client, n: int, tmp: Path) -> str:
     fleet_path = tmp / f"fleet-{n}.yaml"
-    fleet_path.write_text(fleet_yaml(n))
+    fleet_path.write_text(fleets.generated(n))
     fleet = loading.load_fleet(fleet_path)
     settings = Settings(task_queue=f"bench-{uuid.uuid4().hex}", max_concurrent_activities=100)
     backend = FileClusterBackend(tmp / f"clusters-{n}.json", fleet)

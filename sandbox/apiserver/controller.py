@@ -15,6 +15,7 @@ it changes; ``deployment.kubernetes.io/revision`` counts pod templates as the re
 
 from __future__ import annotations
 
+import copy
 import fnmatch
 import hashlib
 import json
@@ -57,6 +58,8 @@ class Rollout:
     fresh: bool = True
     """The pod template changed and the resulting first change of counts is the creation itself."""
     last_counts: tuple[int, int, int] = (-1, -1, -1)
+    hashed: tuple[Any, str] | None = None
+    """The generation whose pod template was last hashed, and its hash."""
 
 
 def template_hash(spec: dict[str, Any]) -> str:
@@ -95,10 +98,17 @@ class ClusterController:
 
     def reconcile(self) -> None:
         """One pass over everything the controllers own."""
-        for ns in self.registry.store.items(r.NAMESPACE):
-            if ns["metadata"].get("deletionTimestamp"):
-                self.registry.finish_namespace(ns["metadata"]["name"])
-        deployments = self.registry.store.items(r.DEPLOYMENT)
+        # The stored objects themselves, not copies: a quiet Deployment costs no copy, and _sync and
+        # _sync_hpa copy before they write.
+        store = self.registry.store
+        terminating = [
+            ns["metadata"]["name"]
+            for ns in store.peek_all(r.NAMESPACE)
+            if ns["metadata"].get("deletionTimestamp")
+        ]
+        for name in terminating:
+            self.registry.finish_namespace(name)
+        deployments = store.peek_all(r.DEPLOYMENT)
         live = {d["metadata"]["uid"] for d in deployments}
         self._rollouts = {uid: state for uid, state in self._rollouts.items() if uid in live}
         for deployment in deployments:
@@ -106,7 +116,7 @@ class ClusterController:
                 self._sync(deployment, settle=False)
             except ApiError:
                 continue  # deleted or changed under us; the next pass sees the new state
-        for hpa in self.registry.store.items(r.HPA):
+        for hpa in store.peek_all(r.HPA):
             self._sync_hpa(hpa)
 
     def _sync_hpa(self, hpa: dict[str, Any]) -> None:
@@ -136,6 +146,8 @@ class ClusterController:
             ],
         }
         if status != hpa.get("status"):
+            hpa = copy.deepcopy(hpa)
+            meta = hpa["metadata"]
             body = {
                 **hpa,
                 "status": status,
@@ -160,11 +172,16 @@ class ClusterController:
         return Pod(template, now, ready_at)
 
     def _sync(self, deployment: dict[str, Any], *, settle: bool) -> None:
+        """Move one Deployment's pods and status a tick on; ``deployment`` may be the stored object
+        itself: it is only read, and copied before a write."""
         meta, spec = deployment["metadata"], deployment.get("spec") or {}
         now = self._clock()
         state = self._rollouts.setdefault(meta["uid"], Rollout(last_progress=now))
         desired = int(spec.get("replicas", 1))
-        current = template_hash(spec)
+        generation = meta.get("generation")
+        if state.hashed is None or state.hashed[0] != generation:
+            state.hashed = (generation, template_hash(spec))  # the template changes only with it
+        current = state.hashed[1]
         if settle:
             state.pods = [Pod(current, now, now) for _ in range(desired)]
         paused = bool(spec.get("paused"))
@@ -193,6 +210,7 @@ class ClusterController:
             deployment = self.registry.get(r.DEPLOYMENT, meta["namespace"], meta["name"])
         status = self._status(deployment, state, current, now, paused=paused)
         if status != deployment.get("status"):
+            deployment = copy.deepcopy(deployment)
             body = {**deployment, "status": status}
             body["metadata"] = {**deployment["metadata"]}
             body["metadata"].pop("resourceVersion", None)
