@@ -16,7 +16,6 @@ import contextlib
 import os
 import sys
 import threading
-import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,14 +24,12 @@ from typing import Any
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
-from policies import loading
 from ringmaster import readiness
 from sandbox import identity as sandbox_identity
 from sandbox import seed
 from sandbox import stack as sandbox_stack
 from sandbox import temporal as sandbox_temporal
 from sandbox.apiserver.adminclient import AdminClient
-from sandbox.chaos import clusters as kube
 from sandbox.processes import Processes, ProcessRecord, ProcessSpec, free_port
 from workflows import search
 
@@ -42,21 +39,18 @@ controller: {tickSeconds: 0.1, podReadySeconds: 0.5, progressDeadlineScale: 0.1}
 traffic: {requestsPerSecond: 20}
 prometheus: {scrapeIntervalSeconds: 1}
 identity: {mode: trusted}   # the bench submits and approves without proofs, as two named people
-startupTimeoutSeconds: 120
+startupTimeoutSeconds: 300
+services: {count: %d}
 """
 VERSION = "v2"
 WRITES = ("create", "update", "patch", "delete")
 HEARTBEAT_OPERATIONS = ("RecordActivityTaskHeartbeat", "RecordActivityTaskHeartbeatById")
 
 
-def service_names(count: int, start: int = 1) -> list[str]:
-    """``svc-001`` onwards (each N of a run takes the next ones, so namespaces are never reused)."""
-    return [f"svc-{i:03d}" for i in range(start, start + count)]
-
-
 def workload(service: str) -> dict[str, str]:
-    """Where a service's workload lives: its own namespace, seeded as the sandbox seeds ``api``."""
-    return {"namespace": service, "deployment": "api", "container": "api"}
+    """Where the sandbox seeds a service (:func:`sandbox.seed.workload`): a namespace, Deployment and
+    container named like it."""
+    return {"namespace": service, "deployment": service, "container": service}
 
 
 def image(service: str, version: str) -> str:
@@ -77,7 +71,7 @@ class Bench:
     client: Client
     admin: AdminClient
     log: RequestLog
-    next_service: int = 1
+    services: list[str]
 
 
 def _start_temporal(processes: Processes) -> ProcessRecord:
@@ -129,21 +123,23 @@ def start_worker(bench: Bench, name: str) -> ProcessRecord:
     return bench.processes.start(spec)
 
 
-def _start(directory: Path) -> tuple[sandbox_stack.Sandbox, sandbox_identity.Files, ProcessRecord]:
-    """A fresh sandbox in ``directory`` (whatever an earlier run left there is stopped first), the
-    identity files, the dev server."""
+def _start(
+    directory: Path, services: int
+) -> tuple[sandbox_stack.Sandbox, sandbox_identity.Files, ProcessRecord]:
+    """A fresh sandbox in ``directory`` running ``services`` services in every cluster (whatever an
+    earlier run left there is stopped first), the identity files, the dev server."""
     directory.mkdir(parents=True, exist_ok=True)
     sandbox_stack.down(directory)
-    (directory / "sandbox.yaml").write_text(CONFIG, encoding="utf-8")
+    (directory / "sandbox.yaml").write_text(CONFIG % services, encoding="utf-8")
     sandbox = sandbox_stack.up(directory, FLEET, directory / "sandbox.yaml")
     processes = Processes(directory)
     identity, _ = sandbox_identity.ensure(processes, "trusted", 120.0)
     return sandbox, identity, _start_temporal(processes)
 
 
-async def up(directory: Path) -> Bench:
-    """Start the stack in ``directory`` (see the module docstring)."""
-    sandbox, identity, temporal = await asyncio.to_thread(_start, directory)
+async def up(directory: Path, services: int) -> Bench:
+    """Start the stack in ``directory`` with ``services`` services (see the module docstring)."""
+    sandbox, identity, temporal = await asyncio.to_thread(_start, directory, services)
     processes = Processes(directory)
     address = str(temporal.info["address"])
     client = await Client.connect(address, data_converter=pydantic_data_converter)
@@ -160,6 +156,7 @@ async def up(directory: Path) -> Bench:
         client=client,
         admin=admin,
         log=log,
+        services=seed.service_names(services),
     )
 
 
@@ -167,24 +164,6 @@ def down(bench: Bench) -> None:
     """Stop everything the bench started."""
     bench.log.stop()
     sandbox_stack.down(bench.sandbox.directory)
-
-
-def seed_services(bench: Bench, services: list[str]) -> None:
-    """Each service's workload in every cluster, in its own namespace, available before it is released."""
-    fleet = loading.load_fleet(bench.sandbox.fleet)
-    for name in bench.sandbox.clusters:
-        cluster = kube.Cluster(bench.sandbox.kubeconfig, name)
-        jurisdiction = fleet.region_of(name).jurisdiction
-        try:
-            for service in services:
-                cluster.create(seed.workload(jurisdiction, service))
-            deadline = time.monotonic() + 120
-            while not all(cluster.ready(s) for s in services):
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"{name}: the seeded workloads never became available")
-                time.sleep(0.5)
-        finally:
-            cluster.close()
 
 
 class RequestLog:

@@ -152,13 +152,9 @@ async def approver(bench: Bench, run: Run, ids: dict[str, str], done: asyncio.Ev
 
 
 async def release_all(bench: Bench, n: int, workers: int, limit: float) -> dict[str, Any]:
-    """Run ``n`` releases at once with ``workers`` worker processes; every figure of the run."""
-    services = _scale_stack.service_names(n, bench.next_service)
-    bench.next_service += n
+    """Release every service of ``bench`` at once with ``workers`` worker processes; every figure."""
+    services = bench.services
     run = Run(n=n, workers=workers, services=services)
-    seeding = time.monotonic()
-    await asyncio.to_thread(_scale_stack.seed_services, bench, services)
-    say(f"   {n} services seeded in every cluster in {time.monotonic() - seeding:.0f}s")
     names = [f"worker-{i}" for i in range(1, workers + 1)]
     records = [await asyncio.to_thread(_scale_stack.start_worker, bench, name) for name in names]
     sampler = _scale_stack.Sampler({r.name: r.pid for r in records})
@@ -312,20 +308,18 @@ async def timer_per_poll() -> dict[str, dict[str, int]]:
 async def scale(
     directory: Path, releases: list[int], workers: int, *, raw: bool = True, limit: float = 1800.0
 ) -> tuple[float, list[tuple[str, dict[str, Any]]]]:
-    """Start the stack in ``directory``, run each N of ``releases`` in turn, stop it; the plan's
-    configured waits and each run's label and figures (what ``tests/e2e/test_bench_scale.py`` calls)."""
-    started = time.monotonic()
-    stack = await _scale_stack.up(directory)
+    """For each N of ``releases``, a stack with N services under ``directory``, every service released
+    at once, the stack stopped; the plan's configured waits, and each run's label and figures (what
+    ``tests/e2e/test_bench_scale.py`` calls)."""
     rows: list[tuple[str, dict[str, Any]]] = []
-    waits = configured_waits(stack.sandbox.fleet)
-    say(
-        f"stack up in {time.monotonic() - started:.0f}s ({directory});"
-        f" configured waits {waits:.0f}s a release"
-    )
-    try:
-        for n in releases:
-            label = f"N={n}, {workers} worker" + ("s, one killed" if workers > 1 else "")
-            say(f"-- {label}")
+    waits = configured_waits(_scale_stack.FLEET)
+    for n in releases:
+        label = f"N={n}, {workers} worker" + ("s, one killed" if workers > 1 else "")
+        say(f"-- {label}")
+        started = time.monotonic()
+        stack = await _scale_stack.up(directory / f"n{n}", n)
+        say(f"   stack with {n} services up in {time.monotonic() - started:.0f}s ({directory / f'n{n}'})")
+        try:
             figures = await release_all(stack, n, workers, limit)
             if raw:
                 per = max(1, round(figures["activities"] / n)), max(1, round(figures["timers"] / n))
@@ -337,10 +331,10 @@ async def scale(
                     "steps": steps,
                     "seconds": seconds,
                 }
-            report(label, figures, waits)
-            rows.append((label, figures))
-    finally:
-        _scale_stack.down(stack)
+        finally:
+            await asyncio.to_thread(_scale_stack.down, stack)
+        report(label, figures, waits)
+        rows.append((label, figures))
     return waits, rows
 
 
