@@ -3,10 +3,10 @@
     .venv/bin/python scripts/bench_scale.py --releases 10 --releases 50
     .venv/bin/python scripts/bench_scale.py --releases 10 --workers 2 --json scale.json
 
-One stack for the whole run (:mod:`sandbox.stack`: the example fleet's seven emulated clusters,
-traffic, a Prometheus per jurisdiction, the OIDC issuer, identity ``trusted``), a Temporal dev server
-started here with a metrics port, and for each N fresh ``ringmaster worker`` processes (one, or two
-sharing the task queues, the first killed with SIGKILL halfway: once half the releases were
+For each N a fresh stack (:mod:`scripts._scale_stack`: the example fleet's seven emulated clusters
+with N services seeded in each, traffic, a Prometheus per jurisdiction, the OIDC issuer, identity
+``trusted``, a Temporal dev server with a metrics port) and ``ringmaster worker`` processes: one, or
+two sharing the task queues with the first killed by SIGKILL halfway (once half the releases were
 approved into their second ring). Each release is a different service in its own namespace, under
 the demo plan (``deploy/examples/demo-plan.yaml``: three rings, canary steps, a blue-green ring
 behind a four-eyes approval, gates on the sandbox Prometheus, 5 s bakes), submitted through the
@@ -44,7 +44,6 @@ from temporalio.client import WithStartWorkflowOperation
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
-from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -136,7 +135,7 @@ async def approver(bench: Bench, run: Run, ids: dict[str, str], done: asyncio.Ev
             if workflow_id in run.approved:
                 continue
             handle = bench.client.get_workflow_handle_for(ReleaseWorkflow.run, workflow_id)
-            with contextlib.suppress(RPCError, Exception):  # not waiting yet: asked again next round
+            with contextlib.suppress(Exception):  # not waiting yet, or refused: asked again next round
                 await handle.execute_update(ReleaseWorkflow.approve, ApproveRequest(ring="beta", by=APPROVER))
                 run.approved.add(workflow_id)
         if run.workers > 1 and run.killed_at is None and len(run.approved) * 2 >= run.n:

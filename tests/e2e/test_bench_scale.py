@@ -18,7 +18,7 @@ import pytest
 from sandbox import prometheus as sandbox_prometheus
 from scripts import bench_scale
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 RELEASES = 10
 
@@ -31,7 +31,7 @@ def figures(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     except sandbox_prometheus.PrometheusError as exc:
         pytest.skip(str(exc))
     directory = tmp_path_factory.mktemp("scale")
-    _, rows = asyncio.run(bench_scale.scale(directory, [RELEASES], 1, raw=False, limit=300.0))
+    _, rows = asyncio.run(bench_scale.scale(directory, [RELEASES], 1, raw=False, limit=600.0))
     [(_, found)] = rows
     return found
 
