@@ -63,6 +63,8 @@ DEMO_PLAN = ROOT / "deploy" / "examples" / "demo-plan.yaml"
 SUBMITTER, APPROVER = "bench-ci", "bench-approver"
 TIMER_BAKES = ((600.0, "10m"), (4 * 3600.0, "4h"))
 POLL_INTERVAL = 60.0
+STACK_PROCESSES = ("temporal", "apiserver", "traffic")
+"""Processes of the stack whose CPU is reported beside the workers'."""
 
 
 def say(text: str = "") -> None:
@@ -156,7 +158,9 @@ async def release_all(bench: Bench, n: int, workers: int, limit: float) -> dict[
     run = Run(n=n, workers=workers, services=services)
     names = [f"worker-{i}" for i in range(1, workers + 1)]
     records = [await asyncio.to_thread(_scale_stack.start_worker, bench, name) for name in names]
-    sampler = _scale_stack.Sampler({r.name: r.pid for r in records})
+    running = bench.processes.running()
+    stack = {name: running[name].pid for name in STACK_PROCESSES if name in running}
+    sampler = _scale_stack.Sampler({**{r.name: r.pid for r in records}, **stack})
     sampler.start()
     beats_before = _scale_stack.heartbeats(bench.metrics_url)
     run.started = time.monotonic()
@@ -199,7 +203,13 @@ async def release_all(bench: Bench, n: int, workers: int, limit: float) -> dict[
             "killed": run.killed_at is not None and name == "worker-1",
         }
         for name, s in sampler.seen.items()
+        if name in names
     }
+    figures["stack_cpu_seconds"] = {name: sampler.seen[name].get("cpu", 0.0) for name in stack}
+    figures["load_average"] = sum(sampler.loads) / len(sampler.loads) if sampler.loads else 0.0
+    figures["reasons"] = sorted(
+        {f"{st.phase}: {st.reason}" for st in run.statuses.values() if st.phase != "succeeded"}
+    )
     figures["killed_at"] = run.killed_at
     return figures
 
@@ -218,7 +228,7 @@ def report(label: str, f: dict[str, Any], waits: float) -> None:
         f"  ({f['steps_checked']} completed apply_step checked; {f['writes']} writes,"
         f" {f['spec_changes']} spec changes while they ran)"
     )
-    for line in (f["lost"] + f["duplicated"])[:10]:
+    for line in (f["lost"] + f["duplicated"] + f["reasons"])[:10]:
         say(f"                    {line}")
     d = f["decisions"]
     kinds = "; ".join(
@@ -243,6 +253,8 @@ def report(label: str, f: dict[str, Any], waits: float) -> None:
             f"{name:<17} cpu {s['cpu_seconds']:.1f}s = {s['cores']:.2f} cores over the run,"
             f" peak RSS {s['peak_rss_mb']:.0f} MB{killed}"
         )
+    others = ", ".join(f"{name} {cpu:.0f}s" for name, cpu in f["stack_cpu_seconds"].items())
+    say(f"stack cpu         {others}; machine load average {f['load_average']:.1f} (2 cores, shared)")
     b = f["billable"]
     actions = sum(b.values()) + f["heartbeats"]
     parts = ", ".join(
