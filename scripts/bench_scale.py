@@ -6,8 +6,8 @@
 For each N a fresh stack (:mod:`scripts._scale_stack`: the example fleet's seven emulated clusters
 with N services seeded in each, traffic, a Prometheus per jurisdiction, the OIDC issuer, identity
 ``trusted``, a Temporal dev server with a metrics port) and ``ringmaster worker`` processes: one, or
-two sharing the task queues with the first killed by SIGKILL halfway (once half the releases were
-approved into their second ring). Each release is a different service in its own namespace, under
+two sharing the task queues with the first killed by SIGKILL halfway (once half the releases'
+cluster workflows have started). Each release is a different service in its own namespace, under
 the demo plan (``deploy/examples/demo-plan.yaml``: three rings, canary steps, a blue-green ring
 behind a four-eyes approval, gates on the sandbox Prometheus, 5 s bakes), submitted through the
 service's lane as ``ringmaster submit`` does; the bench approves each beta ring as a second person
@@ -63,6 +63,8 @@ DEMO_PLAN = ROOT / "deploy" / "examples" / "demo-plan.yaml"
 SUBMITTER, APPROVER = "bench-ci", "bench-approver"
 TIMER_BAKES = ((600.0, "10m"), (4 * 3600.0, "4h"))
 POLL_INTERVAL = 60.0
+CLUSTERS = 7
+"""Clusters of the example fleet, each release's cluster workflows."""
 STACK_PROCESSES = ("temporal", "apiserver", "traffic")
 """Processes of the stack whose CPU is reported beside the workers'."""
 
@@ -128,8 +130,10 @@ async def submit(bench: Bench, service: str) -> str:
 
 
 async def approver(bench: Bench, run: Run, ids: dict[str, str], done: asyncio.Event) -> None:
-    """Approve each release's beta ring as a second person once it waits; kill a worker halfway."""
+    """Approve each release's beta ring as a second person once it waits. With two workers, kill the
+    first halfway: once half the releases' cluster workflows have started (mid-fleet, in beta or broad)."""
     waiting = f"WorkflowType = 'ReleaseWorkflow' AND {search.PHASE.name} = 'awaiting-approval'"
+    children = "WorkflowType = 'ClusterRolloutWorkflow'"
     wanted = set(ids.values())
     while not done.is_set():
         found = [w.id async for w in bench.client.list_workflows(waiting) if w.id in wanted]
@@ -140,14 +144,17 @@ async def approver(bench: Bench, run: Run, ids: dict[str, str], done: asyncio.Ev
             with contextlib.suppress(Exception):  # not waiting yet, or refused: asked again next round
                 await handle.execute_update(ReleaseWorkflow.approve, ApproveRequest(ring="beta", by=APPROVER))
                 run.approved.add(workflow_id)
-        if run.workers > 1 and run.killed_at is None and len(run.approved) * 2 >= run.n:
-            record = bench.processes.running().get("worker-1")
-            if record is not None:
-                os.killpg(record.pgid, signal.SIGKILL)
-            run.killed_at = time.monotonic() - run.started
-            say(
-                f"   killed worker-1 (SIGKILL) at {run.killed_at:.0f}s, {len(run.approved)} releases approved"
-            )
+        if run.workers > 1 and run.killed_at is None:
+            started = (await bench.client.count_workflows(children)).count
+            if started * 2 >= run.n * CLUSTERS:
+                record = bench.processes.running().get("worker-1")
+                if record is not None:
+                    os.killpg(record.pgid, signal.SIGKILL)
+                run.killed_at = time.monotonic() - run.started
+                say(
+                    f"   killed worker-1 (SIGKILL) at {run.killed_at:.0f}s, with {started} of"
+                    f" {run.n * CLUSTERS} cluster workflows started"
+                )
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(done.wait(), timeout=1.0)
 
@@ -219,7 +226,7 @@ async def release_all(bench: Bench, n: int, workers: int, limit: float) -> dict[
 
 def report(label: str, f: dict[str, Any], waits: float) -> None:
     """Print one N's figures."""
-    clusters = f["releases"] * 7
+    clusters = f["releases"] * CLUSTERS
     phases = ", ".join(f"{p} {c}" for p, c in sorted(f["phases"].items())) or "none"
     say(f"== {label} ==")
     say(f"releases          {f['finished']}/{f['releases']} finished: {phases} ({f['approved']} approvals)")
@@ -285,7 +292,7 @@ def summary(rows: list[tuple[str, dict[str, Any]]], waits: float) -> None:
         f" {'rel p50':>8} {'waits':>6} {'cpu':>7} {'rss MB':>7} {'ev/cl':>6} {'act/cl':>7}"
     )
     for label, f in rows:
-        clusters = f["releases"] * 7
+        clusters = f["releases"] * CLUSTERS
         cpu = sum(w["cpu_seconds"] for w in f["workers"].values())
         rss = max((w["peak_rss_mb"] for w in f["workers"].values()), default=0.0)
         actions = (sum(f["billable"].values()) + f["heartbeats"]) / clusters
