@@ -30,6 +30,10 @@ BILLED = {
 """Events that are each one billable action, by the kind they are counted under (activity attempts
 are counted from their started events' attempt numbers)."""
 
+PATCHES = "TemporalChangeVersion"
+"""The search attribute the SDK upserts the first time a run meets each ``workflow.patched`` (its
+own billed action, counted as ``patch upserts`` apart from the workflow's own upserts)."""
+
 _T = EventType
 
 
@@ -38,11 +42,16 @@ def _time(event: Any) -> float:
 
 
 def billable(history: WorkflowHistory) -> Counter[str]:
-    """The billable actions one history records, by kind (``activities`` counts every attempt)."""
+    """The billable actions one history records, by kind (``activities`` counts every attempt;
+    ``patch upserts`` are the SDK's, ``upserts`` the workflow's own)."""
     found: Counter[str] = Counter()
     for event in history.events:
         kind = BILLED.get(event.event_type)
-        if kind is not None:
+        if kind == "upserts" and set(
+            event.upsert_workflow_search_attributes_event_attributes.search_attributes.indexed_fields
+        ) == {PATCHES}:
+            found["patch upserts"] += 1
+        elif kind is not None:
             found[kind] += 1
         elif event.event_type == _T.EVENT_TYPE_ACTIVITY_TASK_STARTED:
             found["activities"] += event.activity_task_started_event_attributes.attempt

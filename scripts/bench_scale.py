@@ -266,7 +266,16 @@ def report(label: str, f: dict[str, Any], waits: float) -> None:
     actions = sum(b.values()) + f["heartbeats"]
     parts = ", ".join(
         f"{k} {b.get(k, 0) / clusters:.1f}"
-        for k in ("starts", "activities", "timers", "children", "signals", "updates", "upserts")
+        for k in (
+            "starts",
+            "activities",
+            "timers",
+            "children",
+            "signals",
+            "updates",
+            "upserts",
+            "patch upserts",
+        )
     )
     say(
         f"per cluster       {f['events_per_cluster']:.1f} events; {actions / clusters:.1f} billable actions"
