@@ -18,6 +18,7 @@ from sandbox.settings import SandboxSettings
 from tests.sandbox.conftest import FAST
 from tests.sandbox.support import sandbox_cli
 from tests.support.cluster import Cluster
+from tests.support.fleets import EXAMPLE_PLAN
 
 
 class TestServiceNames:
@@ -50,6 +51,20 @@ class TestServiceNames:
         assert container["env"][0]["value"] == "postgres://orders.db.us.example.com:5432/orders"
         assert objects["Service"]["spec"]["selector"] == {"app": "svc-007"}
         assert set(objects) == {"Namespace", "Deployment", "Service"}
+
+    def test_a_plan_for_a_seeded_service_names_its_objects(self) -> None:
+        """The example plan rewritten for svc-007 parses, and its workload is what the seed created."""
+        text = EXAMPLE_PLAN.read_text(encoding="utf-8").replace(
+            "service: api\nworkload: {namespace: api, deployment: api, container: api}",
+            "service: svc-007\nworkload: {namespace: svc-007, deployment: svc-007, container: svc-007}",
+        )
+        plan = loading.parse_plan(text, "plan.yaml")
+        objects = {o["kind"]: o for o in seed.workload("EU", "svc-007", service="svc-007")}
+        deployment = objects["Deployment"]
+        assert plan.service == "svc-007"
+        assert plan.workload.namespace == deployment["metadata"]["namespace"]
+        assert plan.workload.deployment == deployment["metadata"]["name"]
+        assert plan.workload.container == deployment["spec"]["template"]["spec"]["containers"][0]["name"]
 
 
 class TestSeededAutoscalersAndRoutes:
