@@ -6,12 +6,15 @@ the heartbeat details: ``ringmaster status`` reads them while the stretch runs, 
 resumes from them instead of starting the count again. Providers measure, :mod:`policies.gates`
 judges; a failed query is a measurement error, never an activity failure.
 
-How a stretch ends: the workflow cancels it, and only that cancellation is answered with the final
-verdict. A worker shutting down is not an answer: as soon as the worker begins its shutdown the
-stretch heartbeats its checks and fails retryably (``WorkerShutdown``), and another worker resumes
-it from that heartbeat. While the metrics are queried (a baseline metric makes two queries, each up
-to the Prometheus timeout) a side task keeps heartbeating, so a slow Prometheus becomes recorded
-errors, never a heartbeat timeout.
+How a stretch ends: at its ``deadline`` when the workflow knows when the stretch ends (a bake, a
+canary's timed pause), or when the workflow cancels it; both are answered with the final verdict.
+A cancellation reaches the activity only in a heartbeat's reply, and heartbeats reach the server at
+most once per interval (each is billable on Temporal Cloud: see :func:`heartbeat_timeout`), so a
+deadline spares a promotion that wait. A worker shutting down is not an answer: as soon as the
+worker begins its shutdown the stretch heartbeats its checks and fails retryably
+(``WorkerShutdown``), and another worker resumes it from that heartbeat. While the metrics are
+queried (a baseline metric makes two queries, each up to the Prometheus timeout) a side task keeps
+heartbeating, so a slow Prometheus becomes recorded errors, never a heartbeat timeout.
 """
 
 from __future__ import annotations
@@ -69,18 +72,38 @@ HEARTBEAT_TIMEOUT_FLOOR = timedelta(seconds=15)
 worker's ``prometheus_timeout_seconds`` is bounded below it), so even a query that blocked the
 heartbeat would not time the stretch out."""
 
-HEARTBEAT_TIMEOUT_CEILING = timedelta(seconds=30)
-"""The longest: a lost worker is noticed, and its stretch resumed elsewhere, within this."""
+HEARTBEAT_TIMEOUT_PER_INTERVAL = 1.25
+"""A stretch's heartbeat timeout in analysis intervals: the SDK sends an activity's heartbeats to the
+server at most once per 0.8 x its heartbeat timeout (when the worker's own throttle, the analysis
+worker's ``analysis_heartbeat_throttle_seconds``, is longer), so 1.25 intervals make that once per
+interval."""
+
+HEARTBEAT_THROTTLE_SHARE = 0.8
+"""The share of an activity's heartbeat timeout the SDK waits between two heartbeats it sends."""
 
 
 def heartbeat_timeout(interval: timedelta) -> timedelta:
-    """How long the server waits for a heartbeat before it retries the stretch elsewhere."""
-    return max(HEARTBEAT_TIMEOUT_FLOOR, min(HEARTBEAT_TIMEOUT_CEILING, 3 * interval))
+    """How long the server waits for a heartbeat before it retries the stretch elsewhere.
+
+    ``max(15 s, 1.25 x interval)``, so the heartbeats that reach the server are at most one per
+    interval (at most one per 12 s under the floor). The trade: a lost analysis worker is noticed
+    after about 1.25 intervals, and a stretch ended by cancellation learns of it up to about one
+    interval (at least 12 s) late; a rollback never waits for that (``AnalysisRun.abandon``) and a
+    promotion does only where the workflow cannot give the stretch a deadline.
+    """
+    return max(HEARTBEAT_TIMEOUT_FLOOR, HEARTBEAT_TIMEOUT_PER_INTERVAL * interval)
+
+
+def heartbeat_throttle(interval: timedelta) -> timedelta:
+    """The least time between two heartbeats the SDK sends to the server for a stretch (given the
+    analysis worker's throttle is longer): at least ``interval``."""
+    return HEARTBEAT_THROTTLE_SHARE * heartbeat_timeout(interval)
 
 
 def heartbeat_every(interval: timedelta) -> float:
-    """Seconds between a stretch's heartbeats: three per heartbeat timeout."""
-    return heartbeat_timeout(interval).total_seconds() / 3
+    """Seconds between a stretch's heartbeat calls while it waits or measures: once per throttle
+    window (the SDK would hold back more), well inside the heartbeat timeout."""
+    return heartbeat_throttle(interval).total_seconds()
 
 
 def _judged(check: Check) -> bool:
@@ -107,14 +130,19 @@ class _Stretch:
             )
         )
 
-    def result(self, verdict: GateVerdict) -> AnalyzeResult:
+    def result(self, verdict: GateVerdict, *, deadline_reached: bool = False) -> AnalyzeResult:
         return AnalyzeResult(
             cluster=self.inp.cluster.name,
             stage=self.inp.stage,
             verdict=verdict,
             checks=self.checks[-RETAINED_CHECKS:],
             total_checks=self.total,
+            deadline_reached=deadline_reached,
         )
+
+    def final(self) -> AnalyzeResult:
+        """The answer at the stretch's deadline: the final verdict, as at a stop by cancellation."""
+        return self.result(gates.judge(self.inp.analysis, self.checks, final=True), deadline_reached=True)
 
 
 async def _stop(task: asyncio.Task[AnalyzeResult]) -> None:
@@ -171,9 +199,11 @@ class AnalysisActivities:
         interval = inp.analysis.interval.total_seconds()
         beat = heartbeat_every(inp.analysis.interval)
         recovered_from = stretch.total
-        if first:
-            await self._initial_delay(stretch, beat)
+        if first and not await self._wait(stretch, inp.analysis.initial_delay.total_seconds(), beat):
+            return stretch.final()
         while True:
+            if self._left(inp) == 0:
+                return stretch.final()
             at = self._clock.now()
             measurements = await self._measure(stretch, at, beat)
             stretch.checks.append(Check(at=at, measurements=measurements))
@@ -191,12 +221,30 @@ class AnalysisActivities:
                 return stretch.result(gates.judge(inp.analysis, checks, final=True))
             if inp.mode == "until-recovered" and stretch.total > recovered_from and _judged(checks[-1]):
                 return stretch.result(verdict)
-            slept = 0.0
-            while slept < interval:
-                step = min(beat, interval - slept)
-                await self._clock.sleep(step)
-                slept += step
-                stretch.heartbeat()
+            if not await self._wait(stretch, interval, beat):
+                return stretch.final()
+
+    async def _wait(self, stretch: _Stretch, seconds: float, beat: float) -> bool:
+        """Sleep ``seconds`` (the initial delay, or until the next check), heartbeating every ``beat``;
+        False when the stretch's deadline came first."""
+        slept = 0.0
+        while slept < seconds:
+            step = min(beat, seconds - slept)
+            left = self._left(stretch.inp)
+            if left is not None:
+                if left == 0:
+                    return False
+                step = min(step, left)
+            await self._clock.sleep(step)
+            slept += step
+            stretch.heartbeat()
+        return self._left(stretch.inp) != 0
+
+    def _left(self, inp: AnalyzeInput) -> float | None:
+        """Seconds until the stretch's deadline (0 once reached), None without one."""
+        if inp.deadline is None:
+            return None
+        return max(0.0, (inp.deadline - self._clock.now()).total_seconds())
 
     async def _measure(self, stretch: _Stretch, at: datetime, beat: float) -> list[Measurement]:
         """Query every metric, heartbeating from a side task meanwhile (queries may take seconds)."""
@@ -211,15 +259,6 @@ class AnalysisActivities:
             return await self._source.measure(stretch.inp, at)
         finally:
             pulsing.cancel()
-
-    async def _initial_delay(self, stretch: _Stretch, beat: float) -> None:
-        """Heartbeat through ``initialDelay`` before a stretch's first check."""
-        remaining = stretch.inp.analysis.initial_delay.total_seconds()
-        while remaining > 0:
-            step = min(beat, remaining)
-            await self._clock.sleep(step)
-            remaining -= step
-            stretch.heartbeat()
 
     @staticmethod
     def _retained(inp: AnalyzeInput) -> int:

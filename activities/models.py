@@ -279,6 +279,11 @@ class AnalyzeInput(_Model):
     """When ringmaster first touched the cluster: the pre-touch baseline window ends here."""
     prior_checks: list[Check] = Field(default_factory=list)
     """The tail of the previous stretch, so consecutive counts carry over."""
+    deadline: datetime | None = None
+    """When the stretch ends itself (the analysis worker's clock) with the final verdict, as it does
+    when the workflow stops it by cancelling it. Given wherever the workflow knows the end (a bake, a
+    canary's timed pause), so promotion never waits for a cancellation to reach the activity in a
+    heartbeat's reply. None (inputs recorded before it existed too): until the workflow stops it."""
 
 
 class AnalyzeResult(_Model):
@@ -290,6 +295,8 @@ class AnalyzeResult(_Model):
     checks: list[Check] = Field(default_factory=list)
     """The last checks of the stretch (at most 10 plus what the judgement's windows need)."""
     total_checks: int = 0
+    deadline_reached: bool = False
+    """The stretch ended itself at its ``deadline``: ``verdict`` is final, as at a stop."""
 
 
 class AnalyzeProgress(BaseModel):

@@ -63,9 +63,19 @@ class Settings(BaseSettings):
     late``): the worker's slots for its queue are all taken."""
 
     heartbeat_throttle_seconds: float = Field(default=5.0, gt=0)
-    """Longest gap between heartbeats actually sent to the server. A cancellation (an abort, the end of
-    an analysis stretch) reaches a running activity in a heartbeat's answer, so this bounds how late
-    it can arrive; lower means more RPCs per running analysis."""
+    """Longest gap between heartbeats actually sent to the server by the main and freeze workers. A
+    cancellation (an abort) reaches a running activity in a heartbeat's answer, so this bounds how late
+    it can arrive; lower means more RPCs per running activity. The analysis worker has its own
+    (``analysis_heartbeat_throttle_seconds``)."""
+
+    analysis_heartbeat_throttle_seconds: float = Field(default=3600.0, gt=0)
+    """The analysis worker's own longest gap between heartbeats sent to the server, in seconds. Long
+    (an hour) so each stretch's own throttle governs: the SDK sends a stretch's heartbeats at most once
+    per 0.8 x its heartbeat timeout, which is ``max(15 s, 1.25 x interval)``
+    (``activities.analysis.heartbeat_timeout``), so at most one per analysis interval (each heartbeat
+    is a billable action on Temporal Cloud). The trade: a stretch ended by cancellation learns of it
+    up to about one interval (at least 12 s) late; promotion gives the stretch a deadline wherever it
+    can, and a rollback never waits for a stretch. Lower only to stop stretches sooner in tests."""
 
     max_concurrent_freeze_watches: int = Field(default=1000, ge=1)
     """Freeze watches one worker runs at once, on the freeze queue (``<task_queue>-freezes``): one per

@@ -315,12 +315,19 @@ def build_workers(
         max_concurrent_activities=settings.max_concurrent_activities,
         **common,
     )
+    # The analysis worker throttles by each stretch's heartbeat timeout, not by the common setting:
+    # at most one heartbeat per analysis interval reaches the server (Settings.analysis_heartbeat_...).
+    analysis_throttle = timedelta(seconds=settings.analysis_heartbeat_throttle_seconds)
     analysis = Worker(
         client,
         task_queue=queues.analysis_queue(settings.task_queue),
         activities=analysis_activities(metrics),
         max_concurrent_activities=settings.max_concurrent_analyses,
-        **common,
+        **{
+            **common,
+            "max_heartbeat_throttle_interval": analysis_throttle,
+            "default_heartbeat_throttle_interval": analysis_throttle,
+        },
     )
     watches = Worker(
         client,

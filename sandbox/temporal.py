@@ -137,6 +137,8 @@ def worker_env(
         **inherited,
         **client_env(address=address, ui=ui, fleet=fleet, kubeconfig=kubeconfig, identity=identity),
         "RINGMASTER_HEARTBEAT_THROTTLE_SECONDS": "1",
+        # Snappy stops in the demo; production sends one stretch heartbeat per analysis interval.
+        "RINGMASTER_ANALYSIS_HEARTBEAT_THROTTLE_SECONDS": "1",
         "RINGMASTER_METRICS_SOURCE": "prometheus",
         "RINGMASTER_GRACEFUL_SHUTDOWN_SECONDS": "2",  # within the sandbox's 5 s before SIGKILL
     }

@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
 
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
@@ -43,34 +45,47 @@ from workflows.release import ReleaseWorkflow, release_id  # noqa: E402
 WARN_EVENTS, WARN_BYTES = 10_240, 10 * 1024 * 1024
 
 
-def plan_yaml(service: str) -> str:
-    """Three rings by audience, rolling, ``maxParallel`` 50, the tests' two gates at a 1 s interval."""
+def plan_yaml(service: str, bake: str = "") -> str:
+    """Three rings by audience, rolling, ``maxParallel`` 50, the tests' two gates at a 1 s interval;
+    with ``bake``, each ring bakes that long (every promoted cluster judged by a stretch of its own)."""
     rings = [
         {
             "name": name,
             "clusterSelector": {"audience": audience},
             "strategy": {"rolling": {}},
             "maxParallel": 50,
+            **({"bakeTime": bake} if bake else {}),
         }
         for name, audience in (("internal", "internal"), ("beta", "beta"), ("broad", "public"))
     ]
     return support.plan(service, rings, interval="1s")
 
 
-async def _size(client: Client, workflow_id: str) -> tuple[int, int, int]:
-    """A workflow's history: events, bytes of its JSON, and the billable actions it records."""
+BREAKDOWN: dict[str, list[int]] = {}
+"""With ``--breakdown``: the parent's events and bytes by event type, over every N measured."""
+
+
+async def _size(client: Client, workflow_id: str, *, breakdown: bool = False) -> tuple[int, int, int]:
+    """A workflow's history: events, bytes (the events' protobuf encoding, what Temporal's size limits
+    count), and the billable actions it records."""
     history = await client.get_workflow_handle(workflow_id).fetch_history()
     actions = sum(_histories.billable(history).values())
-    return len(history.events), len(history.to_json()), actions
+    if breakdown:
+        for e in history.events:
+            kind = EventType.Name(e.event_type).removeprefix("EVENT_TYPE_").lower()
+            row = BREAKDOWN.setdefault(kind, [0, 0])
+            row[0] += 1
+            row[1] += e.ByteSize()
+    return len(history.events), sum(e.ByteSize() for e in history.events), actions
 
 
-async def measure(client: Client, n: int, tmp: Path) -> str:
+async def measure(client: Client, n: int, tmp: Path, *, breakdown: bool = False, bake: str = "") -> str:
     fleet_path = tmp / f"fleet-{n}.yaml"
     fleet_path.write_text(fleets.generated(n))
     fleet = loading.load_fleet(fleet_path)
     settings = Settings(task_queue=f"bench-{uuid.uuid4().hex}", max_concurrent_activities=100)
     backend = FileClusterBackend(tmp / f"clusters-{n}.json", fleet)
-    service = f"hist-{n}"
+    service = f"hist-{n}{'-bake' if bake else ''}"
     started = time.monotonic()
     async with worker.build_workers(client, settings, fleet, backend=backend, metrics=FakeMetrics()):
         handle = await client.start_workflow(
@@ -79,7 +94,7 @@ async def measure(client: Client, n: int, tmp: Path) -> str:
                 service=service,
                 version="v2",
                 image=f"r/{service}:v2",
-                plan_text=plan_yaml(service),
+                plan_text=plan_yaml(service, bake),
                 submitted_by="ci",
             ),
             id=release_id(service, "v2"),
@@ -87,7 +102,7 @@ async def measure(client: Client, n: int, tmp: Path) -> str:
         )
         status: ReleaseStatus = await handle.result()
     wall = time.monotonic() - started
-    parent_events, parent_bytes, parent_actions = await _size(client, handle.id)
+    parent_events, parent_bytes, parent_actions = await _size(client, handle.id, breakdown=breakdown)
     children = [await _size(client, c.workflow_id) for c in status.clusters if c.workflow_id]
     child_events = max(e for e, _, _ in children)
     child_bytes = max(b for _, b, _ in children)
@@ -105,6 +120,8 @@ async def main() -> None:
     parser.add_argument(
         "--clusters", type=int, action="append", required=True, help="fleet size N to measure"
     )
+    parser.add_argument("--breakdown", action="store_true", help="the parent's events and bytes by type")
+    parser.add_argument("--bake", default="", help="each ring's bakeTime (e.g. 2s; default: no bake)")
     args = parser.parse_args()
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=str(Path(sys.executable).parent / "temporal"),
@@ -119,9 +136,16 @@ async def main() -> None:
     )
     with tempfile.TemporaryDirectory() as tmp:
         for n in args.clusters:
-            print(await measure(env.client, n, Path(tmp)), flush=True)  # noqa: T201
+            row = await measure(env.client, n, Path(tmp), breakdown=args.breakdown, bake=args.bake)
+            print(row, flush=True)  # noqa: T201
+    if args.breakdown:
+        print("\nparent history by event type (all N measured): events, KiB")  # noqa: T201
+        for kind, (count, size) in sorted(BREAKDOWN.items(), key=lambda kv: -kv[1][1]):
+            print(f"  {kind:<50} {count:>7} {size / 1024:>9.0f}")  # noqa: T201
     await env.shutdown()
 
 
 if __name__ == "__main__":
     asyncio.run(main())
+    sys.stdout.flush()
+    os._exit(0)  # the Temporal client can crash the interpreter at exit (sdk-python#300)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TypeVar
 
 from temporalio import workflow
@@ -156,6 +156,14 @@ class AnalysisRun:
     hold on ``steering`` and keep judging until data returns. With ``hold_on_failure``
     (``rollback.mode: freeze``) a failed verdict is no ending either: it holds until an operator
     resumes, then judging starts over from fresh data (the checks that failed are not counted again).
+
+    Timed stretches (``timed``, patch ``timed-stretches``): where the workflow knows when judging
+    ends (a bake, a canary's timed pause: :meth:`until`), the stretch gets that end as its deadline
+    and answers at it by itself, so a promotion never waits for a cancellation, which reaches the
+    activity only in a heartbeat's reply, up to about one interval late. A stretch that reached its
+    deadline is followed by another only when the workflow asks for one (a later end, or judging
+    until stopped) or a hold extends the wait it judged (then until stopped): the number of stretches
+    does not grow with the length of the wait.
     """
 
     def __init__(
@@ -165,26 +173,71 @@ class AnalysisRun:
         on_result: Callable[[AnalyzeResult], None],
         *,
         hold_on_failure: bool = False,
+        timed: bool = False,
     ) -> None:
         self._steering = steering
         self._make_input = make_input
         self._on_result = on_result
         self._hold_on_failure = hold_on_failure
+        self._timed = timed
         self._checks: list[Check] = []
         self._handle: workflow.ActivityHandle[AnalyzeResult] | None = None
         self._task: asyncio.Task[GateVerdict | None] | None = None
         self._stopping = False
+        self._until: datetime | None = None
+        """When the stretches started from now on end (None: when stopped); only when ``timed``."""
+        self._stretch: AnalyzeInput | None = None
+        """The input of the stretch ``_handle`` runs."""
+        self._retiming = False
         self.failed: GateVerdict | None = None
         self.cluster = ""
 
-    def start(self) -> None:
-        """Begin judging (idempotent)."""
+    def start(self, until: datetime | None = None) -> None:
+        """Begin judging (idempotent), until ``until`` when the run is timed."""
         if self._task is None:
+            if self._timed:
+                self._until = until
             self._task = asyncio.create_task(self._loop())
+        else:
+            self.until(until)
+
+    def until(self, end: datetime | None) -> None:
+        """Judge until ``end`` (None: until stopped) from now on; only a timed run keeps ends.
+
+        A stretch running until stopped is ended (cancelled) and followed by one with this deadline;
+        a stretch with a deadline runs to it, and is followed by one to ``end``. An end less than one
+        interval after the current one is the same end: the stretch would take at most one check more.
+        """
+        if not self._timed or self._stopping:
+            return
+        current = self._until
+        if end is not None and current is not None:
+            interval = self._analysis_interval()
+            if current <= end < current + interval:
+                return
+        self._until = end
+        running = self._stretch
+        if (
+            end is not None
+            and running is not None
+            and running.mode == "until-stopped"
+            and running.deadline is None
+            and self._handle is not None
+            and not self._handle.done()
+        ):
+            self._retiming = True
+            self._handle.cancel()
+
+    def _analysis_interval(self) -> timedelta:
+        stretch = self._stretch or self._make_input("until-stopped", [])
+        return stretch.analysis.interval
 
     def _start_stretch(self, mode: AnalysisMode) -> workflow.ActivityHandle[AnalyzeResult]:
         inp = self._make_input(mode, self._checks)
         self.cluster = inp.cluster.name
+        if mode == "until-stopped" and self._until is not None and self._until > workflow.now():
+            inp = inp.model_copy(update={"deadline": self._until})
+        self._stretch = inp
         return workflow.start_activity_method(
             AnalysisActivities.analyze,
             inp,
@@ -205,15 +258,22 @@ class AnalysisRun:
                 result = await self._handle
             except ActivityError:
                 # Cancelled between attempts: no verdict from this stretch.
+                if self._retimed():
+                    mode = "until-stopped"
+                    continue
                 return None
             except asyncio.CancelledError:
                 # stop() cancelled a stretch whose result had just arrived, unseen: the SDK then raises
                 # CancelledError instead of returning it. Without this the whole cluster read it as the
                 # release being cancelled; with it, stop() judges again from the checks it has.
+                if self._retimed():
+                    mode = "until-stopped"
+                    continue
                 if workflow.patched("analysis-stop-race"):
                     return None
                 raise
             self._record(result)
+            retimed = self._retimed()
             verdict = result.verdict
             if verdict.status == "failed":
                 self._steering.gate_holds.pop(self.cluster, None)
@@ -227,6 +287,18 @@ class AnalysisRun:
                 return verdict
             if self._stopping:
                 return verdict
+            if retimed:
+                # Ended by until() to start one with a deadline: its final verdict decides nothing.
+                mode = "until-stopped"
+                continue
+            if result.deadline_reached:
+                # What comes next is the workflow's to say: a stop (the usual end, awaiting no
+                # cancellation), another end, or a hold that extends the wait: judge on until stopped.
+                await workflow.wait_condition(self._after(self._stretch.deadline if self._stretch else None))
+                if self._stopping:
+                    return verdict
+                mode = "until-stopped"
+                continue
             if verdict.status == "inconclusive":
                 self._steering.gate_holds[self.cluster] = verdict.reason
                 mode = "until-recovered"
@@ -247,8 +319,13 @@ class AnalysisRun:
         verdict: GateVerdict | None = None
         if self._task is not None:
             self._stopping = True
-            if self._handle is not None and not self._handle.done():
+            if self._handle is not None and not self._handle.done() and not self._answering():
                 self._handle.cancel()
+            if self._timed:
+                # A cancellation can take an interval to reach the stretch: an abort or a failed gate
+                # meanwhile must not wait for it (the caller's rollback abandons the stretch).
+                task = self._task
+                await self._steering.until(task.done)
             verdict = await self._task
         while True:
             while verdict is None or verdict.status not in ("passed", "failed"):
@@ -271,6 +348,21 @@ class AnalysisRun:
         if verdict.status == "failed":
             self.failed = verdict
         return verdict
+
+    def _after(self, ended: datetime | None) -> Callable[[], bool]:
+        """When a stretch that reached its deadline (``ended``) is followed: see :meth:`_loop`."""
+        return lambda: self._stopping or self._until != ended or self._steering.is_held()
+
+    def _answering(self) -> bool:
+        """The running stretch's deadline has come: it answers by itself, no cancellation needed
+        (which would reach it only with a heartbeat's reply, up to an interval later)."""
+        stretch = self._stretch
+        return stretch is not None and stretch.deadline is not None and stretch.deadline <= workflow.now()
+
+    def _retimed(self) -> bool:
+        """Whether the stretch just ended was cancelled by :meth:`until` (and forget it)."""
+        retimed, self._retiming = self._retiming, False
+        return retimed and not self._stopping
 
     async def _held_by_failure(self, verdict: GateVerdict) -> None:
         """Hold on a failed verdict until an operator resumes (or the release aborts), then forget

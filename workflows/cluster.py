@@ -5,15 +5,18 @@ shift to promotion, and promotion. A failing gate or an abort rolls this cluster
 that completed are rolled back later by the parent, from the snapshot this workflow returns.
 
 Id: ``release:<service>:<version>:<ring>:<cluster>``. The parent steers it with signals (hold,
-resume, abort, approve) and it reports every change of state back with a ``cluster_progress``
-signal, so one query on the parent shows the whole release.
+resume, abort, approve). It reports back to the parent with a ``cluster_progress`` signal only at
+its milestones (:data:`MILESTONES`): what the release's phase, its controls and its operators
+act on, never every step, so the parent's history grows with the fleet, not with the steps. Its
+own state, step by step, is its ``status`` query, which ``ringmaster status`` reads for every
+running cluster; the state it ended with travels in its result.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Coroutine
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from temporalio import workflow
@@ -60,6 +63,14 @@ with workflow.unsafe.imports_passed_through():
     )
 
 _T = TypeVar("_T")
+
+MILESTONES = "milestone-reports"
+"""Patch: report milestones, not every change of state (histories recorded before report every one)."""
+
+_PROGRESSING: frozenset[ClusterState] = frozenset(
+    {"checking-residency", "deploying", "promoting", "analyzing"}
+)
+_ENDED: frozenset[ClusterState] = frozenset({"promoted", "rolled-back", "denied", "failed", "left-in-place"})
 
 WINDOW_RECHECK = timedelta(days=1)
 """When no window opens within the policy's horizon, look again after this long (waiting never fails)."""
@@ -207,7 +218,10 @@ class ClusterRolloutWorkflow(Steering):
             )
         )
         del self._status.controls[:-CLUSTER_CONTROLS_KEPT]
-        await self._report()
+        if who is None or not workflow.patched(MILESTONES):
+            # An accepted control is the release's own order, and its record returns with the result;
+            # a refused one (sent around the release) is news the release must show at once.
+            await self._report()
         return who is not None
 
     @workflow.query
@@ -298,13 +312,35 @@ class ClusterRolloutWorkflow(Steering):
             if step.set_weight is not None:
                 await self._step("set-weight", f"step {index}: setWeight {step.set_weight}", step.set_weight)
                 await self._wait("canary")
-                self._start_analysis("canary")
+                self._start_analysis("canary", until=self._pause_end(index))
             elif step.pause is not None and step.pause.duration is not None:
+                self._judge_until(workflow.now() + step.pause.duration)
                 await self._set_state(self._judging_state(), f"step {index}: pause {step.pause.duration}")
                 await self.held_clock_wait(step.pause.duration)
             else:
+                self._judge_until(None)
                 await self._await_approval(f"step {index}: pause until approved")
         await self._promote("canary")
+
+    def _pause_end(self, index: int) -> datetime | None:
+        """When the timed pause after step ``index`` (1-based) ends if it starts now; None when the next
+        step is no timed pause. The stretch judging the weight just set ends there by itself.
+
+        After a timed pause's stretch has answered, the next starts (with the prior checks, checking at
+        once) when the next weight is set: none runs through the weight change itself, since a stretch
+        started before it could learn its end only by a cancellation, up to an interval late, which a
+        short pause would then make the promotion wait for."""
+        canary = self._inp.strategy.canary
+        assert canary is not None
+        following = canary.steps[index] if index < len(canary.steps) else None
+        if following is None or following.pause is None or following.pause.duration is None:
+            return None
+        return workflow.now() + following.pause.duration
+
+    def _judge_until(self, end: datetime | None) -> None:
+        """Stretches from now on end at ``end`` (None: until stopped), when the analysis is timed."""
+        if self._analysis is not None:
+            self._analysis.until(end)
 
     async def _blue_green(self) -> None:
         blue_green = self._inp.strategy.blue_green
@@ -351,8 +387,13 @@ class ClusterRolloutWorkflow(Steering):
 
     # --- gates --------------------------------------------------------------------------------
 
-    def _start_analysis(self, stage: AnalysisStage) -> None:
-        if self._analysis is not None or not self._inp.analysis or not self._inp.analysis.metrics:
+    def _start_analysis(self, stage: AnalysisStage, *, until: datetime | None = None) -> None:
+        """Start judging (or, started, judge ``until``): each stretch ends at ``until`` by itself when
+        the end is known (a canary's timed pause), else when stopped (see ``AnalysisRun``)."""
+        if self._analysis is not None:
+            self._analysis.until(until)
+            return
+        if not self._inp.analysis or not self._inp.analysis.metrics:
             return
         analysis = self._inp.analysis
 
@@ -374,9 +415,13 @@ class ClusterRolloutWorkflow(Steering):
             self._status.measurements = result.checks
 
         self._analysis = AnalysisRun(
-            self, make_input, on_result, hold_on_failure=self._inp.plan.rollback.frozen
+            self,
+            make_input,
+            on_result,
+            hold_on_failure=self._inp.plan.rollback.frozen,
+            timed=workflow.patched("timed-stretches"),
         )
-        self._analysis.start()
+        self._analysis.start(until)
         if workflow.patched("report-gate-holds"):
             self._gate_reporter = asyncio.create_task(self._report_gate_holds())
 
@@ -640,11 +685,31 @@ class ClusterRolloutWorkflow(Steering):
         if version is not None:
             s.version = version
         s.updated_at = workflow.now()
-        key = f"{s.state}|{s.step}|{s.weight}|{s.version}|{s.gate.status if s.gate else ''}"
+        if workflow.patched(MILESTONES):
+            key = self._milestone()
+            if not self._reported and key == "deploying":
+                self._reported = key  # the release shows a cluster it started as deploying
+        else:
+            key = f"{s.state}|{s.step}|{s.weight}|{s.version}|{s.gate.status if s.gate else ''}"
         if key == self._reported:
             return
         self._reported = key
         await self._report()
+
+    def _milestone(self) -> str:
+        """Where this cluster stands in the release's terms: what its phase and controls act on.
+
+        Waiting for a window, awaiting approval, holding and rolling back are each a milestone (the
+        release's phase shows them, ``approve --cluster`` and ``resume`` act on them); every other
+        step of a rollout is one milestone, ``deploying`` until its analysis starts and ``analyzing``
+        from then on. An ending is reported by the result, not by a signal.
+        """
+        state = self._status.state
+        if state in _PROGRESSING:
+            return "analyzing" if self._analysis is not None else "deploying"
+        if state in _ENDED:
+            return self._reported  # the result says it
+        return state
 
     async def _report(self) -> None:
         """Send this cluster's status to the release (the parent), as of now."""
@@ -672,10 +737,17 @@ class ClusterRolloutWorkflow(Steering):
                 "outcome": outcome,
                 "snapshot": self._snapshot,
                 "verdict": self._status.gate,
-                "decisions": self._status.residency,
+                # Sent once: the release keeps those it had in a report.
+                "decisions": [] if self._residency_reported else self._status.residency,
                 "message": message,
                 "rollback_failed": not rollback_ok,
                 "touched": self._touched,
                 "touched_at": self._touched_at if self._touched else None,
+                # Without what travels apart (decisions, above or in a report; the gate, as the verdict),
+                # and with the last check only: the release's record of every cluster is its result,
+                # and ten checks a cluster made a third of it. The checks stay in this history.
+                "final": self._status.model_copy(
+                    update={"residency": [], "gate": None, "measurements": self._status.measurements[-1:]}
+                ),
             }
         )

@@ -270,6 +270,11 @@ class ClusterRolloutResult(_Model):
     """When ringmaster first touched the cluster: a bake's pre-touch baseline window ends here."""
     left_in_place: bool = False
     """The rollout ended without a rollback because the plan forbids one (``rollback.mode: freeze``)."""
+    final: ClusterStatus | None = None
+    """The cluster workflow's own status as it ended, without its residency decisions (``decisions``
+    or an earlier report carried them) and with its last check only. A cluster workflow reports only
+    its milestones to the release while it runs: this is how the release's record gets the weight,
+    version, step and controls it ended with."""
 
 
 # --- the per-service lane -------------------------------------------------------------------------

@@ -50,6 +50,7 @@ with workflow.unsafe.imports_passed_through():
     from policies.freeze import Freeze
     from policies.gates import Check
     from policies.identity import Verified
+    from policies.plan import Analysis, ReleasePlan
     from policies.schedule import ScheduledCluster, ScheduledRing, Wave
     from workflows import _identity, _rollback, _signals, queues, search
     from workflows import _options as options
@@ -121,9 +122,21 @@ FREEZE_HOLDS = "freeze-holds"
 """Patch: the release reads the freeze registry before its first step and watches it after; a freeze
 in scope holds it (and its clusters) until unfrozen, whatever an operator resumes."""
 
+WAVE_STARTS_TOGETHER = "wave-starts-together"
+"""Patch: a wave's cluster workflows are started together, not each after the last one started."""
+
 _ControlAction = Literal["hold", "resume", "abort", "approve"]
 _Control = HoldRequest | ResumeRequest | AbortRequest | ApproveRequest
 _C = TypeVar("_C", HoldRequest, ResumeRequest, AbortRequest, ApproveRequest)
+
+
+def _plan_for(plan: ReleasePlan, ring: str) -> ReleasePlan:
+    """The plan as a cluster workflow needs it: its own ring, and no analysis (its input has that).
+
+    The release's history holds every cluster workflow's input; the other rings' strategies and a
+    second copy of the analysis were a third of each.
+    """
+    return plan.model_copy(update={"rings": [plan.ring(ring)], "analysis": Analysis()})
 
 
 def _proved(req: _Control) -> bool:
@@ -367,6 +380,7 @@ class ReleaseWorkflow(Steering):
         # (and the parent's history, which holds them all) grow with the fleet.
         slim = prepared.validators is not None
         handles: dict[str, workflow.ChildWorkflowHandle[Any, ClusterRolloutResult]] = {}
+        inputs: list[tuple[ScheduledCluster, ClusterRolloutInput]] = []
         for cluster in wave.clusters:
             validators = (prepared.validators or {}).get(cluster.name, [])
             child_input = ClusterRolloutInput(
@@ -375,7 +389,7 @@ class ReleaseWorkflow(Steering):
                 workload=prepared.plan.workload,
                 strategy=ring.strategy,
                 analysis=prepared.plan.analysis,
-                plan=prepared.plan,
+                plan=_plan_for(prepared.plan, ring.name) if slim else prepared.plan,
                 schedule=None if slim else prepared.schedule,
                 validators=validators,
                 promoted_before=[n for n in promoted_before if n in validators] if slim else promoted_before,
@@ -383,12 +397,24 @@ class ReleaseWorkflow(Steering):
                 hold_reason=self._child_hold_reason(),
                 sealed_orders=workflow.patched(SEALED_ORDERS),
             )
-            handle = await self._start_child(ring, cluster, child_input)
+            inputs.append((cluster, child_input))
+        if workflow.patched(WAVE_STARTS_TOGETHER):
+            # Every start of the wave in one workflow task, their "started" events answered together:
+            # started one after the other, each waited for a workflow task of its own (three events
+            # per cluster in the release's history).
+            launched = await asyncio.gather(*(self._start_child(ring, c, i) for c, i in inputs))
+        else:
+            launched = [await self._start_child(ring, c, i) for c, i in inputs]
+        for (cluster, child_input), handle in zip(inputs, launched, strict=True):
             handles[cluster.name] = handle
             self._children[cluster.name] = handle
             if child_input.sealed_orders:
                 self._sealed.add(handle.id)
-            self._status.cluster(cluster.name).workflow_id = handle.id
+            started = self._status.cluster(cluster.name)
+            started.workflow_id = handle.id
+            if started.state == "pending":
+                # A cluster workflow reports only its milestones: until its first, it is deploying.
+                started.state = "deploying"
             # Controls that arrived while the child was starting reach it now.
             if self._child_held() != child_input.held:
                 await self._forward_hold(handle)
@@ -511,11 +537,17 @@ class ReleaseWorkflow(Steering):
         self._status.waiting_for = f"bake of ring {ring.name} ({ring.bake_time})"
         self._publish()
         analysis = prepared.plan.analysis
+        timed = False
         if analysis.metrics:
+            # Each stretch ends at the bake's end by itself: the stop after the bake awaits answers
+            # already given, not cancellations (a hold that extends the bake adds a stretch, see
+            # AnalysisRun), and a 4-hour bake costs the events of a 1-minute one.
+            timed = workflow.patched("timed-stretches")
+            end = workflow.now() + ring.bake_time
             for p in self._promoted:
                 if p.ring.name == ring.name:
-                    self._bake_runs[p.cluster.name] = self._bake_run(p)
-                    self._bake_runs[p.cluster.name].start()
+                    self._bake_runs[p.cluster.name] = self._bake_run(p, timed=timed)
+                    self._bake_runs[p.cluster.name].start(end)
         try:
             await self.held_clock_wait(ring.bake_time)
             runs = list(self._bake_runs.items())
@@ -542,8 +574,11 @@ class ReleaseWorkflow(Steering):
                 ),
             ) from None
         except Interrupted:
-            for run in self._bake_runs.values():
-                await run.cancel()
+            # An abort rolls back: with timed stretches a cancellation reaches a stretch up to an
+            # interval late, so the rollback no longer waits for it (the finally abandons them).
+            if not timed:
+                for run in self._bake_runs.values():
+                    await run.cancel()
             raise
         finally:
             # However the bake ends (a cancellation of the release included), no stretch judges on.
@@ -552,7 +587,7 @@ class ReleaseWorkflow(Steering):
             self._bake_runs = {}
             self._status.waiting_for = ""
 
-    def _bake_run(self, promoted: _Promoted) -> AnalysisRun:
+    def _bake_run(self, promoted: _Promoted, *, timed: bool = False) -> AnalysisRun:
         prepared = self._prepared
         assert prepared is not None
         c = promoted.cluster
@@ -575,7 +610,9 @@ class ReleaseWorkflow(Steering):
             status = self._status.cluster(c.name)
             status.gate, status.measurements = result.verdict, result.checks
 
-        return AnalysisRun(self, make_input, on_result, hold_on_failure=prepared.plan.rollback.frozen)
+        return AnalysisRun(
+            self, make_input, on_result, hold_on_failure=prepared.plan.rollback.frozen, timed=timed
+        )
 
     def interruption(self) -> Interrupted | None:
         """An abort, or a bake gate that failed."""
@@ -829,6 +866,15 @@ class ReleaseWorkflow(Steering):
         self._publish()
 
     def _record_result(self, result: ClusterRolloutResult) -> None:
+        if result.final is not None:
+            # The cluster workflow's own record, as it ended (its reports were milestones only); the
+            # decisions and measurements the release already has are not sent twice.
+            kept = self._status.cluster(result.cluster)
+            measured = result.final.measurements or kept.measurements
+            final = result.final.model_copy(update={"residency": kept.residency, "measurements": measured})
+            for i, c in enumerate(self._status.clusters):
+                if c.name == result.cluster:
+                    self._status.clusters[i] = final
         status = self._status.cluster(result.cluster)
         status.state = {
             "promoted": "promoted",

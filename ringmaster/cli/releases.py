@@ -138,7 +138,7 @@ def submit(
             return ExitCode.OK, payload, "\n".join(lines)
         typer.echo("\n".join(lines), err=output is Output.JSON)
         handle = client.get_workflow_handle(result.workflow_id)
-        final = await _follow(handle, wait_seconds, live=sys.stderr.isatty())
+        final = await _follow(client, handle, wait_seconds, live=sys.stderr.isatty())
         if final is None:
             payload["phase"] = "failed"
             return ExitCode.RELEASE_FAILED, payload, "release failed"
@@ -321,7 +321,7 @@ async def _existing(client: Client, inp: ReleaseInput, rerun: bool) -> SubmitRes
 
 
 async def _follow(
-    handle: WorkflowHandle[Any, Any], limit: float | None, *, live: bool
+    client: Client, handle: WorkflowHandle[Any, Any], limit: float | None, *, live: bool
 ) -> ReleaseStatus | None:
     """Follow the release until it ends: a live table on a terminal, else a line per change.
 
@@ -350,7 +350,7 @@ async def _follow(
                     typer.echo(f"release workflow ended {name}: {err}", err=True)
                     return None
             try:
-                status = await handle.query(ReleaseWorkflow.status)
+                status = await view.live_clusters(client, await handle.query(ReleaseWorkflow.status))
             except RPCError:
                 status = None
             if status is not None:

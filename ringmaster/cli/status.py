@@ -9,6 +9,7 @@ fingerprint, ``oidc`` and the token's issuer and subject, ``trusted`` for the cl
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from rich.table import Table
@@ -16,7 +17,7 @@ from rich.table import Table
 from activities.models import AnalyzeProgress
 from ringmaster.cli.options import Output, OutputOpt, ReleaseArg
 from ringmaster.exitcodes import ExitCode
-from workflows.models import TERMINAL_PHASES, OperatorAction, ReleaseStatus
+from workflows.models import TERMINAL_PHASES, ClusterStatus, OperatorAction, ReleaseStatus
 
 if TYPE_CHECKING:
     from temporalio.client import Client
@@ -43,6 +44,8 @@ def status(release: ReleaseArg, output: OutputOpt = Output.TEXT) -> NoReturn:
             st = await _client.call(f"status of {release}", handle.result())
         else:
             st = await _client.call(f"status of {release}", handle.query(ReleaseWorkflow.status))
+            if described.status == WorkflowExecutionStatus.RUNNING:
+                st = await live_clusters(client, st)
         if described.status not in (WorkflowExecutionStatus.RUNNING, WorkflowExecutionStatus.COMPLETED):
             # Terminated (or timed out): the query answers as of that moment, while the cluster
             # workflows went on to roll back or had promoted; their own results say how they ended.
@@ -88,6 +91,51 @@ def with_cluster_workflows(st: ReleaseStatus, closed: str, ends: list[ClusterWor
         note += f" ({', '.join(running)} still rolling back)"
     out.reason = f"{note}. {st.reason}" if st.reason else note
     return out
+
+
+_LIVE_QUERIES = 16
+"""Cluster workflows queried at once by :func:`live_clusters`."""
+
+
+async def live_clusters(client: Client, st: ReleaseStatus) -> ReleaseStatus:
+    """The release with each running cluster as its own workflow says it stands now.
+
+    A cluster workflow reports only its milestones to its release (awaiting approval, holding,
+    rolling back, its end); its step, weight and gate are its own ``status`` query. A cluster whose
+    query fails (no worker answers), or whose workflow has ended (the release may since be rolling
+    it back), keeps the release's record of it.
+    """
+    from temporalio.client import WorkflowQueryFailedError  # noqa: PLC0415 - see status()
+    from temporalio.service import RPCError  # noqa: PLC0415
+
+    from workflows.cluster import ClusterRolloutWorkflow  # noqa: PLC0415
+
+    running = [c for c in st.clusters if c.workflow_id and c.state not in _ENDED]
+    if not running:
+        return st
+    gate = asyncio.Semaphore(_LIVE_QUERIES)
+
+    async def ask(c: ClusterStatus) -> ClusterStatus | None:
+        async with gate:
+            try:
+                handle = client.get_workflow_handle(c.workflow_id)
+                own: ClusterStatus = await handle.query(ClusterRolloutWorkflow.status)
+            except (RPCError, WorkflowQueryFailedError):
+                return None
+        if own.state in _ENDED:
+            # Its workflow has ended: the release's record is the newer one (it may be rolling back
+            # a cluster its cluster workflow promoted).
+            return None
+        return own.model_copy(update={"residency": own.residency or c.residency})
+
+    answers = await asyncio.gather(*(ask(c) for c in running))
+    now = {a.name: a for a in answers if a is not None}
+    out = st.model_copy(deep=True)
+    out.clusters = [now.get(c.name, c) for c in out.clusters]
+    return out
+
+
+_ENDED = frozenset({"promoted", "rolled-back", "denied", "failed", "left-in-place", "pending"})
 
 
 async def undo_of(client: Client, st: ReleaseStatus) -> UndoStatus | None:

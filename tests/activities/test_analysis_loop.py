@@ -204,3 +204,73 @@ class TestHowAStretchEnds:
         with contextlib.suppress(asyncio.CancelledError):
             await running
         assert not source.taken, "the heartbeats came while the first check was still unanswered"
+
+
+class FailingSource(RecordingSource):
+    """Bad values from the ``after``-th check on."""
+
+    def __init__(self, after: int) -> None:
+        super().__init__()
+        self.after = after
+
+    async def measure(self, inp: AnalyzeInput, at: datetime) -> list[Measurement]:
+        await super().measure(inp, at)
+        value = 50.0 if len(self.taken) > self.after else 100.0
+        return [Measurement(metric="ok", value=value)]
+
+
+class TestDeadline:
+    async def test_a_stretch_ends_itself_at_its_deadline_with_the_final_verdict(self):
+        """Until stopped, with a deadline 35s away at a 10s interval: checks at 0, 10, 20 and 30s, then
+        at 35s the answer a stop by cancellation gives (the final verdict), without a cancellation."""
+        clock, source = SteppedClock(), RecordingSource()
+        start = clock.at
+        stretch = _input().model_copy(
+            update={"mode": "until-stopped", "deadline": start + timedelta(seconds=35)}
+        )
+        result = await ActivityEnvironment().run(AnalysisActivities(source, clock).analyze, stretch)
+        assert result.deadline_reached
+        assert result.verdict.status == "passed", "judged final, as at a stop"
+        assert clock.at == start + timedelta(seconds=35)
+        assert [int((t - start).total_seconds()) for t in source.taken] == [0, 10, 20, 30]
+        assert result.total_checks == 4
+
+    async def test_too_few_checks_at_the_deadline_are_inconclusive_as_at_a_stop(self):
+        """An initial delay past the deadline: no check taken, the final verdict says so."""
+        clock, source = SteppedClock(), RecordingSource()
+        stretch = _input(initialDelay="1m").model_copy(
+            update={"mode": "until-stopped", "deadline": clock.at + timedelta(seconds=20)}
+        )
+        result = await ActivityEnvironment().run(AnalysisActivities(source, clock).analyze, stretch)
+        assert result.deadline_reached and result.verdict.status == "inconclusive"
+        assert not source.taken
+
+    async def test_a_failing_gate_answers_at_once_not_at_the_deadline(self):
+        """The deadline never delays a failure: the stretch answers on the failing check."""
+        clock, source = SteppedClock(), FailingSource(after=2)
+        start = clock.at
+        stretch = _input().model_copy(
+            update={"mode": "until-stopped", "deadline": start + timedelta(hours=4)}
+        )
+        result = await ActivityEnvironment().run(AnalysisActivities(source, clock).analyze, stretch)
+        assert result.verdict.status == "failed" and not result.deadline_reached
+        assert clock.at == start + timedelta(seconds=20), "the third check failed, hours before the deadline"
+
+    async def test_an_attempt_started_after_its_deadline_answers_from_its_heartbeated_checks(self):
+        """A stretch retried after its deadline (its worker was lost) answers at once from the checks
+        the lost attempt heartbeated, taking none."""
+        clock, source = SteppedClock(), RecordingSource()
+        beats: list[AnalyzeProgress] = []
+        first = ActivityEnvironment()
+        first.on_heartbeat = lambda *details: beats.append(details[0])
+        await first.run(AnalysisActivities(source, clock).analyze, _input(minDataPoints=2))
+        sent = json.loads(pydantic_data_converter.payload_converter.to_payload(beats[-1]).data)
+        source.taken.clear()
+        retried = ActivityEnvironment()
+        retried.info = dataclasses.replace(retried.info, heartbeat_details=[sent])
+        late = _input().model_copy(
+            update={"mode": "until-stopped", "deadline": clock.at - timedelta(seconds=1)}
+        )
+        result = await retried.run(AnalysisActivities(source, clock).analyze, late)
+        assert result.deadline_reached and result.verdict.status == "passed"
+        assert result.total_checks == 2 and not source.taken

@@ -59,7 +59,10 @@ async def kubernetes_worker(client: Client, sandbox: stack.Sandbox) -> AsyncIter
     fleet = loading.load_fleet(sandbox.fleet)
     backend = KubernetesBackend.from_kubeconfig(fleet, sandbox.kubeconfig)
     settings = Settings(
-        task_queue=f"tq-{uuid.uuid4().hex}", max_concurrent_activities=20, heartbeat_throttle_seconds=0.5
+        task_queue=f"tq-{uuid.uuid4().hex}",
+        max_concurrent_activities=20,
+        heartbeat_throttle_seconds=0.5,
+        analysis_heartbeat_throttle_seconds=0.5,
     )
     try:
         async with worker.build_workers(client, settings, fleet, backend=backend, metrics=FakeMetrics()):

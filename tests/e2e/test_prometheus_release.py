@@ -86,7 +86,10 @@ SHORT_PLAN = plan(
 async def release_worker(client_: Client, sandbox: MetricsSandbox) -> AsyncIterator[str]:
     """Ringmaster's worker over the sandbox's clusters and Prometheus; yields its task queue."""
     settings = Settings(
-        task_queue=f"tq-{uuid.uuid4().hex}", max_concurrent_activities=20, heartbeat_throttle_seconds=0.5
+        task_queue=f"tq-{uuid.uuid4().hex}",
+        max_concurrent_activities=20,
+        heartbeat_throttle_seconds=0.5,
+        analysis_heartbeat_throttle_seconds=0.5,
     )
     tuning = Tuning(heartbeat_seconds=0.5, ready_wait_seconds=30.0, read_timeout=10.0)
     backend = KubernetesBackend.from_kubeconfig(sandbox.fleet, sandbox.kubeconfig, tuning=tuning)

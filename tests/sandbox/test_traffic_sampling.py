@@ -42,8 +42,12 @@ class CountingRandom(random.Random):
 def emulator() -> Iterator[EmulatorServer]:
     """An emulator serving a cluster of the demo's one service, rolled out."""
     clusters = [ClusterSpec(name=SMALL, objects=seed.workload("EU"))]
-    with EmulatorServer(EmulatorConfig(clusters=clusters, controller=FAST)) as server:
+    # Seeding 3000 objects takes seconds, many more on a loaded machine: wait for it, not for 15 s.
+    server = EmulatorServer(EmulatorConfig(clusters=clusters, controller=FAST)).start(timeout=180)
+    try:
         yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -51,8 +55,12 @@ def crowded() -> Iterator[EmulatorServer]:
     """An emulator serving a cluster of 1000 services, rolled out."""
     many = SandboxSettings(services=ServiceSettings(count=1000))
     clusters = [ClusterSpec(name=LARGE, objects=seed.services("EU", many))]
-    with EmulatorServer(EmulatorConfig(clusters=clusters, controller=FAST)) as server:
+    # Seeding 3000 objects takes seconds, many more on a loaded machine: wait for it, not for 15 s.
+    server = EmulatorServer(EmulatorConfig(clusters=clusters, controller=FAST)).start(timeout=180)
+    try:
         yield server
+    finally:
+        server.stop()
 
 
 def simulator(

@@ -19,6 +19,7 @@ from activities.models import AnalyzeInput
 from policies.gates import Measurement
 from policies.identity import Proof
 from ringmaster import worker
+from ringmaster.cli import status as view
 from ringmaster.settings import Settings
 from tests.support import fleets
 from tests.support.fakes import FileClusterBackend
@@ -186,6 +187,9 @@ def worker_settings(**overrides: Any) -> Settings:
         "task_queue": f"tq-{uuid.uuid4().hex}",
         "max_concurrent_activities": 20,
         "heartbeat_throttle_seconds": 0.5,
+        # Stretches stopped by cancellation learn of it within half a second, not an interval: the
+        # production throttle (one heartbeat per interval) is measured in tests/activities.
+        "analysis_heartbeat_throttle_seconds": 0.5,
         **overrides,
     }
     return Settings(**fields)
@@ -214,8 +218,13 @@ async def running_worker(
 
 
 async def cluster_state(handle: WorkflowHandle[Any, Any], name: str) -> ClusterStatus | None:
-    """One cluster's status as the release reports it (None before the release is prepared)."""
+    """One cluster's status as ``ringmaster status`` shows it: the release's record, and a running
+    cluster workflow's own state (it reports only milestones to the release). None before the
+    release is prepared."""
     status = await handle.query(ReleaseWorkflow.status)
+    if not any(c.name == name for c in status.clusters):
+        return None
+    status = await view.live_clusters(handle._client, status)
     return next((c for c in status.clusters if c.name == name), None)
 
 

@@ -177,7 +177,8 @@ class TestHold:
             await time_env.sleep(timedelta(hours=3))
             status = await _status(handle)
             assert status.phase == "holding"
-            assert status.cluster("euw1-internal").weight == 30, "a held canary stays at its weight"
+            held = await cluster_state(handle, "euw1-internal")
+            assert held is not None and held.weight == 30, "a held canary stays at its weight"
             await handle.signal("resume-signal", ResumeRequest(by="bob"))
             result = await handle.result()
             assert result.phase == "succeeded"

@@ -39,6 +39,7 @@ class WorkerProcess:
             "RINGMASTER_FLEET": str(fleets.EXAMPLE_FLEET),
             "RINGMASTER_TASK_QUEUE": task_queue,
             "RINGMASTER_HEARTBEAT_THROTTLE_SECONDS": "0.5",
+            "RINGMASTER_ANALYSIS_HEARTBEAT_THROTTLE_SECONDS": "0.5",
         }
         self._state = state
         self._client = client

@@ -62,6 +62,9 @@ class TestPromotion:
                     [inp] = await client.data_converter.decode(attrs.input.payloads, [ClusterRolloutInput])
                     inputs[inp.cluster.name] = inp
         assert all(i.schedule is None for i in inputs.values())
+        assert {n: [r.name for r in i.plan.rings] for n, i in inputs.items()}["euc1-prod"] == ["broad"]
+        assert all(len(i.plan.rings) == 1 and not i.plan.analysis.metrics for i in inputs.values())
+        assert all(i.analysis.metrics for i in inputs.values()), "the analysis travels once, apart"
         assert inputs["euc1-prod"].validators == ["euw1-internal", "euc1-beta", "euw1-prod"]
         assert inputs["euc1-prod"].promoted_before == ["euw1-internal", "euc1-beta", "euw1-prod"]
         assert all(not i.validators and not i.promoted_before for n, i in inputs.items() if n != "euc1-prod")

@@ -64,7 +64,22 @@ class TestAnalysis:
         """The workflow's option and the activity's heartbeat period derive from the same function."""
         timeout = options.analyze(analysis_of(interval))["heartbeat_timeout"]
         assert timeout == analysis.heartbeat_timeout(interval)
-        assert timeout.total_seconds() >= 3 * analysis.heartbeat_every(interval)
+        assert timeout.total_seconds() >= 1.25 * analysis.heartbeat_every(interval)
+
+    @pytest.mark.parametrize(
+        "interval",
+        [timedelta(seconds=1), timedelta(seconds=12), timedelta(seconds=30), timedelta(minutes=5)],
+    )
+    def test_at_most_one_heartbeat_per_interval_reaches_the_server(self, interval: timedelta) -> None:
+        """The SDK sends a stretch's heartbeats at most once per min(0.8 x heartbeat timeout, the analysis
+        worker's throttle): with the default settings that is at least one interval (at least 12 s)."""
+        throttle = min(
+            0.8 * analysis.heartbeat_timeout(interval),
+            timedelta(seconds=Settings().analysis_heartbeat_throttle_seconds),
+        )
+        assert throttle >= interval
+        assert throttle >= timedelta(seconds=12)
+        assert throttle == analysis.heartbeat_throttle(interval)
 
 
 def analysis_of(interval: timedelta) -> Analysis:

@@ -14,7 +14,10 @@ and let go by the unfreeze, with the registry's history; v10 has two paths of th
 release undone by ``UndoWorkflow``, and a release under ``rollback: {mode: freeze}`` held by a
 failed gate and resumed after the fix, and every ending stops earlier runs' cluster workflows where
 it never reached, the ``stop-earlier-children`` patch, and awaits its prepare through a shield, the
-``prepared-before-cancel`` patch, recorded where a cancel meets a prepare) on a
+``prepared-before-cancel`` patch, recorded where a cancel meets a prepare; v11 has cluster
+workflows reporting only their milestones, the ``milestone-reports`` patch, a wave's cluster
+workflows started together, ``wave-starts-together``, and analysis stretches that end themselves at
+a known end (a timed pause, a bake), ``timed-stretches``) on a
 fresh dev server with an in-process worker and saves every workflow's history as JSON beside this
 file, in the folder ``SET`` (e.g. ``v2``).
 Never re-record an existing set: each set stands for the releases that were running when it was
@@ -38,6 +41,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
+from ringmaster.cli import status as view
 from tests.support import retries
 from tests.support.waiting import assert_eventually
 from tests.workflows.support import (
@@ -68,9 +72,14 @@ HERE = Path(__file__).parent
 BIN = Path(sys.executable).parent
 
 
+async def _live(handle: WorkflowHandle[Any, Any]) -> Any:
+    """The release as ``ringmaster status`` shows it: running clusters read from their own workflows."""
+    return await view.live_clusters(handle._client, await handle.query(ReleaseWorkflow.status))
+
+
 async def _until(predicate, handle) -> None:  # type: ignore[no-untyped-def]
     await assert_eventually(
-        lambda: handle.query(ReleaseWorkflow.status),
+        lambda: _live(handle),
         predicate,
         timeout=30,
         every=0.1,
