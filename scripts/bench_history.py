@@ -41,6 +41,7 @@ from policies import loading  # noqa: E402
 from ringmaster import worker  # noqa: E402
 from ringmaster.settings import Settings  # noqa: E402
 from sandbox import fleets, stack  # noqa: E402
+from scripts import _histories  # noqa: E402
 from tests.support.fakes import FakeMetrics, FileClusterBackend  # noqa: E402
 from tests.workflows import support  # noqa: E402
 from workflows import search  # noqa: E402
@@ -66,19 +67,6 @@ def plan_yaml(service: str, bake: str = "") -> str:
     return support.plan(service, rings, interval="1s")
 
 
-BILLED = {
-    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED,
-    EventType.EVENT_TYPE_TIMER_STARTED,
-    EventType.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED,
-    EventType.EVENT_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED,
-    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED,
-    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED,
-    EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES,
-}
-"""Events that are each one billable action on Temporal Cloud (activity attempts are counted apart;
-heartbeats are billed too but never reach the history, so they are not in these figures)."""
-
-
 BREAKDOWN: dict[str, list[int]] = {}
 """With ``--breakdown``: the parent's events and bytes by event type, over every N measured."""
 
@@ -87,11 +75,7 @@ async def _size(client: Client, workflow_id: str, *, breakdown: bool = False) ->
     """A workflow's history: events, bytes (the events' protobuf encoding, what Temporal's size limits
     count), and the billable actions it records."""
     history = await client.get_workflow_handle(workflow_id).fetch_history()
-    actions = sum(1 for e in history.events if e.event_type in BILLED) + sum(
-        e.activity_task_started_event_attributes.attempt
-        for e in history.events
-        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED
-    )
+    actions = sum(_histories.billable(history).values())
     if breakdown:
         for e in history.events:
             kind = EventType.Name(e.event_type).removeprefix("EVENT_TYPE_").lower()
