@@ -32,6 +32,7 @@ from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
 from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
 from temporalio.service import RPCError
 
+from ringmaster.cli import status as view
 from sandbox.chaos import clusters as kube
 from sandbox.chaos import invariants, stalls
 from sandbox.chaos.scenario import Event, Scenario, plan
@@ -52,9 +53,12 @@ OPERATOR = "chaos-operator"
 STRIKE_STATES = ("deploying", "analyzing", "awaiting-approval", "holding")
 """States in which an ownership conflict is injected: mid-rollout, where a later write must meet it.
 
-Read from the release's status, which learns a cluster's state by a progress signal and so lags the
-cluster workflow: the conflict may land after ringmaster's last request to the cluster, and the
-judge then leaves it out of what the release answers for (seed 2042)."""
+Read as ``ringmaster status`` reads them: the release's record, with each running cluster as its own
+workflow says (the release shows a cluster it started as ``deploying`` before that cluster has taken
+its snapshot, and a conflict there is the state ringmaster found, which its rollback rightly
+restores: seed 2581). A cluster workflow may still be a step behind the cluster: the conflict may
+land after ringmaster's last request to the cluster, and the judge then leaves it out of what the
+release answers for (seed 2042)."""
 
 
 @dataclass
@@ -208,8 +212,10 @@ class Run:
         return self.stack.client.get_workflow_handle(self.releases[-1], result_type=ReleaseStatus)
 
     async def status(self) -> ReleaseStatus | None:
+        """The release as ``ringmaster status`` shows it (running clusters read from their own workflows)."""
         try:
-            return await self.handle().query(ReleaseWorkflow.status)
+            st = await self.handle().query(ReleaseWorkflow.status)
+            return await view.live_clusters(self.stack.client, st)
         except Exception:
             return None
 
