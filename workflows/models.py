@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from activities.models import ClusterSnapshot, ReleaseRef
 from policies.freeze import Freeze
@@ -219,13 +219,25 @@ class ReleaseStatus(_Model):
     """Clusters a person must look at: a rollback that could not complete, a step that failed."""
     invalid: bool = False
     """The worker's fleet rejected the plan: nothing was deployed (the CLI exits 2, not 1)."""
+    omitted: str = ""
+    """What this record leaves out, and where to read it (a release across a fleet too large for its
+    record to carry every cluster's residency decisions)."""
+
+    _positions: dict[str, int] = PrivateAttr(default_factory=dict)
+
+    def position(self, name: str) -> int:
+        """The index of ``name`` in ``clusters`` (looked up, not searched: releases span a thousand)."""
+        i = self._positions.get(name)
+        if i is None or i >= len(self.clusters) or self.clusters[i].name != name:
+            self._positions = {c.name: k for k, c in enumerate(self.clusters)}
+            i = self._positions.get(name)
+            if i is None:
+                raise KeyError(name)
+        return i
 
     def cluster(self, name: str) -> ClusterStatus:
         """The status entry of ``name``."""
-        for c in self.clusters:
-            if c.name == name:
-                return c
-        raise KeyError(name)
+        return self.clusters[self.position(name)]
 
 
 # --- the per-cluster child workflow ---------------------------------------------------------------

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import Counter
 from collections.abc import AsyncIterator, Coroutine
 from datetime import timedelta
 from typing import Any, Literal, TypeVar
@@ -122,12 +123,37 @@ FREEZE_HOLDS = "freeze-holds"
 """Patch: the release reads the freeze registry before its first step and watches it after; a freeze
 in scope holds it (and its clusters) until unfrozen, whatever an operator resumes."""
 
+DETAILS_ROWS = 50
+"""Clusters the Temporal UI's current details list (all are in ``ringmaster status``)."""
+
 WAVE_STARTS_TOGETHER = "wave-starts-together"
 """Patch: a wave's cluster workflows are started together, not each after the last one started."""
 
 _ControlAction = Literal["hold", "resume", "abort", "approve"]
 _Control = HoldRequest | ResumeRequest | AbortRequest | ApproveRequest
 _C = TypeVar("_C", HoldRequest, ResumeRequest, AbortRequest, ApproveRequest)
+
+
+DECISIONS_KEPT_UP_TO = 250
+"""Clusters up to which the release's record (its result and ``status``) carries every cluster's
+residency decisions. A payload may not pass 2 MB, and five decisions with their evidence are about
+1.5 KiB a cluster: past this many the record keeps the decisions of denied clusters only, and says
+so; each cluster workflow keeps its own (its ``status`` query and its history)."""
+
+
+def _within_payload_limit(st: ReleaseStatus) -> ReleaseStatus:
+    """The record as it may travel: every decision, unless the fleet is too large for that."""
+    if len(st.clusters) <= DECISIONS_KEPT_UP_TO:
+        return st
+    st.clusters = [
+        c if any(d.verdict == "deny" for d in c.residency) else c.model_copy(update={"residency": []})
+        for c in st.clusters
+    ]
+    st.omitted = (
+        f"residency decisions of allowed clusters (more than {DECISIONS_KEPT_UP_TO} clusters): each "
+        "cluster workflow's status and history hold its own"
+    )
+    return st
 
 
 def _plan_for(plan: ReleasePlan, ring: str) -> ReleasePlan:
@@ -858,11 +884,13 @@ class ReleaseWorkflow(Steering):
     @workflow.signal
     def cluster_progress(self, update: ClusterStatus) -> None:
         """A child's new state, weight or gate verdict (its residency decisions only once, when made)."""
-        for i, c in enumerate(self._status.clusters):
-            if c.name == update.name:
-                if not update.residency:
-                    update.residency = c.residency
-                self._status.clusters[i] = update
+        try:
+            i = self._status.position(update.name)
+        except KeyError:
+            return
+        if not update.residency:
+            update.residency = self._status.clusters[i].residency
+        self._status.clusters[i] = update
         self._publish()
 
     def _record_result(self, result: ClusterRolloutResult) -> None:
@@ -872,9 +900,7 @@ class ReleaseWorkflow(Steering):
             kept = self._status.cluster(result.cluster)
             measured = result.final.measurements or kept.measurements
             final = result.final.model_copy(update={"residency": kept.residency, "measurements": measured})
-            for i, c in enumerate(self._status.clusters):
-                if c.name == result.cluster:
-                    self._status.clusters[i] = final
+            self._status.clusters[self._status.position(result.cluster)] = final
         status = self._status.cluster(result.cluster)
         status.state = {
             "promoted": "promoted",
@@ -1014,8 +1040,10 @@ class ReleaseWorkflow(Steering):
         held = (self.is_held() or phase == "holding") and self._final is None
         reasons = [self.hold_text()] if self.is_held() else []
         reasons += [f"{c.name}: {c.step}" for c in self._status.clusters if c.state == "holding"]
-        return self._status.model_copy(
-            update={"phase": phase, "held": held, "hold_reason": "; ".join(reasons) if held else ""}
+        return _within_payload_limit(
+            self._status.model_copy(
+                update={"phase": phase, "held": held, "hold_reason": "; ".join(reasons) if held else ""}
+            )
         )
 
     # control validation: the same rules for updates (rejected before history) and signals (recorded)
@@ -1479,7 +1507,22 @@ class ReleaseWorkflow(Steering):
         if self._status.reason:
             lines += [self._status.reason, ""]
         lines += ["| cluster | ring | state | version | weight | gate |", "|---|---|---|---|---|---|"]
-        for c in self._status.clusters:
+        shown = self._status.clusters
+        if len(shown) > DETAILS_ROWS:
+            # The clusters that need a look first, then the ring running now; the rest are counted.
+            order = {"failed": 0, "rolling-back": 1, "holding": 2, "awaiting-approval": 3}
+            ring = self._status.ring
+            shown = sorted(
+                shown, key=lambda c: (order.get(c.state, 4), c.ring != ring, c.state == "pending")
+            )[:DETAILS_ROWS]
+        for c in shown:
             gate = f"{c.gate.status}: {c.gate.reason}" if c.gate else ""
             lines.append(f"| {c.name} | {c.ring} | {c.state} | {c.version} | {c.weight}% | {gate} |")
+        if len(shown) < len(self._status.clusters):
+            counts = Counter(c.state for c in self._status.clusters)
+            lines += [
+                "",
+                f"{len(self._status.clusters) - len(shown)} more; all clusters: "
+                + ", ".join(f"{state} {n}" for state, n in sorted(counts.items())),
+            ]
         return "\n".join(lines)

@@ -253,6 +253,7 @@ def status_json(st: ReleaseStatus, live: list[AnalyzeProgress]) -> dict[str, Any
         "workflowId": st.workflow_id,
         "phase": st.phase,
         "reason": st.reason,
+        "omitted": st.omitted,
         "ring": st.ring,
         "held": st.held,
         "holdReason": st.hold_reason,
@@ -296,6 +297,8 @@ def status_text(st: ReleaseStatus, live: list[AnalyzeProgress]) -> str:
         lines.append(f"  held: {st.hold_reason}")
     if st.needs_attention:
         lines.append(f"  NEEDS ATTENTION: {', '.join(st.needs_attention)}")
+    if st.omitted:
+        lines.append(f"  not in this record: {st.omitted}")
     lines.append("")
     lines.append(f"  {'cluster':<16}{'ring':<10}{'state':<20}{'version':<12}{'weight':>6}  step")
     for c in st.clusters:
