@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 
 from temporalio.api.enums.v1 import EventType
@@ -38,6 +38,7 @@ sys.path.insert(0, str(ROOT))
 from activities.kubernetes import KubernetesBackend  # noqa: E402
 from activities.rollout import ClusterBackend  # noqa: E402
 from policies import loading  # noqa: E402
+from policies.fleet import Fleet  # noqa: E402
 from ringmaster import worker  # noqa: E402
 from ringmaster.settings import Settings  # noqa: E402
 from sandbox import fleets, stack  # noqa: E402
@@ -92,46 +93,40 @@ startupTimeoutSeconds: 600
 """
 
 
+def _clusters(
+    n: int, tmp: Path, fleet_path: Path, *, emulator: bool, cleanup: contextlib.ExitStack
+) -> tuple[Fleet, ClusterBackend]:
+    """The fleet and the clusters a release goes to: file-backed fakes, or with ``emulator`` the
+    sandbox's emulated clusters (`python -m sandbox up`, no Prometheus: the gates are the fake
+    source's) reached through their kubeconfig by the real Kubernetes activities."""
+    if not emulator:
+        fleet = loading.load_fleet(fleet_path)
+        return fleet, FileClusterBackend(tmp / f"clusters-{n}.json", fleet)
+    directory = tmp / f"sandbox-{n}"
+    directory.mkdir()
+    (directory / "sandbox.yaml").write_text(FAST_SANDBOX)
+    started = stack.up(directory, fleet_path)
+    cleanup.callback(stack.down, directory)
+    fleet = loading.load_fleet(started.fleet)
+    kube = KubernetesBackend.from_kubeconfig(fleet, started.kubeconfig)
+    cleanup.callback(kube.close)
+    return fleet, kube
+
+
 async def measure(
     client: Client, n: int, tmp: Path, *, breakdown: bool = False, bake: str = "", emulator: bool = False
 ) -> str:
-    stops: list[Callable[[], object]] = []
-    try:
-        return await _measure(client, n, tmp, stops, breakdown=breakdown, bake=bake, emulator=emulator)
-    finally:
-        for stop in stops:
-            stop()
+    with contextlib.ExitStack() as cleanup:
+        fleet_path = tmp / f"fleet-{n}.yaml"
+        fleet_path.write_text(fleets.generated(n))
+        fleet, backend = _clusters(n, tmp, fleet_path, emulator=emulator, cleanup=cleanup)
+        return await _release(client, n, fleet, backend, breakdown=breakdown, bake=bake)
 
 
-async def _measure(
-    client: Client,
-    n: int,
-    tmp: Path,
-    stops: list[Callable[[], object]],
-    *,
-    breakdown: bool,
-    bake: str,
-    emulator: bool,
+async def _release(
+    client: Client, n: int, fleet: Fleet, backend: ClusterBackend, *, breakdown: bool, bake: str
 ) -> str:
-    fleet_path = tmp / f"fleet-{n}.yaml"
-    fleet_path.write_text(fleets.generated(n))
     settings = Settings(task_queue=f"bench-{uuid.uuid4().hex}", max_concurrent_activities=100)
-    backend: ClusterBackend
-    if emulator:
-        # The clusters emulated (`python -m sandbox up`, no Prometheus: the gates are the fake
-        # source's) and reached through their kubeconfig by the real Kubernetes activities.
-        directory = tmp / f"sandbox-{n}"
-        directory.mkdir()
-        (directory / "sandbox.yaml").write_text(FAST_SANDBOX)
-        started = stack.up(directory, fleet_path)
-        stops.append(lambda: stack.down(directory))
-        fleet = loading.load_fleet(started.fleet)
-        kube = KubernetesBackend.from_kubeconfig(fleet, started.kubeconfig)
-        stops.insert(0, kube.close)
-        backend = kube
-    else:
-        fleet = loading.load_fleet(fleet_path)
-        backend = FileClusterBackend(tmp / f"clusters-{n}.json", fleet)
     service = f"hist-{n}{'-bake' if bake else ''}"
     started = time.monotonic()
     async with worker.build_workers(client, settings, fleet, backend=backend, metrics=FakeMetrics()):

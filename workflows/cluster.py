@@ -51,6 +51,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows._steering import Aborted, AnalysisRun, GateFailed, Interrupted, Steering
     from workflows.models import (
         CLUSTER_CONTROLS_KEPT,
+        ENDED_STATES,
         AbortRequest,
         ApproveRequest,
         ClusterRolloutInput,
@@ -70,7 +71,6 @@ MILESTONES = "milestone-reports"
 _PROGRESSING: frozenset[ClusterState] = frozenset(
     {"checking-residency", "deploying", "promoting", "analyzing"}
 )
-_ENDED: frozenset[ClusterState] = frozenset({"promoted", "rolled-back", "denied", "failed", "left-in-place"})
 
 WINDOW_RECHECK = timedelta(days=1)
 """When no window opens within the policy's horizon, look again after this long (waiting never fails)."""
@@ -707,7 +707,7 @@ class ClusterRolloutWorkflow(Steering):
         state = self._status.state
         if state in _PROGRESSING:
             return "analyzing" if self._analysis is not None else "deploying"
-        if state in _ENDED:
+        if state in ENDED_STATES:
             return self._reported  # the result says it
         return state
 

@@ -57,6 +57,11 @@ ClusterState = Literal[
 """``left-in-place``: the cluster's rollout ended (aborted, or a step failed) under
 ``rollback.mode: freeze``, so nothing was rolled back: it stays as the release left it."""
 
+ENDED_STATES: frozenset[ClusterState] = frozenset(
+    {"promoted", "rolled-back", "denied", "failed", "left-in-place"}
+)
+"""A cluster's states once its cluster workflow has ended (its result says which)."""
+
 ClusterOutcome = Literal["promoted", "rolled-back", "aborted", "denied", "failed"]
 
 

@@ -17,7 +17,7 @@ from rich.table import Table
 from activities.models import AnalyzeProgress
 from ringmaster.cli.options import Output, OutputOpt, ReleaseArg
 from ringmaster.exitcodes import ExitCode
-from workflows.models import TERMINAL_PHASES, ClusterStatus, OperatorAction, ReleaseStatus
+from workflows.models import ENDED_STATES, TERMINAL_PHASES, ClusterStatus, OperatorAction, ReleaseStatus
 
 if TYPE_CHECKING:
     from temporalio.client import Client
@@ -110,7 +110,7 @@ async def live_clusters(client: Client, st: ReleaseStatus) -> ReleaseStatus:
 
     from workflows.cluster import ClusterRolloutWorkflow  # noqa: PLC0415
 
-    running = [c for c in st.clusters if c.workflow_id and c.state not in _ENDED]
+    running = [c for c in st.clusters if c.workflow_id and c.state not in _NOT_RUNNING]
     if not running:
         return st
     gate = asyncio.Semaphore(_LIVE_QUERIES)
@@ -122,7 +122,7 @@ async def live_clusters(client: Client, st: ReleaseStatus) -> ReleaseStatus:
                 own: ClusterStatus = await handle.query(ClusterRolloutWorkflow.status)
             except (RPCError, WorkflowQueryFailedError):
                 return None
-        if own.state in _ENDED:
+        if own.state in ENDED_STATES:
             # Its workflow has ended: the release's record is the newer one (it may be rolling back
             # a cluster its cluster workflow promoted).
             return None
@@ -135,7 +135,7 @@ async def live_clusters(client: Client, st: ReleaseStatus) -> ReleaseStatus:
     return out
 
 
-_ENDED = frozenset({"promoted", "rolled-back", "denied", "failed", "left-in-place", "pending"})
+_NOT_RUNNING = ENDED_STATES | {"pending"}
 
 
 async def undo_of(client: Client, st: ReleaseStatus) -> UndoStatus | None:

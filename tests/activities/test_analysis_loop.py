@@ -64,6 +64,20 @@ def _input(**analysis: object) -> AnalyzeInput:
     )
 
 
+async def _retried_after_two_checks(clock: SteppedClock, source: RecordingSource) -> ActivityEnvironment:
+    """An environment for a retried attempt, given (as JSON, like a real retry) the last heartbeat of a
+    first attempt that took two checks; ``source`` forgets the first attempt's checks."""
+    beats: list[AnalyzeProgress] = []
+    first = ActivityEnvironment()
+    first.on_heartbeat = lambda *details: beats.append(details[0])
+    await first.run(AnalysisActivities(source, clock).analyze, _input(minDataPoints=2))
+    sent = json.loads(pydantic_data_converter.payload_converter.to_payload(beats[-1]).data)
+    source.taken.clear()
+    retried = ActivityEnvironment()
+    retried.info = dataclasses.replace(retried.info, heartbeat_details=[sent])
+    return retried
+
+
 class TestInitialDelay:
     async def test_the_first_check_waits_for_the_initial_delay(self):
         """initialDelay 45s: the first check is 45s after the stretch starts, then one every interval."""
@@ -111,14 +125,7 @@ class TestHeartbeat:
     async def test_a_retried_attempt_resumes_from_the_heartbeated_progress(self):
         """An attempt given the previous attempt's heartbeat (as JSON, like a real retry) keeps counting."""
         clock, source = SteppedClock(), RecordingSource()
-        beats: list[AnalyzeProgress] = []
-        first = ActivityEnvironment()
-        first.on_heartbeat = lambda *details: beats.append(details[0])
-        await first.run(AnalysisActivities(source, clock).analyze, _input(minDataPoints=2))
-        sent = json.loads(pydantic_data_converter.payload_converter.to_payload(beats[-1]).data)
-        source.taken.clear()
-        retried = ActivityEnvironment()
-        retried.info = dataclasses.replace(retried.info, heartbeat_details=[sent])
+        retried = await _retried_after_two_checks(clock, source)
         result = await retried.run(AnalysisActivities(source, clock).analyze, _input(minDataPoints=3))
         assert result.total_checks == 3, "two checks carried over, one taken by this attempt"
         assert len(source.taken) == 1
@@ -260,14 +267,7 @@ class TestDeadline:
         """A stretch retried after its deadline (its worker was lost) answers at once from the checks
         the lost attempt heartbeated, taking none."""
         clock, source = SteppedClock(), RecordingSource()
-        beats: list[AnalyzeProgress] = []
-        first = ActivityEnvironment()
-        first.on_heartbeat = lambda *details: beats.append(details[0])
-        await first.run(AnalysisActivities(source, clock).analyze, _input(minDataPoints=2))
-        sent = json.loads(pydantic_data_converter.payload_converter.to_payload(beats[-1]).data)
-        source.taken.clear()
-        retried = ActivityEnvironment()
-        retried.info = dataclasses.replace(retried.info, heartbeat_details=[sent])
+        retried = await _retried_after_two_checks(clock, source)
         late = _input().model_copy(
             update={"mode": "until-stopped", "deadline": clock.at - timedelta(seconds=1)}
         )
