@@ -21,6 +21,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.models import AttestInput, VerifyInput, VerifyResult
     from policies.identity import Action, Attestation, Expected, Proof, Verified
     from workflows import _options as options
+    from workflows import _patches
 
 PATCH = "verified-identity"
 KEEP = 1000
@@ -37,7 +38,7 @@ class Refused(Exception):
 
 def active() -> bool:
     """Whether this workflow verifies identity (new histories do; older ones replay without)."""
-    return workflow.patched(PATCH)
+    return _patches.patched(PATCH)
 
 
 def _cause(err: ActivityError) -> str:

@@ -29,6 +29,8 @@ from typing import Any
 
 from temporalio import workflow
 
+from workflows import _patches
+
 PATCH = "shielded-signals"
 
 
@@ -39,7 +41,7 @@ async def send(deliver: Callable[[], Coroutine[Any, Any, None]], what: str) -> N
     caller while the signal is in flight is raised to the caller at once; the signal is left to
     finish on its own task, and a failure it ends with then is only logged.
     """
-    if not workflow.patched(PATCH):
+    if not _patches.patched(PATCH):
         await deliver()
         return
     task = asyncio.create_task(deliver())

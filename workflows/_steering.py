@@ -21,7 +21,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.models import AnalysisMode, AnalyzeInput, AnalyzeResult
     from policies.gates import Check, GateVerdict
     from workflows import _options as options
-    from workflows import queues
+    from workflows import _patches, queues
 
 T = TypeVar("T")
 
@@ -134,7 +134,7 @@ class Steering:
         try:
             await workflow.wait_condition(lambda: handle.done() or self.interruption() is not None)
         except asyncio.CancelledError:
-            if not handle.done() and workflow.patched("cancel-waits-for-step"):
+            if not handle.done() and _patches.patched("cancel-waits-for-step"):
                 handle.cancel()
                 with contextlib.suppress(ActivityError, asyncio.CancelledError):
                     await handle
@@ -269,7 +269,7 @@ class AnalysisRun:
                 if self._retimed():
                     mode = "until-stopped"
                     continue
-                if workflow.patched("analysis-stop-race"):
+                if _patches.patched("analysis-stop-race"):
                     return None
                 raise
             self._record(result)

@@ -46,7 +46,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.rollout import ClusterActivities
     from policies.gates import Check
     from policies.identity import Action, Verified
-    from workflows import _identity, _rollback, _signals
+    from workflows import _identity, _patches, _rollback, _signals
     from workflows import _options as options
     from workflows._steering import Aborted, AnalysisRun, GateFailed, Interrupted, Steering
     from workflows.models import (
@@ -218,7 +218,7 @@ class ClusterRolloutWorkflow(Steering):
             )
         )
         del self._status.controls[:-CLUSTER_CONTROLS_KEPT]
-        if who is None or not workflow.patched(MILESTONES):
+        if who is None or not _patches.patched(MILESTONES):
             # An accepted control is the release's own order, and its record returns with the result;
             # a refused one (sent around the release) is news the release must show at once.
             await self._report()
@@ -297,7 +297,7 @@ class ClusterRolloutWorkflow(Steering):
             await self._blue_green()
         else:
             await self._rolling()
-        if workflow.patched("verify-before-promoted"):
+        if _patches.patched("verify-before-promoted"):
             # The workload may have been changed under the release since its last write (another
             # tool took the image): the wait checks it runs this release's image, or fails the step.
             await self._wait("workload")
@@ -351,7 +351,7 @@ class ClusterRolloutWorkflow(Steering):
         if not blue_green.auto_promotion_enabled:
             await self._await_approval("promotion until approved")
         delay = timedelta(seconds=blue_green.scale_down_delay_seconds)
-        if workflow.patched("bluegreen-switch-first"):
+        if _patches.patched("bluegreen-switch-first"):
             # As Argo's scaleDownDelaySeconds: traffic moves to the preview, the previous version stays
             # up meanwhile, so an abort or a rollback in that time is an instant switch back.
             await self._before_step()
@@ -419,10 +419,10 @@ class ClusterRolloutWorkflow(Steering):
             make_input,
             on_result,
             hold_on_failure=self._inp.plan.rollback.frozen,
-            timed=workflow.patched("timed-stretches"),
+            timed=_patches.patched("timed-stretches"),
         )
         self._analysis.start(until)
-        if workflow.patched("report-gate-holds"):
+        if _patches.patched("report-gate-holds"):
             self._gate_reporter = asyncio.create_task(self._report_gate_holds())
 
     async def _report_gate_holds(self) -> None:
@@ -617,7 +617,7 @@ class ClusterRolloutWorkflow(Steering):
             try:
                 result = await self.interruptible(start())
             except ActivityError as err:
-                if _rollback.is_permanent(err) or not workflow.patched("unreachable-holds"):
+                if _rollback.is_permanent(err) or not _patches.patched("unreachable-holds"):
                     raise _StepFailed(_rollback.describe(err)) from None
                 round_ += 1
                 pause = _rollback.pause_after(round_)
@@ -640,7 +640,7 @@ class ClusterRolloutWorkflow(Steering):
         nor for the report to the parent (best effort, sent once the rollback activity is scheduled).
         Transient failures never end it (:func:`workflows._rollback.restore`).
         """
-        rollback_first = workflow.patched("rollback-first")
+        rollback_first = _patches.patched("rollback-first")
         if self._analysis is not None:
             if rollback_first:
                 self._analysis.abandon()
@@ -685,7 +685,7 @@ class ClusterRolloutWorkflow(Steering):
         if version is not None:
             s.version = version
         s.updated_at = workflow.now()
-        if workflow.patched(MILESTONES):
+        if _patches.patched(MILESTONES):
             key = self._milestone()
             if not self._reported and key == "deploying":
                 self._reported = key  # the release shows a cluster it started as deploying
@@ -706,7 +706,7 @@ class ClusterRolloutWorkflow(Steering):
         """
         state = self._status.state
         if state in _PROGRESSING:
-            return "analyzing" if self._analysis is not None else "deploying"
+            return "analyzing" if self._analysis is not None and self._inp.report_analysis else "deploying"
         if state in ENDED_STATES:
             return self._reported  # the result says it
         return state

@@ -25,7 +25,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.freeze import FreezeActivities
     from activities.models import FreezeCheckInput
     from policies.identity import Attestation, Verified, plan_digest
-    from workflows import _identity, _signals
+    from workflows import _identity, _patches, _signals
     from workflows import _options as options
     from workflows.models import AbortRequest, LaneState, ReleaseInput, SubmitRequest, SubmitResult
     from workflows.release import ReleaseWorkflow, release_id
@@ -133,7 +133,7 @@ class ReleaseLaneWorkflow:
                     created=False,
                     message="already running",
                 )
-            if workflow.patched(FREEZE_REFUSALS):
+            if _patches.patched(FREEZE_REFUSALS):
                 await self._refuse_if_frozen(new)
             if current is not None and not req.supersede:
                 raise ApplicationError(

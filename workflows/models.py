@@ -270,6 +270,11 @@ class ClusterRolloutInput(_Model):
     """The release seals every control it sends (an attestation naming who caused it), and this
     workflow verifies each one before acting: a control sent to it by anyone else changes nothing.
     False for children of releases from before sealed orders, which send them unsealed."""
+    report_analysis: bool = True
+    """Whether the start of the analysis is a milestone the release hears of (``analyzing``). False in
+    releases of more than ``DECISIONS_KEPT_UP_TO`` clusters: one signal per cluster, an event and a
+    billable action each, for a state the release's phase shows only while no cluster of the wave is
+    still deploying; ``status`` reads each running cluster from its own workflow either way."""
 
 
 class ClusterRolloutResult(_Model):

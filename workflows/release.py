@@ -53,7 +53,7 @@ with workflow.unsafe.imports_passed_through():
     from policies.identity import Verified
     from policies.plan import Analysis, ReleasePlan
     from policies.schedule import ScheduledCluster, ScheduledRing, Wave
-    from workflows import _identity, _rollback, _signals, queues, search
+    from workflows import _identity, _patches, _rollback, _signals, queues, search
     from workflows import _options as options
     from workflows._steering import Aborted, AnalysisRun, GateFailed, Interrupted, Steering
     from workflows.cluster import ClusterRolloutWorkflow
@@ -125,6 +125,10 @@ in scope holds it (and its clusters) until unfrozen, whatever an operator resume
 
 DETAILS_ROWS = 50
 """Clusters the Temporal UI's current details list (all are in ``ringmaster status``)."""
+
+QUIET_ANALYSIS = "quiet-analysis"
+"""Patch: cluster workflows of releases above ``DECISIONS_KEPT_UP_TO`` clusters do not report the start
+of their analysis (``ClusterRolloutInput.report_analysis``)."""
 
 WAVE_STARTS_TOGETHER = "wave-starts-together"
 """Patch: a wave's cluster workflows are started together, not each after the last one started."""
@@ -260,7 +264,7 @@ class ReleaseWorkflow(Steering):
     async def run(self, inp: ReleaseInput) -> ReleaseStatus:
         """Prepare, then every ring in order; the returned status is the release's final record."""
         # A cluster held by an inconclusive gate holds the release, even while others analyze.
-        self._holding_first = workflow.patched("phase-holding-first")
+        self._holding_first = _patches.patched("phase-holding-first")
         self._publish()
         preparing = workflow.start_activity_method(
             ReleaseActivities.prepare_release,
@@ -320,7 +324,7 @@ class ReleaseWorkflow(Steering):
             if cancelled_prepared:
                 # The cancel came with the prepare result: the same abort as a cancel arriving now.
                 raise asyncio.CancelledError
-            if workflow.patched(FREEZE_HOLDS):
+            if _patches.patched(FREEZE_HOLDS):
                 await self._honour_freezes()
             for ring in prepared.schedule.rings:
                 await self._run_ring(ring)
@@ -363,7 +367,7 @@ class ReleaseWorkflow(Steering):
         runs: a few turns of the loop (no timer, no command) let it, and a prepare still running is
         not done after them.
         """
-        if not workflow.patched(PREPARED_BEFORE_CANCEL):
+        if not _patches.patched(PREPARED_BEFORE_CANCEL):
             return False
         for _ in range(3):
             if preparing.done():
@@ -405,6 +409,9 @@ class ReleaseWorkflow(Steering):
         # Cluster-scoped inputs: the whole schedule and every promoted cluster made each child's input
         # (and the parent's history, which holds them all) grow with the fleet.
         slim = prepared.validators is not None
+        # Past the size where the record keeps every decision, the start of each cluster's analysis
+        # is not worth a signal (an event and a billable action per cluster): see ``report_analysis``.
+        quiet = len(self._status.clusters) > DECISIONS_KEPT_UP_TO and _patches.patched(QUIET_ANALYSIS)
         handles: dict[str, workflow.ChildWorkflowHandle[Any, ClusterRolloutResult]] = {}
         inputs: list[tuple[ScheduledCluster, ClusterRolloutInput]] = []
         for cluster in wave.clusters:
@@ -421,10 +428,11 @@ class ReleaseWorkflow(Steering):
                 promoted_before=[n for n in promoted_before if n in validators] if slim else promoted_before,
                 held=self._child_held(),
                 hold_reason=self._child_hold_reason(),
-                sealed_orders=workflow.patched(SEALED_ORDERS),
+                sealed_orders=_patches.patched(SEALED_ORDERS),
+                report_analysis=not quiet,
             )
             inputs.append((cluster, child_input))
-        if workflow.patched(WAVE_STARTS_TOGETHER):
+        if _patches.patched(WAVE_STARTS_TOGETHER):
             # Every start of the wave in one workflow task, their "started" events answered together:
             # started one after the other, each waited for a workflow task of its own (three events
             # per cluster in the release's history).
@@ -498,7 +506,7 @@ class ReleaseWorkflow(Steering):
                 else None,
             )
             try:
-                if workflow.patched("child-start-completes"):
+                if _patches.patched("child-start-completes"):
                     started = await self._start_despite_cancel(starting, cluster.name)
                 else:
                     started = await starting
@@ -568,7 +576,7 @@ class ReleaseWorkflow(Steering):
             # Each stretch ends at the bake's end by itself: the stop after the bake awaits answers
             # already given, not cancellations (a hold that extends the bake adds a stretch, see
             # AnalysisRun), and a 4-hour bake costs the events of a 1-minute one.
-            timed = workflow.patched("timed-stretches")
+            timed = _patches.patched("timed-stretches")
             end = workflow.now() + ring.bake_time
             for p in self._promoted:
                 if p.ring.name == ring.name:
@@ -582,7 +590,7 @@ class ReleaseWorkflow(Steering):
                 if verdict.status == "failed":
                     raise GateFailed(name, verdict)
         except GateFailed as failed:
-            if workflow.patched("rollback-first"):
+            if _patches.patched("rollback-first"):
                 for run in self._bake_runs.values():
                     run.abandon()
             else:
@@ -773,7 +781,7 @@ class ReleaseWorkflow(Steering):
         reports the original run's id.)
         """
         prepared = self._prepared
-        if prepared is None or not workflow.patched("sweep-unreached-clusters"):
+        if prepared is None or not _patches.patched("sweep-unreached-clusters"):
             return
         unreached = self._unreached()
         if not unreached:
@@ -840,7 +848,7 @@ class ReleaseWorkflow(Steering):
         cluster not reached is asked; where nothing runs (a release never reset), the signal fails at
         once and nothing is written. Under ``rollback.mode: freeze`` such a child ends where it stands.
         """
-        if self._prepared is None or not workflow.patched(STOP_EARLIER_CHILDREN):
+        if self._prepared is None or not _patches.patched(STOP_EARLIER_CHILDREN):
             return False
         unreached = self._unreached()
         await asyncio.gather(*(self._outlast_earlier_child(r, c, reason) for r, c in unreached))
@@ -1173,7 +1181,7 @@ class ReleaseWorkflow(Steering):
         """
         self._in_flight += 1
         try:
-            if workflow.patched(CONTROLS_IN_ORDER):
+            if _patches.patched(CONTROLS_IN_ORDER):
                 async with self._controls:
                     yield
             else:

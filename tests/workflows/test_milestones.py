@@ -7,14 +7,19 @@ make it grow with the steps of every cluster. These tests read the release's his
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
+import pytest
+from pydantic import BaseModel
+from temporalio import workflow
 from temporalio.client import WorkflowHandle
+from temporalio.worker import Worker
 
 from tests.support.waiting import assert_eventually
 from tests.workflows.support import canary, cluster_state, plan, running_worker, unique_service
 from workflows.cluster import ClusterRolloutWorkflow
-from workflows.models import ApproveRequest, ClusterStatus
+from workflows.models import ApproveRequest, ClusterRolloutInput, ClusterStatus
 from workflows.release import ReleaseWorkflow
 
 INTERNAL = "euw1-internal"
@@ -30,6 +35,43 @@ async def _reports(handle: WorkflowHandle[Any, Any]) -> list[ClusterStatus]:
                 [report] = await handle._client.data_converter.decode(attrs.input.payloads, [ClusterStatus])
                 reports.append(report)
     return reports
+
+
+class _Adopt(BaseModel):
+    inp: ClusterRolloutInput
+    queue: str
+
+
+@workflow.defn(sandboxed=False)
+class _Listener:
+    """A parent in a release's place: runs one cluster workflow and keeps the states it reports."""
+
+    def __init__(self) -> None:
+        self.states: list[str] = []
+
+    @workflow.signal
+    def cluster_progress(self, report: ClusterStatus) -> None:
+        self.states.append(report.state)
+
+    @workflow.run
+    async def run(self, adopt: _Adopt) -> list[str]:
+        await workflow.execute_child_workflow(
+            ClusterRolloutWorkflow.run,
+            adopt.inp,
+            id=f"{workflow.info().workflow_id}-cluster",
+            task_queue=adopt.queue,
+        )
+        return self.states
+
+
+async def _child_input(handle: WorkflowHandle[Any, Any]) -> ClusterRolloutInput:
+    """The input the release started its (one) cluster workflow with, from its history."""
+    async for event in handle.fetch_history_events():
+        if event.HasField("start_child_workflow_execution_initiated_event_attributes"):
+            attrs = event.start_child_workflow_execution_initiated_event_attributes
+            [inp] = await handle._client.data_converter.decode(attrs.input.payloads, [ClusterRolloutInput])
+            return inp
+    raise AssertionError("the release started no cluster workflow")
 
 
 class TestMilestoneReports:
@@ -93,3 +135,23 @@ class TestMilestoneReports:
             own = await client.get_workflow_handle(live.workflow_id).query(ClusterRolloutWorkflow.status)
             assert (own.weight, own.step) == (live.weight, live.step)
             await handle.cancel()
+
+    @pytest.mark.parametrize("report_analysis", [True, False])
+    async def test_the_start_of_the_analysis_is_reported_only_when_the_input_asks(
+        self, client, tmp_path, report_analysis
+    ):
+        """A cluster workflow of a large release (``report_analysis`` False, set above
+        ``DECISIONS_KEPT_UP_TO`` clusters) sends no report for the start of its analysis; one of a
+        release of usual size sends exactly that one."""
+        async with running_worker(client, tmp_path) as h:
+            svc = unique_service()
+            rings = [{"name": "internal", "clusters": [INTERNAL], "strategy": canary(("w", 20), ("p", "1s"))}]
+            handle = await h.start(plan(svc, rings), service=svc)
+            assert (await handle.result()).phase == "succeeded"
+            inp = (await _child_input(handle)).model_copy(update={"report_analysis": report_analysis})
+            queue = f"listener-{uuid.uuid4().hex}"
+            async with Worker(client, task_queue=queue, workflows=[_Listener]):
+                states = await client.execute_workflow(
+                    _Listener.run, _Adopt(inp=inp, queue=h.task_queue), id=f"listen-{svc}", task_queue=queue
+                )
+            assert states == (["analyzing"] if report_analysis else [])

@@ -16,7 +16,7 @@ from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
-from workflows import _signals
+from workflows import _patches, _signals
 from workflows.cluster import ClusterRolloutWorkflow
 from workflows.freezes import FreezeRegistryWorkflow
 from workflows.lane import ReleaseLaneWorkflow
@@ -86,33 +86,76 @@ v11 carries every patch)."""
 
 def _patches_in_code() -> set[str]:
     """Every patch id the workflows use: ``patched("id")``, or ``patched(NAME)`` with ``NAME = "id"``."""
-    code = "".join(p.read_text() for p in (Path(__file__).parents[2] / "workflows").glob("*.py"))
+    workflows = (Path(__file__).parents[2] / "workflows").glob("*.py")
+    code = "".join(p.read_text() for p in workflows if p.name != "_patches.py")
     constants = dict(re.findall(r'^(\w+) = "([^"]+)"', code, re.MULTILINE))
     named = {constants[name.rsplit(".", 1)[-1]] for name in re.findall(r"patched\(([\w.]+)\)", code)}
     return set(re.findall(r'patched\("([^"]+)"\)', code)) | named | {_signals.PATCH}
 
 
-def _patches_recorded(name: str) -> set[str]:
-    found = set()
-    for path in HISTORIES:
-        if path.parent.name != name:
-            continue
-        for saved in SAVED[f"{name}/{path.stem}"]:
-            for event in saved["history"]["events"]:
-                details = event.get("markerRecordedEventAttributes", {}).get("details", {})
-                for payloads in details.values():
-                    for payload in payloads.get("payloads", []):
-                        data = json.loads(base64.b64decode(payload["data"]))
-                        if isinstance(data, dict) and "id" in data:
-                            found.add(data["id"])
+def _markers(history: dict) -> list[str]:
+    """The patch ids of a saved history's markers, in order."""
+    found = []
+    for event in history["history"]["events"]:
+        details = event.get("markerRecordedEventAttributes", {}).get("details", {})
+        for payloads in details.values():
+            for payload in payloads.get("payloads", []):
+                data = json.loads(base64.b64decode(payload["data"]))
+                if isinstance(data, dict) and "id" in data:
+                    found.append(data["id"])
     return found
+
+
+def _patches_recorded(name: str) -> set[str]:
+    """The patches a set's runs took: each by its marker, or every covered one by the baseline's."""
+    found: set[str] = set()
+    for path in HISTORIES:
+        if path.parent.name == name:
+            for saved in SAVED[f"{name}/{path.stem}"]:
+                found.update(_markers(saved))
+    if _patches.BASELINE in found:
+        found |= _patches.COVERED
+    return found
+
+
+def _newest() -> str:
+    return max({p.parent.name for p in HISTORIES}, key=lambda name: int(name.removeprefix("v")))
 
 
 def test_the_newest_set_was_recorded_with_every_patch() -> None:
     """A new ``workflow.patched`` needs a new set: the newest one holds a marker of every patch."""
-    newest = max({p.parent.name for p in HISTORIES}, key=lambda name: int(name.removeprefix("v")))
+    newest = _newest()
     missing = _patches_in_code() - RACE_ONLY - REPLAYED_BY_THEIR_TESTS - _patches_recorded(newest)
     assert not missing, f"{newest} predates the patches {sorted(missing)}: record a new set"
+
+
+def test_every_patch_is_asked_through_the_baseline() -> None:
+    """No workflow asks ``workflow.patched`` itself: :func:`workflows._patches.patched` asks the
+    baseline first, which is what keeps a run's answers consistent (see its module)."""
+    for path in (Path(__file__).parents[2] / "workflows").glob("*.py"):
+        if path.name != "_patches.py":
+            assert "workflow.patched(" not in path.read_text(), f"{path.name} asks a patch directly"
+
+
+def test_the_baseline_covers_only_patches_older_than_it() -> None:
+    """Every covered id was in the code when the baseline came (it is in a set recorded before the
+    baseline, or came with it and is in none): a patch added later must never be covered, or runs
+    recorded with the baseline would take it in replay."""
+    before = set().union(*(_patches_recorded(f"v{n}") for n in range(1, 12)))
+    came_with_it = {"quiet-analysis"}
+    assert _patches.COVERED - before - RACE_ONLY == came_with_it
+    assert came_with_it <= _patches_in_code()
+
+
+def test_runs_started_with_the_baseline_record_one_marker() -> None:
+    """In the newest set, a workflow records the baseline's marker at most once and no covered id's:
+    one marker (and one ``TemporalChangeVersion`` upsert) where a cluster workflow recorded seven."""
+    runs = [h for p in HISTORIES if p.parent.name == _newest() for h in SAVED[f"{_newest()}/{p.stem}"]]
+    marked = [_markers(h) for h in runs]
+    assert any(_patches.BASELINE in m for m in marked), "the newest set predates the baseline"
+    for history, markers in zip(runs, marked, strict=True):
+        assert markers.count(_patches.BASELINE) <= 1, history["workflowId"]
+        assert not set(markers) & _patches.COVERED, (history["workflowId"], markers)
 
 
 STALLED_2040 = Path(__file__).parent / "stalled" / "seed-2040-release.json"

@@ -17,7 +17,9 @@ it never reached, the ``stop-earlier-children`` patch, and awaits its prepare th
 ``prepared-before-cancel`` patch, recorded where a cancel meets a prepare; v11 has cluster
 workflows reporting only their milestones, the ``milestone-reports`` patch, a wave's cluster
 workflows started together, ``wave-starts-together``, and analysis stretches that end themselves at
-a known end (a timed pause, a bake), ``timed-stretches``) on a
+a known end (a timed pause, a bake), ``timed-stretches``; v12 has every run started with the
+``baseline-2026-12`` patch, one marker standing for every patch before it (``workflows/_patches.py``))
+on a
 fresh dev server with an in-process worker and saves every workflow's history as JSON beside this
 file, in the folder ``SET`` (e.g. ``v2``).
 Never re-record an existing set: each set stands for the releases that were running when it was
