@@ -133,6 +133,9 @@ of their analysis (``ClusterRolloutInput.report_analysis``)."""
 WAVE_STARTS_TOGETHER = "wave-starts-together"
 """Patch: a wave's cluster workflows are started together, not each after the last one started."""
 
+_UNREACHED = frozenset({"pending", "waiting-window", "checking-residency", "denied"})
+"""Cluster states in which the release has not changed the cluster (``RingmasterClusters`` leaves it out)."""
+
 _ControlAction = Literal["hold", "resume", "abort", "approve"]
 _Control = HoldRequest | ResumeRequest | AbortRequest | ApproveRequest
 _C = TypeVar("_C", HoldRequest, ResumeRequest, AbortRequest, ApproveRequest)
@@ -1495,12 +1498,19 @@ class ReleaseWorkflow(Steering):
         key = (phase, self._status.ring)
         if key != self._published and self._inp.search_attributes:
             self._published = key
+            # Who submitted and which clusters it reached ride on these upserts, never one of their
+            # own: each upsert is an event and a billable action, and a release reaches clusters by
+            # the hundred.
+            submitter = self._inp.submitter
+            reached = [c.name for c in self._status.clusters if c.state not in _UNREACHED]
             workflow.upsert_search_attributes(
                 [
                     search.SERVICE.value_set(self._inp.service),
                     search.VERSION.value_set(self._inp.version),
                     search.PHASE.value_set(phase),
                     search.RING.value_set(self._status.ring),
+                    search.CLUSTERS.value_set(search.bounded(reached)),
+                    *([search.SUBMITTER.value_set(submitter.principal)] if submitter else []),
                 ]
             )
         workflow.set_current_details(self._details(phase))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -14,10 +15,12 @@ from tests.workflows.support import (
     plan,
     running_worker,
     small_rings,
+    submit_to_lane,
     three_rings,
     unique_service,
 )
-from workflows.models import AbortRequest, ClusterRolloutInput, ResumeRequest
+from workflows import search
+from workflows.models import AbortRequest, ClusterRolloutInput, ReleaseInput, ResumeRequest
 from workflows.release import ReleaseWorkflow
 
 
@@ -74,18 +77,42 @@ class TestPromotion:
         assert regulated.verdict == "allow" and "euw1-prod" in regulated.reason
 
     async def test_phase_is_searchable_fleet_wide(self, client, tmp_path):
-        """The release's phase and ring are search attributes, so `what is running where` is one query."""
+        """The release's phase, ring, the clusters it changed and its verified submitter are search
+        attributes, so `what is running where, and whose` is one query."""
         async with running_worker(client, tmp_path) as h:
             svc = unique_service()
             rings = [{"name": "internal", "clusters": ["euw1-internal"], "strategy": {"rolling": {}}}]
-            handle = await h.start(plan(svc, rings), service=svc)
+            inp = ReleaseInput(
+                service=svc,
+                version="v2",
+                image=f"r/{svc}:v2",
+                plan_text=plan(svc, rings),
+                submitted_by="alice",
+            )
+            submitted = await submit_to_lane(h.client, h.task_queue, inp)
+            handle = client.get_workflow_handle(submitted.workflow_id)
             await handle.result()
 
-            async def found() -> list[str]:
-                query = f"RingmasterService = '{svc}' AND RingmasterPhase = 'succeeded'"
-                return [w.id async for w in client.list_workflows(query)]
+            async def found(query: str) -> list[str]:
+                return [w.id async for w in client.list_workflows(f"RingmasterService = '{svc}' AND {query}")]
 
-            await assert_eventually(found, lambda ids: ids == [handle.id], what="visibility")
+            for query in (
+                "RingmasterPhase = 'succeeded'",
+                "RingmasterClusters = 'euw1-internal'",
+                "RingmasterSubmitter = 'alice'",
+            ):
+                await assert_eventually(lambda q=query: found(q), lambda ids: ids == [handle.id], what=query)
+            assert await found("RingmasterClusters = 'euc1-beta'") == []
+            assert await found("RingmasterSubmitter = 'bob'") == []
+
+    def test_the_clusters_attribute_keeps_within_the_size_a_search_attribute_may_have(self):
+        """Names are kept in order until the next would pass the bound; a release of a thousand
+        clusters publishes a prefix of them, never a value the server refuses."""
+        names = [f"cluster-{i:04d}" for i in range(1000)]
+        kept = search.bounded(names)
+        assert kept == names[: len(kept)] and 100 < len(kept) < 1000
+        assert len(json.dumps(kept).encode()) <= search.CLUSTERS_BYTES
+        assert search.bounded(names[:3]) == names[:3]
 
 
 class TestRollbackScopes:
