@@ -16,7 +16,9 @@ from __future__ import annotations
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
+
+from activities import outcomes
 
 CLUSTER_WORKFLOW = "ClusterRolloutWorkflow"
 
@@ -129,11 +131,18 @@ async def _end_of(client: Client, child_id: str, inp: _ChildInput) -> ClusterWor
     if described.status == WorkflowExecutionStatus.RUNNING:
         end.running = True
         return end
-    if described.status != WorkflowExecutionStatus.COMPLETED:
+    if described.status not in (WorkflowExecutionStatus.COMPLETED, WorkflowExecutionStatus.FAILED):
         name = described.status.name.lower() if described.status else "closed"
         end.outcome, end.message = "closed", f"its cluster workflow ended {name}, without a result"
         return end
-    result: _ChildResult = await child.result(follow_runs=False)
+    try:
+        result = await outcomes.ended(child, _ChildResult, follow_runs=False)
+    except WorkflowFailureError as err:
+        end.outcome, end.message = (
+            "closed",
+            f"its cluster workflow failed, without a result: {err.cause or err}",
+        )
+        return end
     end.outcome, end.message = result.outcome, result.message
     end.rollback_failed, end.left_in_place = result.rollback_failed, result.left_in_place
     if result.outcome == "promoted" or result.left_in_place:

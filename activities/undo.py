@@ -21,13 +21,14 @@ Restoring is the release's own ``rollback_cluster`` with the snapshot ``find_sna
 from __future__ import annotations
 
 from concurrent.futures import Executor
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 from temporalio import activity
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities import children
+from activities import children, outcomes
 from activities.models import ClusterTarget, ReleaseRef
 from activities.rollout import ClusterBackend, run_blocking
 from policies import loading
@@ -170,13 +171,26 @@ class UndoActivities:
         )
         record.workload = plan.workload
         rings = {r.name: r.strategy for r in plan.rings}
-        if desc.status != WorkflowExecutionStatus.COMPLETED:
+        ended = await self._record_of(handle, desc.status)
+        if ended is None:
             return await self._without_result(record, desc.status, rings)
-        ended: _Ended = await handle.result(follow_runs=False)
         record.phase = ended.phase
         record.needs_attention = ended.needs_attention
         record.clusters = _recorded(ended.clusters, rings)
         return record
+
+    @staticmethod
+    async def _record_of(
+        handle: WorkflowHandle[Any, _Ended], status: WorkflowExecutionStatus | None
+    ) -> _Ended | None:
+        """The release's final record: its result, or what its outcome failure carries (a release that
+        did not succeed closes failed, :mod:`activities.outcomes`); None when it ended without one."""
+        if status not in (WorkflowExecutionStatus.COMPLETED, WorkflowExecutionStatus.FAILED):
+            return None
+        try:
+            return await outcomes.ended(handle, _Ended, follow_runs=False)
+        except WorkflowFailureError:
+            return None
 
     async def _without_result(
         self,

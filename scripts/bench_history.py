@@ -39,6 +39,7 @@ from temporalio.testing import WorkflowEnvironment
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from activities import outcomes  # noqa: E402
 from activities.kubernetes import KubernetesBackend  # noqa: E402
 from activities.rollout import ClusterBackend  # noqa: E402
 from policies import loading  # noqa: E402
@@ -156,7 +157,7 @@ async def _release(client: Client, n: int, fleet: Fleet, backend: ClusterBackend
             id=release_id(service, "v2"),
             task_queue=settings.task_queue,
         )
-        status: ReleaseStatus = await handle.result()
+        status: ReleaseStatus = await outcomes.ended(handle, ReleaseStatus)
     wall = time.monotonic() - started
     beats = _scale_stack.heartbeats(run.metrics_url) - beats
     parent_events, parent_bytes, parent_actions = await _size(client, handle.id, breakdown=breakdown)

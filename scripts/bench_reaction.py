@@ -28,6 +28,7 @@ import yaml
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
+from activities import outcomes
 from activities.kubernetes import KubernetesBackend, Tuning
 from activities.prometheus import PrometheusMetrics
 from policies import loading
@@ -37,7 +38,7 @@ from ringmaster.settings import Settings
 from sandbox import stack
 from sandbox import temporal as sandbox_temporal
 from sandbox.processes import Processes
-from workflows.models import ReleaseInput
+from workflows.models import ReleaseInput, ReleaseStatus
 from workflows.release import ReleaseWorkflow, release_id
 
 CLUSTER = "euw1-bench"
@@ -174,7 +175,7 @@ async def _one(
     handle = await client.start_workflow(
         ReleaseWorkflow.run, inp, id=release_id(service, version), task_queue=queue
     )
-    status = await handle.result()
+    status = await outcomes.ended(handle, ReleaseStatus)
     child = client.get_workflow_handle(f"{handle.id}:canary:{CLUSTER}")
     failed_at, rolled_at = _events(await child.fetch_history())
     first = _first_served(traffic, version)

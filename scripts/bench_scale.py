@@ -49,6 +49,7 @@ from temporalio.testing import WorkflowEnvironment
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from activities import outcomes  # noqa: E402
 from policies import loading  # noqa: E402
 from policies import schedule as scheduling  # noqa: E402
 from scripts import _engine, _scale_checks, _scale_stack  # noqa: E402
@@ -56,7 +57,7 @@ from scripts._scale_checks import Run  # noqa: E402
 from scripts._scale_stack import VERSION, Bench, image, workload  # noqa: E402
 from workflows import search  # noqa: E402
 from workflows.lane import ReleaseLaneWorkflow, lane_id  # noqa: E402
-from workflows.models import ApproveRequest, LaneState, ReleaseInput, SubmitRequest  # noqa: E402
+from workflows.models import ApproveRequest, LaneState, ReleaseInput, ReleaseStatus, SubmitRequest  # noqa: E402
 from workflows.release import ReleaseWorkflow  # noqa: E402
 
 DEMO_PLAN = ROOT / "deploy" / "examples" / "demo-plan.yaml"
@@ -185,7 +186,7 @@ async def release_all(bench: Bench, n: int, workers: int, limit: float) -> dict[
 
         async def result(service: str) -> None:
             handle = bench.client.get_workflow_handle_for(ReleaseWorkflow.run, ids[service])
-            run.statuses[service] = await handle.result()
+            run.statuses[service] = await outcomes.ended(handle, ReleaseStatus)
 
         await asyncio.wait_for(asyncio.gather(*(result(s) for s in services)), timeout=limit)
     except TimeoutError:

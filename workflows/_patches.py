@@ -30,6 +30,7 @@ COVERED = frozenset(
         "cancel-waits-for-step",
         "child-start-completes",
         "controls-in-order",
+        "failed-outcomes",
         "freeze-holds",
         "freeze-refuses-submissions",
         "milestone-reports",

@@ -20,9 +20,10 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, FailureError
+from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
 with workflow.unsafe.imports_passed_through():
+    from activities import outcomes
     from activities.models import (
         AnalysisMode,
         AnalysisStage,
@@ -64,6 +65,9 @@ with workflow.unsafe.imports_passed_through():
     )
 
 _T = TypeVar("_T")
+
+FAILED_OUTCOMES = "failed-outcomes"
+"""Patch: a cluster workflow that did not promote closes as a failed workflow carrying its result."""
 
 MILESTONES = "milestone-reports"
 """Patch: report milestones, not every change of state (histories recorded before report every one)."""
@@ -260,7 +264,18 @@ class ClusterRolloutWorkflow(Steering):
             ending = self._rolled_back(reason, "failed", reason)
         else:
             ending = self._promoted()
-        return await _rollback.to_completion(ending)
+        result = await _rollback.to_completion(ending)
+        # Not promoted: a failed workflow (red in the UI) carrying the result, which the release reads
+        # as this cluster's outcome (:mod:`activities.outcomes`).
+        failure = outcomes.CLUSTER_FAILURES.get(result.outcome)
+        if failure is not None and _patches.patched(FAILED_OUTCOMES):
+            raise ApplicationError(
+                f"{result.outcome.replace('-', ' ')} in {result.cluster}: {result.message}",
+                result,
+                type=failure,
+                non_retryable=True,
+            )
+        return result
 
     async def _promoted(self) -> ClusterRolloutResult:
         await self._set_state("promoted", "promoted", weight=100, version=self._inp.release.version)

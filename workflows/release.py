@@ -30,6 +30,7 @@ from temporalio.exceptions import (
 )
 
 with workflow.unsafe.imports_passed_through():
+    from activities import outcomes
     from activities.freeze import FreezeActivities
     from activities.models import (
         AnalysisMode,
@@ -125,6 +126,10 @@ in scope holds it (and its clusters) until unfrozen, whatever an operator resume
 
 DETAILS_ROWS = 50
 """Clusters the Temporal UI's current details list (all are in ``ringmaster status``)."""
+
+FAILED_OUTCOMES = "failed-outcomes"
+"""Patch: a release (and a cluster workflow) that does not succeed closes as a failed workflow whose
+failure carries its record (:mod:`activities.outcomes`); before, it completed with the record."""
 
 QUIET_ANALYSIS = "quiet-analysis"
 """Patch: cluster workflows of releases above ``DECISIONS_KEPT_UP_TO`` clusters do not report the start
@@ -265,7 +270,20 @@ class ReleaseWorkflow(Steering):
 
     @workflow.run
     async def run(self, inp: ReleaseInput) -> ReleaseStatus:
-        """Prepare, then every ring in order; the returned status is the release's final record."""
+        """Prepare, then every ring in order; the final status is the release's record.
+
+        A release that succeeded returns it. One that ended otherwise closes as a failed workflow,
+        red in the UI, with the record as its failure's detail (:mod:`activities.outcomes`).
+        """
+        status = await self._run(inp)
+        failure = outcomes.RELEASE_FAILURES.get(status.phase)
+        if failure is not None and _patches.patched(FAILED_OUTCOMES):
+            raise ApplicationError(
+                f"{status.phase.replace('-', ' ')}: {status.reason}", status, type=failure, non_retryable=True
+            )
+        return status
+
+    async def _run(self, inp: ReleaseInput) -> ReleaseStatus:
         # A cluster held by an inconclusive gate holds the release, even while others analyze.
         self._holding_first = _patches.patched("phase-holding-first")
         self._publish()
@@ -555,6 +573,11 @@ class ReleaseWorkflow(Steering):
         try:
             return await handle
         except ChildWorkflowError as err:
+            # A cluster that did not promote closes as a failed workflow carrying its result; any
+            # other failure of its workflow leaves a rollback nobody can vouch for.
+            carried = outcomes.carried(err, ClusterRolloutResult)
+            if carried is not None:
+                return carried
             return ClusterRolloutResult(
                 cluster=name,
                 outcome="failed",

@@ -329,6 +329,7 @@ async def _follow(
     from temporalio.client import WorkflowExecutionStatus  # noqa: PLC0415 - see _client
     from temporalio.service import RPCError  # noqa: PLC0415
 
+    from activities import outcomes  # noqa: PLC0415
     from ringmaster.cli._client import Stop  # noqa: PLC0415
     from workflows.release import ReleaseWorkflow  # noqa: PLC0415
 
@@ -344,7 +345,7 @@ async def _follow(
             desc = await handle.describe()
             if desc.status != WorkflowExecutionStatus.RUNNING:
                 try:
-                    return ReleaseStatus.model_validate(await handle.result())
+                    return await outcomes.ended(handle, ReleaseStatus)
                 except Exception as err:
                     name = desc.status.name if desc.status else "?"
                     typer.echo(f"release workflow ended {name}: {err}", err=True)

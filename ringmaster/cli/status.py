@@ -20,7 +20,7 @@ from ringmaster.exitcodes import ExitCode
 from workflows.models import ENDED_STATES, TERMINAL_PHASES, ClusterStatus, OperatorAction, ReleaseStatus
 
 if TYPE_CHECKING:
-    from temporalio.client import Client
+    from temporalio.client import Client, WorkflowHandle
 
     from activities.children import ClusterWorkflowEnd
     from ringmaster.settings import Settings
@@ -39,14 +39,19 @@ def status(release: ReleaseArg, output: OutputOpt = Output.TEXT) -> NoReturn:
         client = await _client.connect(settings)
         handle = client.get_workflow_handle(_client.workflow_id_of(release), result_type=ReleaseStatus)
         described = await _client.call(f"status of {release}", handle.describe())
-        if described.status == WorkflowExecutionStatus.COMPLETED:
-            # An ended release's status is its result: no worker needs to answer (one may be deploying).
-            st = await _client.call(f"status of {release}", handle.result())
+        ended = (WorkflowExecutionStatus.COMPLETED, WorkflowExecutionStatus.FAILED)
+        recorded = None
+        if described.status in ended:
+            # An ended release's status is its record: its result, or its outcome failure's detail
+            # (activities.outcomes). No worker needs to answer (one may be deploying).
+            recorded = await _client.call(f"status of {release}", ended_record(handle))
+        if recorded is not None:
+            st = recorded
         else:
             st = await _client.call(f"status of {release}", handle.query(ReleaseWorkflow.status))
             if described.status == WorkflowExecutionStatus.RUNNING:
                 st = await live_clusters(client, st)
-        if described.status not in (WorkflowExecutionStatus.RUNNING, WorkflowExecutionStatus.COMPLETED):
+        if described.status != WorkflowExecutionStatus.RUNNING and recorded is None:
             # Terminated (or timed out): the query answers as of that moment, while the cluster
             # workflows went on to roll back or had promoted; their own results say how they ended.
             ends = await _client.call(
@@ -91,6 +96,19 @@ def with_cluster_workflows(st: ReleaseStatus, closed: str, ends: list[ClusterWor
         note += f" ({', '.join(running)} still rolling back)"
     out.reason = f"{note}. {st.reason}" if st.reason else note
     return out
+
+
+async def ended_record(handle: WorkflowHandle[Any, Any]) -> ReleaseStatus | None:
+    """An ended release's final record: its result, or the detail of the failure it closed with when
+    it did not succeed (:mod:`activities.outcomes`); None when it failed without one (older code)."""
+    from temporalio.client import WorkflowFailureError  # noqa: PLC0415 - see status()
+
+    from activities import outcomes  # noqa: PLC0415
+
+    try:
+        return await outcomes.ended(handle, ReleaseStatus)
+    except WorkflowFailureError:
+        return None
 
 
 _LIVE_QUERIES = 16

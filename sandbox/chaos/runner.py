@@ -29,9 +29,10 @@ import yaml
 from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
-from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
+from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle
 from temporalio.service import RPCError
 
+from activities import outcomes
 from ringmaster.cli import status as view
 from sandbox.chaos import clusters as kube
 from sandbox.chaos import invariants, stalls
@@ -121,6 +122,11 @@ async def _retrying(what: Callable[[], Awaitable[T]], *, seconds: float = 60.0) 
             if time.monotonic() > deadline:
                 raise
             await asyncio.sleep(0.5)
+
+
+def _ended_cluster(handle: WorkflowHandle[Any, Any]) -> Callable[[], Awaitable[ClusterRolloutResult]]:
+    """Reads a closed cluster workflow's result, or the one its outcome failure carries."""
+    return lambda: outcomes.ended(handle, ClusterRolloutResult)
 
 
 class Run:
@@ -265,10 +271,14 @@ class Run:
             return "terminated", await self.unrestored(version), "terminated"
         if described.status == WorkflowExecutionStatus.CANCELED:
             return "cancelled", await self.unrestored(version), "cancelled"
-        if described.status != WorkflowExecutionStatus.COMPLETED:
+        if described.status not in (WorkflowExecutionStatus.COMPLETED, WorkflowExecutionStatus.FAILED):
             status = described.status.name if described.status else "unknown"
             return f"workflow {status}", [], status
-        result = await _retrying(handle.result)
+        try:
+            # A release that did not succeed closes failed, its record the failure's detail.
+            result = await _retrying(lambda: outcomes.ended(handle, ReleaseStatus))
+        except WorkflowFailureError as err:
+            return "workflow FAILED", [], str(err.cause or err)
         return result.phase, list(result.needs_attention), result.reason
 
     async def unrestored(self, version: str) -> list[str]:
@@ -281,8 +291,10 @@ class Run:
                 if not await self.closed(wid):
                     continue  # never started (nothing to restore), or no answer from the server
                 described = await _retrying(handle.describe)
-                if described.status == WorkflowExecutionStatus.COMPLETED:
-                    results[cluster] = await _retrying(handle.result)
+                if described.status in (WorkflowExecutionStatus.COMPLETED, WorkflowExecutionStatus.FAILED):
+                    # Not promoted: failed, carrying its result (activities.outcomes).
+                    with contextlib.suppress(WorkflowFailureError):
+                        results[cluster] = await _retrying(_ended_cluster(handle))
         return invariants.needing_attention(results)
 
     # --- the operator -------------------------------------------------------------------------

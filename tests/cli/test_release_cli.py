@@ -11,8 +11,7 @@ from typing import Any
 
 from tests.support.fleets import ROOT
 from tests.support.waiting import assert_eventually
-from tests.workflows.support import ScriptedMetrics, canary, plan, running_worker, unique_service
-from workflows.models import ReleaseStatus
+from tests.workflows.support import ScriptedMetrics, canary, ended, plan, running_worker, unique_service
 from workflows.release import ReleaseWorkflow
 
 FAST = [{"name": "internal", "clusters": ["euw1-internal"], "strategy": {"rolling": {}}}]
@@ -203,7 +202,7 @@ class TestStatusAndControls:
             }
             code, answer = await cli.json("abort", f"{svc}:v2", "--reason", "enough")
             assert (code, answer["accepted"]) == (0, True)
-            final = await client.get_workflow_handle(f"release:{svc}:v2", result_type=ReleaseStatus).result()
+            final = await ended(client.get_workflow_handle(f"release:{svc}:v2"))
             assert final.phase == "aborted"
             assert h.versions()["euw1-internal"] == "v1"
 
@@ -237,7 +236,7 @@ class TestStatusAndControls:
             code, denied = await cli.json("approve", release, "--ring", "beta")  # ci-bot submitted it
             assert code == 2 and "four eyes" in denied["error"]
             assert (await cli.json("approve", release, "--ring", "beta", "--by", "dana"))[0] == 0
-            final = await client.get_workflow_handle(f"release:{release}", result_type=ReleaseStatus).result()
+            final = await ended(client.get_workflow_handle(f"release:{release}"))
             assert final.phase == "succeeded"
             code, st = await cli.json("status", release)
             assert [(a["kind"], a["by"]) for a in st["actions"]] == [
@@ -246,9 +245,9 @@ class TestStatusAndControls:
                 ("approve", "dana"),
             ]
             assert all(a["identity"] for a in st["actions"]), "the client identity is recorded beside --by"
-        code, ended = await cli.json("status", release)  # the worker has stopped: nobody answers queries
-        assert code == 0 and ended["phase"] == "succeeded", "an ended release's status is its result"
-        assert ended["actions"] == st["actions"]
+        code, closed = await cli.json("status", release)  # the worker has stopped: nobody answers queries
+        assert code == 0 and closed["phase"] == "succeeded", "an ended release's status is its result"
+        assert closed["actions"] == st["actions"]
 
 
 class TestSettings:

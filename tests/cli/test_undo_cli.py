@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tests.cli.test_release_cli import FAST, Cli
-from tests.workflows.support import plan, running_worker, unique_service
+from tests.workflows.support import ended, plan, running_worker, unique_service
 
 INTERNAL = "euw1-internal"
 
@@ -17,7 +17,7 @@ class TestUndoCommands:
             svc = unique_service()
             for version in ("v2", "v3"):
                 handle = await h.start(plan(svc, FAST, metrics=False), service=svc, version=version)
-                assert (await handle.result()).phase == "succeeded"
+                assert (await ended(handle)).phase == "succeeded"
 
             code, older = await cli.json("rollback", f"{svc}:v2", "--wait", "--reason", "bad")
             assert code == 1, older

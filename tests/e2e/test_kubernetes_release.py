@@ -24,7 +24,7 @@ from ringmaster.settings import Settings
 from sandbox import stack
 from tests.support.fakes import FakeMetrics
 from tests.support.waiting import assert_eventually
-from tests.workflows.support import canary, cluster_state, plan, submit_to_lane
+from tests.workflows.support import canary, cluster_state, ended, plan, submit_to_lane
 from workflows.lane import ReleaseLaneWorkflow, lane_id
 from workflows.models import AbortRequest, ReleaseInput, ReleaseStatus
 from workflows.release import ReleaseWorkflow, release_id
@@ -112,7 +112,7 @@ class TestReleaseIntoEmulatedClusters:
         ]
         async with kubernetes_worker(client, sandbox) as tq:
             handle = await start(client, tq, rings, "v2")
-            result = await handle.result()
+            result = await ended(handle)
         assert result.phase == "succeeded", result.reason
         for context in ("euw1-internal", "euc1-beta", "use1-prod"):
             assert images(sandbox, context) == {"api": "registry.eu.example.com/api:v2"}, context
@@ -139,7 +139,7 @@ class TestReleaseIntoEmulatedClusters:
             )
             assert "api-canary" in images(sandbox, "usw2-prod")
             await handle.execute_update(ReleaseWorkflow.abort, AbortRequest(reason="test", by="ops"))
-            result = await handle.result()
+            result = await ended(handle)
         assert result.phase == "aborted", result.reason
         assert {c: images(sandbox, c) for c in ("euw1-prod", "usw2-prod")} == before
         stable = kubectl(sandbox, "usw2-prod", "-n", "api", "get", "deploy", "api")
@@ -160,7 +160,7 @@ class TestRerun:
         paused = [{"name": "beta", "clusters": [context], "strategy": canary(("w", 30), ("p", "10m"))}]
         async with kubernetes_worker(client, sandbox) as tq:
             first = await submit_to_lane(client, tq, release_input(rolling, "v7", svc))
-            promoted = await client.get_workflow_handle(first.workflow_id, result_type=ReleaseStatus).result()
+            promoted = await ended(client.get_workflow_handle(first.workflow_id))
             assert promoted.phase == "succeeded", promoted.reason
             await assert_eventually(
                 lambda: client.get_workflow_handle(lane_id(svc)).query(ReleaseLaneWorkflow.current),
@@ -187,7 +187,7 @@ class TestRerun:
                 what="the rerun's canary paused",
             )
             await handle.execute_update(ReleaseWorkflow.abort, AbortRequest(reason="test", by="ops"))
-            aborted = await handle.result()
+            aborted = await ended(handle)
         assert aborted.phase == "aborted", aborted.reason
         assert images(sandbox, context) == {"api": hotfix}
         assert kubectl(sandbox, context, "-n", "api", "get", "deploy", "api")["spec"]["replicas"] == 6

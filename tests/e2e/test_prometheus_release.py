@@ -23,6 +23,7 @@ from ringmaster import worker
 from ringmaster.settings import Settings
 from tests.support.prometheus import METRICS, SUCCESS_RATE, MetricsSandbox
 from tests.support.waiting import assert_eventually
+from tests.workflows.support import ended
 from workflows.models import AbortRequest, ReleaseInput, ReleaseStatus
 from workflows.release import ReleaseWorkflow, release_id
 from workflows.undo import UndoInput, UndoWorkflow, undo_id
@@ -139,14 +140,14 @@ class TestAutomaticRollback:
         """v2 passes every gate through both rings; v3-bad fails in the first ring and rolls back alone."""
         async with release_worker(client, metrics_sandbox) as queue:
             good = await start(client, queue, SHORT_PLAN, "v2")
-            status = await good.result()
+            status = await ended(good)
             assert status.phase == "succeeded", status.reason
             assert versions(metrics_sandbox, CLUSTERS) == {c: ("v2", ["api"]) for c in CLUSTERS}
             for cluster in status.clusters:
                 assert cluster.gate is not None and cluster.gate.status == "passed"
 
             bad = await start(client, queue, SHORT_PLAN, "v3-bad")
-            status = await bad.result()
+            status = await ended(bad)
         assert status.phase == "rolled-back", status.reason
         failed = status.cluster("euw1-canary")
         assert failed.state == "rolled-back" and failed.gate is not None
@@ -204,7 +205,7 @@ class TestOutage:
             await assert_eventually(
                 status, lambda s: s.phase != "holding", timeout=30, what="the hold lifted"
             )
-            final = await handle.result()
+            final = await ended(handle)
         assert final.phase == "succeeded", final.reason
         assert versions(metrics_sandbox, ["euw1-canary"])["euw1-canary"] == ("v4-flawless", ["api"])
 
@@ -244,9 +245,9 @@ class TestChangesThatCannotBeUndone:
             )
 
             await handle.execute_update(ReleaseWorkflow.abort, AbortRequest(reason="fix forward", by="bob"))
-            ended = await handle.result()
-            assert ended.phase == "aborted" and "nothing rolled back" in ended.reason
-            assert ended.cluster("euw1-canary").state == "left-in-place"
+            record = await ended(handle)
+            assert record.phase == "aborted" and "nothing rolled back" in record.reason
+            assert record.cluster("euw1-canary").state == "left-in-place"
             assert versions(metrics_sandbox, ["euw1-canary"])["euw1-canary"] == (
                 stable,
                 ["api", "api-canary"],
@@ -255,7 +256,7 @@ class TestChangesThatCannotBeUndone:
             undone = await client.execute_workflow(
                 UndoWorkflow.run,
                 UndoInput(release_workflow_id=handle.id, by="bob", reason="the fix forward failed"),
-                id=undo_id(ended.service, ended.version),
+                id=undo_id(record.service, record.version),
                 task_queue=queue,
             )
         assert undone.phase == "restored", undone.problem

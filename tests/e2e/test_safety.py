@@ -16,7 +16,7 @@ from temporalio.client import WorkflowHandle
 from sandbox.apiserver.adminclient import AdminClient
 from tests.e2e.test_kubernetes_release import images, kubernetes_worker, start
 from tests.support.waiting import assert_eventually
-from tests.workflows.support import canary, cluster_state
+from tests.workflows.support import canary, cluster_state, ended
 from workflows.models import ApproveRequest, ReleaseStatus
 from workflows.release import ReleaseWorkflow
 
@@ -77,7 +77,7 @@ class TestApiOutage:
                 assert "503" in status.hold_reason, status.hold_reason
             finally:
                 admin.clear_faults(cluster)
-            result = await handle.result()
+            result = await ended(handle)
         assert result.phase == "succeeded", result.reason
         assert [a.kind for a in result.actions] == ["approve"], "nobody had to resume it"
         assert images(sandbox, cluster) == {"api": "registry.eu.example.com/api:v32"}
@@ -101,7 +101,7 @@ class TestApiOutage:
                 )
                 during = admin.requests(cluster, since=seen)
                 admin.clear_faults(cluster)
-                result = await handle.result()
+                result = await ended(handle)
         finally:
             admin.clear_faults(cluster)
         assert during and all(r["status"] == 503 for r in during), "the outage answered every attempt"

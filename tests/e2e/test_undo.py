@@ -10,9 +10,8 @@ from temporalio.client import Client
 from sandbox import stack
 from tests.e2e.test_kubernetes_release import kubectl, kubernetes_worker, release_input
 from tests.support.waiting import assert_eventually
-from tests.workflows.support import canary, submit_to_lane
+from tests.workflows.support import canary, ended, submit_to_lane
 from workflows.lane import ReleaseLaneWorkflow, lane_id
-from workflows.models import ReleaseStatus
 from workflows.release import release_id
 from workflows.undo import UndoInput, UndoStatus, UndoWorkflow, undo_id
 
@@ -58,8 +57,8 @@ def workload(sandbox: stack.Sandbox, context: str) -> dict[str, Any]:
 
 async def _released(client: Client, tq: str, svc: str, rings: list[dict[str, Any]], version: str) -> None:
     submitted = await submit_to_lane(client, tq, release_input(rings, version, svc))
-    ended = await client.get_workflow_handle(submitted.workflow_id, result_type=ReleaseStatus).result()
-    assert ended.phase == "succeeded", ended.reason
+    record = await ended(client.get_workflow_handle(submitted.workflow_id))
+    assert record.phase == "succeeded", record.reason
     await assert_eventually(
         lambda: client.get_workflow_handle(lane_id(svc)).query(ReleaseLaneWorkflow.current),
         lambda lane: lane.current is None,

@@ -14,6 +14,7 @@ import yaml
 from temporalio.client import Client, WithStartWorkflowOperation, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy
 
+from activities import outcomes
 from activities.identity import IdentityActivities
 from activities.models import AnalyzeInput
 from policies.gates import Measurement
@@ -25,6 +26,7 @@ from tests.support import fleets
 from tests.support.fakes import FileClusterBackend
 from workflows.lane import ReleaseLaneWorkflow, lane_id
 from workflows.models import (
+    ClusterRolloutResult,
     ClusterStatus,
     LaneState,
     ReleaseInput,
@@ -215,6 +217,17 @@ async def running_worker(
     )
     async with workers:
         yield Harness(client, settings.task_queue, clusters)
+
+
+async def ended(handle: WorkflowHandle[Any, Any]) -> ReleaseStatus:
+    """The release's final record, however it closed: its result when it succeeded, the detail of the
+    failure it closes with otherwise (``activities.outcomes``)."""
+    return await outcomes.ended(handle, ReleaseStatus)
+
+
+async def ended_cluster(handle: WorkflowHandle[Any, Any]) -> ClusterRolloutResult:
+    """A cluster workflow's result, however it closed (see :func:`ended`)."""
+    return await outcomes.ended(handle, ClusterRolloutResult)
 
 
 async def cluster_state(handle: WorkflowHandle[Any, Any], name: str) -> ClusterStatus | None:

@@ -20,6 +20,7 @@ from tests.support.waiting import assert_eventually
 from tests.workflows.support import (
     ScriptedMetrics,
     canary,
+    ended,
     plan,
     running_worker,
     unique_service,
@@ -51,7 +52,7 @@ async def _started(client: Client, workflow_id: str, activity_type: str) -> bool
 
 async def _results(handles: list[WorkflowHandle[Any, Any]]) -> list[Any]:
     # A bound so a deadlock fails the test instead of hanging the session.
-    return await asyncio.wait_for(asyncio.gather(*(h.result() for h in handles)), timeout=180)
+    return await asyncio.wait_for(asyncio.gather(*(ended(h) for h in handles)), timeout=180)
 
 
 class TestSlots:
@@ -112,7 +113,7 @@ class TestWorkerShutdown:
             )
             await worker_1.aclose()
             checks_on_worker_1 = first.calls
-            result = await handle.result()
+            result = await ended(handle)
         assert result.phase == "succeeded", result.reason
         assert second.calls >= 1, "worker 2 judged on"
         history = await client.get_workflow_handle(child).fetch_history()
@@ -154,7 +155,7 @@ class TestAbortDuringAStep:
             handle = await h.start(plan(svc, _one_ring(("w", 20), ("p", None))), service=svc)
             await assert_eventually(lambda: _started(client, child, "apply_step"), what="the step to run")
             await handle.execute_update(ReleaseWorkflow.abort, AbortRequest(reason="stop", by="bob"))
-            result = await handle.result()
+            result = await ended(handle)
             assert result.phase == "aborted", result.reason
             ops = [op["op"] for op in h.clusters.read()[CLUSTER]["ops"]]
             assert "set-weight" not in ops, ops

@@ -22,7 +22,7 @@ from temporalio.worker import WorkflowInstance, WorkflowInstanceDetails
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from ringmaster import worker
-from tests.workflows.support import canary, plan, running_worker, unique_service
+from tests.workflows.support import canary, ended, plan, running_worker, unique_service
 from workflows.release import cluster_workflow_id
 
 pytestmark = pytest.mark.timeout(180)
@@ -95,7 +95,7 @@ class TestCancelWhileAChildStarts:
                 assert await _wait(gate.entered), "the release never started its cluster's workflow"
                 await handle.cancel()
                 gate.released.set()
-                final = await handle.result()
+                final = await ended(handle)
                 if gate.order[:1] == ["cancel"]:
                     break
             else:

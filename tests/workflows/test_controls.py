@@ -20,6 +20,7 @@ from tests.workflows.support import (
     ScriptedMetrics,
     canary,
     cluster_state,
+    ended,
     plan,
     running_worker,
     unique_service,
@@ -67,7 +68,7 @@ class TestRingApproval:
                 ReleaseWorkflow.approve, ApproveRequest(ring="beta", by="bob")
             )
             assert answer.accepted
-            result = await handle.result()
+            result = await ended(handle)
             assert result.phase == "succeeded"
             approvals = [a for a in result.actions if a.kind == "approve"]
             assert [(a.by, a.accepted) for a in approvals] == [("bob", True)], (
@@ -88,7 +89,7 @@ class TestRingApproval:
             assert "four eyes" in status.actions[0].rejection
             assert status.phase == "awaiting-approval"
             await handle.signal("approve-signal", ApproveRequest(ring="beta", by="bob"))
-            assert (await handle.result()).phase == "succeeded"
+            assert (await ended(handle)).phase == "succeeded"
 
 
 class TestClusterApproval:
@@ -118,7 +119,7 @@ class TestClusterApproval:
             await handle.execute_update(
                 ReleaseWorkflow.approve, ApproveRequest(ring="internal", cluster="euw1-internal", by="bob")
             )
-            result = await handle.result()
+            result = await ended(handle)
             assert result.phase == "succeeded"
             assert h.versions()["euw1-internal"] == "v2"
 
@@ -148,7 +149,7 @@ class TestInvalidControls:
             status = await assert_eventually(lambda: _status(handle), lambda s: bool(s.actions))
             assert (status.actions[0].kind, status.actions[0].accepted) == ("resume", False)
             await handle.execute_update(ReleaseWorkflow.abort, AbortRequest(reason="done testing", by="bob"))
-            result = await handle.result()
+            result = await ended(handle)
             assert result.phase == "aborted"
             with pytest.raises(RPCError, match="completed"):
                 await handle.execute_update(ReleaseWorkflow.hold, HoldRequest(reason="late", by="bob"))
@@ -180,7 +181,7 @@ class TestHold:
             held = await cluster_state(handle, "euw1-internal")
             assert held is not None and held.weight == 30, "a held canary stays at its weight"
             await handle.signal("resume-signal", ResumeRequest(by="bob"))
-            result = await handle.result()
+            result = await ended(handle)
             assert result.phase == "succeeded"
             assert result.ended_at - result.started_at >= timedelta(hours=4)
             assert [a.kind for a in result.actions] == ["hold", "resume"]
@@ -209,7 +210,7 @@ class TestGateHold:
             assert "use1-prod" in status.hold_reason and "connection refused" in status.hold_reason
             assert status.cluster("euw1-prod").state == "analyzing", "the other cluster keeps being judged"
             await handle.execute_update(ReleaseWorkflow.abort, AbortRequest(reason="no metrics", by="bob"))
-            result = await handle.result()
+            result = await ended(handle)
             assert result.phase == "aborted"
             assert set(h.versions().values()) == {"v1"}
 

@@ -23,7 +23,7 @@ from temporalio.client import Client
 from tests.support import fleets
 from tests.support.fakes import FileClusterBackend
 from tests.support.waiting import assert_eventually
-from tests.workflows.support import FLEET, canary, cluster_state, plan, unique_service
+from tests.workflows.support import FLEET, canary, cluster_state, ended, plan, unique_service
 from workflows.models import ReleaseInput, ReleaseStatus
 from workflows.release import ReleaseWorkflow, release_id
 
@@ -147,7 +147,7 @@ class TestWorkerCrash:
             )
             proc.kill()
             proc.start()
-            result = await handle.result()
+            result = await ended(handle)
             assert result.phase == "succeeded", result.reason
             assert _ops(clusters, "euw1-internal") == [
                 ("set-weight", 20),
@@ -177,7 +177,7 @@ class TestWorkerCrash:
             )
             proc.kill()
             proc.start()
-            result = await handle.result()
+            result = await ended(handle)
             assert result.phase == "rolled-back", result.reason
             assert clusters.read()["euw1-internal"]["version"] == "v1"
             assert [op for op, _ in _ops(clusters, "euw1-internal")] == ["set-weight", "rollback"]

@@ -20,6 +20,7 @@ from tests.workflows.support import (
     Harness,
     ScriptedMetrics,
     canary,
+    ended,
     plan,
     running_worker,
     submit_to_lane,
@@ -143,7 +144,7 @@ class TestStopTheLine:
 
             await _registry(h, FreezeRegistryWorkflow.unfreeze, UnfreezeRequest(scope="all", by="sre"))
             for handle in (a, b):
-                final = await handle.result()
+                final = await ended(handle)
                 assert final.phase == "succeeded", final.reason
                 kinds = [(x.kind, x.by) for x in final.actions if x.kind in ("freeze", "unfreeze")]
                 assert kinds == [("freeze", "sre"), ("unfreeze", "ringmaster")]
@@ -167,7 +168,7 @@ class TestStopTheLine:
             )
             await _frozen(handle, "db")
             metrics.failing.add("euw1-internal")
-            final = await handle.result()
+            final = await ended(handle)
             assert final.phase == "rolled-back", final.reason
             assert h.versions()["euw1-internal"] == "v1"
 
@@ -197,7 +198,7 @@ class TestStopTheLine:
             free = await submit_to_lane(h.client, h.task_queue, _input(free_svc, "euw1-internal"))
             held_handle = h.client.get_workflow_handle_for(ReleaseWorkflow.run, held.workflow_id)
             await _frozen(held_handle, "frozen (region:eu-central-1): dc move")
-            final = await h.client.get_workflow_handle_for(ReleaseWorkflow.run, free.workflow_id).result()
+            final = await ended(h.client.get_workflow_handle(free.workflow_id))
             assert final.phase == "succeeded"
             assert h.clusters.read()["euc1-beta"]["version"] == "v1", "nothing deployed in the frozen region"
 
@@ -206,7 +207,7 @@ class TestStopTheLine:
                 FreezeRegistryWorkflow.unfreeze,
                 UnfreezeRequest(scope="region", target="eu-central-1", by="sre"),
             )
-            final = await held_handle.result()
+            final = await ended(held_handle)
             assert final.phase == "succeeded"
 
     async def test_the_registry_refuses_a_second_freeze_of_one_scope_and_an_unfreeze_of_none(
@@ -311,7 +312,7 @@ class TestCancelWhileReadingFreezes:
             await asyncio.wait_for(reading.wait(), timeout=60)
             await handle.cancel()
             try:
-                result = await handle.result()
+                result = await ended(handle)
             finally:
                 cancelled.set()  # the activity never heartbeats: it learns nothing of the cancel
             assert result.phase == "aborted", result.reason

@@ -22,7 +22,15 @@ from policies.authz import AuthorizationPolicy
 from policies.identity import Attestation, Proof, plan_digest
 from tests.support.identity import Office, Signer, make_office
 from tests.support.waiting import assert_eventually
-from tests.workflows.support import Harness, canary, plan, running_worker, submit_to_lane, unique_service
+from tests.workflows.support import (
+    Harness,
+    canary,
+    ended,
+    plan,
+    running_worker,
+    submit_to_lane,
+    unique_service,
+)
 from workflows.cluster import ClusterRolloutWorkflow
 from workflows.models import (
     AbortRequest,
@@ -216,7 +224,7 @@ class TestControls:
                 ReleaseWorkflow.approve, ApproveRequest(ring="beta", by="alice", proof=other)
             )
             assert answer.accepted
-            result = ReleaseStatus.model_validate(await handle.result())
+            result = await ended(handle)
             assert result.phase == "succeeded"
             approvals = [(a.by, a.method, a.accepted) for a in result.actions if a.kind == "approve"]
             assert approvals == [
@@ -253,9 +261,9 @@ class TestControls:
                 supersede=True,
                 proof=_submission(office.bob, second, reason="supersede"),
             )
-            ended = ReleaseStatus.model_validate(await first.result())
-            assert ended.phase == "aborted"
-            abort = next(a for a in ended.actions if a.kind == "abort" and a.accepted)
+            record = await ended(first)
+            assert record.phase == "aborted"
+            abort = next(a for a in record.actions if a.kind == "abort" and a.accepted)
             assert abort.by == "bob@example.com" and abort.via == "signal"
             assert abort.method != "trusted"
 
@@ -345,7 +353,7 @@ class TestClusterControls:
                 ReleaseWorkflow.approve,
                 ApproveRequest(ring="internal", cluster="euw1-internal", proof=approval),
             )
-            result = ReleaseStatus.model_validate(await release.result())
+            result = await ended(release)
             assert result.phase == "succeeded"
             forwarded = result.clusters[0].controls[-1]
             assert (forwarded.kind, forwarded.by, forwarded.method, forwarded.accepted) == (
@@ -381,7 +389,7 @@ class TestClusterControls:
             release = await _submitted(h, office.alice, unique_service(), rings=PAUSED)
             child = client.get_workflow_handle((await _status(release)).clusters[0].workflow_id)
             await child.signal(ClusterRolloutWorkflow.abort, AbortRequest(reason="pulled", by="eve"))
-            result = ReleaseStatus.model_validate(await release.result())
+            result = await ended(release)
             assert h.versions()["euw1-internal"] == "v1"
             assert result.clusters[0].state == "rolled-back"
             abort = result.clusters[0].controls[-1]
@@ -434,7 +442,7 @@ class TestAuthorization:
                 ReleaseWorkflow.approve, ApproveRequest(ring="beta", proof=approval)
             )
             assert answer.accepted
-            result = ReleaseStatus.model_validate(await handle.result())
+            result = await ended(handle)
             assert result.phase == "succeeded"
             approved = _last(result)
             assert (approved.kind, approved.by, approved.accepted) == ("approve", "bob@example.com", True)

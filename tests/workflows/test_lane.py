@@ -13,13 +13,14 @@ from tests.workflows.support import (
     Harness,
     canary,
     cluster_state,
+    ended,
     plan,
     running_worker,
     submit_to_lane,
     unique_service,
 )
 from workflows.lane import ReleaseLaneWorkflow, lane_id
-from workflows.models import ReleaseInput, ReleaseStatus, SubmitResult
+from workflows.models import ReleaseInput, SubmitResult
 from workflows.release import ReleaseWorkflow
 
 SLOW = [{"name": "internal", "clusters": ["euw1-internal"], "strategy": canary(("w", 10), ("p", None))}]
@@ -99,7 +100,7 @@ class TestOneReleasePerService:
             previous = await h.client.get_workflow_handle(first.workflow_id).query(ReleaseWorkflow.status)
             assert previous.phase == "aborted"
             assert "superseded by" in previous.reason
-            final = await h.client.get_workflow_handle(second.workflow_id, result_type=ReleaseStatus).result()
+            final = await ended(h.client.get_workflow_handle(second.workflow_id))
             assert final.phase == "succeeded"
             assert h.versions()["euw1-internal"] == "v3"
             ops = h.clusters.read()["euw1-internal"]["ops"]
@@ -110,7 +111,7 @@ class TestOneReleasePerService:
         async with running_worker(client, tmp_path) as h:
             svc = unique_service()
             first = await submit(h, svc, "v2", FAST)
-            await h.client.get_workflow_handle(first.workflow_id).result()
+            await ended(h.client.get_workflow_handle(first.workflow_id))
             await assert_eventually(
                 lambda: h.client.get_workflow_handle(lane_id(svc)).query(ReleaseLaneWorkflow.current),
                 lambda lane: lane.current is None,
@@ -140,7 +141,7 @@ def children(history: WorkflowHistory) -> tuple[list[str], list[str]]:
         for e in history.events
         if e.event_type == EventType.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED
     ]
-    ended = [
+    finished = [
         e.child_workflow_execution_completed_event_attributes.workflow_execution.workflow_id
         or e.child_workflow_execution_failed_event_attributes.workflow_execution.workflow_id
         for e in history.events
@@ -150,7 +151,7 @@ def children(history: WorkflowHistory) -> tuple[list[str], list[str]]:
             EventType.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_FAILED,
         )
     ]
-    return started, ended
+    return started, finished
 
 
 class TestContinueAsNew:
@@ -170,7 +171,7 @@ class TestContinueAsNew:
             # continue-as-new limit and waits for the handler, which starts v3 meanwhile.
             second = await submit(h, svc, "v3", FAST, supersede=True)
             assert second.created
-            await h.client.get_workflow_handle(second.workflow_id).result()
+            await ended(h.client.get_workflow_handle(second.workflow_id))
             lane = h.client.get_workflow_handle(lane_id(svc))
             await assert_eventually(
                 lambda: lane.query(ReleaseLaneWorkflow.current),
@@ -180,7 +181,7 @@ class TestContinueAsNew:
             runs = await lane_runs(h, svc)
             assert len(runs) >= 2, "the lane continued as new"
             for run in runs:
-                started, ended = children(run)
-                assert sorted(started) == sorted(ended), "every release a run started ended in that run"
+                started, finished = children(run)
+                assert sorted(started) == sorted(finished), "every release a run started ended in that run"
             third = await submit(h, svc, "v4", FAST)
             assert third.created

@@ -17,7 +17,7 @@ from temporalio.client import WorkflowHandle
 from temporalio.worker import Worker
 
 from tests.support.waiting import assert_eventually
-from tests.workflows.support import canary, cluster_state, plan, running_worker, unique_service
+from tests.workflows.support import canary, cluster_state, ended, plan, running_worker, unique_service
 from workflows.cluster import ClusterRolloutWorkflow
 from workflows.models import ApproveRequest, ClusterRolloutInput, ClusterStatus
 from workflows.release import ReleaseWorkflow
@@ -83,7 +83,7 @@ class TestMilestoneReports:
             steps = canary(("w", 10), ("p", "1s"), ("w", 25), ("p", "1s"), ("w", 50), ("p", "1s"), ("w", 75))
             rings = [{"name": "internal", "clusters": [INTERNAL], "strategy": steps}]
             handle = await h.start(plan(svc, rings), service=svc)
-            result = await handle.result()
+            result = await ended(handle)
             assert result.phase == "succeeded", result.reason
             reports = await _reports(handle)
             assert [r.state for r in reports] == ["analyzing"]
@@ -114,7 +114,7 @@ class TestMilestoneReports:
             await handle.execute_update(
                 ReleaseWorkflow.approve, ApproveRequest(ring="internal", cluster=INTERNAL, by="bob")
             )
-            result = await handle.result()
+            result = await ended(handle)
             assert result.phase == "succeeded", result.reason
             assert [r.state for r in await _reports(handle)] == ["awaiting-approval", "deploying"]
 
@@ -147,7 +147,7 @@ class TestMilestoneReports:
             svc = unique_service()
             rings = [{"name": "internal", "clusters": [INTERNAL], "strategy": canary(("w", 20), ("p", "1s"))}]
             handle = await h.start(plan(svc, rings), service=svc)
-            assert (await handle.result()).phase == "succeeded"
+            assert (await ended(handle)).phase == "succeeded"
             inp = (await _child_input(handle)).model_copy(update={"report_analysis": report_analysis})
             queue = f"listener-{uuid.uuid4().hex}"
             async with Worker(client, task_queue=queue, workflows=[_Listener]):

@@ -12,6 +12,7 @@ from tests.workflows.support import (
     ScriptedMetrics,
     canary,
     cluster_state,
+    ended,
     plan,
     running_worker,
     small_rings,
@@ -35,7 +36,7 @@ class TestPromotion:
         async with running_worker(client, tmp_path) as h:
             svc = unique_service()
             handle = await h.start(plan(svc, three_rings()), service=svc)
-            result = await handle.result()
+            result = await ended(handle)
             assert result.phase == "succeeded", result.reason
             assert set(h.versions().values()) == {"v2"}
             assert [c.state for c in result.clusters] == ["promoted"] * 7
@@ -56,7 +57,7 @@ class TestPromotion:
         async with running_worker(client, tmp_path) as h:
             svc = unique_service()
             handle = await h.start(plan(svc, three_rings()), service=svc)
-            result = await handle.result()
+            result = await ended(handle)
             assert result.phase == "succeeded", result.reason
             inputs: dict[str, ClusterRolloutInput] = {}
             async for event in handle.fetch_history_events():
@@ -91,7 +92,7 @@ class TestPromotion:
             )
             submitted = await submit_to_lane(h.client, h.task_queue, inp)
             handle = client.get_workflow_handle(submitted.workflow_id)
-            await handle.result()
+            await ended(handle)
 
             async def found(query: str) -> list[str]:
                 return [w.id async for w in client.list_workflows(f"RingmasterService = '{svc}' AND {query}")]
@@ -121,7 +122,7 @@ class TestRollbackScopes:
         async with running_worker(client, tmp_path, metrics=ScriptedMetrics(failing={"use1-prod"})) as h:
             svc = unique_service()
             handle = await h.start(plan(svc, small_rings()), service=svc)
-            result = await handle.result()
+            result = await ended(handle)
             assert result.phase == "rolled-back", result.reason
             assert "use1-prod" in result.reason
             assert set(h.versions().values()) == {"v1"}
@@ -142,7 +143,7 @@ class TestRollbackScopes:
             rings[1]["clusterSelector"] = {"audience": "beta"}
             del rings[1]["clusters"]
             handle = await h.start(plan(svc, rings, scope="cluster"), service=svc)
-            result = await handle.result()
+            result = await ended(handle)
             assert result.phase == "rolled-back"
             versions = h.versions()
             assert versions["euw1-internal"] == "v2"
@@ -165,7 +166,7 @@ class TestRollbackScopes:
                 },
             ]
             handle = await h.start(plan(svc, rings, scope="ring"), service=svc)
-            result = await handle.result()
+            result = await ended(handle)
             assert result.phase == "rolled-back"
             assert "bake" in result.reason
             assert h.versions()["euw1-internal"] == "v2"
@@ -199,7 +200,7 @@ class TestSiblingsFailTogether:
                 },
             ]
             handle = await h.start(plan(svc, rings, scope="release"), service=svc)
-            result = await handle.result()
+            result = await ended(handle)
             assert result.phase == "rolled-back", result.reason
             assert set(h.versions().values()) == {"v1"}
             assert result.cluster("euw1-internal").state == "rolled-back"
@@ -226,7 +227,7 @@ class TestAbort:
                 ReleaseWorkflow.abort, AbortRequest(reason="customer reports errors", by="bob")
             )
             assert answer.accepted
-            result = await handle.result()
+            result = await ended(handle)
             assert result.phase == "aborted"
             assert set(h.versions().values()) == {"v1"}
             assert [c.state for c in result.clusters if c.name in ("euw1-internal", "use1-prod")] == [
@@ -246,7 +247,7 @@ class TestResidencyDenial:
             svc = unique_service()
             rings = [{"name": "internal", "clusters": ["euw1-internal"], "strategy": {"rolling": {}}}]
             handle = await h.start(plan(svc, rings), service=svc)
-            result = await handle.result()
+            result = await ended(handle)
             assert result.phase == "denied"
             decisions = {d.rule: d.verdict for d in result.cluster("euw1-internal").residency}
             assert decisions["cluster-location"] == "deny"
@@ -293,7 +294,7 @@ class TestRollbackModeFreeze:
             metrics.failing.clear()  # the fix went forward
             answer = await handle.execute_update(ReleaseWorkflow.resume, ResumeRequest(by="bob"))
             assert answer.accepted
-            result = await handle.result()
+            result = await ended(handle)
             assert result.phase == "succeeded", result.reason
             assert h.versions()["use1-prod"] == h.versions()["euw1-internal"] == "v2"
             assert not _ops(h.clusters.read(), "rollback")
@@ -306,7 +307,7 @@ class TestRollbackModeFreeze:
             await self._held_by_the_failed_gate(handle)
             before = h.clusters.read()
             await handle.execute_update(ReleaseWorkflow.abort, AbortRequest(reason="fix forward", by="bob"))
-            result = await handle.result()
+            result = await ended(handle)
             assert result.phase == "aborted"
             assert "nothing rolled back" in result.reason and "use1-prod" in result.reason
             after = h.clusters.read()
@@ -330,6 +331,6 @@ class TestRollbackModeFreeze:
             assert h.versions()["use1-prod"] == "v2"
             metrics.failing.clear()
             await handle.execute_update(ReleaseWorkflow.resume, ResumeRequest(by="bob"))
-            result = await handle.result()
+            result = await ended(handle)
             assert result.phase == "succeeded", result.reason
             assert not _ops(h.clusters.read(), "rollback")

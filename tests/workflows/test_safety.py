@@ -31,6 +31,8 @@ from tests.workflows.support import (
     ScriptedMetrics,
     canary,
     cluster_state,
+    ended,
+    ended_cluster,
     plan,
     running_worker,
     small_rings,
@@ -97,7 +99,7 @@ class TestRollbackThroughCancellation:
                 timeout=60,
             )
             await handle.cancel()
-            result = await handle.result()
+            result = await ended(handle)
         assert result.phase == "rolled-back", result.reason
         assert set(h.versions().values()) == {"v1"}, "no cluster is left on the new version"
         assert result.needs_attention == []
@@ -118,8 +120,8 @@ class TestRollbackThroughCancellation:
             child = _child(client, handle)
             await child.cancel()
             await handle.cancel()
-            outcome = await child.result()
-            result = await handle.result()
+            outcome = await ended_cluster(child)
+            result = await ended(handle)
         assert outcome.outcome == "aborted" and not outcome.rollback_failed, outcome
         assert result.phase == "aborted", result.reason
         assert _restored(h), h.clusters.read()[INTERNAL]
@@ -132,7 +134,7 @@ class TestReleaseClosedMidCanary:
         async with running_worker(client, tmp_path) as h:
             handle = await _mid_canary(h)
             await handle.terminate(reason="operator cleanup")
-            outcome = await _child(client, handle).result()
+            outcome = await ended_cluster(_child(client, handle))
             assert outcome.outcome == "aborted" and not outcome.rollback_failed, outcome
             assert _restored(h), h.clusters.read()[INTERNAL]
 
@@ -159,7 +161,7 @@ class TestReleaseClosedMidCanary:
             await new.execute_update(
                 ReleaseWorkflow.approve, ApproveRequest(ring="internal", cluster=INTERNAL, by="bob")
             )
-            result = await new.result()
+            result = await ended(new)
         assert result.phase == "succeeded", result.reason
         assert h.versions()[INTERNAL] == "v2"
 
@@ -204,7 +206,7 @@ class TestReleaseClosedMidCanary:
                 timeout=60,
             )
             await new.execute_update(ReleaseWorkflow.abort, AbortRequest(reason="incident", by="bob"))
-            result = await new.result()
+            result = await ended(new)
             _, _, version = handle.id.split(":")
             old_prod = client.get_workflow_handle(cluster_workflow_id(svc, version, "prod", "use1-prod"))
             old_closed, release_closed = (
@@ -266,9 +268,9 @@ class TestReleaseClosedMidCanary:
                 await new.cancel()
             finally:
                 gate.opened.set()
-            result = await new.result()
+            result = await ended(new)
             release_closed = (await new.describe()).close_time
-            outcome = await old_child.result()
+            outcome = await ended_cluster(old_child)
             old_closed = (await old_child.describe()).close_time
             events = [e.event_type async for e in new.fetch_history_events()]
         cancel = events.index(EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CANCEL_REQUESTED)
@@ -305,7 +307,7 @@ class TestReleaseClosedMidCanary:
         await new.cancel()
         old_child = _child(client, handle)
         async with running_worker(client, tmp_path, settings=settings) as h:
-            result = await new.result()
+            result = await ended(new)
             release_closed = (await new.describe()).close_time
             old_closed = (await old_child.describe()).close_time
             events = [e.event_type async for e in new.fetch_history_events()]
@@ -424,7 +426,7 @@ class TestUnreachableCluster:
                 what="another round to fail while the API is down",
             )
             h.clusters.configure(INTERNAL, unreachable=False)
-            result = await handle.result()
+            result = await ended(handle)
         assert result.phase == "succeeded", result.reason
         assert [a.kind for a in result.actions] == ["approve"], "nobody had to resume it"
         assert h.versions()[INTERNAL] == "v2"
@@ -442,7 +444,7 @@ class TestUnreachableCluster:
             )
             assert (await _child(client, handle).describe()).status == WorkflowExecutionStatus.RUNNING
             h.clusters.configure(INTERNAL, unreachable=False)
-            result = await handle.result()
+            result = await ended(handle)
         assert result.phase == "aborted", result.reason
         assert result.needs_attention == []
         assert _restored(h), h.clusters.read()[INTERNAL]
@@ -470,7 +472,7 @@ class TestUnreachableCluster:
                 timeout=60,
             )
             h.clusters.configure(INTERNAL, unreachable=False)
-            result = await handle.result()
+            result = await ended(handle)
         assert result.phase == "failed", result.reason
         assert result.needs_attention == ["euc1-beta"]
         versions = h.versions()
@@ -507,6 +509,6 @@ class TestCancelWhilePreparing:
             )
             await asyncio.wait_for(started.wait(), 30)
             await handle.cancel()
-            result = await handle.result()
+            result = await ended(handle)
         assert result.phase == "aborted", result.reason
         assert not result.invalid

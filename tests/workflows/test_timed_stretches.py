@@ -30,6 +30,7 @@ from tests.workflows.support import (
     ScriptedMetrics,
     canary,
     cluster_state,
+    ended,
     plan,
     running_worker,
     unique_service,
@@ -127,7 +128,7 @@ class TestBakeHistory:
                     service=svc,
                     search_attributes=False,
                 )
-                result = await handle.result()
+                result = await ended(handle)
                 assert result.phase == "succeeded", result.reason
                 history = await handle.fetch_history()
                 counts[bake] = len(history.events)
@@ -150,7 +151,7 @@ class TestCanaryPromotion:
             svc = unique_service()
             strategy = canary(("w", 20), ("p", "2s"), ("w", 50), ("p", "3s"))
             handle = await h.start(plan(svc, _one_ring(strategy, "0s")), service=svc)
-            result = await asyncio.wait_for(handle.result(), timeout=120)
+            result = await asyncio.wait_for(ended(handle), timeout=120)
             assert result.phase == "succeeded", result.reason
             child = result.clusters[0].workflow_id
             history = await client.get_workflow_handle(child).fetch_history()
@@ -188,7 +189,7 @@ class TestRollbackIsNeverDelayed:
             svc = unique_service()
             strategy = canary(("w", 20), ("p", "1h"))
             handle = await h.start(plan(svc, _one_ring(strategy, "1h")), service=svc)
-            result = await asyncio.wait_for(handle.result(), timeout=60)
+            result = await asyncio.wait_for(ended(handle), timeout=60)
             assert result.phase == "rolled-back", result.reason
             assert result.clusters[0].state == "rolled-back"
             assert h.versions()["euw1-internal"] == "v1"
@@ -211,7 +212,7 @@ class TestRollbackIsNeverDelayed:
                 timeout=60,
             )
             await handle.execute_update(ReleaseWorkflow.abort, AbortRequest(reason="stop", by="bob"))
-            result = await asyncio.wait_for(handle.result(), timeout=60)
+            result = await asyncio.wait_for(ended(handle), timeout=60)
             assert result.phase == "aborted", result.reason
             assert h.versions()["euw1-internal"] == "v1"
             history = await handle.fetch_history()
@@ -233,7 +234,7 @@ class TestRollbackIsNeverDelayed:
                 every=0.05,
             )
             await handle.execute_update(ReleaseWorkflow.abort, AbortRequest(reason="stop", by="bob"))
-            result = await asyncio.wait_for(handle.result(), timeout=60)
+            result = await asyncio.wait_for(ended(handle), timeout=60)
             assert result.phase == "aborted", result.reason
             assert h.versions()["euw1-internal"] == "v1"
             child = result.clusters[0].workflow_id
@@ -293,7 +294,7 @@ class TestHeldBake:
             given = await assert_eventually(baking, lambda d: len(d) >= 2, timeout=60)
             assert given[:2] == [True, False], "the bake's end, then until stopped"
             await handle.signal("resume-signal", ResumeRequest(by="bob"))
-            result = await asyncio.wait_for(handle.result(), timeout=60)
+            result = await asyncio.wait_for(ended(handle), timeout=60)
             assert result.phase == "succeeded", result.reason
             history = await handle.fetch_history()
             first = _analyze_scheduled(history)[0].event_id

@@ -26,6 +26,7 @@ from tests.workflows.support import (
     ScriptedMetrics,
     canary,
     cluster_state,
+    ended,
     plan,
     running_worker,
     small_rings,
@@ -50,7 +51,7 @@ async def _release(h: Harness, service: str, version: str = "v2", rings: list | 
     handle = await h.start(
         plan(service, rings or small_rings(), metrics=False), service=service, version=version
     )
-    return await handle.result()
+    return await ended(handle)
 
 
 async def _undo(h: Harness, service: str, version: str = "v2", **fields: Any) -> UndoStatus:
@@ -236,7 +237,7 @@ class TestRetryOfAFailedRollback:
             svc = unique_service()
             before = _workloads(h)
             handle = await h.start(plan(svc, small_rings()), service=svc)
-            released = await handle.result()
+            released = await ended(handle)
             assert released.phase == "failed", released.reason
             assert released.needs_attention == [BETA]
 
@@ -323,7 +324,10 @@ class TestUndoOfATerminatedRelease:
                 return (await child.describe()).status
 
             await assert_eventually(
-                child_ended, lambda s: s == WorkflowExecutionStatus.COMPLETED, what="the child's rollback"
+                # Aborted and rolled back: a failed workflow (red in the UI) that carries its result.
+                child_ended,
+                lambda s: s == WorkflowExecutionStatus.FAILED,
+                what="the child's rollback",
             )
             assert h.versions()[INTERNAL] == "v2", "ring 1 promoted before the terminate"
             assert h.versions()[PROD] == "v1", "ring 2 rolled itself back when its release closed"

@@ -8,7 +8,7 @@ import yaml
 
 from tests.support import fleets
 from tests.support.waiting import assert_eventually
-from tests.workflows.support import cluster_state, plan, running_worker, unique_service
+from tests.workflows.support import cluster_state, ended, plan, running_worker, unique_service
 from workflows.models import ApproveRequest
 from workflows.release import ReleaseWorkflow
 
@@ -39,7 +39,7 @@ class TestWindowWait:
             )
             assert waiting.next_window == until
             assert h.versions()["euw1-internal"] == "v1"
-            result = await handle.result()
+            result = await ended(handle)
             assert result.phase == "succeeded"
             assert result.ended_at >= until
             assert h.versions() == {**h.versions(), "euw1-internal": "v2", "use1-prod": "v2"}
@@ -67,7 +67,7 @@ class TestExamplePlan:
             assert status.ring == "beta"
             assert status.cluster("euw1-internal").state == "promoted"
             await handle.signal("approve-signal", ApproveRequest(ring="beta", by="bob"))
-            result = await handle.result()
+            result = await ended(handle)
             assert result.phase == "succeeded", result.reason
             assert set(h.versions().values()) == {"v2"}
             # 25m of pauses + 30m bake in internal, 1h bake in beta, 20m per wave x 3 + 2h bake in broad.

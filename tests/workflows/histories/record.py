@@ -18,7 +18,9 @@ it never reached, the ``stop-earlier-children`` patch, and awaits its prepare th
 workflows reporting only their milestones, the ``milestone-reports`` patch, a wave's cluster
 workflows started together, ``wave-starts-together``, and analysis stretches that end themselves at
 a known end (a timed pause, a bake), ``timed-stretches``; v12 has every run started with the
-``baseline-2026-12`` patch, one marker standing for every patch before it (``workflows/_patches.py``))
+``baseline-2026-12`` patch, one marker standing for every patch before it (``workflows/_patches.py``),
+and releases and cluster workflows that did not promote closing failed with their record as the
+failure's detail, ``failed-outcomes``)
 on a
 fresh dev server with an in-process worker and saves every workflow's history as JSON beside this
 file, in the folder ``SET`` (e.g. ``v2``).
@@ -30,6 +32,7 @@ set when the workflows gain new patches.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sys
 import tempfile
@@ -37,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from temporalio.client import Client, WithStartWorkflowOperation, WorkflowHandle
+from temporalio.client import Client, WithStartWorkflowOperation, WorkflowFailureError, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
@@ -72,6 +75,12 @@ from workflows.undo import UndoInput, UndoWorkflow, undo_id
 
 HERE = Path(__file__).parent
 BIN = Path(sys.executable).parent
+
+
+async def _closed(handle: WorkflowHandle[Any, Any]) -> None:
+    """Wait until the workflow has closed, however: since v12 a release that did not succeed fails."""
+    with contextlib.suppress(WorkflowFailureError):
+        await handle.result()
 
 
 async def _live(handle: WorkflowHandle[Any, Any]) -> Any:
@@ -128,11 +137,11 @@ async def main() -> None:
         async with running_worker(client, Path(tmp), metrics=metrics) as h:
             promote = small_rings()[:2]
             handle = await h.start(plan("promote", promote), service="promote")
-            await handle.result()
+            await _closed(handle)
             await _save(client, "promote", "promote")
 
             handle = await h.start(plan("rollback", small_rings()), service="rollback")
-            await handle.result()
+            await _closed(handle)
             await _save(client, "rollback", "rollback")
 
             rings = [
@@ -146,7 +155,7 @@ async def main() -> None:
             await _until(lambda s: s.clusters and s.clusters[0].state == "analyzing", handle)
             await handle.execute_update(ReleaseWorkflow.hold, HoldRequest(reason="incident", by="bob"))
             await handle.signal("resume-signal", ResumeRequest(by="alice"))
-            await handle.result()
+            await _closed(handle)
             await _save(client, "hold-resume", "hold")
 
             rings = [
@@ -161,7 +170,7 @@ async def main() -> None:
             await handle.execute_update(
                 ReleaseWorkflow.abort, AbortRequest(reason="bad dashboards", by="bob")
             )
-            await handle.result()
+            await _closed(handle)
             await _save(client, "abort", "abort")
 
             gated = [
@@ -188,7 +197,7 @@ async def main() -> None:
             await handle.execute_update(
                 ReleaseWorkflow.approve, ApproveRequest(ring="beta", cluster="euc1-beta", by="bob")
             )
-            await handle.result()
+            await _closed(handle)
             await _save(client, "approval", "approval")
 
             # Since v4: a cluster API down past a step's retries holds the cluster as unreachable,
@@ -211,7 +220,7 @@ async def main() -> None:
                 )
                 await _until(lambda s: s.phase == "holding", handle)
                 h.clusters.configure("euw1-internal", unreachable=False)
-                await handle.result()
+                await _closed(handle)
                 await _save(client, "unreachable", "unreachable")
 
             # Since v4: a cluster workflow cancelled while a step is writing to the cluster waits for the step
@@ -227,7 +236,7 @@ async def main() -> None:
                 what="the first step to be writing to the cluster",
             )
             await child.cancel()
-            await handle.result()
+            await _closed(handle)
             await _save(client, "cancel", "cancel")
 
             # Since v5: a reset run, aborted back in ring one, restores the cluster the old run
@@ -252,7 +261,7 @@ async def main() -> None:
             new = client.get_workflow_handle(handle.id, run_id=run)
             await _until(lambda s: s.clusters[0].state == "awaiting-approval" and s.phase != "holding", new)
             await new.execute_update(ReleaseWorkflow.abort, AbortRequest(reason="incident", by="bob"))
-            await new.result()
+            await _closed(new)
             await _save(client, "reset", "reset")
 
             # Since v9: a freeze holds a release mid-canary; the unfreeze lets it go on.
@@ -282,12 +291,12 @@ async def main() -> None:
             await client.get_workflow_handle(registry).execute_update(
                 FreezeRegistryWorkflow.unfreeze, UnfreezeRequest(scope="service", target="freeze", by="sre")
             )
-            await handle.result()
+            await _closed(handle)
             await _save(client, "freeze", "freeze", registry)
 
             # Since v10: an ended release undone.
             handle = await h.start(plan("undo", promote), service="undo")
-            await handle.result()
+            await _closed(handle)
             await client.execute_workflow(
                 UndoWorkflow.run,
                 UndoInput(release_workflow_id=release_id("undo", "v2"), by="bob", reason="bad after an hour"),
@@ -305,7 +314,7 @@ async def main() -> None:
             await _until(lambda s: s.phase == "holding" and "rollback.mode: freeze" in s.hold_reason, handle)
             metrics.failing.clear()
             await handle.execute_update(ReleaseWorkflow.resume, ResumeRequest(by="bob"))
-            await handle.result()
+            await _closed(handle)
             await _save(client, "frozen", "frozen")
 
         # Since v10: a reset run cancelled in its first workflow task (no worker polls in between)
@@ -321,7 +330,7 @@ async def main() -> None:
         new = client.get_workflow_handle(handle.id, run_id=run)
         await new.cancel()
         async with running_worker(client, Path(tmp), settings=settings):
-            await new.result()
+            await _closed(new)
         await _save(client, "reset-cancel", "first-task")
     await env.shutdown()
 
