@@ -103,6 +103,8 @@ class WindowState(_Model):
     next_open: datetime | None = None
     next_close: datetime | None = None
     reason: str = ""
+    opens: str = ""
+    """When it next opens in the region's own time, for people ("Mon 09:00 Europe/Dublin"); "" when open."""
 
 
 # --- residency ------------------------------------------------------------------------------------

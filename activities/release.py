@@ -63,10 +63,12 @@ class ReleaseActivities:
                 next_close=windows.next_close(inp.plan, self._fleet, inp.region, at),
             )
         nxt = windows.next_open(inp.plan, self._fleet, inp.region, at)
+        zone = self._fleet.region(inp.region)
         return WindowState(
             region=inp.region,
             open=False,
             next_open=nxt,
+            opens=f"{nxt.astimezone(zone.zone):%a %H:%M} {zone.timezone}" if nxt else "",
             reason="outside the region's deployment window"
             if nxt is not None
             else "no deployment window opens within the search horizon",

@@ -103,6 +103,6 @@ async def restore(inp: RollbackInput, report: Callable[[str], Awaitable[None]]) 
             round_ += 1
             pause = pause_after(round_)
             await report(f"rollback retrying in {pause}: round {round_} failed: {describe(err)}")
-            await workflow.sleep(pause)
+            await workflow.sleep(pause, summary=f"retry the rollback of {inp.cluster.name} in {pause}")
             continue
         return None

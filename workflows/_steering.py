@@ -94,11 +94,18 @@ class Steering:
 
     # --- waits --------------------------------------------------------------------------------
 
-    async def until(self, condition: Callable[[], bool], limit: timedelta | None = None) -> bool:
-        """Wait for ``condition``; raise on interruption; return False when ``limit`` passed first."""
+    async def until(
+        self, condition: Callable[[], bool], limit: timedelta | None = None, *, summary: str = ""
+    ) -> bool:
+        """Wait for ``condition``; raise on interruption; return False when ``limit`` passed first.
+
+        ``summary`` names the timer of ``limit`` in the Temporal UI's timeline ("bake 30m ring broad").
+        """
         try:
             await workflow.wait_condition(
-                lambda: condition() or self.interruption() is not None, timeout=limit
+                lambda: condition() or self.interruption() is not None,
+                timeout=limit,
+                timeout_summary=summary or None,
             )
         except TimeoutError:
             return False
@@ -109,18 +116,19 @@ class Steering:
         """Return once no hold stands (raise on interruption)."""
         await self.until(lambda: not self.is_held())
 
-    async def sleep(self, duration: timedelta) -> None:
+    async def sleep(self, duration: timedelta, summary: str = "") -> None:
         """Sleep for ``duration``, raising early on interruption. Holds do not stop this clock."""
         if duration > timedelta(0):
-            await self.until(lambda: False, limit=duration)
+            await self.until(lambda: False, limit=duration, summary=summary)
 
-    async def held_clock_wait(self, duration: timedelta) -> None:
+    async def held_clock_wait(self, duration: timedelta, summary: str = "") -> None:
         """Wait ``duration`` of unheld time: time held does not count toward a pause or a bake."""
         remaining = duration
         while remaining > timedelta(0):
             await self.unheld()
             started = workflow.now()
-            if not await self.until(self.is_held, limit=remaining):
+            left = f" ({remaining} left)" if remaining != duration else ""
+            if not await self.until(self.is_held, limit=remaining, summary=f"{summary}{left}"):
                 return
             remaining -= workflow.now() - started
 

@@ -331,7 +331,10 @@ class ClusterRolloutWorkflow(Steering):
             elif step.pause is not None and step.pause.duration is not None:
                 self._judge_until(workflow.now() + step.pause.duration)
                 await self._set_state(self._judging_state(), f"step {index}: pause {step.pause.duration}")
-                await self.held_clock_wait(step.pause.duration)
+                await self.held_clock_wait(
+                    step.pause.duration,
+                    f"pause {step.pause.duration} at {self._status.weight}% in {self._target.name}",
+                )
             else:
                 self._judge_until(None)
                 await self._await_approval(f"step {index}: pause until approved")
@@ -374,14 +377,14 @@ class ClusterRolloutWorkflow(Steering):
             await self._before_step()
             await self._step("switch", "active Services switched to the preview", 100, state="promoting")
             await self._set_state("promoting", "previous version kept for scaleDownDelaySeconds")
-            await self.sleep(delay)
+            await self.sleep(delay, f"keep the previous version {delay} in {self._target.name}")
             await self._before_step()
             await self._step("promote", "the workload moves to the new version", 100, state="promoting")
             await self._wait("workload")
         else:
             await self._promote("preview")
             await self._set_state("promoted", "previous version kept for scaleDownDelaySeconds")
-            await self.sleep(delay)
+            await self.sleep(delay, f"keep the previous version {delay} in {self._target.name}")
         await self._step("cleanup", "preview removed", 100, state="promoted")
 
     async def _rolling(self) -> None:
@@ -522,7 +525,10 @@ class ClusterRolloutWorkflow(Steering):
         wait = w.next_open - workflow.now() if w.next_open else WINDOW_RECHECK
         self._status.next_window = w.next_open
         await self._set_state("waiting-window", w.reason or "outside the deployment window")
-        await self.sleep(max(wait, timedelta(seconds=1)))
+        opens = f"opens {w.opens}" if w.opens else f"checked again in {wait}"
+        await self.sleep(
+            max(wait, timedelta(seconds=1)), f"waiting for the {self._target.region} window, {opens}"
+        )
         self._status.next_window = None
 
     async def _await_approval(self, what: str) -> None:
@@ -642,7 +648,9 @@ class ClusterRolloutWorkflow(Steering):
                 await self._set_state(
                     "holding", f"cluster unreachable (trying again within {pause}): {_rollback.describe(err)}"
                 )
-                await self.until(lambda: self._retry_now, limit=pause)
+                await self.until(
+                    lambda: self._retry_now, limit=pause, summary=f"try {self._target.name} again in {pause}"
+                )
                 continue
             if held_from is not None and self._status.state == "holding":
                 await self._set_state(*held_from)

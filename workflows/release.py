@@ -538,7 +538,7 @@ class ReleaseWorkflow(Steering):
                 status.step = f"an earlier run's cluster workflow rolls back first (next try in {pause})"
                 self._publish()
                 await _tell_earlier_to_abort(child_id, "replaced by a new run of the release (reset)")
-                await self.sleep(pause)
+                await self.sleep(pause, f"an earlier run rolls back {cluster.name} first")
                 continue
             self._reached.add(cluster.name)
             return started
@@ -609,7 +609,7 @@ class ReleaseWorkflow(Steering):
                     self._bake_runs[p.cluster.name] = self._bake_run(p, timed=timed)
                     self._bake_runs[p.cluster.name].start(end)
         try:
-            await self.held_clock_wait(ring.bake_time)
+            await self.held_clock_wait(ring.bake_time, f"bake {ring.bake_time} ring {ring.name}")
             runs = list(self._bake_runs.items())
             verdicts = await asyncio.gather(*(run.stop() for _, run in runs))
             for (name, _), verdict in zip(runs, verdicts, strict=True):
@@ -836,7 +836,9 @@ class ReleaseWorkflow(Steering):
             if not asking:
                 break
             if round_ < SWEEP_ROUNDS:
-                await workflow.sleep(_rollback.pause_after(round_))
+                await workflow.sleep(
+                    _rollback.pause_after(round_), summary=f"look again at {len(asking)} unreadable clusters"
+                )
         for ring, cluster in reversed(unreached):
             if cluster.name in unreadable:
                 status = self._status.cluster(cluster.name)
@@ -901,7 +903,7 @@ class ReleaseWorkflow(Steering):
             pause = _rollback.pause_after(round_)
             status.step = f"an earlier run's cluster workflow rolls back first (asking again in {pause})"
             self._publish()
-            await workflow.sleep(pause)
+            await workflow.sleep(pause, summary=f"an earlier run rolls back {cluster.name} first")
 
     async def _end(self, phase: Phase, reason: str) -> ReleaseStatus:
         workflow.logger.info("release %s ended %s: %s", self._inp.release, phase, reason)

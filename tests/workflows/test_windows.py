@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, timedelta
+from zoneinfo import ZoneInfo
 
 import yaml
 
@@ -43,6 +45,15 @@ class TestWindowWait:
             assert result.phase == "succeeded"
             assert result.ended_at >= until
             assert h.versions() == {**h.versions(), "euw1-internal": "v2", "use1-prod": "v2"}
+            # The Temporal UI names the wait's timer with the opening in the region's own time.
+            child = time_env.client.get_workflow_handle(result.cluster("euw1-internal").workflow_id)
+            summaries = [
+                json.loads(e.user_metadata.summary.data)
+                async for e in child.fetch_history_events()
+                if e.HasField("timer_started_event_attributes") and e.user_metadata.HasField("summary")
+            ]
+            local = until.astimezone(ZoneInfo("Europe/Dublin"))
+            assert f"waiting for the eu-west-1 window, opens {local:%a %H:%M} Europe/Dublin" in summaries
 
 
 class TestExamplePlan:
