@@ -50,6 +50,7 @@ import structlog
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
 from temporalio.client import Client
+from temporalio.common import SearchAttributeKey
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
@@ -100,10 +101,12 @@ async def ensure_search_attributes(client: Client) -> None:
     existing = await client.operator_service.list_search_attributes(
         ListSearchAttributesRequest(namespace=client.namespace)
     )
+    # Each key with its own type: RingmasterClusters is a keyword list, and registered as a keyword a
+    # release's list of clusters would not be searchable by one of them.
     missing = {
-        key.name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
+        key.name: IndexedValueType.ValueType(key.indexed_value_type.value)
         for key in search.ALL
-        if key.name not in existing.custom_attributes
+        if isinstance(key, SearchAttributeKey) and key.name not in existing.custom_attributes
     }
     if missing:
         await client.operator_service.add_search_attributes(

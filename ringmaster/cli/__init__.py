@@ -5,6 +5,7 @@
 - :mod:`~ringmaster.cli.undo`: ``rollback`` and ``retry``, undoing a release that already ended;
 - :mod:`~ringmaster.cli.freezes`: ``freeze``, ``unfreeze`` and ``freezes``, stopping the line;
 - :mod:`~ringmaster.cli.status`: ``status``, and the progress views ``submit --wait`` shows;
+- :mod:`~ringmaster.cli.listing`: ``list``, the releases matching filters, from visibility alone;
 - :mod:`~ringmaster.cli.worker`: ``worker``;
 - :mod:`~ringmaster.cli.policy`: ``policy check``, what the authorization policy allows (no Temporal).
 
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 import typer
 
-from ringmaster.cli import freezes, plans, policy, releases, status, undo, worker
+from ringmaster.cli import freezes, listing, plans, policy, releases, status, undo, worker
 
 app = typer.Typer(
     name="ringmaster",
@@ -37,6 +38,8 @@ for _command in (
     *worker.COMMANDS,
 ):
     app.command()(_command)
+for _command in listing.COMMANDS:
+    app.command("list")(_command)  # `list` is a builtin's name, so the function has another
 app.add_typer(policy.app)
 
 

@@ -34,8 +34,9 @@ from workflows.release import release_id
 
 T = TypeVar("T")
 
-Outcome = tuple[ExitCode, dict[str, Any], str]
-"""What a command body returns: its exit code, its JSON document and its text for people."""
+Outcome = tuple[ExitCode, dict[str, Any] | list[dict[str, Any]], str]
+"""What a command body returns: its exit code, its JSON document (an object, or ``list``'s array)
+and its text for people."""
 
 
 class Stop(Exception):

@@ -30,6 +30,7 @@ CLIENT_COMMANDS = {
     "freeze": ["freeze", "--all", "--reason", "checking imports"],
     "unfreeze": ["unfreeze", "--all"],
     "freezes": ["freezes"],
+    "list": ["list", "--cluster", "euw1-prod", "--since", "1d"],
     "submit": [
         "submit",
         str(EXAMPLES / "plan.yaml"),
