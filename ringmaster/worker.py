@@ -50,7 +50,6 @@ import structlog
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
 from temporalio.client import Client
-from temporalio.common import SearchAttributeKey
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
@@ -106,7 +105,7 @@ async def ensure_search_attributes(client: Client) -> None:
     missing = {
         key.name: IndexedValueType.ValueType(key.indexed_value_type.value)
         for key in search.ALL
-        if isinstance(key, SearchAttributeKey) and key.name not in existing.custom_attributes
+        if key.name not in existing.custom_attributes
     }
     if missing:
         await client.operator_service.add_search_attributes(

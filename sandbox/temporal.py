@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from temporalio.common import SearchAttributeIndexedValueType, SearchAttributeKey
+from temporalio.common import SearchAttributeIndexedValueType
 
 from ringmaster import readiness
 from sandbox import identity as sandbox_identity
@@ -120,10 +120,9 @@ def start_temporal(
         str(processes.directory / "temporal.db"),
     ]
     for key in search.ALL:
-        if isinstance(key, SearchAttributeKey):  # mypy joins keyword and keyword-list keys to object
-            # Each with its own type: RingmasterClusters is a keyword list, searchable by one cluster.
-            kind = "KeywordList" if key.indexed_value_type is KEYWORD_LIST else "Keyword"
-            argv += ["--search-attribute", f"{key.name}={kind}"]
+        # Each with its own type: RingmasterClusters is a keyword list, searchable by one cluster.
+        kind = "KeywordList" if key.indexed_value_type is KEYWORD_LIST else "Keyword"
+        argv += ["--search-attribute", f"{key.name}={kind}"]
 
     def ready(_: ProcessRecord) -> dict[str, object] | None:
         return {"address": address, "ui": f"http://127.0.0.1:{ui_port}"} if healthy(address) else None
