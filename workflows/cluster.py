@@ -431,6 +431,7 @@ class ClusterRolloutWorkflow(Steering):
         def on_result(result: AnalyzeResult) -> None:
             self._status.gate = result.verdict
             self._status.measurements = result.checks
+            workflow.set_current_details(self._details())
 
         self._analysis = AnalysisRun(
             self,
@@ -708,6 +709,7 @@ class ClusterRolloutWorkflow(Steering):
         if version is not None:
             s.version = version
         s.updated_at = workflow.now()
+        workflow.set_current_details(self._details())
         if _patches.patched(MILESTONES):
             key = self._milestone()
             if not self._reported and key == "deploying":
@@ -718,6 +720,32 @@ class ClusterRolloutWorkflow(Steering):
             return
         self._reported = key
         await self._report()
+
+    def _details(self) -> str:
+        """The UI's current details: where the rollout stands and what the gates last measured."""
+        s = self._status
+        new = self._inp.release.version
+        if 0 < s.weight < 100 and s.version != new:
+            traffic = f"{s.weight}% on {new}, the rest on {s.version or 'the previous version'}"
+        else:
+            traffic = f"on {s.version or '-'}"
+        lines = [
+            f"**{s.name}** ({s.region}) · **{s.state}** · {traffic}",
+            "",
+            s.step,
+        ]
+        if self.is_held() and s.state not in ENDED_STATES:
+            lines += ["", f"Held: {self.hold_text()}"]
+        if s.gate is not None:
+            lines += ["", f"Gate **{s.gate.status}**: {s.gate.reason}"]
+        if s.measurements:
+            last = s.measurements[-1]
+            lines += ["", f"| metric | value at {last.at:%H:%M:%S} | error |", "|---|---|---|"]
+            lines += [
+                f"| {m.metric} | {m.value if m.value is not None else '-'} | {m.error or ''} |"
+                for m in last.measurements
+            ]
+        return "\n".join(lines)
 
     def _milestone(self) -> str:
         """Where this cluster stands in the release's terms: what its phase and controls act on.

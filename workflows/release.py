@@ -515,6 +515,7 @@ class ReleaseWorkflow(Steering):
                 parent_close_policy=workflow.ParentClosePolicy.REQUEST_CANCEL,
                 id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
                 static_summary=f"{self._inp.release} in {cluster.name} ({ring.name})",
+                static_details=self._child_details(ring, cluster),
                 search_attributes=TypedSearchAttributes(
                     [
                         SearchAttributePair(search.SERVICE, self._inp.service),
@@ -542,6 +543,16 @@ class ReleaseWorkflow(Steering):
                 continue
             self._reached.add(cluster.name)
             return started
+
+    def _child_details(self, ring: ScheduledRing, cluster: ScheduledCluster) -> str:
+        """What the UI shows of a cluster workflow before it says anything itself: a line or two."""
+        strategy = ring.strategy
+        kind = "canary" if strategy.canary else "blue-green" if strategy.blue_green else "rolling update"
+        who = self._inp.submitter.principal if self._inp.submitter else self._inp.submitted_by or "unknown"
+        return (
+            f"{self._inp.image} to {cluster.name} ({cluster.region}, {cluster.jurisdiction}), ring "
+            f"{ring.name}, by {kind}. Release {self._inp.release}, submitted by {who}."
+        )
 
     async def _start_despite_cancel(
         self,
@@ -1549,6 +1560,16 @@ class ReleaseWorkflow(Steering):
             lines += [f"Held: {self.hold_text()}", ""]
         if self._status.reason:
             lines += [self._status.reason, ""]
+        rings: dict[str, Counter[str]] = {}
+        for c in self._status.clusters:
+            rings.setdefault(c.ring, Counter())[c.state] += 1
+        if rings:
+            lines += ["| ring | clusters |", "|---|---|"]
+            lines += [
+                f"| {name} | " + ", ".join(f"{state} {n}" for state, n in sorted(counts.items())) + " |"
+                for name, counts in rings.items()
+            ]
+            lines.append("")
         lines += ["| cluster | ring | state | version | weight | gate |", "|---|---|---|---|---|---|"]
         shown = self._status.clusters
         if len(shown) > DETAILS_ROWS:
