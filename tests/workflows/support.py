@@ -156,6 +156,20 @@ class Harness:
     task_queue: str
     clusters: FileClusterBackend
 
+    async def submit(
+        self, plan_text: str, *, service: str, submitted_by: str = "alice"
+    ) -> WorkflowHandle[Any, Any]:
+        """Submit ``v2`` through the service's lane, as ``ringmaster submit`` does; the release's handle."""
+        inp = ReleaseInput(
+            service=service,
+            version="v2",
+            image=f"r/{service}:v2",
+            plan_text=plan_text,
+            submitted_by=submitted_by,
+        )
+        submitted = await submit_to_lane(self.client, self.task_queue, inp)
+        return self.client.get_workflow_handle(submitted.workflow_id)
+
     async def start(
         self,
         plan_text: str,

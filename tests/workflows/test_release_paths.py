@@ -16,12 +16,11 @@ from tests.workflows.support import (
     plan,
     running_worker,
     small_rings,
-    submit_to_lane,
     three_rings,
     unique_service,
 )
 from workflows import search
-from workflows.models import AbortRequest, ClusterRolloutInput, ReleaseInput, ResumeRequest
+from workflows.models import AbortRequest, ClusterRolloutInput, ResumeRequest
 from workflows.release import ReleaseWorkflow
 
 
@@ -83,15 +82,7 @@ class TestPromotion:
         async with running_worker(client, tmp_path) as h:
             svc = unique_service()
             rings = [{"name": "internal", "clusters": ["euw1-internal"], "strategy": {"rolling": {}}}]
-            inp = ReleaseInput(
-                service=svc,
-                version="v2",
-                image=f"r/{svc}:v2",
-                plan_text=plan(svc, rings),
-                submitted_by="alice",
-            )
-            submitted = await submit_to_lane(h.client, h.task_queue, inp)
-            handle = client.get_workflow_handle(submitted.workflow_id)
+            handle = await h.submit(plan(svc, rings), service=svc)
             await ended(handle)
 
             async def found(query: str) -> list[str]:

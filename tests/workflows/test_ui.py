@@ -15,7 +15,6 @@ from temporalio.client import WorkflowHandle
 
 from tests.support.waiting import assert_eventually
 from tests.workflows.support import canary, cluster_state, plan, running_worker, unique_service
-from workflows.models import ReleaseInput
 
 INTERNAL = "euw1-internal"
 
@@ -82,20 +81,11 @@ class TestTheUiTellsTheStory:
 
     async def test_a_release_started_by_its_lane_says_what_and_who(self, client, tmp_path):
         """The lane starts each release with a summary (release and image) and who submitted it."""
-        from tests.workflows.support import submit_to_lane
 
         async with running_worker(client, tmp_path) as h:
             svc = unique_service()
             rings = [{"name": "internal", "clusters": [INTERNAL], "strategy": {"rolling": {}}}]
-            inp = ReleaseInput(
-                service=svc,
-                version="v2",
-                image=f"r/{svc}:v2",
-                plan_text=plan(svc, rings),
-                submitted_by="alice",
-            )
-            submitted = await submit_to_lane(h.client, h.task_queue, inp)
-            handle = client.get_workflow_handle(submitted.workflow_id)
+            handle = await h.submit(plan(svc, rings), service=svc)
             described = await handle.describe()
             assert await described.static_summary() == f"{svc}:v2 (r/{svc}:v2)"
             details = await described.static_details()
