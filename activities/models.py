@@ -80,6 +80,10 @@ class PreparedRelease(_Model):
     validators: dict[str, list[str]] | None = None
     """Per regulated cluster, the clusters that may validate it (``residency.validators``); None
     when prepared before cluster workflows got cluster-scoped inputs."""
+    bake_chunk: int | None = None
+    """A ring bake judging more clusters than this runs in bake workflows of this many clusters each
+    (``RingBakeWorkflow``), not in the release's own history; None when prepared before (the release
+    judges every bake itself). The worker's ``bake_partition_clusters``, recorded here."""
 
     def denials(self) -> list[Decision]:
         """Every static decision that denies a cluster, in schedule order."""

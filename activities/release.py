@@ -20,8 +20,9 @@ from policies.fleet import Fleet
 class ReleaseActivities:
     """Plan validation, scheduling and windows, against the fleet this worker was given."""
 
-    def __init__(self, fleet: Fleet) -> None:
+    def __init__(self, fleet: Fleet, *, bake_chunk: int | None = None) -> None:
         self._fleet = fleet
+        self._bake_chunk = bake_chunk
         self._fleet_digest = hashlib.sha256(fleet.model_dump_json(by_alias=True).encode()).hexdigest()
 
     @activity.defn(name="prepare_release")
@@ -49,6 +50,7 @@ class ReleaseActivities:
                 for c in judged.schedule.all_clusters()
                 if c.regulated
             },
+            bake_chunk=self._bake_chunk,
         )
 
     @activity.defn(name="check_window")

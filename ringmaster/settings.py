@@ -53,6 +53,12 @@ class Settings(BaseSettings):
     runs at once, on the main task queue; each holds a thread of the cluster pool while it runs.
     Analysis stretches never take these slots: they have their own (``max_concurrent_analyses``)."""
 
+    bake_partition_clusters: int = Field(default=100, ge=1)
+    """A ring bake judging more promoted clusters than this runs in bake workflows of this many
+    clusters each instead of in the release's own history (``workflows.bake``): a release's history
+    then grows by about three events a cluster less, and no workflow task starts or stops more than
+    this many analysis stretches. Recorded in each release when it is prepared."""
+
     max_concurrent_analyses: int = Field(default=200, ge=1)
     """Analysis stretches one worker runs at once, on the analysis task queue (``<task_queue>-analysis``).
     A stretch holds its slot for a whole canary step or bake but is a coroutine, not a thread, so

@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
-from activities.models import ClusterSnapshot, ReleaseRef
+from activities.models import ClusterSnapshot, ClusterTarget, ReleaseRef
 from policies.freeze import Freeze
 from policies.freeze import Scope as FreezeScope
 from policies.gates import Check, GateVerdict
@@ -275,6 +275,56 @@ class ClusterRolloutInput(_Model):
     releases of more than ``DECISIONS_KEPT_UP_TO`` clusters: one signal per cluster, an event and a
     billable action each, for a state the release's phase shows only while no cluster of the wave is
     still deploying; ``status`` reads each running cluster from its own workflow either way."""
+
+
+# --- a ring's bake, partitioned -------------------------------------------------------------------
+
+
+class BakeTarget(_Model):
+    """One promoted cluster a bake workflow judges."""
+
+    cluster: ClusterTarget
+    stable_version: str = ""
+    touched_at: datetime | None = None
+
+
+class BakeInput(_Model):
+    """Judge these promoted clusters of one ring until ``end`` (``RingBakeWorkflow``)."""
+
+    release: ReleaseRef
+    analysis: Analysis
+    namespace: str = ""
+    end: datetime
+    clusters: list[BakeTarget]
+    hold_on_failure: bool = False
+    """``rollback.mode: freeze``: a failed gate holds (reported to the release) instead of ending."""
+    held: bool = False
+    hold_reason: str = ""
+    sealed_orders: bool = True
+
+
+class BakeResult(_Model):
+    """How a bake workflow's clusters were judged: the first failure, or every verdict at the end."""
+
+    failed: str = ""
+    """The cluster whose gate failed (the bake ended there), or ""."""
+    verdict: GateVerdict | None = None
+    gates: dict[str, GateVerdict] = Field(default_factory=dict)
+    """Each cluster's last verdict."""
+    aborted: bool = False
+    """Stopped by its release (an abort, a rollback elsewhere) before it concluded."""
+
+
+class BakeHold(_Model):
+    """A bake workflow's gate hold begins or ends in one cluster (the release holds while one stands)."""
+
+    cluster: str
+    reason: str = ""
+    failed: bool = False
+    """A failed gate held under ``rollback.mode: freeze`` (else an inconclusive one)."""
+    lifted: bool = False
+    baker: str = ""
+    """The reporting bake workflow's id: the release ignores reports of bakes it no longer runs."""
 
 
 class ClusterRolloutResult(_Model):

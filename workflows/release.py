@@ -15,7 +15,8 @@ import asyncio
 import contextlib
 from collections import Counter
 from collections.abc import AsyncIterator, Coroutine
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any, Literal, TypeVar
 
 from temporalio import workflow
@@ -50,18 +51,23 @@ with workflow.unsafe.imports_passed_through():
     from activities.release import ReleaseActivities
     from activities.rollout import ClusterActivities
     from policies.freeze import Freeze
-    from policies.gates import Check
+    from policies.gates import Check, GateVerdict
     from policies.identity import Verified
     from policies.plan import Analysis, ReleasePlan
     from policies.schedule import ScheduledCluster, ScheduledRing, Wave
     from workflows import _identity, _patches, _rollback, _signals, queues, search
     from workflows import _options as options
     from workflows._steering import Aborted, AnalysisRun, GateFailed, Interrupted, Steering
+    from workflows.bake import RingBakeWorkflow
     from workflows.cluster import ClusterRolloutWorkflow
     from workflows.models import (
         TERMINAL_PHASES,
         AbortRequest,
         ApproveRequest,
+        BakeHold,
+        BakeInput,
+        BakeResult,
+        BakeTarget,
         ClusterRolloutInput,
         ClusterRolloutResult,
         ClusterStatus,
@@ -182,6 +188,17 @@ def _proved(req: _Control) -> bool:
     return req.proof is not None or req.attestation is not None
 
 
+@dataclass
+class _Clock:
+    """A bake's unheld time: all of it, and what is left of it."""
+
+    total: timedelta
+    remaining: timedelta = timedelta(0)
+
+    def __post_init__(self) -> None:
+        self.remaining = self.total
+
+
 class _RingFailed(Exception):
     """A cluster of the ring did not promote (or failed its bake)."""
 
@@ -250,6 +267,10 @@ class ReleaseWorkflow(Steering):
         self._reached: set[str] = set()
         """Clusters this run started a cluster workflow for (a reset run may not reach them all)."""
         self._bake_runs: dict[str, AnalysisRun] = {}
+        self._bakers: dict[str, workflow.ChildWorkflowHandle[Any, BakeResult]] = {}
+        """The bake workflows judging the ring now, by workflow id (a large ring's bake, partitioned)."""
+        self._baked: dict[str, list[str]] = {}
+        """Each bake workflow's clusters, by workflow id."""
         self._published: tuple[str, str] = ("", "")
         self._holding_first = False
         self._ledger = _identity.Ledger()
@@ -608,6 +629,14 @@ class ReleaseWorkflow(Steering):
         self._status.waiting_for = f"bake of ring {ring.name} ({ring.bake_time})"
         self._publish()
         analysis = prepared.plan.analysis
+        promoted = [p for p in self._promoted if p.ring.name == ring.name]
+        chunk = prepared.bake_chunk
+        if analysis.metrics and chunk is not None and len(promoted) > chunk:
+            try:
+                await self._bake_apart(ring, promoted, chunk)
+            finally:
+                self._status.waiting_for = ""
+            return
         timed = False
         if analysis.metrics:
             # Each stretch ends at the bake's end by itself: the stop after the bake awaits answers
@@ -633,17 +662,7 @@ class ReleaseWorkflow(Steering):
             else:
                 for run in self._bake_runs.values():
                     await run.cancel()
-            self._status.cluster(failed.cluster).gate = failed.verdict
-            raise _RingFailed(
-                ring,
-                ClusterRolloutResult(
-                    cluster=failed.cluster,
-                    outcome="rolled-back",
-                    verdict=failed.verdict,
-                    message=f"gate failed during the bake of ring {ring.name}: {failed.verdict.reason}",
-                    touched=True,
-                ),
-            ) from None
+            raise self._bake_failed(ring, failed) from None
         except Interrupted:
             # An abort rolls back: with timed stretches a cancellation reaches a stretch up to an
             # interval late, so the rollback no longer waits for it (the finally abandons them).
@@ -657,6 +676,148 @@ class ReleaseWorkflow(Steering):
                 run.abandon()
             self._bake_runs = {}
             self._status.waiting_for = ""
+
+    def _bake_failed(self, ring: ScheduledRing, failed: GateFailed) -> _RingFailed:
+        """A gate failed in the bake: the ring fails with it (the release rolls back)."""
+        self._status.cluster(failed.cluster).gate = failed.verdict
+        return _RingFailed(
+            ring,
+            ClusterRolloutResult(
+                cluster=failed.cluster,
+                outcome="rolled-back",
+                verdict=failed.verdict,
+                message=f"gate failed during the bake of ring {ring.name}: {failed.verdict.reason}",
+                touched=True,
+            ),
+        )
+
+    async def _bake_apart(self, ring: ScheduledRing, promoted: list[_Promoted], chunk: int) -> None:
+        """Bake a large ring in bake workflows of ``chunk`` clusters each (``RingBakeWorkflow``).
+
+        The release keeps the clock (time held does not count) and the verdict: a round of bake
+        workflows judges until the clock's end as it stands; when a hold has moved the end past the
+        round's, another round judges on. A failed gate in any ends the bake at once (the release
+        rolls back, the other bake workflows are cancelled); an abort cancels them all.
+        """
+        prepared = self._prepared
+        assert prepared is not None
+        clock = _Clock(ring.bake_time)
+        ticking = asyncio.create_task(self._count_unheld(clock, f"bake {ring.bake_time} ring {ring.name}"))
+        try:
+            round_ = 0
+            while True:
+                round_ += 1
+                end = workflow.now() + max(clock.remaining, prepared.plan.analysis.interval)
+                results = await self._bake_round(ring, promoted, chunk, end, round_)
+                for result in results:
+                    for name, gate in result.gates.items():
+                        self._status.cluster(name).gate = gate
+                failed = next((r for r in results if r.failed), None)
+                if failed is not None and failed.verdict is not None:
+                    raise GateFailed(failed.failed, failed.verdict)
+                if ticking.done():
+                    return
+        except GateFailed as gate_failed:
+            raise self._bake_failed(ring, gate_failed) from None
+        finally:
+            ticking.cancel()
+            # However the bake ends, no bake workflow judges on, and none of their holds stands.
+            for handle in self._bakers.values():
+                handle.cancel()
+            for names in self._baked.values():
+                for name in names:
+                    self.gate_holds.pop(name, None)
+                    self.gate_failures.pop(name, None)
+            self._bakers, self._baked = {}, {}
+
+    async def _bake_round(
+        self, ring: ScheduledRing, promoted: list[_Promoted], chunk: int, end: datetime, round_: int
+    ) -> list[BakeResult]:
+        """One round of bake workflows, every one judging until ``end``; their results once all have
+        ended, or as soon as one reports a failed gate."""
+        prepared = self._prepared
+        assert prepared is not None
+        results: dict[str, BakeResult] = {}
+        starts = []
+        for i in range(0, len(promoted), chunk):
+            part = promoted[i : i + chunk]
+            inp = BakeInput(
+                release=self._ref(ring.name),
+                analysis=prepared.plan.analysis,
+                namespace=prepared.plan.workload.namespace,
+                end=end,
+                clusters=[
+                    BakeTarget(
+                        cluster=ClusterTarget(
+                            name=p.cluster.name, region=p.cluster.region, jurisdiction=p.cluster.jurisdiction
+                        ),
+                        stable_version=p.result.snapshot.version if p.result.snapshot else "",
+                        touched_at=p.result.touched_at,
+                    )
+                    for p in part
+                ],
+                hold_on_failure=prepared.plan.rollback.frozen,
+                held=self._child_held(),
+                hold_reason=self._child_hold_reason(),
+            )
+            workflow_id = f"{workflow.info().workflow_id}:bake:{ring.name}:{round_}:{i // chunk + 1}"
+            starts.append((workflow_id, [p.cluster.name for p in part], inp))
+        handles = await asyncio.gather(
+            *(
+                workflow.start_child_workflow(
+                    RingBakeWorkflow.run,
+                    inp,
+                    id=workflow_id,
+                    cancellation_type=workflow.ChildWorkflowCancellationType.TRY_CANCEL,
+                    parent_close_policy=workflow.ParentClosePolicy.REQUEST_CANCEL,
+                    id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+                    static_summary=f"{self._inp.release}: bake of ring {ring.name}, {len(names)} clusters",
+                )
+                for workflow_id, names, inp in starts
+            )
+        )
+        for (workflow_id, names, _), handle in zip(starts, handles, strict=True):
+            self._bakers[workflow_id] = handle
+            self._baked[workflow_id] = names
+            self._sealed.add(handle.id)
+
+        async def collect(workflow_id: str, handle: workflow.ChildWorkflowHandle[Any, BakeResult]) -> None:
+            try:
+                results[workflow_id] = await handle
+            except ChildWorkflowError as err:
+                # A bake that failed some other way judged nothing more: held as a failed gate would be.
+                results[workflow_id] = BakeResult(
+                    failed=self._baked[workflow_id][0],
+                    verdict=GateVerdict(
+                        status="failed", reason=f"bake workflow {workflow_id} failed: {err.cause or err}"
+                    ),
+                )
+
+        collecting = [asyncio.create_task(collect(w, h)) for w, h in list(self._bakers.items())]
+        try:
+            await self.until(
+                lambda: len(results) == len(collecting) or any(r.failed for r in results.values())
+            )
+        finally:
+            for task in collecting:
+                task.cancel()
+        for workflow_id in results:
+            self._bakers.pop(workflow_id, None)
+            for name in self._baked.pop(workflow_id, []):
+                self.gate_holds.pop(name, None)
+                self.gate_failures.pop(name, None)
+        return list(results.values())
+
+    async def _count_unheld(self, clock: _Clock, summary: str) -> None:
+        """``held_clock_wait`` that says how much unheld time is left (a round's end is set by it)."""
+        while clock.remaining > timedelta(0):
+            await self.unheld()
+            started = workflow.now()
+            left = f" ({clock.remaining} left)" if clock.remaining != clock.total else ""
+            if not await self.until(self.is_held, limit=clock.remaining, summary=f"{summary}{left}"):
+                clock.remaining = timedelta(0)
+                return
+            clock.remaining -= workflow.now() - started
 
     def _bake_run(self, promoted: _Promoted, *, timed: bool = False) -> AnalysisRun:
         prepared = self._prepared
@@ -927,6 +1088,21 @@ class ReleaseWorkflow(Steering):
         return self.status()
 
     # --- children's reports -------------------------------------------------------------------
+
+    @workflow.signal
+    def bake_hold(self, report: BakeHold) -> None:
+        """A bake workflow's gate hold began or ended in one cluster: the release holds while it stands."""
+        if report.baker not in self._bakers or report.cluster not in self._baked.get(report.baker, []):
+            return  # a bake that has ended: its holds ended with it
+        self.gate_holds.pop(report.cluster, None)
+        self.gate_failures.pop(report.cluster, None)
+        status = self._status.cluster(report.cluster)
+        if report.lifted:
+            status.state, status.step = "promoted", "baking"
+        else:
+            (self.gate_failures if report.failed else self.gate_holds)[report.cluster] = report.reason
+            status.state, status.step = "holding", report.reason
+        self._publish()
 
     @workflow.signal
     def cluster_progress(self, update: ClusterStatus) -> None:
@@ -1301,7 +1477,7 @@ class ReleaseWorkflow(Steering):
         self._cause("hold", who)
         self._record("hold", req, via=via, who=who, reason=req.reason)
         self._publish()
-        for handle in list(self._children.values()):
+        for handle in self._controlled():
             await self._forward_hold(handle)
 
     async def _resume(self, req: ResumeRequest, via: str, who: Verified | None = None) -> None:
@@ -1315,8 +1491,12 @@ class ReleaseWorkflow(Steering):
             # The clusters stay held by the freeze: a resume there would let them take a step before
             # a hold sent after it arrived. Their own gate holds wait for the unfreeze and a resume.
             return
-        for handle in list(self._children.values()):
+        for handle in self._controlled():
             await self._order(handle, req)
+
+    def _controlled(self) -> list[workflow.ChildWorkflowHandle[Any, Any]]:
+        """The child workflows a hold, resume or freeze reaches: running clusters, then bakes."""
+        return [*self._children.values(), *self._bakers.values()]
 
     def _child_held(self) -> bool:
         """Whether the clusters must hold: an operator's hold or a freeze (gates hold by themselves)."""
@@ -1326,7 +1506,7 @@ class ReleaseWorkflow(Steering):
         return "; ".join(r for r in (self.freeze_hold, self.hold_reason if self.held else "") if r)
 
     async def _forward_hold(
-        self, handle: workflow.ChildWorkflowHandle[Any, ClusterRolloutResult], *, gate_holds: bool = True
+        self, handle: workflow.ChildWorkflowHandle[Any, Any], *, gate_holds: bool = True
     ) -> None:
         if self._child_held():
             await self._order(handle, HoldRequest(reason=self._child_hold_reason(), by=SYSTEM))
@@ -1426,7 +1606,7 @@ class ReleaseWorkflow(Steering):
         if self._freezes and self._freeze_watch is None:
             self._freeze_watch = asyncio.create_task(self._watch_thaw())
         if self._child_held() != was_held:
-            for handle in list(self._children.values()):
+            for handle in self._controlled():
                 await self._forward_hold(handle, gate_holds=False)
 
     async def _abort_request(self, req: AbortRequest, via: str, who: Verified | None = None) -> None:
@@ -1452,7 +1632,7 @@ class ReleaseWorkflow(Steering):
 
     async def _order(
         self,
-        handle: workflow.ChildWorkflowHandle[Any, ClusterRolloutResult],
+        handle: workflow.ChildWorkflowHandle[Any, Any],
         req: _Control,
         who: Verified | None = None,
     ) -> None:
