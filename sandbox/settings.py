@@ -162,6 +162,20 @@ class ServiceSettings(_Model):
     """Whether each service also has an HTTPRoute sending all its traffic to it (for canaries by route)."""
 
 
+class WorkerTuning(_Model):
+    """Worker settings the sandbox's worker runs with, beside its own (``ringmaster.settings``)."""
+
+    bake_partition_clusters: int | None = Field(default=None, ge=1)
+    """``RINGMASTER_BAKE_PARTITION_CLUSTERS``: a ring bake of more clusters runs in bake workflows (the
+    chaos runs set 1 so every bake takes that path); None keeps the worker's default."""
+
+    def env(self) -> dict[str, str]:
+        """The worker's environment variables for these settings."""
+        if self.bake_partition_clusters is None:
+            return {}
+        return {"RINGMASTER_BAKE_PARTITION_CLUSTERS": str(self.bake_partition_clusters)}
+
+
 class SandboxSettings(_Model):
     """The tunable parts of ``python -m sandbox up``."""
 
@@ -173,6 +187,7 @@ class SandboxSettings(_Model):
     prometheus: PrometheusSettings = Field(default_factory=PrometheusSettings)
     identity: IdentitySettings = Field(default_factory=IdentitySettings)
     services: ServiceSettings = Field(default_factory=ServiceSettings)
+    worker: WorkerTuning = Field(default_factory=WorkerTuning)
 
 
 class SettingsError(Exception):

@@ -155,6 +155,7 @@ def up(
             kubeconfig=clusters.kubeconfig,
             code=sandbox_temporal.code_digest() if code is None else code,
             identity=identity,
+            tuning=tuned.worker.env(),
         )
     except ProcessError as exc:
         down(directory)

@@ -131,7 +131,13 @@ def start_temporal(
 
 
 def worker_env(
-    *, address: str, ui: str, fleet: Path, kubeconfig: Path, identity: sandbox_identity.Files | None = None
+    *,
+    address: str,
+    ui: str,
+    fleet: Path,
+    kubeconfig: Path,
+    identity: sandbox_identity.Files | None = None,
+    tuning: dict[str, str] | None = None,
 ) -> dict[str, str]:
     """The worker's environment: this shell's, without its Temporal or ringmaster settings, plus ours."""
     inherited = {
@@ -147,6 +153,7 @@ def worker_env(
         "RINGMASTER_ANALYSIS_HEARTBEAT_THROTTLE_SECONDS": "1",
         "RINGMASTER_METRICS_SOURCE": "prometheus",
         "RINGMASTER_GRACEFUL_SHUTDOWN_SECONDS": "2",  # within the sandbox's 5 s before SIGKILL
+        **(tuning or {}),
     }
 
 
@@ -174,8 +181,10 @@ def start_worker(
     kubeconfig: Path,
     code: str = "",
     identity: sandbox_identity.Files | None = None,
+    tuning: dict[str, str] | None = None,
 ) -> ProcessRecord:
-    """Start ``ringmaster worker`` against the sandbox (or return the running one).
+    """Start ``ringmaster worker`` against the sandbox (or return the running one), with ``tuning``'s
+    worker settings (``sandbox.yaml``'s ``worker:``) in its environment.
 
     ``code`` is the digest of the sources it starts from, remembered in its record; ``identity``
     the sandbox's identity files (None: the worker takes the client's word).
@@ -196,7 +205,9 @@ def start_worker(
         return {"temporal": address, "code": code} if readiness.READY in said else None
 
     argv = [sys.executable, "-m", "ringmaster.cli", "worker"]
-    env = worker_env(address=address, ui=ui, fleet=fleet, kubeconfig=kubeconfig, identity=identity)
+    env = worker_env(
+        address=address, ui=ui, fleet=fleet, kubeconfig=kubeconfig, identity=identity, tuning=tuning
+    )
     return processes.start(
         ProcessSpec(WORKER, argv, ready=ready, env=env, startup_timeout=60.0, poll_interval=0.2)
     )
@@ -220,6 +231,7 @@ def ensure(
     kubeconfig: Path,
     code: str,
     identity: sandbox_identity.Files | None = None,
+    tuning: dict[str, str] | None = None,
 ) -> Running:
     """A healthy dev server and a worker running ``code`` against it, reusing what already qualifies.
 
@@ -256,6 +268,7 @@ def ensure(
             kubeconfig=kubeconfig,
             code=code,
             identity=identity,
+            tuning=tuning,
         )
         started.append(WORKER)
     return Running(address, ui, worker.pid, started, reasons)

@@ -43,6 +43,8 @@ prometheus:
   scrapeIntervalSeconds: 1
 identity:
   mode: trusted  # the runner sends its controls straight through the client, without proofs
+worker:
+  bakePartitionClusters: 1  # every ring bake in bake workflows of one cluster (the large-ring path)
 """
 
 API_FAULTS: dict[str, dict[str, Any]] = {
@@ -137,6 +139,7 @@ class Stack:
             kubeconfig=self.sandbox.kubeconfig,
             code=self.code,
             identity=self.sandbox.identity,
+            tuning=settings.load(None, self.sandbox.directory).worker.env(),
         )
 
     def _count(self, kind: str) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from temporalio.client import Client, WorkflowExecutionStatus
 
+from sandbox import settings
 from sandbox import temporal as sandbox_temporal
 from sandbox.processes import Processes
 from tests.support.waiting import assert_eventually
@@ -51,3 +52,26 @@ class TestRestartOnTheSameAddress:
         """Asking for a server while one runs returns that one: ports only choose where a new one listens."""
         first = sandbox_temporal.start_temporal(processes)
         assert sandbox_temporal.start_temporal(processes, port=1, ui_port=2).pid == first.pid
+
+
+class TestWorkerTuning:
+    def test_sandbox_yaml_tunes_the_worker_and_nothing_else_leaks_in(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """``worker: {bakePartitionClusters: 1}`` reaches the worker's environment as its setting; a
+        RINGMASTER_ variable of the calling shell does not."""
+        (tmp_path / settings.FILE_NAME).write_text("worker: {bakePartitionClusters: 1}\n")
+        tuning = settings.load(None, tmp_path).worker.env()
+        assert tuning == {"RINGMASTER_BAKE_PARTITION_CLUSTERS": "1"}
+        monkeypatch.setenv("RINGMASTER_BAKE_PARTITION_CLUSTERS", "7")
+        where = {
+            "address": "127.0.0.1:1",
+            "ui": "http://x",
+            "fleet": tmp_path / "f",
+            "kubeconfig": tmp_path / "k",
+        }
+        assert (
+            sandbox_temporal.worker_env(**where, tuning=tuning)["RINGMASTER_BAKE_PARTITION_CLUSTERS"] == "1"
+        )
+        assert "RINGMASTER_BAKE_PARTITION_CLUSTERS" not in sandbox_temporal.worker_env(**where)
+        assert settings.load(None, tmp_path / "none").worker.env() == {}
