@@ -101,7 +101,7 @@ async def ensure_search_attributes(client: Client) -> None:
         ListSearchAttributesRequest(namespace=client.namespace)
     )
     missing = {
-        key.name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
+        key.name: IndexedValueType.ValueType(key.indexed_value_type.value)  # a keyword list stays one
         for key in search.ALL
         if key.name not in existing.custom_attributes
     }

@@ -24,6 +24,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from temporalio.common import SearchAttributeIndexedValueType
+
 from ringmaster import readiness
 from sandbox import identity as sandbox_identity
 from sandbox.processes import Processes, ProcessRecord, ProcessSpec, free_port
@@ -84,6 +86,22 @@ def code_digest(roots: Sequence[Path] | None = None) -> str:
     return digest.hexdigest()
 
 
+_CLI_TYPES = {
+    SearchAttributeIndexedValueType.KEYWORD: "Keyword",
+    SearchAttributeIndexedValueType.KEYWORD_LIST: "KeywordList",
+}
+"""The ``temporal server start-dev --search-attribute KEY=TYPE`` name of each type ringmaster writes."""
+
+
+def search_attribute_flags() -> list[str]:
+    """``--search-attribute`` flags registering every key ringmaster writes with its own type: a key
+    registered with another type (a keyword list as a keyword) fails every workflow task that sets it."""
+    flags: list[str] = []
+    for key in search.ALL:
+        flags += ["--search-attribute", f"{key.name}={_CLI_TYPES[key.indexed_value_type]}"]
+    return flags
+
+
 def remove_data(directory: Path) -> None:
     """Forget the dev server's history (its SQLite files): a fresh sandbox starts with no release."""
     for leftover in directory.glob("temporal.db*"):
@@ -115,8 +133,7 @@ def start_temporal(
         "--db-filename",
         str(processes.directory / "temporal.db"),
     ]
-    for key in search.ALL:
-        argv += ["--search-attribute", f"{key.name}=Keyword"]
+    argv += search_attribute_flags()
 
     def ready(_: ProcessRecord) -> dict[str, object] | None:
         return {"address": address, "ui": f"http://127.0.0.1:{ui_port}"} if healthy(address) else None

@@ -7,6 +7,8 @@ unencrypted: never a credential, never a URL.
 
 from __future__ import annotations
 
+from typing import Any
+
 from temporalio.common import SearchAttributeKey
 
 SERVICE = SearchAttributeKey.for_keyword("RingmasterService")
@@ -26,8 +28,9 @@ CLUSTERS_BYTES = 1800
 """Room for names in :data:`CLUSTERS`: under the 2 KiB Temporal allows a search attribute's value by
 default (``limit.searchAttributeSize``), quotes and commas counted."""
 
-ALL = [SERVICE, VERSION, PHASE, RING, CLUSTER, SUBMITTER, CLUSTERS]
-"""Every key ringmaster writes, for registration."""
+ALL: list[SearchAttributeKey[Any]] = [SERVICE, VERSION, PHASE, RING, CLUSTER, SUBMITTER, CLUSTERS]
+"""Every key ringmaster writes, for registration (typed: a keyword and a keyword list have no common
+key type but ``Any``, and mypy would otherwise join them to ``object``)."""
 
 
 def bounded(names: list[str]) -> list[str]:

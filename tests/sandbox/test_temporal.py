@@ -7,11 +7,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from google.protobuf.duration_pb2 import Duration
+from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
+from temporalio.api.workflowservice.v1 import RegisterNamespaceRequest
 from temporalio.client import Client, WorkflowExecutionStatus
 
+from ringmaster import worker
 from sandbox import temporal as sandbox_temporal
 from sandbox.processes import Processes
 from tests.support.waiting import assert_eventually
+from workflows import search
 
 
 @pytest.fixture
@@ -51,3 +56,37 @@ class TestRestartOnTheSameAddress:
         """Asking for a server while one runs returns that one: ports only choose where a new one listens."""
         first = sandbox_temporal.start_temporal(processes)
         assert sandbox_temporal.start_temporal(processes, port=1, ui_port=2).pid == first.pid
+
+
+async def _registered(client: Client) -> dict[str, int]:
+    found = await client.operator_service.list_search_attributes(
+        ListSearchAttributesRequest(namespace=client.namespace)
+    )
+    return dict(found.custom_attributes)
+
+
+class TestSearchAttributeTypes:
+    async def test_the_sandbox_server_registers_each_key_with_its_own_type(
+        self, processes: Processes
+    ) -> None:
+        """A keyword list (RingmasterClusters) is registered as one: as a keyword, every upsert fails."""
+        record = sandbox_temporal.start_temporal(processes)
+        registered = await _registered(await Client.connect(str(record.info["address"])))
+        assert {key.name: registered.get(key.name) for key in search.ALL} == {
+            key.name: key.indexed_value_type.value for key in search.ALL
+        }
+
+    async def test_the_worker_registers_each_key_with_its_own_type(self, client: Client) -> None:
+        """On a namespace that has none of them, the worker registers every key with its own type."""
+        namespace = f"bare-{uuid.uuid4().hex[:12]}"
+        await client.workflow_service.register_namespace(
+            RegisterNamespaceRequest(
+                namespace=namespace, workflow_execution_retention_period=Duration(seconds=86400)
+            )
+        )
+        bare = await Client.connect(client.service_client.config.target_host, namespace=namespace)
+        await worker.ensure_search_attributes(bare)
+        registered = await _registered(bare)
+        assert {key.name: registered.get(key.name) for key in search.ALL} == {
+            key.name: key.indexed_value_type.value for key in search.ALL
+        }
