@@ -348,7 +348,10 @@ def running_ui(directory: Path) -> tuple[str, str] | None:
 
 async def releases(address: str, namespace: str) -> list[Release]:
     """Every release workflow the server knows, newest first, with its phase."""
-    client = await Client.connect(address, namespace=namespace)
+    try:
+        client = await Client.connect(address, namespace=namespace)
+    except RuntimeError as exc:  # the SDK's connection failure
+        raise LookupError(f"the sandbox's Temporal at {address} does not answer: {exc}") from None
     found: list[Release] = []
     async for execution in client.list_workflows(RELEASE_QUERY):
         phase = execution.typed_search_attributes.get(search.PHASE) or ""
@@ -437,6 +440,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = False
     try:
         found = running_ui(directory)
+        if found is None and Processes(directory).running():
+            raise LookupError(
+                f"the sandbox in {directory} runs without Temporal: `make sandbox SANDBOX_DIR={directory}` "
+                "first, or name another --dir"
+            )
         if found is None:
             started = True
             run_demo(directory)
@@ -446,6 +454,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         address, ui = found
         print(f"== Temporal UI {ui}", flush=True)  # noqa: T201
         pictures = asyncio.run(take(ui, address, binary))
+        out: Path = args.out
+        out.mkdir(parents=True, exist_ok=True)
+        for name, data in pictures.items():
+            (out / name).write_bytes(data)
+            print(f"wrote {out / name} ({len(data) // 1024} KiB)")  # noqa: T201
     except LookupError as exc:
         print(f"error: {exc}", file=sys.stderr)  # noqa: T201
         return 3
@@ -456,11 +469,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         if started:
             print(f"== stopping the sandbox this script started in {directory}", flush=True)  # noqa: T201
             stack.down(directory)
-    out: Path = args.out
-    out.mkdir(parents=True, exist_ok=True)
-    for name, data in pictures.items():
-        (out / name).write_bytes(data)
-        print(f"wrote {out / name} ({len(data) // 1024} KiB)")  # noqa: T201
     return 0
 
 
