@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 SANDBOX_DIR ?= .sandbox
 
-.PHONY: install lint typecheck layers unit test sandbox demo down clean
+.PHONY: install lint typecheck layers unit test sandbox demo down pictures clean
 
 ## install: build .venv from nothing (idempotent) with every extra, plus the system packages the local stack needs.
 install:
@@ -48,6 +48,12 @@ demo: sandbox
 ## down: stop everything `make sandbox` or `make demo` started; no process or port is left behind.
 down:
 	-$(BIN)/python -m sandbox down --dir $(SANDBOX_DIR)
+
+## pictures: docs/pictures/releases.png and release.png, taken from the Temporal UI of the sandbox in
+## $(SANDBOX_DIR) by headless Chromium (Debian's `chromium`, which nothing here installs: the script
+## says how). A running sandbox is left running; without one the demo runs there first and is stopped after.
+pictures: install
+	$(BIN)/python scripts/ui_pictures.py --dir $(SANDBOX_DIR)
 
 clean: down
 	rm -rf $(VENV) $(SANDBOX_DIR) .mypy_cache .ruff_cache .pytest_cache

@@ -31,8 +31,6 @@ from sandbox import identity as sandbox_identity
 from sandbox.processes import Processes, ProcessRecord, ProcessSpec, free_port
 from workflows import search
 
-KEYWORD_LIST = SearchAttributeIndexedValueType.KEYWORD_LIST
-
 TEMPORAL = "temporal"
 WORKER = "worker"
 WORKER_PACKAGES = ("policies", "workflows", "activities", "ringmaster")
@@ -88,6 +86,22 @@ def code_digest(roots: Sequence[Path] | None = None) -> str:
     return digest.hexdigest()
 
 
+_CLI_TYPES = {
+    SearchAttributeIndexedValueType.KEYWORD: "Keyword",
+    SearchAttributeIndexedValueType.KEYWORD_LIST: "KeywordList",
+}
+"""The ``temporal server start-dev --search-attribute KEY=TYPE`` name of each type ringmaster writes."""
+
+
+def search_attribute_flags() -> list[str]:
+    """``--search-attribute`` flags registering every key ringmaster writes with its own type: a key
+    registered with another type (a keyword list as a keyword) fails every workflow task that sets it."""
+    flags: list[str] = []
+    for key in search.ALL:
+        flags += ["--search-attribute", f"{key.name}={_CLI_TYPES[key.indexed_value_type]}"]
+    return flags
+
+
 def remove_data(directory: Path) -> None:
     """Forget the dev server's history (its SQLite files): a fresh sandbox starts with no release."""
     for leftover in directory.glob("temporal.db*"):
@@ -119,10 +133,7 @@ def start_temporal(
         "--db-filename",
         str(processes.directory / "temporal.db"),
     ]
-    for key in search.ALL:
-        # Each with its own type: RingmasterClusters is a keyword list, searchable by one cluster.
-        kind = "KeywordList" if key.indexed_value_type is KEYWORD_LIST else "Keyword"
-        argv += ["--search-attribute", f"{key.name}={kind}"]
+    argv += search_attribute_flags()
 
     def ready(_: ProcessRecord) -> dict[str, object] | None:
         return {"address": address, "ui": f"http://127.0.0.1:{ui_port}"} if healthy(address) else None

@@ -31,7 +31,6 @@ from sandbox import stack as sandbox_stack
 from sandbox import temporal as sandbox_temporal
 from sandbox.apiserver.adminclient import AdminClient
 from sandbox.processes import Processes, ProcessRecord, ProcessSpec, free_port
-from workflows import search
 
 FLEET = Path(__file__).resolve().parents[1] / "deploy" / "examples" / "fleet.yaml"
 CONFIG = """\
@@ -82,8 +81,7 @@ def _start_temporal(processes: Processes) -> ProcessRecord:
     argv = [str(sandbox_temporal.temporal_binary()), "server", "start-dev", "--ip", "127.0.0.1"]
     argv += ["--port", str(port), "--ui-port", str(ui_port), "--metrics-port", str(metrics_port)]
     argv += ["--log-level", "warn", "--db-filename", str(processes.directory / "temporal.db")]
-    for key in search.ALL:
-        argv += ["--search-attribute", f"{key.name}=Keyword"]
+    argv += sandbox_temporal.search_attribute_flags()
 
     def ready(_: ProcessRecord) -> dict[str, object] | None:
         if not sandbox_temporal.healthy(address):

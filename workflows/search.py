@@ -29,7 +29,8 @@ CLUSTERS_BYTES = 1800
 default (``limit.searchAttributeSize``), quotes and commas counted."""
 
 ALL: list[SearchAttributeKey[Any]] = [SERVICE, VERSION, PHASE, RING, CLUSTER, SUBMITTER, CLUSTERS]
-"""Every key ringmaster writes, for registration."""
+"""Every key ringmaster writes, for registration (typed: a keyword and a keyword list have no common
+key type but ``Any``, and mypy would otherwise join them to ``object``)."""
 
 
 def bounded(names: list[str]) -> list[str]:

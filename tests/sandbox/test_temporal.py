@@ -7,12 +7,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from google.protobuf.duration_pb2 import Duration
+from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
+from temporalio.api.workflowservice.v1 import RegisterNamespaceRequest
 from temporalio.client import Client, WorkflowExecutionStatus
 
+from ringmaster import worker
 from sandbox import settings
 from sandbox import temporal as sandbox_temporal
 from sandbox.processes import Processes
 from tests.support.waiting import assert_eventually
+from workflows import search
 
 
 @pytest.fixture
@@ -75,3 +80,37 @@ class TestWorkerTuning:
         )
         assert "RINGMASTER_BAKE_PARTITION_CLUSTERS" not in sandbox_temporal.worker_env(**where)
         assert settings.load(None, tmp_path / "none").worker.env() == {}
+
+
+async def _registered(client: Client) -> dict[str, int]:
+    found = await client.operator_service.list_search_attributes(
+        ListSearchAttributesRequest(namespace=client.namespace)
+    )
+    return dict(found.custom_attributes)
+
+
+class TestSearchAttributeTypes:
+    async def test_the_sandbox_server_registers_each_key_with_its_own_type(
+        self, processes: Processes
+    ) -> None:
+        """A keyword list (RingmasterClusters) is registered as one: as a keyword, every upsert fails."""
+        record = sandbox_temporal.start_temporal(processes)
+        registered = await _registered(await Client.connect(str(record.info["address"])))
+        assert {key.name: registered.get(key.name) for key in search.ALL} == {
+            key.name: key.indexed_value_type.value for key in search.ALL
+        }
+
+    async def test_the_worker_registers_each_key_with_its_own_type(self, client: Client) -> None:
+        """On a namespace that has none of them, the worker registers every key with its own type."""
+        namespace = f"bare-{uuid.uuid4().hex[:12]}"
+        await client.workflow_service.register_namespace(
+            RegisterNamespaceRequest(
+                namespace=namespace, workflow_execution_retention_period=Duration(seconds=86400)
+            )
+        )
+        bare = await Client.connect(client.service_client.config.target_host, namespace=namespace)
+        await worker.ensure_search_attributes(bare)
+        registered = await _registered(bare)
+        assert {key.name: registered.get(key.name) for key in search.ALL} == {
+            key.name: key.indexed_value_type.value for key in search.ALL
+        }
