@@ -37,6 +37,14 @@ IDLE_TIMEOUT = timedelta(minutes=10)
 """How long a lane with no release waits for the next submission before it ends."""
 
 
+def _submitted(release: ReleaseInput) -> str:
+    """Who submitted the release, for the UI: the verified principal and how, or the client's word."""
+    who = release.submitter
+    if who is not None:
+        return f"Submitted by {who.principal} (verified: {who.method}) with {release.image}."
+    return f"Submitted by {release.submitted_by or 'unknown'} (unverified) with {release.image}."
+
+
 def _rejected(message: str) -> ApplicationError:
     return ApplicationError(message, type="SubmissionRejected", non_retryable=True)
 
@@ -217,7 +225,7 @@ class ReleaseLaneWorkflow:
                 else WorkflowIDReusePolicy.REJECT_DUPLICATE,
                 parent_close_policy=workflow.ParentClosePolicy.ABANDON,
                 static_summary=f"{new.release} ({new.image})",
-                static_details=f"Submitted by {new.submitted_by or 'unknown'} from {new.submitted_identity}.",
+                static_details=_submitted(new),
                 memo={"image": new.image, "submitted_by": new.submitted_by},
             )
         except WorkflowAlreadyStartedError:

@@ -1750,7 +1750,7 @@ class ReleaseWorkflow(Steering):
                 for name, counts in rings.items()
             ]
             lines.append("")
-        lines += ["| cluster | ring | state | version | weight | gate |", "|---|---|---|---|---|---|"]
+        lines += ["| cluster | state | runs | gate |", "|---|---|---|---|"]
         shown = self._status.clusters
         if len(shown) > DETAILS_ROWS:
             # The clusters that need a look first, then the ring running now; the rest are counted.
@@ -1759,9 +1759,11 @@ class ReleaseWorkflow(Steering):
             shown = sorted(
                 shown, key=lambda c: (order.get(c.state, 4), c.ring != ring, c.state == "pending")
             )[:DETAILS_ROWS]
+        new = self._inp.version
         for c in shown:
-            gate = f"{c.gate.status}: {c.gate.reason}" if c.gate else ""
-            lines.append(f"| {c.name} | {c.ring} | {c.state} | {c.version} | {c.weight}% | {gate} |")
+            # What the cluster serves: the new version's share while it is shifted, else one version.
+            runs = f"{new} {c.weight}%" if 0 < c.weight < 100 and c.version != new else c.version or "-"
+            lines.append(f"| {c.name} | {c.state} | {runs} | {c.gate.status if c.gate else ''} |")
         if len(shown) < len(self._status.clusters):
             counts = Counter(c.state for c in self._status.clusters)
             lines += [

@@ -56,7 +56,7 @@ class TestTheUiTellsTheStory:
             release = await _details(handle)
             assert "| ring | clusters |" in release and "| internal | analyzing 1 |" in release
             # As of its last milestone (the analysis started at 20%): the cluster's own details are live.
-            assert f"| {INTERNAL} | internal | analyzing | v1 | 20% |" in release
+            assert f"| {INTERNAL} | analyzing | v2 20% |" in release
 
             child = client.get_workflow_handle(live.workflow_id)
             described = await child.describe()
@@ -89,6 +89,6 @@ class TestTheUiTellsTheStory:
             described = await handle.describe()
             assert await described.static_summary() == f"{svc}:v2 (r/{svc}:v2)"
             details = await described.static_details()
-            assert details is not None and "Submitted by alice" in details
+            assert details is not None and "Submitted by alice (verified: trusted)" in details
             await handle.result()
             assert "phase **succeeded**" in await _details(handle)
