@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 def status(release: ReleaseArg, output: OutputOpt = Output.TEXT) -> NoReturn:
     """Phase, ring, every cluster, live gate measurements and the operator log of a release."""
     from activities import children  # noqa: PLC0415 - Temporal is imported when a client command runs
-    from ringmaster.cli import _client  # noqa: PLC0415
+    from ringmaster.cli import _client, _query  # noqa: PLC0415
     from workflows.release import ReleaseWorkflow  # noqa: PLC0415
 
     async def body(settings: Settings) -> _client.Outcome:
@@ -65,7 +65,15 @@ def status(release: ReleaseArg, output: OutputOpt = Output.TEXT) -> NoReturn:
         payload = status_json(st, live)
         payload["undo"] = undo.model_dump(mode="json") if undo else None
         payload["url"] = _client.url(settings, client, handle.id)
-        return ExitCode.OK, payload, status_text(st, live) + (undo_text(undo) if undo else "")
+        text = status_text(st, live) + (undo_text(undo) if undo else "")
+        if settings.ui_url:
+            text += f"\n\nui  {payload['url']}"
+            if st.phase in _PHASES_TO_LIST:
+                # Where the others like it are: one click to every release in the same state.
+                same = f"WorkflowType = 'ReleaseWorkflow' AND RingmasterPhase = '{st.phase}'"
+                link = _query.ui_link(settings.ui_url, client.namespace, same)
+                text += f"\nui  every release {st.phase} now: {link}"
+        return ExitCode.OK, payload, text
 
     _client.run(output, body)
 
@@ -110,6 +118,9 @@ async def ended_record(handle: WorkflowHandle[Any, Any]) -> ReleaseStatus | None
     except WorkflowFailureError:
         return None
 
+
+_PHASES_TO_LIST = frozenset({"holding", "awaiting-approval", "rolling-back", "waiting-window"})
+"""Phases in which ``status`` links to every release in the same phase (those wanting a person)."""
 
 _LIVE_QUERIES = 16
 """Cluster workflows queried at once by :func:`live_clusters`."""

@@ -228,6 +228,12 @@ class TestStatusAndControls:
                 "v2",
             )
             assert {"name", "ring", "state", "version", "weight"} <= st["clusters"][0].keys()
+            code, text, _ = await cli.run("status", release)
+            assert code == 0 and f"ui  {st['url']}" in text
+            # A release waiting for a person links to every release waiting the same way.
+            others = text.split("ui  every release awaiting-approval now: ", 1)[1].split()[0]
+            assert others.startswith(st["url"].split("/workflows/")[0] + "/workflows?query=")
+            assert "RingmasterPhase%20%3D%20%27awaiting-approval%27" in others
 
             assert (await cli.json("hold", release, "--reason", "change freeze"))[0] == 0
             code, again = await cli.json("hold", release, "--reason", "twice")
