@@ -78,11 +78,18 @@ server at most once per 0.8 x its heartbeat timeout (when the worker's own throt
 worker's ``analysis_heartbeat_throttle_seconds``, is longer), so 1.25 intervals make that once per
 interval."""
 
+HEARTBEAT_TIMEOUT_PER_INTERVAL_TIMED = 2.5
+"""The same for a stretch with a deadline (a bake, a timed pause): two heartbeats fewer in every
+five intervals. Nothing waits on such a stretch's cancellation (it answers at its deadline, and a
+rollback abandons it), so its heartbeats only show that its worker lives: a lost analysis worker
+is noticed after about 2.5 intervals, and the retried stretch resumes from checks at most two
+intervals old."""
+
 HEARTBEAT_THROTTLE_SHARE = 0.8
 """The share of an activity's heartbeat timeout the SDK waits between two heartbeats it sends."""
 
 
-def heartbeat_timeout(interval: timedelta) -> timedelta:
+def heartbeat_timeout(interval: timedelta, *, timed: bool = False) -> timedelta:
     """How long the server waits for a heartbeat before it retries the stretch elsewhere.
 
     ``max(15 s, 1.25 x interval)``, so the heartbeats that reach the server are at most one per
@@ -91,19 +98,20 @@ def heartbeat_timeout(interval: timedelta) -> timedelta:
     interval (at least 12 s) late; a rollback never waits for that (``AnalysisRun.abandon``) and a
     promotion does only where the workflow cannot give the stretch a deadline.
     """
-    return max(HEARTBEAT_TIMEOUT_FLOOR, HEARTBEAT_TIMEOUT_PER_INTERVAL * interval)
+    share = HEARTBEAT_TIMEOUT_PER_INTERVAL_TIMED if timed else HEARTBEAT_TIMEOUT_PER_INTERVAL
+    return max(HEARTBEAT_TIMEOUT_FLOOR, share * interval)
 
 
-def heartbeat_throttle(interval: timedelta) -> timedelta:
+def heartbeat_throttle(interval: timedelta, *, timed: bool = False) -> timedelta:
     """The least time between two heartbeats the SDK sends to the server for a stretch (given the
     analysis worker's throttle is longer): at least ``interval``."""
-    return HEARTBEAT_THROTTLE_SHARE * heartbeat_timeout(interval)
+    return HEARTBEAT_THROTTLE_SHARE * heartbeat_timeout(interval, timed=timed)
 
 
-def heartbeat_every(interval: timedelta) -> float:
+def heartbeat_every(interval: timedelta, *, timed: bool = False) -> float:
     """Seconds between a stretch's heartbeat calls while it waits or measures: once per throttle
     window (the SDK would hold back more), well inside the heartbeat timeout."""
-    return heartbeat_throttle(interval).total_seconds()
+    return heartbeat_throttle(interval, timed=timed).total_seconds()
 
 
 def _judged(check: Check) -> bool:
@@ -197,7 +205,7 @@ class AnalysisActivities:
     async def _judge(self, stretch: _Stretch, *, first: bool) -> AnalyzeResult:
         inp = stretch.inp
         interval = inp.analysis.interval.total_seconds()
-        beat = heartbeat_every(inp.analysis.interval)
+        beat = heartbeat_every(inp.analysis.interval, timed=inp.deadline is not None)
         recovered_from = stretch.total
         if first and not await self._wait(stretch, inp.analysis.initial_delay.total_seconds(), beat):
             return stretch.final()

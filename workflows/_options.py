@@ -106,16 +106,17 @@ def wait_rollout(progress_deadline_seconds: int) -> CallOptions:
     }
 
 
-def analyze(analysis: Analysis) -> CallOptions:
+def analyze(analysis: Analysis, *, timed: bool = False) -> CallOptions:
     """One analysis stretch: as long as it needs, heartbeating every few seconds.
 
     A lost worker is noticed within one heartbeat timeout and the stretch resumes on another
     attempt from the last heartbeat's checks. Cancellation is how the workflow ends a stretch, and
-    the activity answers it with its verdict, so the workflow must wait for that answer.
+    the activity answers it with its verdict, so the workflow must wait for that answer. A ``timed``
+    stretch (one with a deadline) answers at its deadline by itself and heartbeats less often.
     """
     return {
         "start_to_close_timeout": timedelta(days=30),
-        "heartbeat_timeout": heartbeat_timeout(analysis.interval),
+        "heartbeat_timeout": heartbeat_timeout(analysis.interval, timed=timed),
         "retry_policy": RetryPolicy(
             initial_interval=timedelta(seconds=1),
             maximum_interval=timedelta(seconds=10),

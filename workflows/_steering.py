@@ -251,7 +251,7 @@ class AnalysisRun:
             inp,
             summary=f"analyze {inp.stage} in {inp.cluster.name} ({mode})",
             task_queue=queues.analysis_queue(workflow.info().task_queue),
-            **options.analyze(inp.analysis),
+            **options.analyze(inp.analysis, timed=inp.deadline is not None),
         )
 
     def _record(self, result: AnalyzeResult) -> None:

@@ -196,7 +196,7 @@ class TestHowAStretchEnds:
 
     async def test_a_slow_query_does_not_stop_the_heartbeat(self, monkeypatch: pytest.MonkeyPatch):
         """While one check's queries take longer than a heartbeat period, heartbeats keep flowing."""
-        monkeypatch.setattr(analysis, "heartbeat_every", lambda _: 0.05)
+        monkeypatch.setattr(analysis, "heartbeat_every", lambda *_, **__: 0.05)
         beats: list[Any] = []
         env = ActivityEnvironment()
         env.on_heartbeat = lambda *details: beats.append(details)

@@ -59,12 +59,28 @@ class TestAnalysis:
         # every accepted value is below the bound (lt), so a timeout equal to the bound outlasts it
         assert analysis.heartbeat_timeout(interval).total_seconds() >= _longest_prometheus_timeout()
 
+    @pytest.mark.parametrize("timed", [False, True])
     @pytest.mark.parametrize("interval", [timedelta(seconds=1), timedelta(seconds=30), timedelta(minutes=5)])
-    def test_the_options_use_the_activity_s_heartbeat_timeout(self, interval: timedelta) -> None:
+    def test_the_options_use_the_activity_s_heartbeat_timeout(self, interval: timedelta, timed: bool) -> None:
         """The workflow's option and the activity's heartbeat period derive from the same function."""
-        timeout = options.analyze(analysis_of(interval))["heartbeat_timeout"]
-        assert timeout == analysis.heartbeat_timeout(interval)
-        assert timeout.total_seconds() >= 1.25 * analysis.heartbeat_every(interval)
+        timeout = options.analyze(analysis_of(interval), timed=timed)["heartbeat_timeout"]
+        assert timeout == analysis.heartbeat_timeout(interval, timed=timed)
+        assert timeout.total_seconds() >= 1.25 * analysis.heartbeat_every(interval, timed=timed)
+
+    @pytest.mark.parametrize(
+        ("interval", "until_stopped", "timed"),
+        [
+            (timedelta(minutes=1), timedelta(seconds=75), timedelta(seconds=150)),
+            (timedelta(seconds=1), timedelta(seconds=15), timedelta(seconds=15)),
+        ],
+    )
+    def test_a_stretch_with_a_deadline_heartbeats_half_as_often(
+        self, interval: timedelta, until_stopped: timedelta, timed: timedelta
+    ) -> None:
+        """A stretch ended by cancellation hears of it at a heartbeat: one per interval. A stretch with
+        a deadline answers by itself: one heartbeat per two intervals, as long as that leaves the floor."""
+        assert analysis.heartbeat_timeout(interval) == until_stopped
+        assert analysis.heartbeat_timeout(interval, timed=True) == timed
 
     @pytest.mark.parametrize(
         "interval",
