@@ -69,6 +69,7 @@ from policies.identity import IdentityPolicy
 from ringmaster import latency, readiness
 from ringmaster.settings import Settings
 from workflows import freezes, queues, search
+from workflows.bake import RingBakeWorkflow
 from workflows.cluster import ClusterRolloutWorkflow
 from workflows.freezes import FreezeRegistryWorkflow
 from workflows.lane import ReleaseLaneWorkflow
@@ -78,6 +79,7 @@ from workflows.undo import UndoWorkflow
 WORKFLOWS: Sequence[type] = (
     ReleaseWorkflow,
     ClusterRolloutWorkflow,
+    RingBakeWorkflow,
     ReleaseLaneWorkflow,
     FreezeRegistryWorkflow,
     UndoWorkflow,
@@ -100,8 +102,10 @@ async def ensure_search_attributes(client: Client) -> None:
     existing = await client.operator_service.list_search_attributes(
         ListSearchAttributesRequest(namespace=client.namespace)
     )
+    # Each key with its own type: RingmasterClusters is a keyword list, and registered as a keyword a
+    # release's list of clusters would not be searchable by one of them.
     missing = {
-        key.name: IndexedValueType.ValueType(key.indexed_value_type.value)  # a keyword list stays one
+        key.name: IndexedValueType.ValueType(key.indexed_value_type.value)
         for key in search.ALL
         if key.name not in existing.custom_attributes
     }
@@ -119,6 +123,7 @@ def activities_for(
     identity: IdentityActivities | None = None,
     *,
     freeze: FreezeActivities | None = None,
+    bake_chunk: int | None = None,
 ) -> list[Callable[..., Any]]:
     """Every activity ringmaster registers on its main queue, bound to their clients.
 
@@ -129,7 +134,7 @@ def activities_for(
     through the worker's Temporal client (:func:`build_workers` gives it); without it, a release or
     a submission that asks fails closed.
     """
-    release = ReleaseActivities(fleet)
+    release = ReleaseActivities(fleet, bake_chunk=bake_chunk)
     cluster = ClusterActivities(backend, fleet, executor)
     identity = identity if identity is not None else trusted_identity()
     return [
@@ -308,7 +313,15 @@ def build_workers(
         workflows=list(WORKFLOWS),
         workflow_runner=RUNNER,
         activities=[
-            *activities_for(fleet, backend, metrics, pool, identity, freeze=freeze),
+            *activities_for(
+                fleet,
+                backend,
+                metrics,
+                pool,
+                identity,
+                freeze=freeze,
+                bake_chunk=settings.bake_partition_clusters,
+            ),
             *undo_activities(client, backend, pool),
         ],
         activity_executor=pool,
