@@ -760,7 +760,9 @@ class ReleaseWorkflow(Steering):
                 held=self._child_held(),
                 hold_reason=self._child_hold_reason(),
             )
-            workflow_id = f"{workflow.info().workflow_id}:bake:{ring.name}:{round_}:{i // chunk + 1}"
+            # The run in the id: after a reset, an earlier run's bake may still be ending under it.
+            run = workflow.info().run_id[:8]
+            workflow_id = f"{workflow.info().workflow_id}:bake:{ring.name}:{round_}:{i // chunk + 1}:{run}"
             starts.append((workflow_id, [p.cluster.name for p in part], inp))
         handles = await asyncio.gather(
             *(

@@ -66,7 +66,7 @@ class TestPartitionedBake:
             result = await ended(handle)
             assert result.phase == "succeeded", result.reason
             bakers = await _bakers(client, handle)
-            assert [b.rsplit(":", 3)[1:] for b in bakers] == [["broad", "1", "1"], ["broad", "1", "2"]]
+            assert [b.rsplit(":", 4)[1:4] for b in bakers] == [["broad", "1", "1"], ["broad", "1", "2"]]
             assert await _bake_stretches_in(handle) == 0
             for name in PROD:
                 gate = result.cluster(name).gate
