@@ -721,6 +721,12 @@ class ClusterRolloutWorkflow(Steering):
         self._reported = key
         await self._report()
 
+    def _keeps_decisions(self) -> bool:
+        """A cluster of a large release (no analysis report) keeps allowing decisions to itself: the
+        release's record drops them anyway (``DECISIONS_KEPT_UP_TO``), and they were 1.5 KiB a cluster
+        of its history. A denial always travels; this workflow's status and history hold them all."""
+        return not self._inp.report_analysis and not any(d.verdict == "deny" for d in self._status.residency)
+
     def _details(self) -> str:
         """The UI's current details: where the rollout stands and what the gates last measured."""
         s = self._status
@@ -789,7 +795,9 @@ class ClusterRolloutWorkflow(Steering):
                 "snapshot": self._snapshot,
                 "verdict": self._status.gate,
                 # Sent once: the release keeps those it had in a report.
-                "decisions": [] if self._residency_reported else self._status.residency,
+                "decisions": []
+                if self._residency_reported or self._keeps_decisions()
+                else self._status.residency,
                 "message": message,
                 "rollback_failed": not rollback_ok,
                 "touched": self._touched,

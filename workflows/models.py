@@ -274,7 +274,8 @@ class ClusterRolloutInput(_Model):
     """Whether the start of the analysis is a milestone the release hears of (``analyzing``). False in
     releases of more than ``DECISIONS_KEPT_UP_TO`` clusters: one signal per cluster, an event and a
     billable action each, for a state the release's phase shows only while no cluster of the wave is
-    still deploying; ``status`` reads each running cluster from its own workflow either way."""
+    still deploying; ``status`` reads each running cluster from its own workflow either way. Its
+    result then carries its residency decisions only if one denies (the release keeps no others)."""
 
 
 # --- a ring's bake, partitioned -------------------------------------------------------------------

@@ -37,6 +37,11 @@ async def _reports(handle: WorkflowHandle[Any, Any]) -> list[ClusterStatus]:
     return reports
 
 
+class _Heard(BaseModel):
+    states: list[str]
+    decisions: int
+
+
 class _Adopt(BaseModel):
     inp: ClusterRolloutInput
     queue: str
@@ -54,14 +59,14 @@ class _Listener:
         self.states.append(report.state)
 
     @workflow.run
-    async def run(self, adopt: _Adopt) -> list[str]:
-        await workflow.execute_child_workflow(
+    async def run(self, adopt: _Adopt) -> _Heard:
+        result = await workflow.execute_child_workflow(
             ClusterRolloutWorkflow.run,
             adopt.inp,
             id=f"{workflow.info().workflow_id}-cluster",
             task_queue=adopt.queue,
         )
-        return self.states
+        return _Heard(states=self.states, decisions=len(result.decisions))
 
 
 async def _child_input(handle: WorkflowHandle[Any, Any]) -> ClusterRolloutInput:
@@ -141,8 +146,9 @@ class TestMilestoneReports:
         self, client, tmp_path, report_analysis
     ):
         """A cluster workflow of a large release (``report_analysis`` False, set above
-        ``DECISIONS_KEPT_UP_TO`` clusters) sends no report for the start of its analysis; one of a
-        release of usual size sends exactly that one."""
+        ``DECISIONS_KEPT_UP_TO`` clusters) sends no report for the start of its analysis, nor its
+        allowing residency decisions in its result; one of a release of usual size sends exactly that
+        one report, with the decisions."""
         async with running_worker(client, tmp_path) as h:
             svc = unique_service()
             rings = [{"name": "internal", "clusters": [INTERNAL], "strategy": canary(("w", 20), ("p", "1s"))}]
@@ -151,7 +157,13 @@ class TestMilestoneReports:
             inp = (await _child_input(handle)).model_copy(update={"report_analysis": report_analysis})
             queue = f"listener-{uuid.uuid4().hex}"
             async with Worker(client, task_queue=queue, workflows=[_Listener]):
-                states = await client.execute_workflow(
+                heard = await client.execute_workflow(
                     _Listener.run, _Adopt(inp=inp, queue=h.task_queue), id=f"listen-{svc}", task_queue=queue
                 )
-            assert states == (["analyzing"] if report_analysis else [])
+                own = await client.get_workflow_handle(f"listen-{svc}-cluster").query(
+                    ClusterRolloutWorkflow.status
+                )
+            assert heard.states == (["analyzing"] if report_analysis else [])
+            # The decisions reach the release once, in the report; a large release's record keeps none of
+            # a cluster's allowing decisions, so they stay in its own workflow.
+            assert heard.decisions == 0 and len(own.residency) == 5
