@@ -301,7 +301,6 @@ class BakeInput(_Model):
     """``rollback.mode: freeze``: a failed gate holds (reported to the release) instead of ending."""
     held: bool = False
     hold_reason: str = ""
-    sealed_orders: bool = True
 
 
 class BakeResult(_Model):
