@@ -8,7 +8,9 @@ it ``replaces``, undoing an ended release, writes nothing to a workload running 
    nothing is written when it already holds them;
 2. wait, heartbeating, until that rollout completes (a canary or preview keeps serving meanwhile);
 3. every recorded Service selector and HTTPRoute rule set that differs is written back, with the
-   ringmaster marks found on it (so traffic returns to the restored workload);
+   ringmaster marks found on it (so traffic returns to the restored workload), less any backendRef
+   to a canary or preview Service (an earlier release's leftover, recorded as found), whose weight
+   the other backends of the rule share as they did;
 4. the canary and preview Services and Deployments ringmaster created are deleted;
 5. the workload is read once more: another writer that changed its image meanwhile (after step 1
    read it) makes the rollback fail as an ownership conflict, never report a cluster restored that
@@ -23,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from activities.errors import ClusterError
-from activities.kubernetes import marks, waiting
+from activities.kubernetes import marks, routing, waiting
 from activities.kubernetes.clients import HTTP_ROUTE, SERVICE
 from activities.kubernetes.scene import Scene
 from activities.models import RollbackResult
@@ -64,9 +66,13 @@ def rollback(
     for name, service in recorded.services.items():
         if scene.write_spec(SERVICE, name, {"selector": service.selector}, service.marks, missing_ok=True):
             restored.append(f"Service {name}")
+    # The canary and preview Services go in step 4: a route recorded while an earlier release had left
+    # its canary there (its rollback failed) must not be restored pointing at them.
+    leaving = {scene.service_name(role) for role in (marks.CANARY, marks.PREVIEW)}
     for name, route in recorded.routes.items():
         heartbeat(f"restoring HTTPRoute {name}")
-        if scene.write_spec(HTTP_ROUTE, name, {"rules": route.rules}, route.marks, missing_ok=True):
+        rules = routing.without_backends(route.rules, leaving)
+        if scene.write_spec(HTTP_ROUTE, name, {"rules": rules}, route.marks, missing_ok=True):
             restored.append(f"HTTPRoute {name}")
     removed = []
     for role in (marks.CANARY, marks.PREVIEW):

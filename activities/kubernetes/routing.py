@@ -56,6 +56,22 @@ def weighted_rules(
     return out
 
 
+def without_backends(rules: list[dict[str, Any]], names: set[str]) -> list[dict[str, Any]]:
+    """The rules with no backendRef to ``names`` (Services about to be removed), the other backends
+    keeping their weights, so their proportions among themselves; a rule that reached only those
+    is kept as it was (it is not ringmaster's to rewrite)."""
+    out = []
+    for rule in rules:
+        refs = rule.get("backendRefs") or []
+        kept = [r for r in refs if r.get("name") not in names or r.get("kind", "Service") != "Service"]
+        out.append(
+            {**copy.deepcopy(rule), "backendRefs": copy.deepcopy(kept)}
+            if kept and kept != refs
+            else copy.deepcopy(rule)
+        )
+    return out
+
+
 def stable_backends(rules: list[dict[str, Any]], namespace: str, stable: set[str]) -> list[str]:
     """The active Services the rules reach, in the order they first appear."""
     names = [

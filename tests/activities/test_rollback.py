@@ -114,6 +114,29 @@ class TestRollbackFromEveryPoint:
         release.rollback()
         assert fingerprint(kube, app, generations=False) == before
 
+    @pytest.mark.usefixtures("gateway_api")
+    def test_a_route_found_with_an_earlier_releases_canary_is_restored_without_it(
+        self, kube: Kube, app: str
+    ) -> None:
+        """An earlier release left its canary at 50% (its rollback failed); the next release records
+        the route as found, adopts the canary, and its rollback removes the canary's Service: the
+        restored route must not point at it (seed 7075 left half the traffic on a deleted Service)."""
+        _route(kube, app)
+        earlier = Release(kube, app, ROUTED)
+        earlier.take_snapshot()
+        _run(earlier, [("set-weight", 50), ("wait", "canary")])
+        found = kube.route(app, "api")
+        assert found is not None and len(found["spec"]["rules"][0]["backendRefs"]) == 2, "the leftover"
+        later = Release(kube, app, ROUTED, version="v3")
+        later.take_snapshot()
+        _run(later, [("set-weight", 20), ("wait", "canary")])
+        later.rollback()
+        route = kube.route(app, "api")
+        assert route is not None
+        refs = route["spec"]["rules"][0]["backendRefs"]
+        assert [r["name"] for r in refs] == ["api"], refs
+        assert kube.deployment(app, "api-canary") is None
+
     def test_rollback_waits_until_the_workload_runs_the_snapshot(self, kube: Kube, app: str) -> None:
         """When rollback returns, the workload's rollout back to the recorded version is complete."""
         release = Release(kube, app, ROLLING)
