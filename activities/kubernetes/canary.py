@@ -143,5 +143,7 @@ def cleanup(scene: Scene, canary: Canary) -> StepResult:
     scene.await_available(scene.target.deployment)
     if canary.traffic_routing is not None:
         route = canary.traffic_routing.http_route
-        scene.write_spec(HTTP_ROUTE, route, {"rules": _route(scene, route).rules}, scene.release_mark())
+        # Recorded as found: an earlier release's leftover canary backend goes with the canary.
+        rules = routing.without_backends(_route(scene, route).rules, {scene.service_name(marks.CANARY)})
+        scene.write_spec(HTTP_ROUTE, route, {"rules": rules}, scene.release_mark())
     return scene.cleaned(scene.remove_role(marks.CANARY))

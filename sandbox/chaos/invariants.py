@@ -80,8 +80,27 @@ def own_object(name: str, shape: Any) -> bool:
 
 
 def without_own_objects(state: kube.State) -> kube.State:
-    """``state`` without ringmaster's own objects (:func:`own_object`)."""
-    return {name: shape for name, shape in state.items() if not own_object(name, shape)}
+    """``state`` without ringmaster's own objects (:func:`own_object`), and without the backendRefs of
+    its routes to those objects' Services: a release that removes an earlier one's leftover canary
+    takes its share of the route back to the other backends, their weights as they were (seed 7075)."""
+    own = {
+        name.split("/", 1)[1]
+        for name, shape in state.items()
+        if name.startswith("Service/") and own_object(name, shape)
+    }
+    kept = {name: shape for name, shape in state.items() if not own_object(name, shape)}
+    for name, shape in kept.items():
+        if name.startswith("HTTPRoute/") and own and isinstance(shape, dict):
+            kept[name] = {**shape, "rules": [_without_refs(rule, own) for rule in shape.get("rules") or []]}
+    return kept
+
+
+def _without_refs(rule: Any, services: set[str]) -> Any:
+    if not isinstance(rule, dict):
+        return rule
+    refs = rule.get("backendRefs") or []
+    left = [r for r in refs if not (isinstance(r, dict) and r.get("name") in services)]
+    return {**rule, "backendRefs": left} if left and left != refs else rule
 
 
 def classify(before: kube.State, now: kube.State, image: str, version: str) -> str:

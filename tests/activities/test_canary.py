@@ -180,6 +180,24 @@ class TestCanaryByHTTPRoute:
         release.step("set-weight", 50)
         assert _backends(kube, app) == [("api", 150, None), ("legacy", 50, None), ("api-canary", 200, None)]
 
+    def test_a_promotion_over_an_earlier_releases_leftover_canary_routes_all_to_the_stable(
+        self, kube: Kube, app: str
+    ) -> None:
+        """An earlier release left its canary at 50%; the next one records the route as found, adopts
+        the canary and promotes: cleanup removes the canary and its backend, never a dangling one."""
+        _route(kube, app)
+        earlier = Release(kube, app, ROUTED)
+        earlier.take_snapshot()
+        earlier.step("set-weight", 50)
+        later = Release(kube, app, ROUTED, version="v3")
+        later.take_snapshot()
+        later.step("set-weight", 20)
+        later.step_twice("promote")
+        later.wait("workload")
+        later.step_twice("cleanup")
+        assert [name for name, _, _ in _backends(kube, app)] == ["api"]
+        assert kube.service(app, "api-canary") is None
+
     def test_promote_and_cleanup_restore_the_route(self, kube: Kube, app: str) -> None:
         """After promotion the recorded rules come back and the canary Service and Deployment are gone."""
         _route(kube, app)

@@ -408,3 +408,36 @@ class TestAfterAnEarlierReleasesLeftovers:
         left = {**self._left_by_v2(), "Service/api": {"selector": self.PREVIEW_SERVICE["selector"]}}
         assert "Service/api" in invariants.without_own_objects(left)
         assert "Service/api-preview" not in invariants.without_own_objects(left)
+
+
+class TestAnEarlierReleasesLeftoverCanaryRoute:
+    """Seed 7075 in ``euw1-internal``: v2's routed canary at 50% stayed when its rollback met another
+    writer; v3 adopted it and rolled back, removing the canary and its share of the route."""
+
+    CANARY_SERVICE = {"selector": {"ringmaster.dev/role": "canary", "ringmaster.dev/workload": "api"}}
+
+    def _route(self, *refs: tuple[str, int]) -> dict:
+        return {"rules": [{"backendRefs": [{"kind": "Service", "name": n, "weight": w} for n, w in refs]}]}
+
+    def _left_by_v2(self) -> dict:
+        canary = _deployment("registry.eu.example.com/api:v2-s7075", "v2-s7075", 5)
+        canary["labels"] = {"ringmaster.dev/version": "v2-s7075", "ringmaster.dev/role": "canary"}
+        return {
+            **BEFORE,
+            "Deployment/api-canary": canary,
+            "Service/api-canary": self.CANARY_SERVICE,
+            "HTTPRoute/api": self._route(("api", 5000), ("api-canary", 5000)),
+        }
+
+    def test_the_route_without_the_leftover_canarys_share_is_the_previous_spec(self) -> None:
+        """The canary gone and the route back on the stable Service alone (its weight as it was): previous."""
+        left = self._left_by_v2()
+        restored = {**BEFORE, "HTTPRoute/api": self._route(("api", 5000))}
+        assert invariants.classify(left, restored, IMAGE, "v9") == "previous"
+        assert invariants.classify(left, left, IMAGE, "v9") == "previous", "untouched leftovers"
+
+    def test_a_route_still_sending_traffic_to_a_removed_canary_is_between(self) -> None:
+        """The canary's Deployment and Service removed while the route still names the Service: between."""
+        left = self._left_by_v2()
+        dangling = {**BEFORE, "HTTPRoute/api": self._route(("api", 5000), ("api-canary", 5000))}
+        assert invariants.classify(left, dangling, IMAGE, "v9") == "between"
