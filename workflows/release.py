@@ -798,11 +798,26 @@ class ReleaseWorkflow(Steering):
         collecting = [asyncio.create_task(collect(w, h)) for w, h in list(self._bakers.items())]
         try:
             await self.until(
-                lambda: len(results) == len(collecting) or any(r.failed for r in results.values())
+                lambda: (
+                    len(results) == len(collecting) or any(r.failed or r.aborted for r in results.values())
+                )
             )
         finally:
             for task in collecting:
                 task.cancel()
+        for workflow_id, result in list(results.items()):
+            if result.aborted and not result.failed:
+                # Only this release stops its bakes, and only after it stopped waiting for them: one
+                # that ended early was cancelled or aborted from outside, and judged nothing more.
+                results[workflow_id] = result.model_copy(
+                    update={
+                        "failed": self._baked[workflow_id][0],
+                        "verdict": GateVerdict(
+                            status="failed",
+                            reason=f"bake workflow {workflow_id} was stopped before the bake's end",
+                        ),
+                    }
+                )
         for workflow_id in results:
             self._bakers.pop(workflow_id, None)
             for name in self._baked.pop(workflow_id, []):
@@ -811,15 +826,19 @@ class ReleaseWorkflow(Steering):
         return list(results.values())
 
     async def _count_unheld(self, clock: _Clock, summary: str) -> None:
-        """``held_clock_wait`` that says how much unheld time is left (a round's end is set by it)."""
-        while clock.remaining > timedelta(0):
-            await self.unheld()
-            started = workflow.now()
-            left = f" ({clock.remaining} left)" if clock.remaining != clock.total else ""
-            if not await self.until(self.is_held, limit=clock.remaining, summary=f"{summary}{left}"):
-                clock.remaining = timedelta(0)
-                return
-            clock.remaining -= workflow.now() - started
+        """``held_clock_wait`` that says how much unheld time is left (a round's end is set by it).
+
+        An interruption ends it quietly: the round's own wait raises it to the bake.
+        """
+        with contextlib.suppress(Interrupted):
+            while clock.remaining > timedelta(0):
+                await self.unheld()
+                started = workflow.now()
+                left = f" ({clock.remaining} left)" if clock.remaining != clock.total else ""
+                if not await self.until(self.is_held, limit=clock.remaining, summary=f"{summary}{left}"):
+                    clock.remaining = timedelta(0)
+                    return
+                clock.remaining -= workflow.now() - started
 
     def _bake_run(self, promoted: _Promoted, *, timed: bool = False) -> AnalysisRun:
         prepared = self._prepared

@@ -170,3 +170,19 @@ class TestPartitionedBake:
                 ]
 
             await assert_eventually(running, lambda r: r == [], what="every bake workflow to end")
+
+    async def test_a_bake_workflow_cancelled_from_outside_fails_the_bake(self, client, tmp_path):
+        """Cancelling one bake workflow (anyone with Temporal access can) never skips the bake of its
+        clusters: the release reads it as a failed gate and rolls the ring back."""
+        settings = worker_settings(bake_partition_clusters=1)
+        async with running_worker(client, tmp_path, settings=settings) as h:
+            svc = unique_service()
+            handle = await h.start(plan(svc, _rings("10m")), service=svc)
+            bakers = await assert_eventually(
+                lambda: _bakers(client, handle), lambda b: len(b) == 2, what="the bake"
+            )
+            await client.get_workflow_handle(bakers[0]).cancel()
+            result = await ended(handle)
+            assert result.phase == "rolled-back", result.reason
+            assert "was stopped before the bake's end" in result.reason
+            assert {n: h.versions()[n] for n in PROD} == {"euw1-prod": "v1", "use1-prod": "v1"}
