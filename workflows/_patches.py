@@ -33,6 +33,7 @@ COVERED = frozenset(
         "failed-outcomes",
         "freeze-holds",
         "freeze-refuses-submissions",
+        "hold-kinds-reported",
         "milestone-reports",
         "phase-holding-first",
         "prepared-before-cancel",

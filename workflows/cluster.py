@@ -69,6 +69,10 @@ _T = TypeVar("_T")
 FAILED_OUTCOMES = "failed-outcomes"
 """Patch: a cluster workflow that did not promote closes as a failed workflow carrying its result."""
 
+HOLD_KINDS = "hold-kinds-reported"
+"""Patch: a cluster held by an inconclusive gate, by a failed one (rollback.mode freeze) or by an
+operator reports each change between them, not only the start of the hold."""
+
 MILESTONES = "milestone-reports"
 """Patch: report milestones, not every change of state (histories recorded before report every one)."""
 
@@ -766,6 +770,10 @@ class ClusterRolloutWorkflow(Steering):
             return "analyzing" if self._analysis is not None and self._inp.report_analysis else "deploying"
         if state in ENDED_STATES:
             return self._reported  # the result says it
+        if state == "holding" and _patches.patched(HOLD_KINDS):
+            # What holds it is part of the milestone: a gate that failed under rollback.mode freeze
+            # after an inconclusive one (no data yet, then bad data) is news the release must show.
+            return "holding:failed" if self.gate_failures else "holding:gate" if self.gate_holds else state
         return state
 
     async def _report(self) -> None:

@@ -79,7 +79,11 @@ class ReleaseLaneWorkflow:
         """
         while True:
             try:
-                await workflow.wait_condition(lambda: self._child is not None, timeout=IDLE_TIMEOUT)
+                await workflow.wait_condition(
+                    lambda: self._child is not None,
+                    timeout=IDLE_TIMEOUT,
+                    timeout_summary=f"the next submission, or the lane ends after {IDLE_TIMEOUT}",
+                )
             except TimeoutError:
                 # The timer can fire in the same task as a submission that started a release: then
                 # the loop awaits that release instead of ending beside it.

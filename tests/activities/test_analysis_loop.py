@@ -274,3 +274,37 @@ class TestDeadline:
         result = await retried.run(AnalysisActivities(source, clock).analyze, late)
         assert result.deadline_reached and result.verdict.status == "passed"
         assert result.total_checks == 2 and not source.taken
+
+
+class HalfSource(RecordingSource):
+    """``ok`` always measured; ``gone`` without data until the ``back``-th check."""
+
+    def __init__(self, back: int) -> None:
+        super().__init__()
+        self.back = back
+
+    async def measure(self, inp: AnalyzeInput, at: datetime) -> list[Measurement]:
+        await super().measure(inp, at)
+        gone = 100.0 if len(self.taken) >= self.back else None
+        return [Measurement(metric="ok", value=100.0), Measurement(metric="gone", value=gone)]
+
+
+class TestWaitingForData:
+    async def test_a_stretch_waiting_for_data_waits_for_every_metric_not_just_one(self):
+        """While one metric has data and another none, the verdict is still inconclusive: the stretch
+        keeps checking once an interval, returns only once the missing metric is back, and leaves the
+        empty checks behind."""
+        clock, source = SteppedClock(), HalfSource(back=4)
+        metrics = [
+            Metric(name="ok", query="up", threshold_range=ThresholdRange(min=99)),
+            Metric(name="gone", query="up", threshold_range=ThresholdRange(min=99)),
+        ]
+        inp = _input(metrics=metrics, minDataPoints=1).model_copy(update={"mode": "until-recovered"})
+        result = await ActivityEnvironment().run(AnalysisActivities(source, clock).analyze, inp)
+        assert len(source.taken) == 4, "returned before the missing metric came back"
+        assert [b - a for a, b in zip(source.taken, source.taken[1:], strict=False)] == [
+            timedelta(seconds=10)
+        ] * 3
+        # Judging goes on from the data that came back, not from the run of empty checks before it.
+        assert [c.at for c in result.checks] == source.taken[3:]
+        assert result.verdict.status == "running"

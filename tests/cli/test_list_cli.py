@@ -17,9 +17,9 @@ from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 from ringmaster.cli import _query
 from tests.cli.test_release_cli import FAST, GATED, Cli
 from tests.support.waiting import assert_eventually
-from tests.workflows.support import plan, running_worker, submit_to_lane, unique_service
+from tests.workflows.support import ended, plan, running_worker, submit_to_lane, unique_service
 from workflows import search
-from workflows.models import ReleaseInput, ReleaseStatus
+from workflows.models import ReleaseInput
 from workflows.release import ReleaseWorkflow
 
 FIELDS = {
@@ -69,7 +69,7 @@ class TestListFilters:
             done, stopped, waiting = unique_service("done"), unique_service("stopped"), unique_service("wait")
 
             ok = await submit_to_lane(client, h.task_queue, _release(done, FAST, alice))
-            await client.get_workflow_handle(ok.workflow_id, result_type=ReleaseStatus).result()
+            await ended(client.get_workflow_handle(ok.workflow_id))
             for svc, who in ((stopped, alice), (waiting, obrien)):
                 result = await submit_to_lane(client, h.task_queue, _release(svc, GATED, who))
                 await assert_eventually(
@@ -79,9 +79,7 @@ class TestListFilters:
                     lambda s: s.phase == "awaiting-approval",
                 )
             assert (await cli.json("abort", f"{stopped}:v1", "--reason", "enough"))[0] == 0
-            final = await client.get_workflow_handle(
-                f"release:{stopped}:v1", result_type=ReleaseStatus
-            ).result()
+            final = await ended(client.get_workflow_handle(f"release:{stopped}:v1"))
             assert final.phase == "aborted"
 
             async def expect(expected: list[str], *args: str) -> None:
@@ -151,7 +149,7 @@ class TestListFilters:
             assert "RingmasterService%20%3D%20" in ui
 
             assert (await cli.json("abort", f"{waiting}:v1", "--reason", "done testing"))[0] == 0
-            await client.get_workflow_handle(f"release:{waiting}:v1").result()
+            await ended(client.get_workflow_handle(f"release:{waiting}:v1"))
 
     async def test_nothing_matching_is_not_an_error(self, client, tmp_path):
         """An empty listing exits 0: JSON [] and a line saying so."""

@@ -105,11 +105,16 @@ class TestClusterApproval:
                 }
             ]
             handle = await h.start(plan(svc, rings), service=svc)
-            state = await assert_eventually(
-                lambda: cluster_state(handle, "euw1-internal"),
-                lambda c: c is not None and c.state == "awaiting-approval",
+            # What approve --cluster acts on: the release's record, which hears of the pause by the
+            # cluster's milestone report (the cluster's own status may say so a moment earlier).
+            await assert_eventually(
+                lambda: handle.query(ReleaseWorkflow.status),
+                lambda s: any(
+                    c.name == "euw1-internal" and c.state == "awaiting-approval" for c in s.clusters
+                ),
             )
-            assert state.weight == 10
+            state = await cluster_state(handle, "euw1-internal")
+            assert state is not None and state.weight == 10
             wrong = await _rejection(
                 handle,
                 ReleaseWorkflow.approve,

@@ -20,7 +20,7 @@ workflows started together, ``wave-starts-together``, and analysis stretches tha
 a known end (a timed pause, a bake), ``timed-stretches``; v12 has every run started with the
 ``baseline-2026-12`` patch, one marker standing for every patch before it (``workflows/_patches.py``),
 and releases and cluster workflows that did not promote closing failed with their record as the
-failure's detail, ``failed-outcomes``)
+failure's detail, ``failed-outcomes``, and a hold reporting what holds it, ``hold-kinds-reported``)
 on a
 fresh dev server with an in-process worker and saves every workflow's history as JSON beside this
 file, in the folder ``SET`` (e.g. ``v2``).
@@ -95,6 +95,14 @@ async def _until(predicate, handle) -> None:  # type: ignore[no-untyped-def]
         timeout=30,
         every=0.1,
         what="the release state",
+    )
+
+
+async def _approvable(predicate, handle) -> None:  # type: ignore[no-untyped-def]
+    """Wait on the release's own record: what ``approve --cluster`` acts on, which hears of a pause by
+    the cluster's milestone report (the cluster's own status may say so a moment earlier)."""
+    await assert_eventually(
+        lambda: handle.query(ReleaseWorkflow.status), predicate, timeout=30, every=0.1, what="the record"
     )
 
 
@@ -186,7 +194,7 @@ async def main() -> None:
             handle = client.get_workflow_handle(result.workflow_id)
             await _until(lambda s: s.phase == "awaiting-approval", handle)
             await handle.execute_update(ReleaseWorkflow.approve, ApproveRequest(ring="beta", by="bob"))
-            await _until(
+            await _approvable(
                 lambda s: (
                     s.phase == "awaiting-approval"
                     and s.ring == "beta"
@@ -212,7 +220,7 @@ async def main() -> None:
                     }
                 ]
                 handle = await h.start(plan("unreachable", rings), service="unreachable")
-                await _until(lambda s: s.clusters and s.clusters[0].state == "awaiting-approval", handle)
+                await _approvable(lambda s: s.clusters and s.clusters[0].state == "awaiting-approval", handle)
                 h.clusters.configure("euw1-internal", unreachable=True)
                 await handle.execute_update(
                     ReleaseWorkflow.approve,
@@ -252,14 +260,16 @@ async def main() -> None:
                 {"name": "prod", "clusters": ["euw1-prod"], "strategy": canary(("w", 20), ("p", None))},
             ]
             handle = await h.start(plan("reset", rings), service="reset")
-            await _until(lambda s: s.clusters and s.clusters[0].state == "awaiting-approval", handle)
+            await _approvable(lambda s: s.clusters and s.clusters[0].state == "awaiting-approval", handle)
             await handle.execute_update(
                 ReleaseWorkflow.approve, ApproveRequest(ring="internal", cluster="euw1-internal", by="bob")
             )
-            await _until(lambda s: s.clusters[2].state == "awaiting-approval", handle)
+            await _approvable(lambda s: s.clusters[2].state == "awaiting-approval", handle)
             run = await _reset(client, handle, await _task_after_prepare(handle))
             new = client.get_workflow_handle(handle.id, run_id=run)
-            await _until(lambda s: s.clusters[0].state == "awaiting-approval" and s.phase != "holding", new)
+            await _approvable(
+                lambda s: s.clusters[0].state == "awaiting-approval" and s.phase != "holding", new
+            )
             await new.execute_update(ReleaseWorkflow.abort, AbortRequest(reason="incident", by="bob"))
             await _closed(new)
             await _save(client, "reset", "reset")
@@ -325,7 +335,7 @@ async def main() -> None:
         ]
         async with running_worker(client, Path(tmp), settings=settings) as h:
             handle = await h.start(plan("first-task", rings), service="first-task")
-            await _until(lambda s: s.clusters and s.clusters[0].state == "awaiting-approval", handle)
+            await _approvable(lambda s: s.clusters and s.clusters[0].state == "awaiting-approval", handle)
         run = await _reset(client, handle, await _task_after_prepare(handle))
         new = client.get_workflow_handle(handle.id, run_id=run)
         await new.cancel()
