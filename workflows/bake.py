@@ -19,7 +19,7 @@ rolled back or closed) stops judging at once and ends ``aborted``, with nothing 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from collections.abc import Callable
 
 from temporalio import workflow
 from temporalio.exceptions import FailureError
@@ -152,23 +152,9 @@ class RingBakeWorkflow(Steering):
                 return GateFailed(name, run.failed)
         return super().interruption()
 
-    def _make_input(self, target: BakeTarget) -> Any:
+    def _make_input(self, target: BakeTarget) -> Callable[[AnalysisMode, list[Check]], AnalyzeInput]:
         inp = self._inp
-
-        def make(mode: AnalysisMode, prior: list[Check]) -> AnalyzeInput:
-            return AnalyzeInput(
-                release=inp.release,
-                cluster=target.cluster,
-                analysis=inp.analysis,
-                stage="bake",
-                mode=mode,
-                namespace=inp.namespace,
-                stable_version=target.stable_version,
-                touched_at=target.touched_at,
-                prior_checks=prior,
-            )
-
-        return make
+        return lambda mode, prior: target.stretch(inp.release, inp.analysis, inp.namespace, mode, prior)
 
     def _on_result(self, result: AnalyzeResult) -> None:
         self._gates[result.cluster] = result.verdict

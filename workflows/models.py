@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
-from activities.models import ClusterSnapshot, ClusterTarget, ReleaseRef
+from activities.models import AnalysisMode, AnalyzeInput, ClusterSnapshot, ClusterTarget, ReleaseRef
 from policies.freeze import Freeze
 from policies.freeze import Scope as FreezeScope
 from policies.gates import Check, GateVerdict
@@ -287,6 +287,23 @@ class BakeTarget(_Model):
     cluster: ClusterTarget
     stable_version: str = ""
     touched_at: datetime | None = None
+
+    def stretch(
+        self, release: ReleaseRef, analysis: Analysis, namespace: str, mode: AnalysisMode, prior: list[Check]
+    ) -> AnalyzeInput:
+        """The input of one bake stretch judging this cluster (the release's own bake and a bake
+        workflow's alike)."""
+        return AnalyzeInput(
+            release=release,
+            cluster=self.cluster,
+            analysis=analysis,
+            stage="bake",
+            mode=mode,
+            namespace=namespace,
+            stable_version=self.stable_version,
+            touched_at=self.touched_at,
+            prior_checks=prior,
+        )
 
 
 class BakeInput(_Model):

@@ -644,10 +644,9 @@ class ReleaseWorkflow(Steering):
             # AnalysisRun), and a 4-hour bake costs the events of a 1-minute one.
             timed = _patches.patched("timed-stretches")
             end = workflow.now() + ring.bake_time
-            for p in self._promoted:
-                if p.ring.name == ring.name:
-                    self._bake_runs[p.cluster.name] = self._bake_run(p, timed=timed)
-                    self._bake_runs[p.cluster.name].start(end)
+            for p in promoted:
+                self._bake_runs[p.cluster.name] = self._bake_run(p, timed=timed)
+                self._bake_runs[p.cluster.name].start(end)
         try:
             await self.held_clock_wait(ring.bake_time, f"bake {ring.bake_time} ring {ring.name}")
             runs = list(self._bake_runs.items())
@@ -739,6 +738,8 @@ class ReleaseWorkflow(Steering):
         assert prepared is not None
         results: dict[str, BakeResult] = {}
         starts = []
+        # The run in the id: after a reset, an earlier run's bake may still be ending under it.
+        run = workflow.info().run_id[:8]
         for i in range(0, len(promoted), chunk):
             part = promoted[i : i + chunk]
             inp = BakeInput(
@@ -746,22 +747,11 @@ class ReleaseWorkflow(Steering):
                 analysis=prepared.plan.analysis,
                 namespace=prepared.plan.workload.namespace,
                 end=end,
-                clusters=[
-                    BakeTarget(
-                        cluster=ClusterTarget(
-                            name=p.cluster.name, region=p.cluster.region, jurisdiction=p.cluster.jurisdiction
-                        ),
-                        stable_version=p.result.snapshot.version if p.result.snapshot else "",
-                        touched_at=p.result.touched_at,
-                    )
-                    for p in part
-                ],
+                clusters=[self._bake_target(p) for p in part],
                 hold_on_failure=prepared.plan.rollback.frozen,
                 held=self._child_held(),
                 hold_reason=self._child_hold_reason(),
             )
-            # The run in the id: after a reset, an earlier run's bake may still be ending under it.
-            run = workflow.info().run_id[:8]
             workflow_id = f"{workflow.info().workflow_id}:bake:{ring.name}:{round_}:{i // chunk + 1}:{run}"
             starts.append((workflow_id, [p.cluster.name for p in part], inp))
         handles = await asyncio.gather(
@@ -840,23 +830,24 @@ class ReleaseWorkflow(Steering):
                     return
                 clock.remaining -= workflow.now() - started
 
+    def _bake_target(self, promoted: _Promoted) -> BakeTarget:
+        snapshot = promoted.result.snapshot
+        return BakeTarget(
+            cluster=self._target(promoted.cluster),
+            stable_version=snapshot.version if snapshot else "",
+            touched_at=promoted.result.touched_at,
+        )
+
     def _bake_run(self, promoted: _Promoted, *, timed: bool = False) -> AnalysisRun:
         prepared = self._prepared
         assert prepared is not None
         c = promoted.cluster
-        snapshot = promoted.result.snapshot
+        target = self._bake_target(promoted)
 
         def make_input(mode: AnalysisMode, prior: list[Check]) -> AnalyzeInput:
-            return AnalyzeInput(
-                release=self._ref(promoted.ring.name),
-                cluster=ClusterTarget(name=c.name, region=c.region, jurisdiction=c.jurisdiction),
-                analysis=prepared.plan.analysis,
-                stage="bake",
-                mode=mode,
-                namespace=prepared.plan.workload.namespace,
-                stable_version=snapshot.version if snapshot else "",
-                touched_at=promoted.result.touched_at,
-                prior_checks=prior,
+            plan = prepared.plan
+            return target.stretch(
+                self._ref(promoted.ring.name), plan.analysis, plan.workload.namespace, mode, prior
             )
 
         def on_result(result: AnalyzeResult) -> None:
