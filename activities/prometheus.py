@@ -6,8 +6,11 @@ Every metric query runs on the Prometheus of the cluster's own region (the fleet
 run a second time for the stable version: at the same instant while both versions serve side by
 side (a canary's steps, a blue-green preview), else over the same window just before ringmaster
 first touched the cluster (``touched_at``: a rolling update, a bake after promotion), when only the
-stable version served. ``judge: mannWhitney`` metrics are sampled with range queries over the
-window instead, and compared by :mod:`policies.statistics`.
+stable version served. That window is in the past and never fills in later, so a scrape gap just
+before the touch would leave the baseline empty for good: the pre-touch value is the stable version's
+latest one within ``PRE_TOUCH_LOOKBACK`` before the touch (a range query stepped by the interval).
+``judge: mannWhitney`` metrics are sampled with range queries over the window instead,
+and compared by :mod:`policies.statistics`.
 
 Queries run on this source's own bounded thread pool (``threads``), never on the event loop's
 small default executor, which the SDK and every other ``to_thread`` share: a slow Prometheus then
@@ -49,6 +52,12 @@ log = structlog.get_logger("ringmaster.prometheus")
 
 SIDE_BY_SIDE = ("canary", "preview")
 """Stages where the new and the stable version serve at the same time (a live baseline)."""
+
+PRE_TOUCH_LOOKBACK = timedelta(minutes=1)
+PRE_TOUCH_LOOKBACK_CHECKS = 10
+"""How far before the touch a pre-touch baseline looks for the stable version's latest value: a
+minute, or ten checks at longer intervals. Enough to bridge a few failed scrapes; short enough that
+the value still stands for the version as it served just before the release."""
 
 
 class PromQL(Protocol):
@@ -150,6 +159,18 @@ def _samples(result: Any) -> list[float]:
     return [v for v in values if math.isfinite(v)]
 
 
+def _latest(client: PromQL, query: str, until: datetime, interval: timedelta) -> float | None:
+    """The latest finite value of ``query`` within the pre-touch lookback ending at ``until``."""
+    step = max(interval, timedelta(seconds=1))
+    lookback = max(PRE_TOUCH_LOOKBACK, PRE_TOUCH_LOOKBACK_CHECKS * interval)
+    points = math.ceil(lookback / step)
+    # Stepped back from ``until`` so that the last point is the touch itself.
+    found = _samples(
+        client.custom_query_range(query, until - points * step, until, f"{step.total_seconds():g}s")
+    )
+    return found[-1] if found else None
+
+
 def _step(window: timedelta) -> str:
     """The range query step: about 30 samples per window, never finer than a second."""
     return f"{max(1.0, window.total_seconds() / 30):g}s"
@@ -210,8 +231,12 @@ class PrometheusMetrics:
             value = _value(client.custom_query(query, {"time": _ts(at)}))
             if metric.baseline is None:
                 return Measurement(metric=metric.name, value=value)
-            version, when = self._stable_view(inp, at)
-            stable = _value(client.custom_query(self._query(inp, metric, version), {"time": _ts(when)}))
+            version, when, live = self._stable_view(inp, at)
+            stable_query = self._query(inp, metric, version)
+            if live:
+                stable = _value(client.custom_query(stable_query, {"time": _ts(when)}))
+            else:
+                stable = _latest(client, stable_query, when, inp.analysis.interval)
             return Measurement(metric=metric.name, value=value, baseline=stable)
         except QueryError as exc:
             error = str(exc)
@@ -234,7 +259,7 @@ class PrometheusMetrics:
         step = _step(window)
         query = self._query(inp, metric, inp.release.version)
         new = _samples(client.custom_query_range(query, at - window, at, step))
-        version, when = self._stable_view(inp, at)
+        version, when, _ = self._stable_view(inp, at)
         stable_query = self._query(inp, metric, version)
         stable = _samples(client.custom_query_range(stable_query, when - window, when, step))
         found = statistics.compare(new, stable, baseline)
@@ -243,16 +268,17 @@ class PrometheusMetrics:
         )
 
     @staticmethod
-    def _stable_view(inp: AnalyzeInput, at: datetime) -> tuple[str, datetime]:
-        """Which version the baseline is measured on, and at which instant the window ends."""
+    def _stable_view(inp: AnalyzeInput, at: datetime) -> tuple[str, datetime, bool]:
+        """Which version the baseline is measured on, at which instant its window ends, and whether
+        that is now (both versions serving) rather than the pre-touch window."""
         stable = inp.stable_version
         if not stable:
             raise QueryError("no stable version is known for this cluster; a baseline needs one")
         if inp.stage in SIDE_BY_SIDE and stable != inp.release.version:
-            return stable, at
+            return stable, at, True
         if inp.touched_at is None:
             raise QueryError("the cluster's first touch is not known; the pre-touch baseline needs it")
-        return stable, inp.touched_at
+        return stable, inp.touched_at, False
 
     @staticmethod
     def _query(inp: AnalyzeInput, metric: Metric, version: str) -> str:

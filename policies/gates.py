@@ -109,7 +109,7 @@ def assess(metric: Metric, measurement: Measurement | None) -> Assessment:
         raise ValueError(f"metric {name!r} has neither thresholdRange nor baseline")
     stable = measurement.baseline
     if stable is None or not math.isfinite(stable):
-        return Assessment(metric=name, outcome="nodata", value=value, detail="no baseline data")
+        return Assessment(metric=name, outcome="nodata", value=value, detail="none for the stable version")
     if judge.judge == "mannWhitney":
         return _mann_whitney(metric, measurement, value, stable)
     assert judge.max_degradation is not None  # validation requires it for judge: degradation
@@ -206,7 +206,9 @@ class _Tally:
                 return self.verdict("inconclusive", reason, name, run)
         for name, run in self.empty.items():
             if run >= analysis.threshold:
-                reason = f"{name}: no data {run} check(s) in a row (noData: inconclusive)"
+                seen = self.last[name]
+                which = "" if seen.detail == "no data" else f" ({seen.detail})"
+                reason = f"{name}: no data{which} {run} check(s) in a row (noData: inconclusive)"
                 return self.verdict("inconclusive", reason, name, run)
         return None
 

@@ -19,10 +19,12 @@ from tests.support.prometheus import (
     MetricsSandbox,
     analysis,
     analyze_input,
+    conversion,
     now,
     served,
     switch_version,
     wait_for,
+    wait_gone,
 )
 
 pytestmark = pytest.mark.timeout(90)
@@ -109,6 +111,32 @@ class TestVerdicts:
         assert result.verdict.status == "failed" and result.verdict.metric == "checkout-conversion"
         stable = _values(result, "checkout-conversion")[-1].baseline
         assert stable is not None and 0.3 < stable < 0.9, "v1's conversion before the touch"
+
+    async def test_a_touch_after_a_gap_in_the_stable_data_finds_the_baseline_before_the_gap(
+        self, metrics_sandbox: MetricsSandbox
+    ) -> None:
+        """The window just before the touch never fills in later: when it is empty (failed scrapes, a
+        touch right after a restart), the stable value is the latest within the lookback before it."""
+        url = metrics_sandbox.url(SCENARIO_CLUSTER)
+        await wait_for(url, served(SCENARIO_CLUSTER, "gap", "v1"), 80)
+        switch_version(metrics_sandbox, SCENARIO_CLUSTER, "gap", "v2-cheap")
+        await wait_gone(url, conversion(SCENARIO_CLUSTER, "gap", "v1"))
+        touched = now()
+        await wait_for(url, served(SCENARIO_CLUSTER, "gap", "v2-cheap"), 80)
+        inp = analyze_input(
+            metrics_sandbox,
+            SCENARIO_CLUSTER,
+            "gap",
+            "v2-cheap",
+            analysis([CONVERSION]),
+            stage="rolling",
+            mode="until-stopped",
+            touched_at=touched,
+        )
+        result = await _analyze(metrics_sandbox.fleet, inp)
+        assert result.verdict.status == "failed", result.verdict.reason
+        stable = _values(result, "checkout-conversion")[-1].baseline
+        assert stable is not None and 0.3 < stable < 0.9, "v1's conversion before the gap"
 
     @pytest.mark.parametrize(
         ("namespace", "version", "status"), [("cheap", "v2-cheap", "failed"), ("good", "v2", "passed")]

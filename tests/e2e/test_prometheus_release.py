@@ -8,6 +8,7 @@ outage holds a release until its data returns.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -20,10 +21,11 @@ from temporalio.client import Client, WorkflowHandle
 from activities.kubernetes import KubernetesBackend, Tuning
 from activities.prometheus import PrometheusMetrics
 from ringmaster import worker
+from ringmaster.cli import status as view
 from ringmaster.settings import Settings
 from tests.support.prometheus import METRICS, SUCCESS_RATE, MetricsSandbox
 from tests.support.waiting import assert_eventually
-from tests.workflows.support import ended
+from tests.workflows.support import ended as ended_anyhow
 from workflows.models import AbortRequest, ReleaseInput, ReleaseStatus
 from workflows.release import ReleaseWorkflow, release_id
 from workflows.undo import UndoInput, UndoWorkflow, undo_id
@@ -117,6 +119,25 @@ async def start(
     return await client_.start_workflow(
         ReleaseWorkflow.run, inp, id=release_id(service, version), task_queue=queue
     )
+
+
+async def ended(
+    handle: WorkflowHandle[ReleaseWorkflow, ReleaseStatus], timeout: float = 100
+) -> ReleaseStatus:
+    """The release's final record; past ``timeout``, a failure showing where each cluster stands and
+    its latest measurements (a hung release otherwise ends in a bare pytest timeout)."""
+    try:
+        return await asyncio.wait_for(ended_anyhow(handle), timeout)
+    except TimeoutError:
+        status = await view.live_clusters(handle._client, await handle.query(ReleaseWorkflow.status))
+        lines = [f"release still {status.phase} after {timeout:g} s: {status.hold_reason or status.reason}"]
+        for c in status.clusters:
+            lines.append(f"  {c.name}: {c.state} {c.step!r} gate={c.gate.reason if c.gate else None}")
+            for check in c.measurements[-2:]:
+                lines.append(
+                    f"    {check.at:%H:%M:%S} {[m.model_dump(exclude_none=True) for m in check.measurements]}"
+                )
+        pytest.fail("\n".join(lines))
 
 
 def versions(sandbox: MetricsSandbox, clusters: list[str]) -> dict[str, tuple[str, list[str]]]:

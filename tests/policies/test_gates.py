@@ -102,6 +102,20 @@ class TestBaseline:
         assessed = gates.assess(metric, gates.Measurement(metric="m", value=0.2, baseline=0.8))
         assert assessed.bound == ">= 0.4 (baseline 0.8 - 50%)"
 
+    def test_a_missing_baseline_is_named_in_the_verdict(self) -> None:
+        """No data on the stable side holds the gate with a reason saying so, not a bare "no data"."""
+        metric = _metric(baseline={"maxDegradation": "50%", "direction": "lowerIsWorse"})
+        analysis = Analysis.model_validate({"metrics": [metric], "threshold": 2})
+        checks = [
+            gates.Check(
+                at=START + timedelta(minutes=i), measurements=[gates.Measurement(metric="m", value=0.9)]
+            )
+            for i in range(2)
+        ]
+        verdict = gates.judge(analysis, checks, final=False)
+        assert verdict.status == "inconclusive"
+        assert verdict.reason.startswith("m: no data (none for the stable version) 2 check(s)")
+
 
 class TestJudge:
     @pytest.mark.parametrize(

@@ -10,6 +10,7 @@ while other tests run. Used by the ``analyze`` activity tests with ``PrometheusM
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ from sandbox import stack
 from sandbox.processes import Processes
 from tests.support import fleets, manifests
 from tests.support.cluster import Cluster
-from tests.support.waiting import assert_eventually
+from tests.support.waiting import assert_eventually, eventually
 
 SETTINGS = """\
 controller: {tickSeconds: 0.05, podReadySeconds: 0.2, progressDeadlineScale: 0.1}
@@ -195,6 +196,30 @@ async def wait_for(url: str, promql: str, at_least: float, *, timeout: float = 3
     return value
 
 
+async def wait_gone(url: str, promql: str, *, timeout: float = 30.0) -> None:
+    """Poll until ``promql`` has no finite value (no data, or a ratio of zero rates) at ``url``."""
+
+    async def probe() -> float | None:
+        return query(url, promql)
+
+    await assert_eventually(
+        probe,
+        lambda v: v is None or not math.isfinite(v),
+        timeout=timeout,
+        every=0.25,
+        what=f"{promql} without a value",
+    )
+
+
+def conversion(cluster: str, namespace: str, version: str) -> str:
+    """``CONVERSION_QUERY`` for one version of one namespace."""
+    return (
+        CONVERSION_QUERY.replace("{{cluster}}", cluster)
+        .replace("{{namespace}}", namespace)
+        .replace("{{version}}", version)
+    )
+
+
 def served(cluster: str, namespace: str, version: str, window: str = "5s") -> str:
     """Requests per second ``version`` served over ``window``: full only once it served that long."""
     return (
@@ -210,7 +235,7 @@ def now() -> datetime:
 
 # --- the session's sandbox ------------------------------------------------------------------------
 
-SCENARIOS = {"good": "v2", "bad": "v2-bad", "cheap": "v2-cheap", "pretouch": None}
+SCENARIOS = {"good": "v2", "bad": "v2-bad", "cheap": "v2-cheap", "pretouch": None, "gap": None}
 """Namespaces of cluster ``euw1-prod``: ``v1`` beside a canary of the given version (or alone)."""
 SCENARIO_CLUSTER = "euw1-prod"
 
@@ -226,6 +251,11 @@ def running(directory: Path) -> Iterator[MetricsSandbox]:
         sandbox = MetricsSandbox(directory, fleet, started.kubeconfig, started.prometheus, started.traffic)
         for namespace, canary in SCENARIOS.items():
             deploy_app(sandbox, SCENARIO_CLUSTER, namespace, canary=canary)
+        for cluster in fleet.clusters:
+            # The stack is up once samples are queryable; a gate's 5 s rate needs a whole window of
+            # them. A release started sooner would find its pre-touch baseline still empty.
+            url, promql = sandbox.url(cluster.name), served(cluster.name, "api", "v1")
+            eventually(lambda: query(url, promql), timeout=60, every=0.25, what=promql)  # noqa: B023
         yield sandbox
     finally:
         stack.down(directory)
