@@ -36,7 +36,7 @@ class TestWorkflowImports:
         [
             ("workflows.release", "workflows.lane", "workflows.models"),
             ("workflows.cluster",),
-            ("activities.release", "activities.rollout", "activities.analysis"),
+            ("activities.release", "activities.rollout", "activities.analysis", "activities.notify"),
         ],
         ids=["cli-handles", "cluster-workflow", "activity-classes"],
     )
