@@ -52,6 +52,9 @@ HEARTBEAT_SECONDS = 1.0
 """How often a running notification heartbeats (the SDK throttles what reaches the server)."""
 USER_AGENT = "ringmaster-notify"
 
+Answer = _webhook.Answer
+Unreachable = _webhook.Unreachable
+
 _NAME = re.compile(r"[a-z0-9-]+")
 
 
@@ -174,10 +177,8 @@ class NotifyResult(_Model):
 class Sender(Protocol):
     """Sends one POST; :class:`activities._webhook.Urllib3Sender` is the real one."""
 
-    async def post(
-        self, url: str, body: bytes, headers: Mapping[str, str], seconds: float
-    ) -> _webhook.Answer:
-        """POST once, following no redirect; raise ``_webhook.Unreachable`` (a few words, no
+    async def post(self, url: str, body: bytes, headers: Mapping[str, str], seconds: float) -> Answer:
+        """POST once, following no redirect; raise :class:`Unreachable` (a few words, no
         address) when no answer came within ``seconds``."""
         ...
 
@@ -334,7 +335,7 @@ class NotifyActivities:
             wait: float | None = None
             try:
                 answer = await self._sender.post(target.url, body, headers, timeout)
-            except _webhook.Unreachable as exc:
+            except Unreachable as exc:
                 status, error = None, str(exc)
             else:
                 status, wait = answer.status, answer.retry_after

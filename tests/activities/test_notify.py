@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from structlog.testing import capture_logs
 from temporalio.testing import ActivityEnvironment
 
-from activities import _webhook, notify
+from activities import notify
 from activities.notify import (
     GateSummary,
     Notification,
@@ -96,7 +96,7 @@ class TestPayloads:
         assert request.headers["Idempotency-Key"] == n.id
         body = request.json()
         assert {k: body[k] for k in n.model_dump(mode="json")} == n.model_dump(mode="json")
-        assert body["gate"] == {**FAILED_GATE.model_dump(mode="json")}
+        assert body["gate"] == FAILED_GATE.model_dump(mode="json")
         assert (
             body["text"]
             == "api:v2 rolled back: success-rate = 91.2, outside >= 99 in euw1-canary (ring canary)"
@@ -247,13 +247,11 @@ class TestRetries:
 class ScriptedSender:
     """Answers from a script without any network, recording the timeout of each attempt."""
 
-    def __init__(self, *answers: _webhook.Answer | Exception) -> None:
+    def __init__(self, *answers: notify.Answer | Exception) -> None:
         self.answers = list(answers)
         self.timeouts: list[float] = []
 
-    async def post(
-        self, url: str, body: bytes, headers: Mapping[str, str], seconds: float
-    ) -> _webhook.Answer:
+    async def post(self, url: str, body: bytes, headers: Mapping[str, str], seconds: float) -> notify.Answer:
         self.timeouts.append(seconds)
         answer = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
         if isinstance(answer, Exception):
@@ -281,7 +279,7 @@ class TestBackoffSchedule:
     async def test_waits_double_from_half_a_second_up_to_eight_within_the_budget(self) -> None:
         """Against a receiver that always fails, waits run 0.5, 1, 2, 4, 8, 8 s, and no attempt starts
         once the next wait would pass the 30 s budget."""
-        sender, clock = ScriptedSender(_webhook.Answer(503)), InstantClock()
+        sender, clock = ScriptedSender(notify.Answer(503)), InstantClock()
         acts = NotifyActivities(
             [hook("oncall", "https://hooks.example.com/x", give_up_after_seconds=30, timeout_seconds=5)],
             sender=sender,
@@ -295,7 +293,7 @@ class TestBackoffSchedule:
 
     async def test_an_attempt_never_outlasts_the_budget(self) -> None:
         """The last attempt's timeout is cut to what is left of the budget."""
-        sender, clock = ScriptedSender(_webhook.Unreachable("timed out after 5 s")), InstantClock()
+        sender, clock = ScriptedSender(notify.Unreachable("timed out after 5 s")), InstantClock()
         acts = NotifyActivities(
             [hook("oncall", "https://hooks.example.com/x", give_up_after_seconds=2, timeout_seconds=5)],
             sender=sender,
