@@ -35,13 +35,14 @@ def _rings(bake: str) -> list[dict[str, Any]]:
 
 
 async def _bakers(client: Client, handle: WorkflowHandle[Any, Any]) -> list[str]:
-    """The bake workflows the release started, in order."""
+    """The bake workflows the release has started, in order: the child's *started* event, not
+    its *initiated* one, so each id names a workflow the server already knows."""
     found = []
     async for event in handle.fetch_history_events():
-        if event.HasField("start_child_workflow_execution_initiated_event_attributes"):
-            attrs = event.start_child_workflow_execution_initiated_event_attributes
+        if event.HasField("child_workflow_execution_started_event_attributes"):
+            attrs = event.child_workflow_execution_started_event_attributes
             if attrs.workflow_type.name == "RingBakeWorkflow":
-                found.append(attrs.workflow_id)
+                found.append(attrs.workflow_execution.workflow_id)
     return found
 
 
