@@ -187,23 +187,25 @@ class DirectoryArchive:
         folder = prefix.rpartition("/")[0]
         if folder and _key_problem(folder) is None:
             start = self._root.joinpath(*folder.split("/"))
+        if not start.is_dir():
+            return []
         found: list[str] = []
         try:
-            for directory, _, files in os.walk(start, onerror=_raise):
+            for directory, _, files in os.walk(start, onerror=_unless_vanished):
                 relative = Path(directory).relative_to(self._root).as_posix()
                 for name in files:
                     key = name if relative == "." else f"{relative}/{name}"
                     if key.startswith(prefix) and _key_problem(key) is None:
                         found.append(key)
-        except (FileNotFoundError, NotADirectoryError):
-            return []
         except OSError as err:
             raise ArchiveError(f"cannot list: {err.strerror or err}", where=self.where) from err
         return sorted(found)
 
 
-def _raise(err: OSError) -> None:
-    raise err
+def _unless_vanished(err: OSError) -> None:
+    """A directory that cannot be listed fails the listing, unless it was removed meanwhile."""
+    if not isinstance(err, FileNotFoundError):
+        raise err
 
 
 def _fsync_directory(path: Path) -> None:
@@ -257,6 +259,18 @@ def _s3_error(err: Exception) -> tuple[str, str]:
     return code, str(error.get("Message") or err)
 
 
+def _s3_prefix(bucket: str, prefix: str) -> str:
+    """``prefix`` without its outer slashes, once ``bucket`` is a bucket name and ``prefix`` a key path;
+    ArchiveError saying which is not (repeating neither)."""
+    if not _BUCKET.fullmatch(bucket):
+        raise ArchiveError("a bucket name is 3-63 characters of a-z 0-9 . - (starting and ending alike)")
+    prefix = prefix.strip("/")
+    problem = _key_problem(prefix) if prefix else None
+    if problem is not None:
+        raise ArchiveError(f"the prefix is no key path: {problem}")
+    return prefix
+
+
 class S3Archive:
     """An archive in an S3 bucket, every key under ``prefix`` (joined with ``/``)."""
 
@@ -271,15 +285,8 @@ class S3Archive:
         page_size: int = PAGE_SIZE,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        if not _BUCKET.fullmatch(bucket):
-            raise ArchiveError("a bucket name is 3-63 characters of a-z 0-9 . - (starting and ending alike)")
-        prefix = prefix.strip("/")
         self._bucket = bucket
-        self._prefix = prefix
-        if prefix:
-            problem = _key_problem(prefix)
-            if problem is not None:
-                raise ArchiveError(f"the prefix is no key path: {problem}", where=self.where)
+        self._prefix = _s3_prefix(bucket, prefix)
         self._client = client
         self._conflict_retries = conflict_retries
         self._backoff_seconds = backoff_seconds
@@ -406,10 +413,8 @@ def _open_s3(text: str) -> S3Archive:
     region = options.get("region")
     if region is not None and not (len(region) <= 32 and _REGION.fullmatch(region)):
         raise ArchiveError("region=NAME is a region name such as eu-central-1")
-    bucket, prefix = split.netloc, split.path
-    if not _BUCKET.fullmatch(bucket):  # before boto3, which would otherwise be asked for a client first
-        raise ArchiveError("a bucket name is 3-63 characters of a-z 0-9 . - (starting and ending alike)")
-    return S3Archive(bucket, prefix, _boto3_client(endpoint, region))
+    _s3_prefix(split.netloc, split.path)  # refused before boto3 is asked for a client
+    return S3Archive(split.netloc, split.path, _boto3_client(endpoint, region))
 
 
 def _endpoint(text: str) -> str:
