@@ -25,7 +25,6 @@ from urllib3 import exceptions
 
 from policies import hosts
 
-SCHEMES = ("http", "https")
 """The schemes a webhook may use."""
 
 

@@ -22,27 +22,38 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Literal, Protocol, get_args
+from typing import Literal, Protocol
 from urllib.parse import quote
 
 import structlog
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from temporalio import activity
 
 from activities import _payloads, _webhook
 from activities.analysis import Clock, SystemClock
+from activities.webhooks import KINDS, LONGEST_BUDGET_SECONDS, SCHEMES, NotificationKind, Webhook
 from policies import hosts
 from policies.gates import GateVerdict, Status
 
 log = structlog.get_logger("ringmaster.notify")
 
-NotificationKind = Literal[
-    "awaiting-approval", "holding", "rolled-back", "aborted", "denied", "failed", "succeeded"
+__all__ = [
+    "KINDS",
+    "LONGEST_BUDGET_SECONDS",
+    "Answer",
+    "Delivery",
+    "GateSummary",
+    "Notification",
+    "NotificationKind",
+    "NotifyActivities",
+    "NotifyInput",
+    "NotifyResult",
+    "Sender",
+    "Unreachable",
+    "Webhook",
 ]
-KINDS: tuple[NotificationKind, ...] = get_args(NotificationKind)
 
 FIRST_BACKOFF_SECONDS = 0.5
 """The wait after a first failed attempt; it doubles after each further one."""
@@ -51,50 +62,8 @@ MAX_BACKOFF_SECONDS = 8.0
 HEARTBEAT_SECONDS = 1.0
 """How often a running notification heartbeats (the SDK throttles what reaches the server)."""
 USER_AGENT = "ringmaster-notify"
-
 Answer = _webhook.Answer
 Unreachable = _webhook.Unreachable
-
-_NAME = re.compile(r"[a-z0-9-]+")
-
-
-class Webhook(BaseModel):
-    """A receiver of notifications, from the worker's configuration."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
-
-    name: str
-    """Lowercase letters, digits and '-'; names the webhook in deliveries and logs."""
-    url: SecretStr
-    """``http://`` or ``https://``; a credential, shown nowhere. (A refused URL is hidden from the
-    ``ValidationError``'s message, but pydantic keeps it in ``errors()[...]["input"]``: report its str.)"""
-    format: Literal["json", "slack"] = "json"
-    """``json``: the notification with ``text`` and ``link``; ``slack``: an incoming-webhook message."""
-    events: list[NotificationKind] = Field(default_factory=lambda: list(KINDS))
-    """The kinds this webhook is told of (default: all)."""
-    timeout_seconds: float = Field(default=5.0, gt=0)
-    """One request, connect to answer, in seconds."""
-    give_up_after_seconds: float = Field(default=60.0, gt=0)
-    """The whole delivery, retries included, in seconds: no attempt starts after it."""
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, value: str) -> str:
-        if not _NAME.fullmatch(value):
-            raise ValueError("a webhook's name must be lowercase letters, digits and '-'")
-        return value
-
-    @field_validator("url")
-    @classmethod
-    def _url(cls, value: SecretStr, info: ValidationInfo) -> SecretStr:
-        name = info.data.get("name", "with an invalid name")
-        try:
-            hosts.parse_url(value.get_secret_value(), schemes=_webhook.SCHEMES)
-        except ValueError as exc:  # parse_url's messages never repeat the URL
-            raise ValueError(
-                f"webhook {name}: its url is not an allowed http:// or https:// URL: {exc}"
-            ) from None
-        return value
 
 
 class _Model(BaseModel):
@@ -219,7 +188,7 @@ class NotifyActivities:
             raise ValueError(f"webhook names must be unique; given more than once: {', '.join(twice)}")
         self._webhooks = list(webhooks)
         self._targets = {
-            w.name: _webhook.target(hosts.parse_url(w.url.get_secret_value(), schemes=_webhook.SCHEMES))
+            w.name: _webhook.target(hosts.parse_url(w.url.get_secret_value(), schemes=SCHEMES))
             for w in webhooks
         }
         self._ui_url = ui_url.rstrip("/")
@@ -230,6 +199,11 @@ class NotifyActivities:
         self._sender = sender
         self._clock: Clock = clock or SystemClock()
         self._beat = heartbeat_seconds
+
+    @property
+    def configured(self) -> bool:
+        """Whether there is any webhook (the release records that when it is prepared)."""
+        return bool(self._webhooks)
 
     def close(self) -> None:
         """Stop the request threads of the real sender (after the worker stopped)."""

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from activities.webhooks import Webhook
 
 
 class Settings(BaseSettings):
@@ -114,3 +116,24 @@ class Settings(BaseSettings):
     """At least 32 random bytes, the same on every worker of a namespace: the worker seals the orders
     a release gives its cluster workflows with it (HMAC-SHA256), and verifies them. Required with an
     identity policy; without one, a random key of the process is used."""
+
+    webhooks: list[Webhook] = Field(default_factory=list)
+    """Where the worker tells people that a release needs them or ended (JSON, e.g.
+    ``[{"name": "oncall", "url": "https://hooks.slack.com/services/...", "format": "slack"}]``;
+    ``activities.notify.Webhook``). The URLs are credentials: they live only in the worker's settings,
+    never in a workflow input, a history, a log or the audit record (which names each webhook)."""
+
+    archive_url: str | None = None
+    """Where the worker writes each release run's audit record, and ``ringmaster audit`` reads it once
+    Temporal's history is gone: a directory (a path or ``file:///...``) or S3
+    (``s3://bucket/prefix?endpoint=...&region=...``, credentials from the AWS default chain, never
+    in the URL). None: no archive (``audit`` then reads history only)."""
+
+    @field_validator("webhooks")
+    @classmethod
+    def _unique_webhooks(cls, value: list[Webhook]) -> list[Webhook]:
+        names = [w.name for w in value]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"webhook names must be unique; given more than once: {', '.join(twice)}")
+        return value
