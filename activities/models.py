@@ -84,6 +84,13 @@ class PreparedRelease(_Model):
     """A ring bake judging more clusters than this runs in bake workflows of this many clusters each
     (``RingBakeWorkflow``), not in the release's own history; None when prepared before (the release
     judges every bake itself). The worker's ``bake_partition_clusters``, recorded here."""
+    worker: str = ""
+    """The build of the worker that prepared it (``activities.build.describe``): it judged the static
+    residency rules. Empty when prepared before builds were recorded."""
+    notify: bool = False
+    """The worker has webhooks: the release notifies people (``workflows._accounts``)."""
+    archive: bool = False
+    """The worker has an audit archive: the release writes its audit record there when it ends."""
 
     def denials(self) -> list[Decision]:
         """Every static decision that denies a cluster, in schedule order."""
@@ -133,6 +140,8 @@ class ResidencyResult(_Model):
     cluster: str
     evidence: LiveEvidence
     decisions: list[Decision]
+    worker: str = ""
+    """The build of the worker that judged them (``activities.build.describe``)."""
 
     @property
     def allowed(self) -> bool:

@@ -11,7 +11,7 @@ import hashlib
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities import errors
+from activities import build, errors
 from activities.models import PreparedRelease, PrepareInput, WindowInput, WindowState
 from policies import judgement, loading, residency, windows
 from policies.fleet import Fleet
@@ -20,9 +20,13 @@ from policies.fleet import Fleet
 class ReleaseActivities:
     """Plan validation, scheduling and windows, against the fleet this worker was given."""
 
-    def __init__(self, fleet: Fleet, *, bake_chunk: int | None = None) -> None:
+    def __init__(
+        self, fleet: Fleet, *, bake_chunk: int | None = None, notify: bool = False, archive: bool = False
+    ) -> None:
         self._fleet = fleet
         self._bake_chunk = bake_chunk
+        self._notify = notify
+        self._archive = archive
         self._fleet_digest = hashlib.sha256(fleet.model_dump_json(by_alias=True).encode()).hexdigest()
 
     @activity.defn(name="prepare_release")
@@ -51,6 +55,9 @@ class ReleaseActivities:
                 if c.regulated
             },
             bake_chunk=self._bake_chunk,
+            worker=build.describe(),
+            notify=self._notify,
+            archive=self._archive,
         )
 
     @activity.defn(name="check_window")

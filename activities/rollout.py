@@ -37,7 +37,7 @@ import structlog
 from temporalio import activity
 from temporalio.exceptions import ApplicationError, CancelledError
 
-from activities import errors
+from activities import build, errors
 from activities.errors import ClusterError
 from activities.models import (
     ClusterSnapshot,
@@ -196,7 +196,9 @@ class ClusterActivities:
             inp.promoted,
             inp.validators,
         )
-        return ResidencyResult(cluster=inp.cluster.name, evidence=evidence, decisions=decisions)
+        return ResidencyResult(
+            cluster=inp.cluster.name, evidence=evidence, decisions=decisions, worker=build.describe()
+        )
 
     @activity.defn(name="snapshot_cluster")
     async def snapshot_cluster(self, inp: SnapshotInput) -> ClusterSnapshot:
