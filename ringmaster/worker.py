@@ -54,10 +54,13 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.analysis import AnalysisActivities, MetricsSource
+from activities.archive import open_archive
+from activities.archiving import ArchiveActivities
 from activities.freeze import FreezeActivities, TemporalFreezes
 from activities.identity import IdentityActivities, IdentityMisconfigured
 from activities.jwks import HttpJwks
 from activities.kubernetes import KubernetesBackend
+from activities.notify import NotifyActivities
 from activities.prometheus import PrometheusMetrics
 from activities.release import ReleaseActivities
 from activities.rollout import ClusterActivities, ClusterBackend
@@ -124,6 +127,8 @@ def activities_for(
     *,
     freeze: FreezeActivities | None = None,
     bake_chunk: int | None = None,
+    notify: NotifyActivities | None = None,
+    archive: ArchiveActivities | None = None,
 ) -> list[Callable[..., Any]]:
     """Every activity ringmaster registers on its main queue, bound to their clients.
 
@@ -134,7 +139,12 @@ def activities_for(
     through the worker's Temporal client (:func:`build_workers` gives it); without it, a release or
     a submission that asks fails closed.
     """
-    release = ReleaseActivities(fleet, bake_chunk=bake_chunk)
+    release = ReleaseActivities(
+        fleet,
+        bake_chunk=bake_chunk,
+        notify=notify is not None and notify.configured,
+        archive=archive is not None and archive.configured,
+    )
     cluster = ClusterActivities(backend, fleet, executor)
     identity = identity if identity is not None else trusted_identity()
     return [
@@ -150,6 +160,8 @@ def activities_for(
         cluster.rollback_cluster,
         *analysis_activities(metrics),
         *(freeze_activities(freeze) if freeze is not None else []),
+        *([notify.notify] if notify is not None else []),
+        *([archive.archive_release] if archive is not None else []),
     ]
 
 
@@ -321,6 +333,10 @@ def build_workers(
                 identity,
                 freeze=freeze,
                 bake_chunk=settings.bake_partition_clusters,
+                notify=NotifyActivities(settings.webhooks, ui_url=settings.ui_url),
+                archive=ArchiveActivities(
+                    client, open_archive(settings.archive_url) if settings.archive_url else None
+                ),
             ),
             *undo_activities(client, backend, pool),
         ],

@@ -179,6 +179,8 @@ def client_env(
         "RINGMASTER_FLEET": str(fleet.resolve()),
         "RINGMASTER_KUBECONFIG": str(kubeconfig.resolve()),
         "RINGMASTER_UI_URL": ui,
+        # The audit archive: a directory beside the kubeconfig, in the sandbox's own directory.
+        "RINGMASTER_ARCHIVE_URL": str((kubeconfig.parent / "archive").resolve()),
         **(identity.env() if identity is not None else {}),
     }
 

@@ -66,6 +66,25 @@ WINDOW: CallOptions = {
     "retry_policy": _retry(5),
 }
 
+NOTIFY: CallOptions = {
+    "start_to_close_timeout": timedelta(minutes=3),
+    "heartbeat_timeout": timedelta(seconds=30),
+    "retry_policy": _retry(2),
+}
+"""One notification to every webhook that wants it. The activity retries deliveries itself, within
+each webhook's budget (``give_up_after_seconds``, at most ``activities.notify.LONGEST_BUDGET``) and
+heartbeats while it waits; a lost worker costs one more attempt, never more: a webhook is a courtesy,
+and the release's ending waits for it."""
+
+ARCHIVE: CallOptions = {
+    "start_to_close_timeout": timedelta(minutes=10),
+    "heartbeat_timeout": timedelta(minutes=2),
+    "retry_policy": _retry(6, initial=2.0, maximum=60.0),
+}
+"""Building the audit record (reading every child's history, heartbeating per history) and writing it
+once. Retried for a few minutes (an archive briefly down); past that the release ends without it,
+and says so in its log."""
+
 CLUSTER_HEARTBEAT = timedelta(seconds=40)
 """Heartbeat timeout of every cluster activity: above a Kubernetes call's 5 s connect + 30 s read
 timeout, and many side-task heartbeats long; a lost worker is noticed within it."""

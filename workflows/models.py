@@ -227,6 +227,9 @@ class ReleaseStatus(_Model):
     omitted: str = ""
     """What this record leaves out, and where to read it (a release across a fleet too large for its
     record to carry every cluster's residency decisions)."""
+    archived: str = ""
+    """Where the run's audit record was archived (``<archive>/<key>``), once it ended; empty without
+    an archive or before (``ringmaster audit`` reads it)."""
 
     _positions: dict[str, int] = PrivateAttr(default_factory=dict)
 

@@ -55,7 +55,7 @@ with workflow.unsafe.imports_passed_through():
     from policies.identity import Verified
     from policies.plan import Analysis, ReleasePlan
     from policies.schedule import ScheduledCluster, ScheduledRing, Wave
-    from workflows import _identity, _patches, _rollback, _signals, queues, search
+    from workflows import _accounts, _identity, _patches, _rollback, _signals, queues, search
     from workflows import _options as options
     from workflows._steering import Aborted, AnalysisRun, GateFailed, Interrupted, Steering
     from workflows.bake import RingBakeWorkflow
@@ -286,6 +286,7 @@ class ReleaseWorkflow(Steering):
         """Whether this release reads the freeze registry (patch ``freeze-holds``, until its ending)."""
         self._freeze_lock = asyncio.Lock()
         self._freeze_watch: asyncio.Task[None] | None = None
+        self._accounts = _accounts.Accounts()
 
     # --- the run ------------------------------------------------------------------------------
 
@@ -297,6 +298,13 @@ class ReleaseWorkflow(Steering):
         red in the UI, with the record as its failure's detail (:mod:`activities.outcomes`).
         """
         status = await self._run(inp)
+        if self._accounts.notify or self._accounts.archive:
+            # Every notification delivered or given up, then the audit record: through any
+            # cancellation, as an ending's rollback (the outcome is settled; this only reports it).
+            where = await _rollback.to_completion(self._accounts.close(status))
+            if where:
+                self._status.archived = where
+                status = status.model_copy(update={"archived": where})
         failure = outcomes.RELEASE_FAILURES.get(status.phase)
         if failure is not None and _patches.patched(FAILED_OUTCOMES):
             raise ApplicationError(
@@ -343,6 +351,8 @@ class ReleaseWorkflow(Steering):
             return await self._end("failed", f"the release could not be prepared: {message}")
         prepared = self._prepared
         assert prepared is not None
+        if (prepared.notify or prepared.archive) and _patches.patched(_accounts.ACCOUNTABLE):
+            self._accounts.notify, self._accounts.archive = prepared.notify, prepared.archive
         self._status.plan_digest = prepared.plan_digest
         self._status.rollback_scope = prepared.plan.rollback.scope
         self._status.clusters = [
@@ -1742,6 +1752,7 @@ class ReleaseWorkflow(Steering):
                 ]
             )
         workflow.set_current_details(self._details(phase))
+        self._accounts.watch(phase, self._status, self.status)
 
     def _details(self, phase: str) -> str:
         lines = [

@@ -56,7 +56,7 @@ def finish(code: int) -> NoReturn:
     os._exit(code)
 
 
-def _settings() -> Settings:
+def settings_or_stop() -> Settings:
     """The settings from the environment; invalid ones stop the command naming the variable (exit 2)."""
     try:
         return Settings()
@@ -70,7 +70,7 @@ def _settings() -> Settings:
 def run(output: Output, body: Callable[[Settings], Coroutine[Any, Any, Outcome]]) -> NoReturn:
     """Run a command body; print its result or error in the chosen form; exit with its code."""
     try:
-        code, payload, text = asyncio.run(body(_settings()))
+        code, payload, text = asyncio.run(body(settings_or_stop()))
     except Stop as stop:
         code, payload, text = stop.code, (stop.payload or {"error": stop.message}), stop.message
         if output is Output.JSON:

@@ -81,7 +81,7 @@ step it judges is stopped); their replay is covered where the race is, in ``test
 
 REPLAYED_BY_THEIR_TESTS: set[str] = set()
 """Patches newer than the newest set whose own tests replay their runs against today's code (none:
-v11 carries every patch)."""
+v13 carries every patch)."""
 
 
 def _patches_in_code() -> set[str]:

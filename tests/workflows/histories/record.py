@@ -47,7 +47,7 @@ from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from ringmaster.cli import status as view
-from tests.support import retries
+from tests.support import receiver, retries
 from tests.support.waiting import assert_eventually
 from tests.workflows.support import (
     ScriptedMetrics,
@@ -142,7 +142,13 @@ async def main() -> None:
     client = env.client
     with tempfile.TemporaryDirectory() as tmp:
         metrics = ScriptedMetrics(failing={"use1-prod"})
-        async with running_worker(client, Path(tmp), metrics=metrics) as h:
+        # Since v13: the main paths notify a webhook and archive their audit record (``accountable``).
+        hook = receiver.Receiver()
+        await hook.start()
+        accountable = worker_settings(
+            archive_url=str(Path(tmp) / "archive"), webhooks=[{"name": "oncall", "url": hook.url("/hook")}]
+        )
+        async with running_worker(client, Path(tmp), metrics=metrics, settings=accountable) as h:
             promote = small_rings()[:2]
             handle = await h.start(plan("promote", promote), service="promote")
             await _closed(handle)
@@ -342,6 +348,7 @@ async def main() -> None:
         async with running_worker(client, Path(tmp), settings=settings):
             await _closed(new)
         await _save(client, "reset-cancel", "first-task")
+        await hook.stop()
     await env.shutdown()
 
 
