@@ -6,6 +6,7 @@
 - :mod:`~ringmaster.cli.freezes`: ``freeze``, ``unfreeze`` and ``freezes``, stopping the line;
 - :mod:`~ringmaster.cli.status`: ``status``, and the progress views ``submit --wait`` shows;
 - :mod:`~ringmaster.cli.listing`: ``list``, the releases matching filters, from visibility alone;
+- :mod:`~ringmaster.cli.audit`: ``audit``, a release run's audit record, from history or the archive;
 - :mod:`~ringmaster.cli.worker`: ``worker``;
 - :mod:`~ringmaster.cli.policy`: ``policy check``, what the authorization policy allows (no Temporal).
 
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 import typer
 
-from ringmaster.cli import freezes, listing, plans, policy, releases, status, undo, worker
+from ringmaster.cli import audit, freezes, listing, plans, policy, releases, status, undo, worker
 
 app = typer.Typer(
     name="ringmaster",
@@ -35,6 +36,7 @@ for _command in (
     *undo.COMMANDS,
     *freezes.COMMANDS,
     *status.COMMANDS,
+    *audit.COMMANDS,
     *worker.COMMANDS,
 ):
     app.command()(_command)

@@ -30,6 +30,7 @@ CLIENT_COMMANDS = {
     "freeze": ["freeze", "--all", "--reason", "checking imports"],
     "unfreeze": ["unfreeze", "--all"],
     "freezes": ["freezes"],
+    "audit": ["audit", "api:v2", "--source", "history"],
     "list": ["list", "--cluster", "euw1-prod", "--since", "1d"],
     "submit": [
         "submit",
