@@ -29,6 +29,7 @@ _MODELS = {
     r.NODE: "v1_node.V1Node",
     r.SERVICE: "v1_service.V1Service",
     r.CONFIG_MAP: "v1_config_map.V1ConfigMap",
+    r.SECRET: "v1_secret.V1Secret",
     r.DEPLOYMENT: "v1_deployment.V1Deployment",
     r.HPA: "v2_horizontal_pod_autoscaler.V2HorizontalPodAutoscaler",
 }

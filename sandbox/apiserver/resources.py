@@ -190,6 +190,15 @@ CONFIG_MAP = ResourceType(
     short_names=("cm",),
     fields=frozenset({"apiVersion", "kind", "metadata", "data", "binaryData", "immutable"}),
 )
+SECRET = ResourceType(
+    "",
+    "v1",
+    "Secret",
+    "secrets",
+    namespaced=True,
+    # ``stringData`` (write-only, merged into ``data`` by a real server) is not served: send ``data``.
+    fields=frozenset({"apiVersion", "kind", "metadata", "data", "type", "immutable"}),
+)
 DEPLOYMENT = ResourceType(
     "apps",
     "v1",
@@ -251,7 +260,16 @@ METADATA_FIELDS = frozenset(
 SYSTEM_METADATA = METADATA_FIELDS - {"generateName", "labels", "annotations", "ownerReferences", "finalizers"}
 """The ``ObjectMeta`` fields the server sets; no field manager ever owns them."""
 
-RESOURCES: tuple[ResourceType, ...] = (NAMESPACE, NODE, SERVICE, CONFIG_MAP, DEPLOYMENT, HPA, HTTP_ROUTE)
+RESOURCES: tuple[ResourceType, ...] = (
+    NAMESPACE,
+    NODE,
+    SERVICE,
+    CONFIG_MAP,
+    SECRET,
+    DEPLOYMENT,
+    HPA,
+    HTTP_ROUTE,
+)
 
 
 def group_versions() -> list[tuple[str, str]]:

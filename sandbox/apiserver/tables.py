@@ -128,6 +128,12 @@ COLUMNS: dict[r.ResourceType, list[tuple[str, str, int, Cell]]] = {
         ("Data", "", 0, lambda o: len(o.get("data") or {}) + len(o.get("binaryData") or {})),
         _AGE,
     ],
+    r.SECRET: [
+        _NAME,
+        ("Type", "", 0, lambda o: o.get("type") or "Opaque"),
+        ("Data", "", 0, lambda o: len(o.get("data") or {})),
+        _AGE,
+    ],
     r.DEPLOYMENT: [
         _NAME,
         (
