@@ -311,6 +311,27 @@ class TestNoCredentialAnywhere:
         for cm in snapshots:
             places[f"ConfigMap {cm.metadata.name}"] = json.dumps(cm.data or {}).encode()
 
+        # The audit record, from history, tells this release's story from the real cluster and
+        # Prometheus: the gate's PromQL as sent, the measurement that failed it, the images.
+        audited = json.loads(printed["ringmaster audit (json)"])
+        assert audited["source"].startswith(f"history (workflow {handle.id}, run ")
+        record = audited["record"]
+        assert record["phase"] == "rolled-back"
+        [end] = record["clusters"]
+        assert (end["cluster"], end["state"]) == (CLUSTER, "rolled-back")
+        assert end["image_before"] == end["image_after"] == "registry.eu.example.com/api:v1"
+        [failed] = [g for g in record["gates"] if g["verdict"]["status"] == "failed"]
+        assert failed["verdict"]["metric"] == "success-rate" and failed["verdict"]["value"] < 99
+        [query] = failed["queries"]
+        assert f'namespace="{namespace}",version="v7-bad"' in query["promql"]
+        assert {d["stage"] for d in record["residency"]} == {"static", "live"}
+        assert {(d["webhook"], d["kind"], d["outcome"]) for d in record["deliveries"]} >= {
+            ("oncall", "rolled-back", "delivered"),
+            ("chat", "rolled-back", "delivered"),
+        }
+        archived_record = json.loads(archived[0].read_bytes())
+        assert archived_record["gates"] == record["gates"]
+
         # The scan can find what is there: the plan's namespace travels only inside payloads (base64
         # in the JSON history), the worker logged the release, and the webhooks were called at
         # their secret paths (the one place the webhook credential belongs).
