@@ -37,6 +37,7 @@ traffic:
     - {match: "*-bad", errorRate: 0.08, latencyFactor: 3}
     - {match: "*-cheap", checkoutConversion: 0.2}
     - {match: "*-flawless", errorRate: 0}
+    - {match: "*-sure", errorRate: 0, checkoutConversion: 1}
 prometheus: {scrapeIntervalSeconds: 1}
 startupTimeoutSeconds: 60
 """
@@ -237,6 +238,9 @@ def now() -> datetime:
 
 SCENARIOS = {"good": "v2", "bad": "v2-bad", "cheap": "v2-cheap", "pretouch": None, "gap": None}
 """Namespaces of cluster ``euw1-prod``: ``v1`` beside a canary of the given version (or alone)."""
+STABLE = {"gap": "v1-sure"}
+"""Namespaces whose stable version is not ``v1``: ``v1-sure`` converts every checkout, so each of
+its conversion values is exactly 1, however few requests a rate window holds (as when it drains)."""
 SCENARIO_CLUSTER = "euw1-prod"
 
 
@@ -250,7 +254,9 @@ def running(directory: Path) -> Iterator[MetricsSandbox]:
         fleet = loading.load_fleet(started.fleet)
         sandbox = MetricsSandbox(directory, fleet, started.kubeconfig, started.prometheus, started.traffic)
         for namespace, canary in SCENARIOS.items():
-            deploy_app(sandbox, SCENARIO_CLUSTER, namespace, canary=canary)
+            deploy_app(
+                sandbox, SCENARIO_CLUSTER, namespace, stable=STABLE.get(namespace, "v1"), canary=canary
+            )
         for cluster in fleet.clusters:
             # The stack is up once samples are queryable; a gate's 5 s rate needs a whole window of
             # them. A release started sooner would find its pre-touch baseline still empty.

@@ -35,7 +35,7 @@ def _rings(bake: str) -> list[dict[str, Any]]:
 
 
 async def _bakers(client: Client, handle: WorkflowHandle[Any, Any]) -> list[str]:
-    """The bake workflows the release has started, in order: the child's *started* event, not
+    """The bake workflows the release has started, by id: the child's *started* event, not
     its *initiated* one, so each id names a workflow the server already knows."""
     found = []
     async for event in handle.fetch_history_events():
@@ -43,7 +43,7 @@ async def _bakers(client: Client, handle: WorkflowHandle[Any, Any]) -> list[str]
             attrs = event.child_workflow_execution_started_event_attributes
             if attrs.workflow_type.name == "RingBakeWorkflow":
                 found.append(attrs.workflow_execution.workflow_id)
-    return found
+    return sorted(found)  # two children start in either order
 
 
 async def _bake_stretches_in(handle: WorkflowHandle[Any, Any]) -> int:
