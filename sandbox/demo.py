@@ -134,6 +134,8 @@ def main() -> int:
         "--rerun",
     )
     _ringmaster(env, "status", "api:v3-bad")
+    _say("its audit record, as the worker archived it and Temporal's history tells it")
+    _ringmaster(env, "audit", "api:v3-bad")
 
     _say("done")
     print(f"From a shell: source {sandbox.env}")  # noqa: T201

@@ -196,6 +196,16 @@ def _cell(value: object) -> str:
     return str(value if value is not None else "").replace("|", "\\|").replace("\n", " ")
 
 
+def _number(value: float | None) -> str:
+    """A measured value as people read it: six significant digits (the JSON keeps every digit)."""
+    return "" if value is None else f"{value:.6g}"
+
+
+def _code(text: str) -> str:
+    """PromQL on one line, for inline code (line breaks would end the Markdown span)."""
+    return " ".join(text.split())
+
+
 def _when(value: object) -> str:
     return f"{value:%Y-%m-%d %H:%M:%S}" if hasattr(value, "strftime") else ""
 
@@ -249,23 +259,23 @@ def markdown(record: AuditRecord, where: str) -> str:
         lines += ["", _cell(g.verdict.reason), ""]
         for q in g.queries:
             lines.append(
-                f"- `{q.metric}`: `{q.promql}`"
-                + (f" against `{q.baseline_promql}`" if q.baseline_promql else "")
+                f"- `{q.metric}`: `{_code(q.promql)}`"
+                + (f" against `{_code(q.baseline_promql)}`" if q.baseline_promql else "")
             )
         if g.checks:
             lines += ["", "| at | metric | value | baseline | error |", "|---|---|---|---|---|"]
             lines += [
-                f"| {_when(c.at)} | {m.metric} | {_cell(m.value)} | {_cell(m.baseline)} | {_cell(m.error)} |"
+                f"| {_when(c.at)} | {m.metric} | {_number(m.value)} | {_number(m.baseline)} "
+                f"| {_cell(m.error)} |"
                 for c in g.checks
                 for m in c.measurements
             ]
         lines.append("")
-    lines += [
-        "## Operator actions",
-        "",
-        "| at | action | by | verified | reason | accepted |",
-        "|---|---|---|---|---|---|",
-    ]
+    lines += ["## Operator actions", ""]
+    if not r.actions:
+        lines.append("None: nobody approved, held, resumed or aborted this run.")
+    else:
+        lines += ["| at | action | by | verified | reason | accepted |", "|---|---|---|---|---|---|"]
     lines += [
         f"| {_when(a.at)} | {a.kind} {a.ring or ''} {a.cluster or ''} | {_cell(a.by)} "
         f"| {a.method or 'unverified'} {_cell(a.verification)} | {_cell(a.reason)} "
