@@ -30,8 +30,10 @@ class Cli:
     """Runs ``ringmaster`` against the test's Temporal server and worker task queue."""
 
     def __init__(self, client: Any, task_queue: str, tmp_path: Path) -> None:
+        # Nothing of the developer's shell (a sourced sandbox env, say) reaches the commands.
+        inherited = {k: v for k, v in os.environ.items() if not k.startswith(("RINGMASTER_", "TEMPORAL_"))}
         self.env = {
-            **os.environ,
+            **inherited,
             "TEMPORAL_ADDRESS": client.service_client.config.target_host,
             "TEMPORAL_NAMESPACE": client.namespace,
             "RINGMASTER_TASK_QUEUE": task_queue,
