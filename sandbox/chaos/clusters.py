@@ -19,7 +19,12 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 
+from activities.kubernetes import marks, snapshots
+from activities.models import ReleaseRef
 from sandbox import seed
+
+SNAPSHOT_CONFIG_MAP = snapshots.configmap_name("api")
+"""Where ringmaster records what it found in the scenario's Deployment ``api``."""
 
 State = dict[str, Any]
 """``"Kind/name"`` -> the object's shape."""
@@ -126,6 +131,17 @@ class Cluster:
             force=True,
             _content_type="application/apply-patch+yaml",
         )
+
+    def snapshot_taken(self, namespace: str, service: str, version: str) -> bool:
+        """Whether ringmaster has recorded its snapshot of release ``service:version`` here (any run)."""
+        try:
+            found = self._raw(self.core.read_namespaced_config_map, SNAPSHOT_CONFIG_MAP, namespace)
+        except ApiException as exc:
+            if exc.status == 404:
+                return False
+            raise
+        release = marks.release_label(ReleaseRef(service=service, version=version, image=""))
+        return any(k == release or k.startswith(f"{release}.run-") for k in found.get("data") or {})
 
     @staticmethod
     def _raw(call: Any, *args: Any) -> dict[str, Any]:

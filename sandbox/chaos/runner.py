@@ -436,6 +436,7 @@ class Run:
                 and not self.ended.is_set()
                 and time.monotonic() > self.faulted_until.get(cluster, 0.0) + 1.0
                 and await self.running(self.releases[-1])
+                and await asyncio.to_thread(self.snapshot_taken, cluster, self.releases[-1])
             ):
                 await asyncio.to_thread(
                     self.clusters[cluster].take_image, self.s.namespace, IMAGE.format(version="hotfix")
@@ -445,6 +446,17 @@ class Run:
                 return f"{cluster} was done ({found.state})"
             await asyncio.sleep(0.3)
         return "the release had ended"
+
+    def snapshot_taken(self, cluster: str, workflow_id: str) -> bool:
+        """Whether the release ``workflow_id`` has recorded what it found in ``cluster``.
+
+        A cluster shows as ``deploying`` a moment before its snapshot is taken; another writer striking
+        then is what ringmaster finds, and its rollback rightly restores that (seed 2581, again under
+        load after the release's status was read from the cluster workflows): the harness strikes only
+        once there is a snapshot, so the conflict always meets a later write.
+        """
+        _, service, version = workflow_id.split(":", 2)
+        return self.clusters[cluster].snapshot_taken(self.s.namespace, service, version)
 
     async def reset(self, handle: WorkflowHandle[Any, Any]) -> str:
         """Reset the release to the workflow task after ``prepare_release``, as an operator might."""
