@@ -10,11 +10,13 @@ SANDBOX_DIR ?= .sandbox
 
 .PHONY: install lint typecheck layers unit test sandbox demo down pictures clean
 
-## install: build .venv from nothing (idempotent) with every extra, plus the system packages the local stack needs.
+## install: build .venv from nothing (idempotent) with every extra, plus the system packages the local stack needs,
+## and the pinned unleash-server (npm ci into sandbox/unleash-server/node_modules, skipped when up to date).
 install:
 	@$(UV) --version 2>/dev/null | grep -q "$(UV_VERSION)" || $(PY) -m pip install --quiet "uv==$(UV_VERSION)"
 	$(UV) sync --frozen --all-extras --python $(PY) --quiet
 	@bash scripts/install-system-deps.sh
+	@$(BIN)/python -m sandbox.unleash install
 
 lint:
 	$(BIN)/ruff check .

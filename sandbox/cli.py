@@ -1,11 +1,12 @@
 """``python -m sandbox up|down|status|token|fleet``: the local stack a user explores (``make sandbox``).
 
-``up`` starts emulated clusters, traffic, Prometheus, a Temporal dev server and a ringmaster worker,
-and prints ``source DIR/env``; ``--no-temporal`` stops short of Temporal (for tests and scripts that
-bring their own). Exit codes follow :class:`ringmaster.exitcodes.ExitCode`: 2 for an invalid fleet
-or settings file (or a sandbox already running with another fleet), 3 when a process could not be
-started, or for ``status`` when nothing runs. ``fleet --clusters N`` prints (or ``--out`` writes) a
-generated fleet of N clusters (:mod:`sandbox.fleets`) for ``up --fleet``, to try the sandbox at
+``up`` starts emulated clusters, traffic, Prometheus, Unleash (on PostgreSQL), a Temporal dev server
+and a ringmaster worker, and prints ``source DIR/env``; ``--no-temporal`` stops short of Temporal
+(for tests and scripts that bring their own). Exit codes follow
+:class:`ringmaster.exitcodes.ExitCode`: 2 for an invalid fleet or settings file (or a sandbox already
+running with another fleet), 3 when a process could not be started (or is not installed), or for
+``status`` when nothing runs. ``fleet --clusters N`` prints (or ``--out`` writes) a generated fleet
+of N clusters (:mod:`sandbox.fleets`) for ``up --fleet``, to try the sandbox at
 scale. Errors are one readable message, never a traceback.
 """
 
@@ -17,9 +18,10 @@ from typing import Annotated
 import typer
 
 from ringmaster.exitcodes import ExitCode
-from sandbox import fleets, stack
+from sandbox import fleets, stack, unleashclient
 from sandbox import identity as sandbox_identity
 from sandbox import prometheus as sandbox_prometheus
+from sandbox import unleash as sandbox_unleash
 
 sandbox_app = typer.Typer(
     name="python -m sandbox",
@@ -66,6 +68,9 @@ def up(
         servers = ", ".join(f"{j} {url}" for j, url in started.prometheus.items())
         typer.echo(f"  prometheus: {servers}")
         typer.echo(f"  traffic:    {started.traffic}/clusters/<cluster>/metrics")
+    if started.unleash:
+        servers = ", ".join(f"{j} {server.url}" for j, server in started.unleash.items())
+        typer.echo(f"  unleash:    {servers}  (tokens in {(directory / sandbox_unleash.FILE).resolve()})")
     if started.env is None:
         typer.echo(f"  export KUBECONFIG={started.kubeconfig.resolve()}")
         return
@@ -104,6 +109,9 @@ def status(directory: DirOption = stack.DEFAULT_DIR) -> None:
         if facts["running"] and sandbox_prometheus.is_server(name) and "url" in facts:
             stats = sandbox_prometheus.scrape_stats(str(facts["url"]))
             typer.echo(f"  scrapes: {stats.summary() if stats else 'no answer'}")
+        if facts["running"] and sandbox_unleash.is_server(name) and "url" in facts:
+            answers = unleashclient.healthy(str(facts["url"]))
+            typer.echo(f"  health: {'GOOD' if answers else 'no answer'}")
     if not any(facts["running"] for facts in found.values()):
         if not found:
             typer.echo(f"no sandbox in {directory}")

@@ -12,6 +12,7 @@ import json
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 
@@ -31,9 +32,13 @@ class JsonClient:
     error: ClassVar[type[RequestError]] = RequestError
     """What :meth:`call` raises for an HTTP error (a subclass names the server)."""
 
-    def __init__(self, base_url: str, *, timeout: float = 10.0) -> None:
+    def __init__(
+        self, base_url: str, *, timeout: float = 10.0, headers: Mapping[str, str] | None = None
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
+        self.headers = dict(headers or {})
+        """Sent with every request (an ``Authorization`` token)."""
 
     def call(self, method: str, path: str, body: Any = None, **query: Any) -> Any:
         """One request; returns the decoded JSON answer or raises :attr:`error`."""
@@ -42,6 +47,8 @@ class JsonClient:
         data = json.dumps(body).encode() if body is not None else None
         request = urllib.request.Request(url, data=data, method=method)  # noqa: S310 - http(s) URL of our own server
         request.add_header("Content-Type", "application/json")
+        for name, value in self.headers.items():
+            request.add_header(name, value)
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310 - same
                 return json.loads(response.read() or b"null")

@@ -134,7 +134,7 @@ def _group_exists(pgid: int) -> bool:
     return False
 
 
-def _tail(path: Path, lines: int = 20) -> str:
+def tail(path: Path, lines: int = 20) -> str:
     try:
         return "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
     except OSError:
@@ -147,6 +147,14 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as probe:
         probe.bind((host, 0))
         return int(probe.getsockname()[1])
+
+
+def loopback_addresses(jurisdictions: list[str], configured: Mapping[str, str]) -> dict[str, str]:
+    """A loopback address for each jurisdiction's server: the configured one, else 127.0.0.4, .5 ...
+    (skipping configured ones), so a server's host alone tells which jurisdiction it serves."""
+    taken = set(configured.values())
+    spare = (f"127.0.0.{n}" for n in range(4, 255) if f"127.0.0.{n}" not in taken)
+    return {j: configured.get(j) or next(spare) for j in jurisdictions}
 
 
 def read_port(port_file: Path) -> int | None:
@@ -221,7 +229,7 @@ class Processes:
             if child.poll() is not None:
                 self.stop(spec.name)
                 raise ProcessError(
-                    f"{spec.name} exited with status {child.returncode} while starting", _tail(log_path)
+                    f"{spec.name} exited with status {child.returncode} while starting", tail(log_path)
                 )
             found = spec.ready(record)
             if found:
@@ -234,7 +242,7 @@ class Processes:
             if time.monotonic() >= deadline:
                 self.stop(spec.name)
                 raise ProcessError(
-                    f"{spec.name} was not ready within {spec.startup_timeout:g}s", _tail(log_path)
+                    f"{spec.name} was not ready within {spec.startup_timeout:g}s", tail(log_path)
                 )
             time.sleep(spec.poll_interval)
 

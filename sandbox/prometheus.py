@@ -35,7 +35,14 @@ from string import Template
 
 import yaml
 
-from sandbox.processes import Processes, ProcessRecord, ProcessSpec, free_port, read_port
+from sandbox.processes import (
+    Processes,
+    ProcessRecord,
+    ProcessSpec,
+    free_port,
+    loopback_addresses,
+    read_port,
+)
 from sandbox.settings import PrometheusSettings, TrafficSettings
 
 TRAFFIC = "traffic"
@@ -72,9 +79,7 @@ def binary() -> Path:
 
 def addresses(jurisdictions: list[str], settings: PrometheusSettings) -> dict[str, str]:
     """The loopback address of each jurisdiction's Prometheus."""
-    taken = set(settings.addresses.values())
-    spare = (f"127.0.0.{n}" for n in range(4, 255) if f"127.0.0.{n}" not in taken)
-    return {j: settings.addresses.get(j) or next(spare) for j in jurisdictions}
+    return loopback_addresses(jurisdictions, settings.addresses)
 
 
 def render(jurisdiction: str, clusters: list[str], simulator: str, settings: PrometheusSettings) -> str:

@@ -14,7 +14,7 @@ region's ``prometheus`` at its jurisdiction's sandbox Prometheus when the sandbo
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import yaml
@@ -155,12 +155,17 @@ def emulator_config(fleet: Fleet, settings: SandboxSettings) -> EmulatorConfig:
     return EmulatorConfig(clusters=clusters, controller=settings.controller)
 
 
-def sandbox_fleet(fleet_text: str, prometheus: Mapping[str, str] | None = None) -> str:
+def sandbox_fleet(
+    fleet_text: str,
+    prometheus: Mapping[str, str] | None = None,
+    servers: Mapping[str, Sequence[str]] | None = None,
+) -> str:
     """The fleet file text with every cluster's ``kubeContext`` set to the sandbox context (its name).
 
     With ``prometheus`` (jurisdiction -> URL), every region of a listed jurisdiction is judged by that
     Prometheus, and the ``hosts`` table places each of those hosts in its jurisdiction (so the
-    telemetry-locality rule allows them).
+    telemetry-locality rule allows them); the hosts of ``servers`` (jurisdiction -> URLs of the
+    sandbox's other servers there, its Unleash) are placed likewise.
     """
     document = yaml.safe_load(fleet_text)
     for cluster in document.get("clusters") or []:
@@ -169,9 +174,11 @@ def sandbox_fleet(fleet_text: str, prometheus: Mapping[str, str] | None = None) 
         url = (prometheus or {}).get(region.get("jurisdiction"))
         if url:
             region["prometheus"] = url
-    rules = document.setdefault("hosts", []) if prometheus else []
+    placing = [(j, url) for j, url in (prometheus or {}).items()]
+    placing += [(j, url) for j, urls in (servers or {}).items() for url in urls]
+    rules = document.setdefault("hosts", []) if placing else []
     placed = {str(r.get("match")) for r in rules}
-    for jurisdiction, url in (prometheus or {}).items():
+    for jurisdiction, url in placing:
         host = hosts.host_of(url)
         if host not in placed:
             rules.append({"match": host, "jurisdiction": jurisdiction})

@@ -17,6 +17,8 @@ Example::
         - {match: "v7", clusters: ["usw2-*"], errorRate: 0.2}  # v7: good everywhere, bad in usw2
     prometheus:
       scrapeIntervalSeconds: 1
+    unleash:
+      enabled: true               # false: no PostgreSQL and no Unleash servers
     identity:
       mode: verified              # trusted: the worker takes the client's word (unsigned scripts)
     services:
@@ -141,6 +143,19 @@ class PrometheusSettings(_Model):
     jurisdictions not listed get 127.0.0.4, 127.0.0.5 and so on."""
 
 
+class UnleashSettings(_Model):
+    """The sandbox's feature-flag servers: one real Unleash per jurisdiction (:mod:`sandbox.unleash`)."""
+
+    enabled: bool = True
+    """False starts neither PostgreSQL nor Unleash (most tests need no feature flags)."""
+    addresses: dict[str, str] = Field(default_factory=lambda: {"EU": "127.0.0.2", "US": "127.0.0.3"})
+    """Loopback address of each jurisdiction's Unleash (the same as its Prometheus by default), so the
+    fleet's hosts table places it; jurisdictions not listed get 127.0.0.4, 127.0.0.5 and so on."""
+    postgres_bin: Path | None = None
+    """The folder of PostgreSQL's ``initdb``, ``postgres`` and ``psql``; None: Debian's newest
+    ``/usr/lib/postgresql/<major>/bin``, else PATH."""
+
+
 class IdentitySettings(_Model):
     """How the sandbox's worker judges who asks (:mod:`sandbox.identity`)."""
 
@@ -186,6 +201,7 @@ class SandboxSettings(_Model):
     traffic: TrafficSettings = Field(default_factory=TrafficSettings)
     prometheus: PrometheusSettings = Field(default_factory=PrometheusSettings)
     identity: IdentitySettings = Field(default_factory=IdentitySettings)
+    unleash: UnleashSettings = Field(default_factory=UnleashSettings)
     services: ServiceSettings = Field(default_factory=ServiceSettings)
     worker: WorkerTuning = Field(default_factory=WorkerTuning)
 

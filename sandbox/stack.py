@@ -13,6 +13,12 @@ Unless the settings say ``prometheus: {enabled: false}``, ``up`` then starts the
 each region's ``prometheus:`` in ``DIR/fleet.yaml`` as its jurisdiction's sandbox Prometheus, with
 the fleet's ``hosts`` table placing those loopback addresses in their jurisdictions.
 
+Unless the settings say ``unleash: {enabled: false}``, ``up`` also starts PostgreSQL and one real
+Unleash per jurisdiction (:mod:`sandbox.unleash`) before waiting on Prometheus, returns only once each
+serves its seeded state (project, environment, context field ``cluster``, demo flag) to its admin
+and client tokens, writes what clients need to ``DIR/unleash.json``, and places their hosts in the
+fleet's ``hosts`` table too.
+
 With ``temporal=True`` (what ``python -m sandbox up`` and ``make sandbox`` do; tests and scripts
 that bring their own Temporal leave it off) ``up`` also keeps a Temporal dev server and a ringmaster
 worker running (:func:`sandbox.temporal.ensure`: a worker started from other sources is replaced)
@@ -31,6 +37,7 @@ Directory layout::
     DIR/sandbox.yaml      optional settings (see :mod:`sandbox.settings`)
     DIR/traffic.{json,log,port}                    the simulator's settings, output and port
     DIR/prometheus-<j>.{yml,log}  DIR/prometheus-<j>-data/   each jurisdiction's Prometheus
+    DIR/postgres.log  DIR/postgres-data/  DIR/unleash-<j>.log  DIR/unleash.json   flags, per jurisdiction
     DIR/temporal.{log,db}  DIR/worker.log  DIR/env     the dev server, the worker, the shell settings
     DIR/identity/  DIR/oidc.{log,port}             people's keys, the identity policy, the issuer
 """
@@ -49,8 +56,10 @@ from policies.fleet import Fleet
 from ringmaster.exitcodes import ExitCode
 from sandbox import identity as sandbox_identity
 from sandbox import kubeconfig, seed, settings
+from sandbox import postgres as sandbox_postgres
 from sandbox import prometheus as sandbox_prometheus
 from sandbox import temporal as sandbox_temporal
+from sandbox import unleash as sandbox_unleash
 from sandbox.apiserver.adminclient import AdminClient
 from sandbox.processes import ProcessError, Processes, ProcessRecord, ProcessSpec, read_port
 
@@ -85,6 +94,9 @@ class Sandbox:
     """URL of each jurisdiction's Prometheus (empty when disabled)."""
     traffic: str = ""
     """URL of the traffic simulator (empty when disabled)."""
+    unleash: dict[str, sandbox_unleash.Server] = field(default_factory=dict)
+    """Each jurisdiction's Unleash: URL, tokens, project, environment (empty when disabled); the same
+    as ``DIR/unleash.json``."""
     temporal: str = ""
     """Address of the dev server (empty without Temporal)."""
     ui: str = ""
@@ -105,6 +117,9 @@ def expected_processes(fleet: Fleet, tuned: settings.SandboxSettings) -> list[st
     if tuned.prometheus.enabled:
         names.append(sandbox_prometheus.TRAFFIC)
         names += [sandbox_prometheus.process_name(j) for j in fleet.jurisdictions()]
+    if tuned.unleash.enabled:
+        names.append(sandbox_postgres.POSTGRES)
+        names += [sandbox_unleash.process_name(j) for j in fleet.jurisdictions()]
     return names
 
 
@@ -227,7 +242,8 @@ def _up_clusters(
                 f"a sandbox with another fleet or settings is already running in {directory}; "
                 f"run `python -m sandbox down --dir {directory}` first"
             )
-        if set(expected_processes(fleet, tuned)) <= set(running):
+        unleash_ok = not tuned.unleash.enabled or sandbox_unleash.healthy(processes)
+        if set(expected_processes(fleet, tuned)) <= set(running) and unleash_ok:
             info = processes.load().info
             known = {str(k): str(v) for k, v in (info.get("prometheus") or {}).items()}
             url = str(running[APISERVER].info["url"])
@@ -238,9 +254,12 @@ def _up_clusters(
                 fleet_text,
                 metrics=known,
                 traffic=str(info.get("traffic", "")),
+                unleash=sandbox_unleash.read(directory) if tuned.unleash.enabled else {},
                 already=True,
             )
             return reused, tuned
+    if tuned.unleash.enabled:
+        _check_unleash_install(tuned)
     processes.stop_all()  # whatever is left of an earlier sandbox in this directory
     _remove_data(directory)
     timeout = tuned.startup_timeout_seconds
@@ -249,6 +268,9 @@ def _up_clusters(
         url = str(apiserver.info["url"])
         metrics: dict[str, str] = {}
         traffic = ""
+        flags: list[sandbox_unleash.Server] = []
+        if tuned.unleash.enabled:  # started first: its migrations run while Prometheus fills up
+            flags = sandbox_unleash.launch(processes, _by_jurisdiction(fleet), tuned.unleash, timeout)
         if tuned.prometheus.enabled:
             spec = sandbox_prometheus.traffic_spec(directory, url, tuned.traffic, timeout)
             traffic = str(processes.start(spec).info["url"])
@@ -256,10 +278,14 @@ def _up_clusters(
                 processes, _by_jurisdiction(fleet), traffic.removeprefix("http://"), tuned.prometheus, timeout
             )
             metrics = {s.jurisdiction: s.url for s in servers}
-    except (ProcessError, sandbox_prometheus.PrometheusError) as exc:
+        sandbox_unleash.await_ready(processes, flags, timeout)
+    except (ProcessError, sandbox_prometheus.PrometheusError, sandbox_unleash.UnleashError) as exc:
         processes.stop_all()
         raise SandboxError(f"the sandbox did not start: {exc}", ExitCode.UNREACHABLE) from None
-    sandbox = _files(directory, url, names, fleet_text, metrics=metrics, traffic=traffic, already=False)
+    unleash = {s.jurisdiction: s for s in flags}
+    sandbox = _files(
+        directory, url, names, fleet_text, metrics=metrics, traffic=traffic, unleash=unleash, already=False
+    )
     sandbox = replace(sandbox, started=tuple(processes.running()))
     processes.remember(
         digest=digest,
@@ -270,6 +296,15 @@ def _up_clusters(
         traffic=traffic,
     )
     return sandbox, tuned
+
+
+def _check_unleash_install(tuned: settings.SandboxSettings) -> None:
+    """Fail before anything starts when PostgreSQL, node or unleash-server is missing, naming the fix."""
+    try:
+        sandbox_postgres.bin_dir(tuned.unleash.postgres_bin)
+        sandbox_unleash.check_install()
+    except (sandbox_postgres.PostgresError, sandbox_unleash.UnleashError) as exc:
+        raise SandboxError(f"the sandbox cannot start Unleash: {exc}", ExitCode.UNREACHABLE) from None
 
 
 def _apiserver(directory: Path, config_json: str, timeout: float) -> ProcessSpec:
@@ -292,11 +327,13 @@ def _files(
     *,
     metrics: dict[str, str],
     traffic: str,
+    unleash: dict[str, sandbox_unleash.Server],
     already: bool,
 ) -> Sandbox:
     config_path = kubeconfig.write(directory / "kubeconfig", url, [(n, n) for n in names])
     fleet_out = directory / "fleet.yaml"
-    fleet_out.write_text(seed.sandbox_fleet(fleet_text, metrics), encoding="utf-8")
+    placed = {j: [server.url] for j, server in unleash.items()}
+    fleet_out.write_text(seed.sandbox_fleet(fleet_text, metrics, placed), encoding="utf-8")
     return Sandbox(
         directory,
         url,
@@ -306,6 +343,7 @@ def _files(
         already_running=already,
         prometheus=metrics,
         traffic=traffic,
+        unleash=unleash,
     )
 
 
@@ -321,6 +359,7 @@ def down(directory: Path) -> list[str]:
 def _remove_data(directory: Path) -> None:
     """What a stopped sandbox leaves that the next one must not inherit."""
     sandbox_prometheus.remove_data(directory)
+    sandbox_unleash.remove_data(directory)
     sandbox_temporal.remove_data(directory)
     (directory / ENV_FILE).unlink(missing_ok=True)
 

@@ -38,6 +38,7 @@ CONFIG = """\
 controller: {tickSeconds: 0.1, podReadySeconds: 0.5, progressDeadlineScale: 0.5}
 traffic: {requestsPerSecond: 20}
 prometheus: {scrapeIntervalSeconds: 1}
+unleash: {enabled: false}
 identity: {mode: trusted}   # the bench submits and approves without proofs, as two named people
 startupTimeoutSeconds: 300
 services: {count: %d}

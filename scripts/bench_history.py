@@ -95,6 +95,7 @@ async def _size(client: Client, workflow_id: str, *, breakdown: bool = False) ->
 FAST_SANDBOX = """\
 controller: {tickSeconds: 0.2, podReadySeconds: 0.1, progressDeadlineScale: 0.05}
 prometheus: {enabled: false}
+unleash: {enabled: false}
 startupTimeoutSeconds: 600
 """
 

@@ -58,6 +58,7 @@ hosts:
 SETTINGS = """\
 controller: {tickSeconds: 0.05, podReadySeconds: 0.5, progressDeadlineScale: 0.1}
 prometheus: {scrapeIntervalSeconds: 1}
+unleash: {enabled: false}
 startupTimeoutSeconds: 60
 """
 SELECT = 'cluster="{{cluster}}",namespace="{{namespace}}",version="{{version}}"'

@@ -41,6 +41,8 @@ traffic:
   requestsPerSecond: 40
 prometheus:
   scrapeIntervalSeconds: 1
+unleash:
+  enabled: false  # no scenario reads a feature flag
 identity:
   mode: trusted  # the runner sends its controls straight through the client, without proofs
 worker:

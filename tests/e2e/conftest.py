@@ -16,6 +16,8 @@ controller:
   progressDeadlineScale: 0.05
 prometheus:
   enabled: false   # judged by the fake metrics source here; test_prometheus_release.py uses Prometheus
+unleash:
+  enabled: false   # no release here reads a feature flag
 """
 
 

@@ -44,6 +44,7 @@ SETTINGS = """\
 controller: {tickSeconds: 0.02, podReadySeconds: 0.1}
 clusters:
   use1-prod: {nodeRegion: eu-west-1}
+unleash: {enabled: false}
 """
 
 MANIFEST = """\

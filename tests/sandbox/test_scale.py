@@ -116,7 +116,8 @@ class TestManyServicesSandbox:
         directory = tmp_path / "sb"
         directory.mkdir()
         (directory / "sandbox.yaml").write_text(
-            "services: {count: 5}\nprometheus: {enabled: false}\n", encoding="utf-8"
+            "services: {count: 5}\nprometheus: {enabled: false}\nunleash: {enabled: false}\n",
+            encoding="utf-8",
         )
         done = sandbox_cli("up", "--no-temporal", "--dir", str(directory), "--fleet", str(fleet_file))
         try:

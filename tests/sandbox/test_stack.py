@@ -36,7 +36,7 @@ identity: {mode: trusted}
 # signs them; tests/sandbox/test_identity.py verifies the sandbox's keys and issuer under `verified`.
 pytestmark = pytest.mark.slow
 
-BASE = ("apiserver", "traffic", "prometheus-eu", "prometheus-us")
+BASE = ("apiserver", "postgres", "unleash-eu", "unleash-us", "traffic", "prometheus-eu", "prometheus-us")
 
 
 def in_shell(directory: Path, script: str) -> subprocess.CompletedProcess[str]:
@@ -85,7 +85,8 @@ def directory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 class TestUp:
     def test_starts_every_process_of_the_stack(self, directory: Path) -> None:
-        """up starts the clusters, traffic, one Prometheus per jurisdiction, Temporal and a worker."""
+        """up starts the clusters, PostgreSQL and one Unleash per jurisdiction, traffic, one Prometheus per
+        jurisdiction, Temporal and a worker."""
         assert list(Processes(directory).running()) == [*BASE, "oidc", "temporal", "worker"]
         temporal = records(directory)["temporal"].info
         assert sandbox_temporal.healthy(temporal["address"])
@@ -247,6 +248,8 @@ class TestDown:
             str(before["temporal"].info["ui"]),
             str(before["oidc"].info["url"]),
             *(str(before[f"prometheus-{j}"].info["url"]) for j in ("eu", "us")),
+            *(str(before[f"unleash-{j}"].info["url"]) for j in ("eu", "us")),
+            str(before["postgres"].info["address"]),
         ]
         assert all(listening(a) for a in addresses)
         stopped = sandbox_cli("down", "--dir", str(directory))
@@ -256,6 +259,7 @@ class TestDown:
         eventually(lambda: not any(listening(a) for a in addresses), timeout=10, what="ports released")
         assert not (directory / "env").exists()
         assert not list(directory.glob("temporal.db*"))
+        assert not (directory / "postgres-data").exists()
         mentions = [p for p in Path("/proc").iterdir() if p.name.isdigit() and _mentions(p, directory)]
         assert mentions == []
         assert sandbox_cli("status", "--dir", str(directory)).returncode == 3

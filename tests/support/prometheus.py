@@ -39,6 +39,7 @@ traffic:
     - {match: "*-flawless", errorRate: 0}
     - {match: "*-sure", errorRate: 0, checkoutConversion: 1}
 prometheus: {scrapeIntervalSeconds: 1}
+unleash: {enabled: false}
 startupTimeoutSeconds: 60
 """
 
