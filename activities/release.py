@@ -43,6 +43,15 @@ class ReleaseActivities:
                 type=errors.INVALID_PLAN,
                 non_retryable=True,
             )
+        if judged.plan.feature_flag is not None:
+            # Until the cluster workflow moves flags, such a plan would land its code and silently
+            # leave the flag as it is, reporting success: refuse it rather than run half of it.
+            raise ApplicationError(
+                f"{inp.plan_source}: the plan moves feature flag {judged.plan.feature_flag!r}, and this "
+                "worker cannot move feature flags yet; `ringmaster validate` and `plan` check such plans",
+                type=errors.INVALID_PLAN,
+                non_retryable=True,
+            )
         return PreparedRelease(
             plan=judged.plan,
             schedule=judged.schedule,

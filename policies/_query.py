@@ -9,8 +9,13 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-PLACEHOLDERS = ("service", "namespace", "cluster", "region", "version", "interval")
-"""Every name a query template may use, as ``{{name}}`` (spaces inside the braces are allowed)."""
+PLACEHOLDERS = ("service", "namespace", "cluster", "region", "version", "interval", "feature", "featureOn")
+"""Every name a query template may use, as ``{{name}}`` (spaces inside the braces are allowed).
+
+``{{feature}}`` is the ring's feature flag and ``{{featureOn}}`` ``true`` on the side judged and
+``false`` on the baseline side: a query with ``{{featureOn}}`` is a flag metric (:func:`is_flag_metric`).
+"""
+FEATURE_ON = "featureOn"
 
 _PLACEHOLDER = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
 _SAFE_VALUE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:+-]*")
@@ -25,6 +30,26 @@ def template_problem(template: str) -> str | None:
         return f"unknown placeholder {listed}; allowed: {allowed}"
     if "{{" in _PLACEHOLDER.sub("", template):
         return "a '{{' is never closed with '}}'"
+    return None
+
+
+def _names(template: str) -> set[str]:
+    return set(_PLACEHOLDER.findall(template))
+
+
+def is_flag_metric(template: str) -> bool:
+    """Whether the query tells flag-on from flag-off traffic (it uses ``{{featureOn}}``)."""
+    return FEATURE_ON in _names(template)
+
+
+def flag_problem(template: str) -> str | None:
+    """Why a query naming the feature cannot judge it (``{{feature}}`` without ``{{featureOn}}``), or None."""
+    names = _names(template)
+    if "feature" in names and FEATURE_ON not in names:
+        return (
+            'a query with {{feature}} must also select {{featureOn}} (feature_on="{{featureOn}}"), '
+            "or its flag-on and flag-off values are the same"
+        )
     return None
 
 

@@ -1,4 +1,4 @@
-"""The fleet: regions (jurisdiction, time zone, pair, Prometheus), clusters, and where hosts live.
+"""The fleet: regions (jurisdiction, time zone, pair, Prometheus, Unleash), clusters, and where hosts live.
 
 A platform team writes one fleet file; every release plan is checked and scheduled against it.
 Structural rules (types, unknown fields, time zones, host patterns) are enforced by the models;
@@ -19,6 +19,7 @@ from pydantic_core import PydanticCustomError
 
 from policies import _errors, hosts
 from policies._model import Document, Model, Name, duplicates, index_by_name, lookup
+from policies.flags import FlagServer
 from policies.hosts import HostPattern  # by name: inside Fleet, `hosts` is the field
 
 API_VERSION = "ringmaster.dev/v1"
@@ -41,7 +42,8 @@ def time_zones() -> frozenset[str]:
 
 
 class Region(Model):
-    """A cloud region: the jurisdiction its data falls under, its IANA time zone, its Prometheus."""
+    """A cloud region: the jurisdiction its data falls under, its IANA time zone, its Prometheus and
+    (optionally) its Unleash."""
 
     name: Name
     jurisdiction: str = Field(min_length=1, max_length=64)
@@ -50,6 +52,8 @@ class Region(Model):
     """The region this one is paired with for disaster recovery; never deployed in the same wave."""
     prometheus: str
     """URL of the Prometheus that judges this region's clusters (queries stay in-region)."""
+    flags: FlagServer | None = None
+    """The region's Unleash (API URL, project, environment); none: no release may move a flag here."""
 
     @field_validator("timezone")
     @classmethod

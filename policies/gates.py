@@ -245,8 +245,14 @@ def render_query(
     region: str,
     version: str,
     interval: timedelta | str,
+    feature: str | None = None,
+    feature_on: bool | None = None,
 ) -> str:
-    """Fill a metric query's ``{{placeholders}}``; ValueError for unknown ones or unsafe values."""
+    """Fill a metric query's ``{{placeholders}}``; ValueError for unknown ones or unsafe values.
+
+    In a flag stage ``feature`` is the ring's flag and ``feature_on`` True for the side judged, False
+    for its baseline (the same ``version``'s flag-off traffic); a query using them is refused without.
+    """
     if isinstance(interval, timedelta):
         interval = (
             f"{int(interval.total_seconds() * 1000)}ms"
@@ -261,4 +267,8 @@ def render_query(
         "version": version,
         "interval": interval,
     }
+    if feature is not None:
+        values["feature"] = feature
+    if feature_on is not None:
+        values[_query.FEATURE_ON] = "true" if feature_on else "false"
     return _query.fill(template, values)

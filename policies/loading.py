@@ -191,13 +191,15 @@ def check_plan_against_fleet(plan: ReleasePlan, fleet: Fleet, source: str) -> No
     """Raise ConfigError listing every reference from ``plan`` (file ``source``) the fleet cannot honour.
 
     Unknown clusters, regions and jurisdictions, selectors that select nothing, a cluster in two
-    rings, and clusters outside ``allowedJurisdictions`` (rule ``jurisdiction-scope``).
+    rings, clusters outside ``allowedJurisdictions`` (rule ``jurisdiction-scope``), and a flag moved
+    in a region whose fleet entry names no flag server.
     """
     suggest = _errors.Suggestions()
     problems = (
         _ring_problems(plan, fleet, suggest)
         + _window_problems(plan, fleet, suggest)
         + _residency_problems(plan, fleet, suggest)
+        + _flag_problems(plan, fleet)
     )
     if problems:
         raise ConfigError(source, problems)
@@ -363,4 +365,36 @@ def _residency_problems(plan: ReleasePlan, fleet: Fleet, suggest: _errors.Sugges
         for name in residency_.data_endpoints
         if name not in known
     ]
+    return problems
+
+
+def _flag_problems(plan: ReleasePlan, fleet: Fleet) -> list[Problem]:
+    """Rings moving a flag into clusters of a region with no flag server (``regions[].flags``)."""
+    problems: list[Problem] = []
+    known = {c.name for c in fleet.clusters}
+    for i, ring in enumerate(plan.rings):
+        flag = ring.strategy.feature_flag
+        if flag is None:
+            continue
+        if ring.clusters is None:
+            clusters = fleet.select(ring.cluster_selector or {})
+        else:  # unknown names are _ring_problems' to report
+            clusters = [fleet.cluster(name) for name in ring.clusters if name in known]
+        lacking: dict[str, list[str]] = {}
+        for cluster in clusters:
+            if fleet.region(cluster.region).flags is None:
+                lacking.setdefault(cluster.region, []).append(cluster.name)
+        if lacking:
+            where = "; ".join(
+                f"{_errors.quote(region)} ({', '.join(names[:3])}{', ...' if len(names) > 3 else ''})"
+                for region, names in lacking.items()
+            )
+            problems.append(
+                Problem(
+                    f"rings[{i}].strategy.featureFlag",
+                    f"moves flag {_errors.quote(flag.flag)} in region(s) whose fleet entry names no flag "
+                    f"server: {where}; add regions[].flags {{url, project, environment}} to the fleet, "
+                    "or move no flag in this ring",
+                )
+            )
     return problems

@@ -3,7 +3,8 @@
 Every model here is what the YAML says, validated field by field: unknown fields are errors, numbers
 are checked against their ranges, and "exactly one of" choices (a strategy, a canary step, a
 metric's bound) say which options exist. Rules that relate parts of the plan to each other are
-listed by :meth:`ReleasePlan.problems`; rules that need the fleet live in ``loading``.
+listed by :meth:`ReleasePlan.problems`; rules that need the fleet live in ``loading``. The strategies
+(canary, blue-green, rolling, feature flags) live in :mod:`policies.strategy` and are re-exported here.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from policies import _ports, _query, hosts
+from policies import _errors, _ports, _query, hosts
 from policies._calendar import Freeze, WeeklyWindow, Window
 from policies._model import (
     Count,
@@ -36,6 +37,17 @@ from policies._model import (
     require_exactly_one,
 )
 from policies.durations import Duration
+from policies.strategy import (
+    BlueGreen,
+    Canary,
+    CanaryStep,
+    FeatureFlag,
+    FlagStep,
+    Pause,
+    Rolling,
+    Strategy,
+    TrafficRouting,
+)
 
 MAX_PARALLEL = 2000
 """The most clusters one ring may run at once: a release workflow keeps at most this many children
@@ -49,6 +61,8 @@ __all__ = [
     "Canary",
     "CanaryStep",
     "DataResidency",
+    "FeatureFlag",
+    "FlagStep",
     "Freeze",
     "Metric",
     "Pause",
@@ -71,119 +85,6 @@ class Workload(Model):
     namespace: Name
     deployment: Subdomain
     container: Name
-
-
-# --- strategies -------------------------------------------------------------------------------------
-
-
-class Pause(Model):
-    """Wait ``duration``; without one, wait for an operator's approval (an indefinite pause)."""
-
-    duration: Duration | None = None
-
-    @field_validator("duration")
-    @classmethod
-    def _positive(cls, value: timedelta | None) -> timedelta | None:
-        if value is not None and value <= timedelta(0):
-            raise PydanticCustomError("duration", "a pause must last longer than 0s; use pause: {} to wait")
-        return value
-
-
-class CanaryStep(Model):
-    """One canary step: ``setWeight`` (percent of traffic on the new version) or ``pause``."""
-
-    set_weight: Annotated[Count, Field(ge=0, le=100)] | None = None
-    pause: Pause | None = None
-
-    @model_validator(mode="after")
-    def _one_action(self) -> CanaryStep:
-        require_exactly_one("a canary step", {"setWeight": self.set_weight, "pause": self.pause})
-        return self
-
-
-class TrafficRouting(Model):
-    """Shift traffic with Gateway API route weights instead of replica ratios."""
-
-    http_route: Subdomain
-
-
-class Canary(Model):
-    """Shift traffic step by step, judging metrics between steps; full promotion after the last."""
-
-    steps: list[CanaryStep] = Field(min_length=1)
-    traffic_routing: TrafficRouting | None = None
-
-    @property
-    def weights(self) -> list[int]:
-        """The weights set, in order."""
-        return [s.set_weight for s in self.steps if s.set_weight is not None]
-
-
-class BlueGreen(Model):
-    """Bring up the new version beside the old, then switch all traffic at once."""
-
-    auto_promotion_enabled: Flag = True
-    """Switch as soon as the new version is ready and judged; false waits for an operator."""
-    scale_down_delay_seconds: Annotated[Count, Field(ge=0)] = 30
-    """Seconds the old version stays up after the switch, for an instant switch back."""
-
-
-class Rolling(Model):
-    """Kubernetes' own rolling update, judged after it completes."""
-
-
-class Strategy(Model):
-    """Exactly one of ``canary``, ``blueGreen`` or ``rolling``."""
-
-    canary: Canary | None = None
-    blue_green: BlueGreen | None = None
-    rolling: Rolling | None = None
-
-    @model_validator(mode="after")
-    def _one_strategy(self) -> Strategy:
-        require_exactly_one(
-            "a strategy", {"canary": self.canary, "blueGreen": self.blue_green, "rolling": self.rolling}
-        )
-        return self
-
-    @property
-    def kind(self) -> Literal["canary", "blueGreen", "rolling"]:
-        """Which strategy this is, by its YAML name."""
-        if self.canary is not None:
-            return "canary"
-        if self.blue_green is not None:
-            return "blueGreen"
-        return "rolling"
-
-    @property
-    def timed_pauses(self) -> timedelta:
-        """The sum of the strategy's timed pauses: the least time one cluster takes to promote."""
-        if self.canary is None:
-            return timedelta(0)
-        durations = [s.pause.duration for s in self.canary.steps if s.pause and s.pause.duration]
-        return sum(durations, timedelta(0))
-
-    @property
-    def approval_pauses(self) -> int:
-        """How many steps wait for an operator (``pause: {}``, or blue-green without auto-promotion)."""
-        if self.canary is not None:
-            return sum(1 for s in self.canary.steps if s.pause is not None and s.pause.duration is None)
-        if self.blue_green is not None and not self.blue_green.auto_promotion_enabled:
-            return 1
-        return 0
-
-    def describe(self) -> str:
-        """A one-line summary for tables, e.g. ``canary 5→25→50% (25m)``."""
-        if self.canary is not None:
-            weights = "→".join(str(w) for w in self.canary.weights) or "100"
-            extra = f", {self.approval_pauses} approval pause(s)" if self.approval_pauses else ""
-            via = " via HTTPRoute" if self.canary.traffic_routing else ""
-            minutes = int(self.timed_pauses.total_seconds() // 60)
-            return f"canary {weights}%{via} ({minutes}m paused{extra})"
-        if self.blue_green is not None:
-            mode = "auto" if self.blue_green.auto_promotion_enabled else "manual"
-            return f"blueGreen ({mode} promotion)"
-        return "rolling"
 
 
 # --- rings ------------------------------------------------------------------------------------------
@@ -354,7 +255,7 @@ class Metric(Model):
     def _placeholders(cls, value: str) -> str:
         if not value.strip():
             raise PydanticCustomError("query", "must be a PromQL query, not blank")
-        problem = _query.template_problem(value)
+        problem = _query.template_problem(value) or _query.flag_problem(value)
         if problem is not None:
             raise PydanticCustomError("query_template", "{problem}", {"problem": problem})
         return value
@@ -469,7 +370,52 @@ class ReleasePlan(Document):
         found += duplicates("analysis.metrics", "name", [m.name for m in self.analysis.metrics])
         for i, ring in enumerate(self.rings):
             found += duplicates(f"rings[{i}].clusters", None, ring.clusters or [])
+        return found + self._flag_problems()
+
+    def _flag_problems(self) -> list[tuple[str, str]]:
+        """One flag per release, judged by metrics that tell flag-on from flag-off traffic."""
+        found: list[tuple[str, str]] = []
+        moving = [
+            (i, r.name, r.strategy.feature_flag.flag)
+            for i, r in enumerate(self.rings)
+            if r.strategy.feature_flag
+        ]
+        flag_metrics = [m for m in self.analysis.metrics if _query.is_flag_metric(m.query)]
+        for i, ring, name in moving:
+            first, _, first_name = moving[0]
+            if name != first_name:
+                found.append(
+                    (
+                        f"rings[{i}].strategy.featureFlag.flag",
+                        f"ring {_errors.quote(ring)} moves flag {_errors.quote(name)} but rings[{first}] "
+                        f"moves {_errors.quote(first_name)}: a release moves one feature flag",
+                    )
+                )
+            if self.analysis.metrics and not flag_metrics:
+                found.append(
+                    (
+                        f"rings[{i}].strategy.featureFlag",
+                        "no metric tells flag-on from flag-off traffic, so its steps would be judged on "
+                        "the whole version, where a few percent of flag-on users hide: add "
+                        'feature_on="{{featureOn}}" to a query\'s selector',
+                    )
+                )
+        if not moving:
+            found += [
+                (
+                    f"analysis.metrics[{j}].query",
+                    "uses {{featureOn}} but no ring moves a feature flag (strategy.featureFlag): "
+                    "it would never be judged",
+                )
+                for j, metric in enumerate(self.analysis.metrics)
+                if _query.is_flag_metric(metric.query)
+            ]
         return found
+
+    @property
+    def feature_flag(self) -> str | None:
+        """The feature flag the release moves (in every ring that moves one), or None."""
+        return next((r.strategy.feature_flag.flag for r in self.rings if r.strategy.feature_flag), None)
 
     def ring(self, name: str) -> Ring:
         """The ring called ``name``; KeyError if there is none."""

@@ -26,7 +26,7 @@ from policies.fleet import Fleet
 from policies.plan import DataResidency, ReleasePlan
 from policies.schedule import Schedule, ScheduledCluster
 
-RULESET_VERSION = "2026.2"
+RULESET_VERSION = "2026.3"
 """Bump when any rule's logic changes; it is part of every decision's ``policy_digest``."""
 
 JURISDICTION_SCOPE = "jurisdiction-scope"
@@ -95,11 +95,13 @@ def policy_digest() -> str:
         "inCluster": hosts.IN_CLUSTER_RULE,
         "hosts": hosts.HOST_RULE,
         "personalDataClasses": ["personal"],
+        "telemetry": ["Prometheus", "flag server of a ring that moves a feature flag"],
         "failClosed": [
             "unknown host",
             "no node evidence",
             "uninspected env",
             "personal data into a jurisdiction without declared dataEndpoints",
+            "a flag moved in a region without a flag server",
         ],
     }
     blob = json.dumps(facts, sort_keys=True, separators=(",", ":")).encode()
@@ -185,24 +187,41 @@ def data_endpoints(
     return _decide(DATA_ENDPOINTS, cluster, True, reason, **inputs)
 
 
-def telemetry_locality(cluster: ScheduledCluster, fleet: Fleet) -> Decision:
-    """The Prometheus that judges the cluster lives in the cluster's jurisdiction."""
-    host = fleet.region(cluster.region).prometheus_host
+def telemetry_locality(cluster: ScheduledCluster, fleet: Fleet, *, flags: bool = False) -> Decision:
+    """The Prometheus that judges the cluster lives in the cluster's jurisdiction; with ``flags`` (the
+    cluster's ring moves a feature flag) so does the region's flag server, which evaluates the flag for
+    the cluster's users and receives their usage data. A region without one fails closed.
+    """
+    region = fleet.region(cluster.region)
+    here = cluster.jurisdiction
+    host = region.prometheus_host
     where = fleet.jurisdiction_of_host(host, cluster=cluster.name)
-    ok = where == cluster.jurisdiction
-    if ok:
-        reason = f"Prometheus {host} is in {where}"
+    inputs: dict[str, Any] = {"prometheusHost": host, "prometheusJurisdiction": where, "jurisdiction": here}
+    if where == here:
+        found = [f"Prometheus {host} is in {where}"]
+        wrong = []
     else:
-        reason = f"Prometheus {host} is in {where or 'no known jurisdiction'}, not {cluster.jurisdiction}"
-    return _decide(
-        TELEMETRY_LOCALITY,
-        cluster,
-        ok,
-        reason,
-        prometheusHost=host,
-        prometheusJurisdiction=where,
-        jurisdiction=cluster.jurisdiction,
-    )
+        found = []
+        wrong = [f"Prometheus {host} is in {where or 'no known jurisdiction'}, not {here}"]
+    if flags:
+        server = region.flags
+        if server is None:
+            inputs |= {"flagServerHost": None, "flagServerJurisdiction": None}
+            wrong.append(f"region {cluster.region} names no flag server (fails closed)")
+        else:
+            flag_where = fleet.jurisdiction_of_host(server.host, cluster=cluster.name)
+            inputs |= {"flagServerHost": server.host, "flagServerJurisdiction": flag_where}
+            if flag_where == here:
+                found.append(f"flag server {server.host} is in {flag_where}")
+            else:
+                where_text = flag_where or "no known jurisdiction"
+                wrong.append(f"flag server {server.host} is in {where_text}, not {here}")
+    reason = "; ".join(wrong or found)
+    return _decide(TELEMETRY_LOCALITY, cluster, not wrong, reason, **inputs)
+
+
+def _moves_flag(plan: ReleasePlan, ring: str) -> bool:
+    return any(r.name == ring and r.strategy.feature_flag is not None for r in plan.rings)
 
 
 def cluster_location(cluster: ScheduledCluster, node_regions: Sequence[str]) -> Decision:
@@ -261,11 +280,12 @@ def regulated_after_validation(
 def static_decisions(plan: ReleasePlan, fleet: Fleet, schedule: Schedule) -> dict[str, list[Decision]]:
     """Every rule that can be judged before running, per cluster name, in schedule order."""
     residency = plan.data_residency
+    flag_rings = {r.name for r in plan.rings if r.strategy.feature_flag is not None}
     return {
         c.name: [
             jurisdiction_scope(c, residency.allowed_jurisdictions),
             data_endpoints(c, residency, fleet),
-            telemetry_locality(c, fleet),
+            telemetry_locality(c, fleet, flags=c.ring in flag_rings),
             regulated_after_validation(c, validators(c, schedule)),
         ]
         for c in schedule.all_clusters()
@@ -297,7 +317,7 @@ def live_decisions(  # noqa: PLR0917 (positional order is the API workflows call
         data_endpoints(
             target, residency, fleet, env_hosts=evidence.env_hosts, uninspected=evidence.uninspected
         ),
-        telemetry_locality(target, fleet),
+        telemetry_locality(target, fleet, flags=_moves_flag(plan, target.ring)),
         cluster_location(target, evidence.node_regions),
         regulated_after_validation(target, candidates, promoted),
     ]

@@ -2,7 +2,9 @@
 
 Both read the two files and hand them to :func:`policies.judgement.judge` (every problem of both
 files at once, each with its file and path; the static residency rules judged on the schedule).
-``plan`` also shows the waves, each cluster's next window and the least time the release takes.
+``plan`` also shows the waves, each cluster's next window and the least time the release takes, and
+for a plan moving a feature flag each ring's flag steps and the Unleash strategy each cluster gets
+(server, project/environment and its ``cluster IN [...]`` constraint).
 ``validate`` warns on stderr when a ring requires four eyes but the identity settings here say the
 worker takes the client's word for who approves (:mod:`ringmaster.cli._four_eyes`).
 Exit codes follow ``ringmaster.exitcodes``: 0 valid, 2 invalid or statically denied. No input,
@@ -25,8 +27,9 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from policies import judgement, loading, residency, schedule, windows
+from policies import flags, judgement, loading, residency, schedule, windows
 from policies.durations import format_duration
+from policies.strategy import FeatureFlag
 from ringmaster.cli import _four_eyes
 from ringmaster.cli.options import Output, OutputOpt
 from ringmaster.exitcodes import ExitCode
@@ -205,6 +208,7 @@ def _plan_json(judged: judgement.Judgement, at: datetime) -> dict[str, Any]:
             "timezone": cluster.timezone,
             "regulated": cluster.regulated,
             "strategy": ring.strategy.kind,
+            "flag": _flag_json(judged, cluster, ring),
             "residency": [
                 {"rule": d.rule, "verdict": d.verdict, "reason": d.reason, "inputs": d.inputs}
                 for d in decisions[cluster.name]
@@ -231,6 +235,7 @@ def _plan_json(judged: judgement.Judgement, at: datetime) -> dict[str, Any]:
                 "index": ring.index,
                 "strategy": ring.strategy.kind,
                 "strategyDetail": ring.strategy.describe(),
+                "featureFlag": _feature_flag_json(ring.strategy.feature_flag),
                 "approval": {"required": ring.approval.required, "fourEyes": ring.approval.four_eyes},
                 "maxParallel": ring.max_parallel,
                 "bakeTimeSeconds": int(ring.bake_time.total_seconds()),
@@ -242,6 +247,38 @@ def _plan_json(judged: judgement.Judgement, at: datetime) -> dict[str, Any]:
             }
             for ring in built.rings
         ],
+    }
+
+
+def _feature_flag_json(flag: FeatureFlag | None) -> dict[str, Any] | None:
+    """The ring's flag steps as written, and the percentages they set (ending at 100)."""
+    if flag is None:
+        return None
+    return {
+        "flag": flag.flag,
+        "stickiness": flag.stickiness,
+        "rollouts": flag.rollouts,
+        "steps": [s.model_dump(mode="json", exclude_none=True) for s in flag.steps],
+    }
+
+
+def _flag_json(
+    judged: judgement.Judgement, cluster: schedule.ScheduledCluster, ring: schedule.ScheduledRing
+) -> dict[str, Any] | None:
+    """Where and how a flag step in ``cluster`` writes: the region's Unleash and the strategy's constraint."""
+    flag = ring.strategy.feature_flag
+    server = judged.fleet.region(cluster.region).flags
+    if flag is None or server is None:
+        return None
+    written = flags.rollout_strategy(server, flag.flag, cluster.name, flag.rollouts[0], flag.stickiness)
+    constraint = written.constraints[0]
+    return {
+        "server": server.host,
+        "project": server.project,
+        "environment": server.environment,
+        "title": written.title,
+        "constraint": constraint.model_dump(mode="json"),
+        "stickiness": flag.stickiness,
     }
 
 
@@ -268,10 +305,20 @@ def _residency_cell(found: list[dict[str, Any]]) -> Text:
     return Text(f"allow ({len(found)} rules)", style="green")
 
 
+def _flag_cell(flag: dict[str, Any] | None) -> Text:
+    """``unleash.eu.example.com default/eu-west-1`` over ``cluster IN [euw1-internal]``, or a dash."""
+    if flag is None:
+        return Text("-")
+    constraint = flag["constraint"]
+    values = ", ".join(constraint["values"])
+    where = f"{flag['server']} {flag['project']}/{flag['environment']}"
+    return Text(f"{where}\n{constraint['contextName']} {constraint['operator']} [{values}]")
+
+
 def _print_plan(document: dict[str, Any]) -> None:
     console = Console(highlight=False, soft_wrap=False)
     if not console.is_terminal:
-        console.width = max(console.width, 200)
+        console.width = max(console.width, 250 if any(r["featureFlag"] for r in document["rings"]) else 200)
     at = datetime.fromisoformat(document["at"])
     console.print(
         Text(
@@ -280,7 +327,9 @@ def _print_plan(document: dict[str, Any]) -> None:
             style="bold",
         )
     )
-    table = Table("Ring", "Wave", "Cluster", "Region", "Jurisdiction", "Strategy", "Residency", "Next window")
+    moves_flags = any(ring["featureFlag"] for ring in document["rings"])
+    columns = ["Ring", "Wave", "Cluster", "Region", "Jurisdiction", "Strategy", "Residency", "Next window"]
+    table = Table(*columns, *(["Flag strategy"] if moves_flags else []))
     for ring in document["rings"]:
         approval = ring["approval"]
         gate = (
@@ -300,9 +349,10 @@ def _print_plan(document: dict[str, Any]) -> None:
                     Text(name),
                     Text(cluster["region"]),
                     Text(cluster["jurisdiction"]),
-                    Text(ring["strategyDetail"] if first else ""),
+                    Text(ring["strategyDetail"].replace(", then ", ",\nthen ") if first else ""),
                     _residency_cell(cluster["residency"]),
                     _window_cell(cluster["window"], cluster["timezone"], at),
+                    *([_flag_cell(cluster["flag"])] if moves_flags else []),
                 )
         table.add_section()
     console.print(table)

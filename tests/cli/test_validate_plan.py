@@ -7,6 +7,7 @@ fast); variations of output run the same commands in-process on an app holding o
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import tempfile
@@ -356,3 +357,113 @@ class TestValidateFuzz:
         assert "Traceback" not in result.stdout + result.stderr
         document = yaml.safe_load(result.stdout)
         assert len(document["problems"]) <= 2 * (loading.MAX_PROBLEMS + 1)
+
+
+FLAG_PLAN_FILE = EXAMPLES / "flag-plan.yaml"
+FLAG_PLAN = FLAG_PLAN_FILE.read_text()
+FLEET_TEXT = Path(FLEET).read_text()
+US_EAST_FLAGS = (
+    '     flags: {url: "https://unleash.us.example.com/api", project: default, environment: us-east-1}}'
+)
+
+
+def _line_of(text: str, pattern: str, occurrence: int = 1) -> int:
+    """The 1-based line of the ``occurrence``-th line matching the regular expression ``pattern``."""
+    found = [i for i, line in enumerate(text.splitlines(), start=1) if re.search(pattern, line)]
+    return found[occurrence - 1]
+
+
+class TestFeatureFlags:
+    def test_the_example_flag_plan_is_valid(self) -> None:
+        """The committed flag plan validates against the example fleet with exit code 0."""
+        run = _invoke("validate", str(FLAG_PLAN_FILE), "--fleet", FLEET)
+        assert run.code == 0, run.stderr
+        assert "valid against" in run.stdout
+
+    def test_a_region_without_flag_server_is_named_at_the_ring_with_its_line(self, tmp_path: Path) -> None:
+        """validate exits 2 naming file, line, ring path, the region and cluster lacking a flag server."""
+        (tmp_path / "fleet.yaml").write_text(_edit(FLEET_TEXT, (US_EAST_FLAGS, "     }")))
+        run = _invoke("validate", str(FLAG_PLAN_FILE), "--fleet", str(tmp_path / "fleet.yaml"))
+        assert run.code == 2
+        line = _line_of(FLAG_PLAN, "featureFlag:", occurrence=2)
+        expected = (
+            f"{FLAG_PLAN_FILE}:{line}:7: rings[1].strategy.featureFlag: moves flag 'checkout-v2' in "
+            "region(s) whose fleet entry names no flag server: 'us-east-1' (use1-beta)"
+        )
+        assert expected in run.stderr
+
+    def test_a_bad_percentage_names_file_line_and_field(self, tmp_path: Path) -> None:
+        """A setRollout outside 1-100 is reported at its line with the range allowed."""
+        (tmp_path / "p.yaml").write_text(_edit(FLAG_PLAN, ("- setRollout: 5\n", "- setRollout: 0\n")))
+        run = _invoke("validate", str(tmp_path / "p.yaml"), "--fleet", FLEET, "--output", "json")
+        assert run.code == 2
+        (problem,) = run.json()["problems"]
+        assert problem["path"] == "rings[2].strategy.featureFlag.steps[0].setRollout"
+        assert problem["line"] == _line_of(FLAG_PLAN, r"- setRollout: 5$")
+        assert problem["message"] == "must be greater than or equal to 1"
+
+    def test_a_flag_server_outside_the_jurisdiction_is_denied(self, tmp_path: Path) -> None:
+        """telemetry-locality denies the flag rings' clusters of a region whose Unleash is elsewhere."""
+        edited = _edit(
+            FLEET_TEXT,
+            (
+                'url: "https://unleash.eu.example.com/api", project: default, environment: eu-w',
+                'url: "https://unleash.us.example.com/api", project: default, environment: eu-w',
+            ),
+        )
+        (tmp_path / "fleet.yaml").write_text(edited)
+        run = _invoke("validate", str(FLAG_PLAN_FILE), "--fleet", str(tmp_path / "fleet.yaml"), "-o", "json")
+        assert run.code == 2
+        assert run.json()["denials"] == [
+            {
+                "cluster": name,
+                "rule": "telemetry-locality",
+                "reason": "flag server unleash.us.example.com is in US, not EU",
+            }
+            for name in ("euw1-internal", "euw1-prod")
+        ]
+
+    def test_plan_json_shows_each_clusters_flag_strategy(self) -> None:
+        """Each flag ring lists its steps and percentages; each cluster the Unleash, environment and a
+        constraint naming that cluster alone, so an internal step cannot reach broad customers."""
+        run = _invoke(
+            "plan", str(FLAG_PLAN_FILE), "--fleet", FLEET, "--version", "v2", "-o", "json", "--at", AT
+        )
+        assert run.code == 0, run.stderr
+        document = run.json()
+        assert document["minimumDuration"] == "5h45m"
+        assert [r["featureFlag"]["rollouts"] for r in document["rings"]] == [
+            [50, 100],
+            [10, 50, 100],
+            [5, 25, 50, 100],
+        ]
+        assert document["rings"][1]["featureFlag"]["steps"][3] == {"pause": {}}
+        for ring in document["rings"]:
+            for wave in ring["waves"]:
+                for cluster in wave["clusters"]:
+                    flag = cluster["flag"]
+                    assert flag["constraint"] == {
+                        "contextName": "cluster",
+                        "operator": "IN",
+                        "values": [cluster["name"]],
+                        "inverted": False,
+                        "caseInsensitive": False,
+                    }
+                    assert flag["environment"] == cluster["region"]
+                    assert flag["title"] == f"ringmaster:{cluster['name']}"
+                    (telemetry,) = [d for d in cluster["residency"] if d["rule"] == "telemetry-locality"]
+                    assert telemetry["inputs"]["flagServerHost"] == flag["server"]
+
+    def test_plan_table_has_a_flag_column_only_for_flag_plans(self) -> None:
+        """A flag plan's table names the flag and each cluster's constraint; other plans' are as before."""
+        flagged = _invoke("plan", str(FLAG_PLAN_FILE), "--fleet", FLEET, "--version", "v2", "--at", AT)
+        plain = _invoke("plan", str(EXAMPLES / "plan.yaml"), "--fleet", FLEET, "--version", "v2", "--at", AT)
+        assert flagged.code == plain.code == 0
+        assert "Flag strategy" in flagged.stdout
+        assert "cluster IN [euw1-internal]" in flagged.stdout
+        assert "flag checkout-v2 5→25→50→100%" in flagged.stdout
+        assert "Flag strategy" not in plain.stdout
+        document = _invoke(
+            "plan", str(EXAMPLES / "plan.yaml"), "--fleet", FLEET, "--version", "v2", "-o", "json"
+        )
+        assert {r["featureFlag"] is None for r in document.json()["rings"]} == {True}

@@ -24,6 +24,9 @@ FLEET_DATA: dict[str, Any] = yaml.safe_load(EXAMPLE_FLEET.read_text())
 """The example fleet as the dictionary YAML gives (copy before changing it)."""
 PLAN_DATA: dict[str, Any] = yaml.safe_load(EXAMPLE_PLAN.read_text())
 """The example plan as the dictionary YAML gives (copy before changing it)."""
+EXAMPLE_FLAG_PLAN = EXAMPLES / "flag-plan.yaml"
+FLAG_PLAN_DATA: dict[str, Any] = yaml.safe_load(EXAMPLE_FLAG_PLAN.read_text())
+"""The example feature-flag plan as the dictionary YAML gives (copy before changing it)."""
 
 REGIONS = {
     "eu-west-1": ("EU", "Europe/Dublin"),
