@@ -159,13 +159,16 @@ def sandbox_fleet(
     fleet_text: str,
     prometheus: Mapping[str, str] | None = None,
     servers: Mapping[str, Sequence[str]] | None = None,
+    flags: Mapping[str, str] | None = None,
 ) -> str:
     """The fleet file text with every cluster's ``kubeContext`` set to the sandbox context (its name).
 
     With ``prometheus`` (jurisdiction -> URL), every region of a listed jurisdiction is judged by that
     Prometheus, and the ``hosts`` table places each of those hosts in its jurisdiction (so the
     telemetry-locality rule allows them); the hosts of ``servers`` (jurisdiction -> URLs of the
-    sandbox's other servers there, its Unleash) are placed likewise.
+    sandbox's other servers there, its Unleash) are placed likewise. With ``flags`` (jurisdiction ->
+    the sandbox Unleash's base URL), every region of a listed jurisdiction that names a flag server
+    names that one instead (its Admin and client APIs under ``/api``).
     """
     document = yaml.safe_load(fleet_text)
     for cluster in document.get("clusters") or []:
@@ -174,6 +177,9 @@ def sandbox_fleet(
         url = (prometheus or {}).get(region.get("jurisdiction"))
         if url:
             region["prometheus"] = url
+        flag_server = (flags or {}).get(region.get("jurisdiction"))
+        if flag_server and isinstance(region.get("flags"), dict):
+            region["flags"]["url"] = f"{flag_server.rstrip('/')}/api"
     placing = [(j, url) for j, url in (prometheus or {}).items()]
     placing += [(j, url) for j, urls in (servers or {}).items() for url in urls]
     rules = document.setdefault("hosts", []) if placing else []

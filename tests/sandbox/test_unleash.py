@@ -107,6 +107,11 @@ class TestUp:
         placed = {rule.match: rule.jurisdiction for rule in fleet.hosts}
         assert placed["127.0.0.2"] == "EU"
         assert placed["127.0.0.3"] == "US"
+        # Each region naming a flag server names its jurisdiction's sandbox Unleash.
+        named = {r.name: r.flags.url for r in fleet.regions if r.flags is not None}
+        assert named and named == {
+            r.name: f"{servers[r.jurisdiction].url}/api" for r in fleet.regions if r.flags is not None
+        }
 
     def test_unleash_json_is_what_the_sandbox_reports_and_only_its_owner_reads_it(
         self, directory: Path, servers: dict[str, unleash.Server]
