@@ -45,6 +45,17 @@ class Settings(BaseSettings):
     """Sent as ``Authorization: Bearer`` to every Prometheus, when they need one. Lives only here:
     never in a workflow input, a measurement or a log."""
 
+    unleash_admin_tokens: dict[str, SecretStr] = Field(default_factory=dict)
+    """Admin API tokens of the fleet's flag servers (the regions' ``flags:``), by the server's host
+    (``host:port`` where one host serves several Unleash): JSON, e.g.
+    ``{"unleash.eu.example.com": "*:*.3f9c..."}``, sent as Unleash's ``Authorization`` header. Lives
+    only here: never in a plan, fleet, workflow input, result, log or error message. A worker
+    without one for a host fails the flag steps there permanently, naming the host and this setting."""
+
+    unleash_timeout_seconds: float = Field(default=10.0, gt=0, le=30)
+    """How long one Admin API request to a flag server may take, in seconds, before it counts as the
+    server unreachable (retried, then the cluster held). The flag activities heartbeat meanwhile."""
+
     kubeconfig: Path | None = None
     """Kubeconfig with one context per fleet cluster (``kubeContext``); None uses ``$KUBECONFIG``.
     The worker talks to each cluster through it and judges gates on each region's Prometheus (the
