@@ -56,6 +56,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 from activities.analysis import AnalysisActivities, MetricsSource
 from activities.archive import open_archive
 from activities.archiving import ArchiveActivities
+from activities.flags import FlagActivities
 from activities.freeze import FreezeActivities, TemporalFreezes
 from activities.identity import IdentityActivities, IdentityMisconfigured
 from activities.jwks import HttpJwks
@@ -129,6 +130,7 @@ def activities_for(
     bake_chunk: int | None = None,
     notify: NotifyActivities | None = None,
     archive: ArchiveActivities | None = None,
+    flags: FlagActivities | None = None,
 ) -> list[Callable[..., Any]]:
     """Every activity ringmaster registers on its main queue, bound to their clients.
 
@@ -137,7 +139,8 @@ def activities_for(
     The identity activities run here, beside the release and lane workflows that call them
     (``identity`` None: :func:`trusted_identity`). ``check_freezes`` reads the freeze registry
     through the worker's Temporal client (:func:`build_workers` gives it); without it, a release or
-    a submission that asks fails closed.
+    a submission that asks fails closed. The flag activities (``flags``) are registered for the
+    workflow steps to come; no workflow calls them yet.
     """
     release = ReleaseActivities(
         fleet,
@@ -162,7 +165,13 @@ def activities_for(
         *(freeze_activities(freeze) if freeze is not None else []),
         *([notify.notify] if notify is not None else []),
         *([archive.archive_release] if archive is not None else []),
+        *(flag_activities(flags) if flags is not None else []),
     ]
+
+
+def flag_activities(flags: FlagActivities) -> list[Callable[..., Any]]:
+    """The activities that move feature flags on the fleet's Unleash servers."""
+    return [flags.snapshot_flag, flags.set_flag_rollout, flags.restore_flag]
 
 
 def undo_activities(client: Client, backend: ClusterBackend, executor: Executor) -> list[Callable[..., Any]]:
@@ -336,6 +345,9 @@ def build_workers(
                 notify=NotifyActivities(settings.webhooks, ui_url=settings.ui_url),
                 archive=ArchiveActivities(
                     client, open_archive(settings.archive_url) if settings.archive_url else None
+                ),
+                flags=FlagActivities.with_tokens(
+                    settings.unleash_admin_tokens, pool, timeout=settings.unleash_timeout_seconds
                 ),
             ),
             *undo_activities(client, backend, pool),
