@@ -1,5 +1,5 @@
-"""Helpers for the sandbox tests: ``python -m sandbox`` as a user runs it, raw HTTP requests, and the
-workload most tests create."""
+"""Helpers for the sandbox tests: ``python -m sandbox`` as a user runs it, the flag servers' stack, raw
+HTTP requests, and the workload most tests create."""
 
 from __future__ import annotations
 
@@ -8,10 +8,22 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
+import pytest
+
+from sandbox import postgres, stack, unleash
 from tests.support import manifests
 from tests.support.fleets import ROOT
+
+FLAG_STACK_SETTINGS = """\
+controller: {tickSeconds: 0.05, podReadySeconds: 0.1}
+prometheus: {enabled: false}
+"""
+"""The sandbox settings of a flag-server stack: fast emulated clusters, no Prometheus."""
 
 
 def sandbox_cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -24,6 +36,24 @@ def sandbox_cli(*args: str) -> subprocess.CompletedProcess[str]:
         check=False,
         cwd=ROOT,
     )
+
+
+@contextmanager
+def flag_stack(where: Path, fleet: Path) -> Iterator[Path]:
+    """``fleet``'s clusters with PostgreSQL and an Unleash per jurisdiction in ``where``, started by the
+    CLI (``up --no-temporal``) and taken down after; skips when PostgreSQL or Unleash is not installed."""
+    try:
+        unleash.check_install()
+        postgres.bin_dir()
+    except (unleash.UnleashError, postgres.PostgresError) as exc:
+        pytest.skip(str(exc))
+    (where / "sandbox.yaml").write_text(FLAG_STACK_SETTINGS, encoding="utf-8")
+    started = sandbox_cli("up", "--no-temporal", "--dir", str(where), "--fleet", str(fleet))
+    assert started.returncode == 0, started.stderr
+    try:
+        yield where
+    finally:
+        stack.down(where)
 
 
 def http(

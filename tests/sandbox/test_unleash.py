@@ -17,17 +17,13 @@ import pytest
 from UnleashClient.clients.unleash_client import UnleashClient
 
 from policies import hosts, loading
-from sandbox import postgres, stack, unleash, unleashclient
+from sandbox import stack, unleash, unleashclient
 from sandbox.processes import Processes, ProcessRecord, is_alive
-from tests.sandbox.support import sandbox_cli
+from tests.sandbox.support import flag_stack, sandbox_cli
 from tests.support.waiting import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
 FLEET = ROOT / "deploy" / "examples" / "fleet.yaml"
-SETTINGS = """\
-controller: {tickSeconds: 0.05, podReadySeconds: 0.1}
-prometheus: {enabled: false}
-"""
 EU_CLUSTERS = ["euw1-internal", "euc1-beta", "euw1-prod", "euc1-prod"]
 pytestmark = pytest.mark.slow
 
@@ -35,17 +31,8 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def directory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """The example fleet's clusters with PostgreSQL and an Unleash per jurisdiction, started by the CLI."""
-    try:
-        unleash.check_install()
-        postgres.bin_dir()
-    except (unleash.UnleashError, postgres.PostgresError) as exc:
-        pytest.skip(str(exc))
-    where = tmp_path_factory.mktemp("unleash")
-    (where / "sandbox.yaml").write_text(SETTINGS, encoding="utf-8")
-    started = sandbox_cli("up", "--no-temporal", "--dir", str(where), "--fleet", str(FLEET))
-    assert started.returncode == 0, started.stderr
-    yield where
-    stack.down(where)
+    with flag_stack(tmp_path_factory.mktemp("unleash"), FLEET) as where:
+        yield where
 
 
 @pytest.fixture(scope="module")
