@@ -15,6 +15,7 @@ region's ``prometheus`` at its jurisdiction's sandbox Prometheus when the sandbo
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import yaml
@@ -155,11 +156,20 @@ def emulator_config(fleet: Fleet, settings: SandboxSettings) -> EmulatorConfig:
     return EmulatorConfig(clusters=clusters, controller=settings.controller)
 
 
+@dataclass(frozen=True)
+class FlagServerPlace:
+    """Where a jurisdiction's sandbox Unleash serves flags: its base URL, project and environment."""
+
+    url: str
+    project: str
+    environment: str
+
+
 def sandbox_fleet(
     fleet_text: str,
     prometheus: Mapping[str, str] | None = None,
     servers: Mapping[str, Sequence[str]] | None = None,
-    flags: Mapping[str, str] | None = None,
+    flags: Mapping[str, FlagServerPlace] | None = None,
 ) -> str:
     """The fleet file text with every cluster's ``kubeContext`` set to the sandbox context (its name).
 
@@ -167,8 +177,10 @@ def sandbox_fleet(
     Prometheus, and the ``hosts`` table places each of those hosts in its jurisdiction (so the
     telemetry-locality rule allows them); the hosts of ``servers`` (jurisdiction -> URLs of the
     sandbox's other servers there, its Unleash) are placed likewise. With ``flags`` (jurisdiction ->
-    the sandbox Unleash's base URL), every region of a listed jurisdiction that names a flag server
-    names that one instead (its Admin and client APIs under ``/api``).
+    the sandbox's Unleash there), every region of a listed jurisdiction that names a flag server names
+    that one instead (its Admin and client APIs under ``/api``), with its project and environment: the
+    sandbox has one Unleash environment per jurisdiction, which every region there shares (each step's
+    ``cluster IN [...]`` constraint keeps clusters apart).
     """
     document = yaml.safe_load(fleet_text)
     for cluster in document.get("clusters") or []:
@@ -179,7 +191,11 @@ def sandbox_fleet(
             region["prometheus"] = url
         flag_server = (flags or {}).get(region.get("jurisdiction"))
         if flag_server and isinstance(region.get("flags"), dict):
-            region["flags"]["url"] = f"{flag_server.rstrip('/')}/api"
+            region["flags"].update(
+                url=f"{flag_server.url.rstrip('/')}/api",
+                project=flag_server.project,
+                environment=flag_server.environment,
+            )
     placing = [(j, url) for j, url in (prometheus or {}).items()]
     placing += [(j, url) for j, urls in (servers or {}).items() for url in urls]
     rules = document.setdefault("hosts", []) if placing else []

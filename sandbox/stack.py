@@ -333,7 +333,10 @@ def _files(
     config_path = kubeconfig.write(directory / "kubeconfig", url, [(n, n) for n in names])
     fleet_out = directory / "fleet.yaml"
     placed = {j: [server.url] for j, server in unleash.items()}
-    flag_servers = {j: server.url for j, server in unleash.items()}
+    flag_servers = {
+        j: seed.FlagServerPlace(server.url, server.project, server.environment)
+        for j, server in unleash.items()
+    }
     fleet_out.write_text(seed.sandbox_fleet(fleet_text, metrics, placed, flag_servers), encoding="utf-8")
     return Sandbox(
         directory,

@@ -94,10 +94,21 @@ class TestUp:
         placed = {rule.match: rule.jurisdiction for rule in fleet.hosts}
         assert placed["127.0.0.2"] == "EU"
         assert placed["127.0.0.3"] == "US"
-        # Each region naming a flag server names its jurisdiction's sandbox Unleash.
-        named = {r.name: r.flags.url for r in fleet.regions if r.flags is not None}
+        # Each region naming a flag server names its jurisdiction's sandbox Unleash, and the one
+        # environment there that every region of the jurisdiction shares.
+        named = {
+            r.name: (r.flags.url, r.flags.project, r.flags.environment)
+            for r in fleet.regions
+            if r.flags is not None
+        }
         assert named and named == {
-            r.name: f"{servers[r.jurisdiction].url}/api" for r in fleet.regions if r.flags is not None
+            r.name: (
+                f"{servers[r.jurisdiction].url}/api",
+                servers[r.jurisdiction].project,
+                servers[r.jurisdiction].environment,
+            )
+            for r in fleet.regions
+            if r.flags is not None
         }
 
     def test_unleash_json_is_what_the_sandbox_reports_and_only_its_owner_reads_it(
