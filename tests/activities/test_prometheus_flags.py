@@ -3,11 +3,15 @@ traffic at the same instant, without a real Prometheus (what is asked is what is
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from temporalio.testing import ActivityEnvironment
+
+from activities.analysis import AnalysisActivities
 from activities.models import AnalyzeInput, ClusterTarget, ReleaseRef
 from activities.prometheus import PrometheusMetrics
+from policies.gates import Measurement
 from policies.plan import Analysis
 from tests.support import fleets
 
@@ -76,3 +80,26 @@ class TestFlagStage:
             'sum(rate(ok{cluster="euw1-internal",version="v2",feature="checkout-v2",feature_on="false"}[1m]))',
             'sum(rate(ok{cluster="euw1-internal",version="v2",feature="checkout-v2",feature_on="true"}[1m]))',
         ]
+
+
+class _Seen:
+    """A metrics source answering good values, recording which metrics each check asked for."""
+
+    def __init__(self) -> None:
+        self.asked: list[list[str]] = []
+
+    async def measure(self, inp: AnalyzeInput, at: datetime) -> list[Measurement]:
+        self.asked.append([m.name for m in inp.analysis.metrics])
+        return [Measurement(metric=m.name, value=99.9, baseline=99.9) for m in inp.analysis.metrics]
+
+
+class TestCodeStages:
+    async def test_flag_metrics_are_not_run_outside_the_flag_stage(self) -> None:
+        """A canary stage of a flag plan is judged by its other metrics: the flag metric, which cannot be
+        filled there, is not asked for (rather than counted as an error every check)."""
+        source = _Seen()
+        inp = _input("canary", None).model_copy(update={"mode": "until-enough"})
+        inp.analysis = inp.analysis.model_copy(update={"interval": timedelta(milliseconds=50)})
+        result = await ActivityEnvironment().run(AnalysisActivities(source).analyze, inp)
+        assert result.verdict.status == "passed", result.verdict.reason
+        assert source.asked and all(names == ["whole"] for names in source.asked)
