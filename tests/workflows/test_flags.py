@@ -205,6 +205,27 @@ class TestFlagRollback:
             assert flag.state() == before
             assert h.versions()[INTERNAL] == "v1"
 
+    async def test_a_release_rollback_restores_the_flag_of_a_promoted_ring_too(
+        self, client, tmp_path, sandbox, flag
+    ):
+        """When the beta ring's flag gate fails, the release rolls back the internal ring it had promoted
+        (flag at 100%) from the snapshot that cluster returned: its flag first, then its code."""
+        before = flag.state()
+        metrics = ScriptedMetrics(failing={BETA}, stage="flag")
+        async with running_worker(
+            client, tmp_path, settings=sandbox.settings(), fleet=sandbox.fleet, metrics=metrics
+        ) as h:
+            svc = unique_service("flagscope")
+            rings = [
+                _flag_ring("internal", INTERNAL, flag.name, 50),
+                _flag_ring("beta", BETA, flag.name, 20, "30s", 60),
+            ]
+            handle = await h.start(_plan(svc, rings), service=svc)
+            result = await ended(handle)
+            assert result.phase == "rolled-back", result.reason
+            assert flag.state() == before
+            assert h.versions()[INTERNAL] == "v1" and h.versions()[BETA] == "v1"
+
     async def test_an_abort_mid_rollout_restores_the_flag(self, client, tmp_path, sandbox, flag):
         """An abort while the flag waits at 30% deletes ringmaster's strategy, switches the environment
         off again (it was off) and rolls the code back."""
