@@ -172,6 +172,18 @@ class _Stretch:
         return self.result(gates.judge(self.inp.analysis, self.checks, final=True), deadline_reached=True)
 
 
+def _without_flag_metrics(inp: AnalyzeInput) -> AnalyzeInput:
+    """Outside a ``flag`` stage (code stages, bakes) a flag metric cannot be filled (no flag side to
+    ask for): it is not run, and the other metrics judge the version. Kept when no other metric is
+    left, so such an analysis still says why it cannot measure rather than pass with nothing."""
+    if inp.feature is not None:
+        return inp
+    kept = [m for m in inp.analysis.metrics if not gates.is_flag_metric(m.query)]
+    if not kept or len(kept) == len(inp.analysis.metrics):
+        return inp
+    return inp.model_copy(update={"analysis": inp.analysis.model_copy(update={"metrics": kept})})
+
+
 async def _stop(task: asyncio.Task[AnalyzeResult]) -> None:
     task.cancel()
     await asyncio.wait([task])
@@ -187,6 +199,7 @@ class AnalysisActivities:
     @activity.defn(name="analyze")
     async def analyze(self, inp: AnalyzeInput) -> AnalyzeResult:
         """Check every interval until the verdict is decided, the mode's condition holds, or a stop."""
+        inp = _without_flag_metrics(inp)
         checks = list(inp.prior_checks)
         total = len(checks)
         resumed = activity.info().heartbeat_details

@@ -31,7 +31,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities import _unleash
 from activities._unleash import FlagAdmin, FlagError, Target
-from activities.models import ReleaseRef
+from activities.models import FlagWrite, ReleaseRef
 from activities.rollout import run_blocking
 from policies import flags
 from policies.flags import FlagServer, FlagSnapshot, UnleashStrategy
@@ -41,15 +41,6 @@ Heartbeat = Callable[[str], None]
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
-
-
-class FlagWrite(_Model):
-    """What ringmaster's latest step left for a cluster: its strategy as written (with Unleash's id)
-    and whether the flag was on in the environment afterwards. The next step and the restore judge
-    what they read against it."""
-
-    strategy: UnleashStrategy
-    environment_enabled: bool
 
 
 class FlagSnapshotInput(_Model):

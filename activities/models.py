@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from policies import authz
+from policies.flags import FlagServer, FlagSnapshot, UnleashStrategy
 from policies.freeze import Freeze
 from policies.gates import Check, GateVerdict
 from policies.identity import Attestation, Expected, Proof, Verified
@@ -91,6 +92,9 @@ class PreparedRelease(_Model):
     """The worker has webhooks: the release notifies people (``workflows._accounts``)."""
     archive: bool = False
     """The worker has an audit archive: the release writes its audit record there when it ends."""
+    flag_servers: dict[str, FlagServer] = Field(default_factory=dict)
+    """The flag server of each region a ``featureFlag`` ring reaches (the fleet's ``flags:``), by
+    region; empty when the plan moves no flag."""
 
     def denials(self) -> list[Decision]:
         """Every static decision that denies a cluster, in schedule order."""
@@ -172,6 +176,29 @@ class ClusterSnapshot(_Model):
     """Name of the HorizontalPodAutoscaler that owns the replica count, if any."""
     details: dict[str, Any] = Field(default_factory=dict)
     """Backend-specific state needed to restore the cluster exactly (selectors, route weights...)."""
+    flag: FlagRecord | None = None
+    """The cluster's feature flag as the run found it and as its latest step left it; None until the
+    run's first flag step (a rollback then restores the flag first, without touching the workload)."""
+
+
+class FlagWrite(_Model):
+    """What ringmaster's latest step left for a cluster: its strategy as written (with Unleash's id)
+    and whether the flag was on in the environment afterwards. The next step and the restore judge
+    what they read against it."""
+
+    strategy: UnleashStrategy
+    environment_enabled: bool
+
+
+class FlagRecord(_Model):
+    """Everything a rollback needs to put a cluster's flag back: where, as found, and as last written.
+
+    Kept in the cluster workflow's :class:`ClusterSnapshot` (its state and its result), so the cluster's
+    own rollback and the release's rollback of a promoted cluster both find it."""
+
+    server: FlagServer
+    snapshot: FlagSnapshot
+    last_written: FlagWrite | None = None
 
 
 class FindSnapshotsInput(_Model):
@@ -277,7 +304,7 @@ AnalysisMode = Literal["until-stopped", "until-enough", "until-recovered"]
 ``until-recovered``: after an inconclusive verdict, returns as soon as one check is judged again.
 """
 
-AnalysisStage = Literal["canary", "preview", "rolling", "bake"]
+AnalysisStage = Literal["canary", "preview", "rolling", "bake", "flag"]
 
 
 class AnalyzeInput(_Model):
@@ -299,6 +326,9 @@ class AnalyzeInput(_Model):
     when the workflow stops it by cancelling it. Given wherever the workflow knows the end (a bake, a
     canary's timed pause), so promotion never waits for a cancellation to reach the activity in a
     heartbeat's reply. None (inputs recorded before it existed too): until the workflow stops it."""
+    feature: str | None = None
+    """In the ``flag`` stage, the ring's feature flag: a metric with ``{{featureOn}}`` is judged flag-on
+    against the same version's flag-off traffic. None in every other stage."""
 
 
 class AnalyzeResult(_Model):

@@ -231,6 +231,10 @@ class PrometheusMetrics:
             value = _value(client.custom_query(query, {"time": _ts(at)}))
             if metric.baseline is None:
                 return Measurement(metric=metric.name, value=value)
+            if self._flag_sides(inp, metric):
+                off = self._query(inp, metric, inp.release.version, feature_on=False)
+                baseline = _value(client.custom_query(off, {"time": _ts(at)}))
+                return Measurement(metric=metric.name, value=value, baseline=baseline)
             version, when, live = self._stable_view(inp, at)
             stable_query = self._query(inp, metric, version)
             if live:
@@ -259,8 +263,12 @@ class PrometheusMetrics:
         step = _step(window)
         query = self._query(inp, metric, inp.release.version)
         new = _samples(client.custom_query_range(query, at - window, at, step))
-        version, when, _ = self._stable_view(inp, at)
-        stable_query = self._query(inp, metric, version)
+        if self._flag_sides(inp, metric):
+            version, when = inp.release.version, at
+            stable_query = self._query(inp, metric, version, feature_on=False)
+        else:
+            version, when, _ = self._stable_view(inp, at)
+            stable_query = self._query(inp, metric, version)
         stable = _samples(client.custom_query_range(stable_query, when - window, when, step))
         found = statistics.compare(new, stable, baseline)
         return Measurement(
@@ -281,7 +289,13 @@ class PrometheusMetrics:
         return stable, inp.touched_at, False
 
     @staticmethod
-    def _query(inp: AnalyzeInput, metric: Metric, version: str) -> str:
+    def _flag_sides(inp: AnalyzeInput, metric: Metric) -> bool:
+        """In the ``flag`` stage a flag metric's baseline is the same version's flag-off traffic, now."""
+        return inp.stage == "flag" and inp.feature is not None and gates.is_flag_metric(metric.query)
+
+    @staticmethod
+    def _query(inp: AnalyzeInput, metric: Metric, version: str, *, feature_on: bool = True) -> str:
+        flag = inp.feature if inp.stage == "flag" else None
         try:
             return gates.render_query(
                 metric.query,
@@ -291,6 +305,8 @@ class PrometheusMetrics:
                 region=inp.cluster.region,
                 version=version,
                 interval=inp.analysis.interval,
+                feature=flag,
+                feature_on=feature_on if flag is not None else None,
             )
         except ValueError as exc:
             raise QueryError(f"cannot fill the query template: {exc}") from None

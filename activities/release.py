@@ -14,7 +14,9 @@ from temporalio.exceptions import ApplicationError
 from activities import build, errors
 from activities.models import PreparedRelease, PrepareInput, WindowInput, WindowState
 from policies import judgement, loading, residency, windows
+from policies.flags import FlagServer
 from policies.fleet import Fleet
+from policies.schedule import Schedule
 
 
 class ReleaseActivities:
@@ -43,15 +45,6 @@ class ReleaseActivities:
                 type=errors.INVALID_PLAN,
                 non_retryable=True,
             )
-        if judged.plan.feature_flag is not None:
-            # Until the cluster workflow moves flags, such a plan would land its code and silently
-            # leave the flag as it is, reporting success: refuse it rather than run half of it.
-            raise ApplicationError(
-                f"{inp.plan_source}: the plan moves feature flag {judged.plan.feature_flag!r}, and this "
-                "worker cannot move feature flags yet; `ringmaster validate` and `plan` check such plans",
-                type=errors.INVALID_PLAN,
-                non_retryable=True,
-            )
         return PreparedRelease(
             plan=judged.plan,
             schedule=judged.schedule,
@@ -67,7 +60,20 @@ class ReleaseActivities:
             worker=build.describe(),
             notify=self._notify,
             archive=self._archive,
+            flag_servers=self._flag_servers(judged.schedule),
         )
+
+    def _flag_servers(self, schedule: Schedule) -> dict[str, FlagServer]:
+        """The flag server of every region a ``featureFlag`` ring reaches (validated: each has one)."""
+        found: dict[str, FlagServer] = {}
+        for ring in schedule.rings:
+            if ring.strategy.feature_flag is None:
+                continue
+            for cluster in ring.clusters():
+                server = self._fleet.region(cluster.region).flags
+                if server is not None:
+                    found[cluster.region] = server
+        return found
 
     @activity.defn(name="check_window")
     def check_window(self, inp: WindowInput) -> WindowState:

@@ -236,6 +236,11 @@ def judge(analysis: Analysis, checks: Sequence[Check], *, final: bool) -> GateVe
     return tally.undecided(analysis, final=final)
 
 
+def is_flag_metric(template: str) -> bool:
+    """Whether a metric's query judges a feature flag's two sides (it uses ``{{featureOn}}``)."""
+    return _query.is_flag_metric(template)
+
+
 def render_query(
     template: str,
     *,

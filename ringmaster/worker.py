@@ -139,8 +139,8 @@ def activities_for(
     The identity activities run here, beside the release and lane workflows that call them
     (``identity`` None: :func:`trusted_identity`). ``check_freezes`` reads the freeze registry
     through the worker's Temporal client (:func:`build_workers` gives it); without it, a release or
-    a submission that asks fails closed. The flag activities (``flags``) are registered for the
-    workflow steps to come; no workflow calls them yet.
+    a submission that asks fails closed. The flag activities (``flags``) move a ring's
+    feature flag for the cluster workflows (``featureFlag`` strategies) and restore it in rollbacks.
     """
     release = ReleaseActivities(
         fleet,

@@ -99,6 +99,19 @@ CLUSTER_CALL: CallOptions = {
 for cancellation to complete means a rollback never races an apply that is still in flight: the
 activity reports its cancellation only once its thread has stopped."""
 
+FLAG_CALL: CallOptions = {
+    "start_to_close_timeout": timedelta(seconds=90),
+    "heartbeat_timeout": CLUSTER_HEARTBEAT,
+    "retry_policy": _retry(6, maximum=20.0),
+    "cancellation_type": ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+}
+"""One flag snapshot or ``setRollout`` step on a flag server: a handful of Admin API requests of at most
+``unleash_timeout_seconds`` (10 s) each, heartbeating before each. ``FlagServerUnreachable`` is retried
+here for about a minute, then the cluster is held as ``flag server unreachable`` and the step tried
+again after a growing pause (:data:`RETRY_PAUSE`), by itself; ``FlagRequestRefused`` and
+``OwnershipConflict`` are not retried. Waiting for cancellation to complete: a rollback's restore never
+races a step still writing."""
+
 ROLLBACK: CallOptions = {  # used through workflows._rollback.restore
     "start_to_close_timeout": timedelta(minutes=11),
     "heartbeat_timeout": CLUSTER_HEARTBEAT,

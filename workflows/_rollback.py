@@ -29,6 +29,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError
 
 with workflow.unsafe.imports_passed_through():
     from activities import errors
+    from activities.flags import FlagActivities, FlagRestoreInput
     from activities.models import RollbackInput
     from activities.rollout import ClusterActivities
     from workflows import _options as options
@@ -81,19 +82,64 @@ def pause_after(round_: int) -> timedelta:
 async def restore(inp: RollbackInput, report: Callable[[str], Awaitable[None]]) -> str | None:
     """Roll one cluster back; None once restored, the reason when it failed permanently.
 
+    A cluster whose feature flag the run moved (``inp.snapshot.flag``) has its flag restored first, in
+    seconds and without touching the workload (users lose the feature at once, whatever the code's
+    rollback then takes), and its workload after; a permanent failure of the flag's restore (an
+    ownership conflict: a person's edit) ends the rollback there, the workload untouched.
+
     ``report`` is called with ``""`` once the first rollback activity is scheduled (so a report
     never stands before the rollback), then with the error of every round that failed transiently,
     for ``status`` to show while the next round waits.
     """
-    round_ = 0
-    while True:
-        handle = workflow.start_activity_method(
+    record = inp.snapshot.flag
+    reported = False
+    if record is not None:
+        flag_input = FlagRestoreInput(
+            release=inp.release,
+            server=record.server,
+            snapshot=record.snapshot,
+            last_written=record.last_written,
+            reason=inp.reason,
+        )
+        failure = await _rounds(
+            lambda: workflow.start_activity_method(
+                FlagActivities.restore_flag,
+                flag_input,
+                summary=f"restore flag {record.snapshot.flag} in {inp.cluster.name}",
+                **options.ROLLBACK,
+            ),
+            f"the restore of flag {record.snapshot.flag} in {inp.cluster.name}",
+            report,
+        )
+        if failure is not None:
+            return f"flag {record.snapshot.flag} not restored: {failure}"
+        reported = True
+    return await _rounds(
+        lambda: workflow.start_activity_method(
             ClusterActivities.rollback_cluster,
             inp,
             summary=f"roll back {inp.cluster.name}",
             **options.ROLLBACK,
-        )
-        if round_ == 0:
+        ),
+        f"the rollback of {inp.cluster.name}",
+        report,
+        reported=reported,
+    )
+
+
+async def _rounds(
+    start: Callable[[], workflow.ActivityHandle[Any]],
+    what: str,
+    report: Callable[[str], Awaitable[None]],
+    *,
+    reported: bool = False,
+) -> str | None:
+    """Run one restoring activity round after round until it succeeds (None) or fails permanently
+    (the reason); ``report`` as :func:`restore` says, ``""`` only if not ``reported`` already."""
+    round_ = 0
+    while True:
+        handle = start()
+        if round_ == 0 and not reported:
             await report("")
         try:
             await handle
@@ -103,6 +149,6 @@ async def restore(inp: RollbackInput, report: Callable[[str], Awaitable[None]]) 
             round_ += 1
             pause = pause_after(round_)
             await report(f"rollback retrying in {pause}: round {round_} failed: {describe(err)}")
-            await workflow.sleep(pause, summary=f"retry the rollback of {inp.cluster.name} in {pause}")
+            await workflow.sleep(pause, summary=f"retry {what} in {pause}")
             continue
         return None

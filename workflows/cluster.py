@@ -15,7 +15,7 @@ running cluster; the state it ended with travels in its result.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -24,6 +24,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
 with workflow.unsafe.imports_passed_through():
     from activities import outcomes
+    from activities.flags import FlagActivities, FlagSnapshotInput, FlagStepInput, FlagStepResult
     from activities.models import (
         AnalysisMode,
         AnalysisStage,
@@ -31,6 +32,7 @@ with workflow.unsafe.imports_passed_through():
         AnalyzeResult,
         ClusterSnapshot,
         ClusterTarget,
+        FlagRecord,
         ResidencyInput,
         RollbackInput,
         RolloutTarget,
@@ -47,6 +49,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.rollout import ClusterActivities
     from policies.gates import Check
     from policies.identity import Action, Verified
+    from policies.strategy import CanaryStep, FlagStep
     from workflows import _identity, _patches, _rollback, _signals
     from workflows import _options as options
     from workflows._steering import Aborted, AnalysisRun, GateFailed, Interrupted, Steering
@@ -90,6 +93,38 @@ class _StepFailed(Exception):
 
 class _Denied(Exception):
     """A live residency rule denied the cluster."""
+
+
+async def _to_its_end(handle: workflow.ActivityHandle[_T]) -> _T:
+    """Await a short activity to its end even through a cancellation of the workflow, re-raised after.
+
+    Cancelling a flag step mid-request could leave Unleash written with its result unrecorded, and the
+    restore would then take ringmaster's own write for a person's edit.
+    """
+    cancelled = False
+    while not handle.done():
+        try:
+            await asyncio.shield(handle)
+        except asyncio.CancelledError:
+            cancelled = True
+        except ActivityError:
+            break
+    if cancelled:
+        raise asyncio.CancelledError
+    return handle.result()
+
+
+def _end_of_pause_after(steps: Sequence[CanaryStep] | Sequence[FlagStep], index: int) -> datetime | None:
+    """When the timed pause after step ``index`` (1-based) of ``steps`` ends if it starts now; None when
+    the next step is no timed pause."""
+    following = steps[index] if index < len(steps) else None
+    if following is None or following.pause is None or following.pause.duration is None:
+        return None
+    return workflow.now() + following.pause.duration
+
+
+def _succeeded(handle: workflow.ActivityHandle[_T]) -> bool:
+    return handle.done() and not handle.cancelled() and handle.exception() is None
 
 
 @workflow.defn(name="ClusterRolloutWorkflow")
@@ -320,6 +355,9 @@ class ClusterRolloutWorkflow(Steering):
             # The workload may have been changed under the release since its last write (another
             # tool took the image): the wait checks it runs this release's image, or fails the step.
             await self._wait("workload")
+        if strategy.feature_flag is not None:
+            # No patch: no recorded history has a featureFlag (prepare_release refused such plans).
+            await self._flag()
 
     # --- strategies ---------------------------------------------------------------------------
 
@@ -354,15 +392,101 @@ class ClusterRolloutWorkflow(Steering):
         short pause would then make the promotion wait for."""
         canary = self._inp.strategy.canary
         assert canary is not None
-        following = canary.steps[index] if index < len(canary.steps) else None
-        if following is None or following.pause is None or following.pause.duration is None:
-            return None
-        return workflow.now() + following.pause.duration
+        return _end_of_pause_after(canary.steps, index)
 
     def _judge_until(self, end: datetime | None) -> None:
         """Stretches from now on end at ``end`` (None: until stopped), when the analysis is timed."""
         if self._analysis is not None:
             self._analysis.until(end)
+
+    # --- the feature flag, after the code ---------------------------------------------------------
+
+    async def _flag(self) -> None:
+        """The ring's feature flag, step by step as a canary's weight: ``setRollout`` steps, pauses and
+        approvals, judged flag-on against flag-off from the first step, fully on (100%) at the end.
+
+        The code has landed (flag off) and its own analysis has concluded; the flag's analysis is a new
+        one, in the ``flag`` stage."""
+        flag = self._inp.strategy.feature_flag
+        assert flag is not None
+        self._analysis = None  # the code's analysis concluded (passed): the flag is judged afresh
+        for index, step in enumerate(flag.steps, start=1):
+            await self._before_step()
+            if step.set_rollout is not None:
+                await self._flag_step(f"flag step {index}: setRollout {step.set_rollout}", step.set_rollout)
+                self._start_analysis("flag", until=self._flag_pause_end(index))
+            elif step.pause is not None and step.pause.duration is not None:
+                self._judge_until(workflow.now() + step.pause.duration)
+                await self._set_state(
+                    self._judging_state(), f"flag step {index}: pause {step.pause.duration}"
+                )
+                await self.held_clock_wait(
+                    step.pause.duration,
+                    f"pause {step.pause.duration} at {self._status.flag_rollout or 0}% of {flag.flag} "
+                    f"in {self._target.name}",
+                )
+            else:
+                self._judge_until(None)
+                await self._await_approval(f"flag step {index}: pause until approved")
+        await self._before_step()
+        await self._conclude_analysis()
+        if self._status.flag_rollout != 100:
+            await self._before_step()
+            await self._flag_step(f"flag {flag.flag} fully on", 100, state="promoting")
+
+    def _flag_pause_end(self, index: int) -> datetime | None:
+        """As :meth:`_pause_end`, for the flag's steps."""
+        flag = self._inp.strategy.feature_flag
+        assert flag is not None
+        return _end_of_pause_after(flag.steps, index)
+
+    async def _flag_step(self, label: str, rollout: int, state: ClusterState = "deploying") -> None:
+        """Snapshot the flag before the run's first write in this cluster, then one ``setRollout``."""
+        flag = self._inp.strategy.feature_flag
+        server = self._inp.flag_server
+        assert flag is not None
+        assert self._snapshot is not None
+        if server is None:
+            raise _StepFailed(f"no flag server is known for region {self._target.region}")
+        await self._set_state(state, label)
+        if self._snapshot.flag is None:
+            found = await self._call(
+                lambda: workflow.start_activity_method(
+                    FlagActivities.snapshot_flag,
+                    FlagSnapshotInput(
+                        release=self._inp.release, cluster=self._target.name, flag=flag.flag, server=server
+                    ),
+                    summary=f"record flag {flag.flag} in {self._target.name} before its first step",
+                    **options.FLAG_CALL,
+                ),
+                unreachable="flag server unreachable",
+            )
+            self._snapshot.flag = FlagRecord(server=server, snapshot=found)
+        record = self._snapshot.flag
+        step = FlagStepInput(
+            release=self._inp.release,
+            cluster=self._target.name,
+            flag=flag.flag,
+            server=server,
+            rollout=rollout,
+            stickiness=flag.stickiness,
+            last_written=record.last_written,
+        )
+
+        def start() -> workflow.ActivityHandle[FlagStepResult]:
+            return workflow.start_activity_method(
+                FlagActivities.set_flag_rollout,
+                step,
+                summary=f"{label} of {flag.flag} in {self._target.name}",
+                **options.FLAG_CALL,
+            )
+
+        def written(result: FlagStepResult) -> None:
+            record.last_written = result.written
+            self._status.flag_rollout = result.rollout
+
+        await self._call(start, unreachable="flag server unreachable", whole=written)
+        await self._set_state(self._judging_state() if state == "deploying" else state, label)
 
     async def _blue_green(self) -> None:
         blue_green = self._inp.strategy.blue_green
@@ -418,6 +542,7 @@ class ClusterRolloutWorkflow(Steering):
         if not self._inp.analysis or not self._inp.analysis.metrics:
             return
         analysis = self._inp.analysis
+        flag = self._inp.strategy.feature_flag
 
         def make_input(mode: AnalysisMode, prior: list[Check]) -> AnalyzeInput:
             return AnalyzeInput(
@@ -430,6 +555,7 @@ class ClusterRolloutWorkflow(Steering):
                 stable_version=self._snapshot.version if self._snapshot else "",
                 touched_at=self._touched_at,
                 prior_checks=prior,
+                feature=flag.flag if stage == "flag" and flag is not None else None,
             )
 
         def on_result(result: AnalyzeResult) -> None:
@@ -445,7 +571,8 @@ class ClusterRolloutWorkflow(Steering):
             timed=_patches.patched("timed-stretches"),
         )
         self._analysis.start(until)
-        if _patches.patched("report-gate-holds"):
+        if self._gate_reporter is None and _patches.patched("report-gate-holds"):
+            # One reporter for the run: the flag's analysis follows the code's, both report through it.
             self._gate_reporter = asyncio.create_task(self._report_gate_holds())
 
     async def _report_gate_holds(self) -> None:
@@ -628,20 +755,41 @@ class ClusterRolloutWorkflow(Steering):
             )
         )
 
-    async def _call(self, start: Callable[[], workflow.ActivityHandle[_T]]) -> _T:
+    async def _call(
+        self,
+        start: Callable[[], workflow.ActivityHandle[_T]],
+        *,
+        unreachable: str = "cluster unreachable",
+        whole: Callable[[_T], None] | None = None,
+    ) -> _T:
         """One call against the cluster, interruptible, holding the cluster while its API is unreachable.
 
         A permanent failure fails the step (and the cluster rolls back). A transient one that outlasts
         the call's own retries (an API server down for minutes: a control-plane upgrade, a network
-        partition) holds this cluster as ``cluster unreachable`` with the last error, and the call runs
-        again after a growing pause, or at once on ``resume``, until the API answers: the release goes
-        on by itself. An abort or a failing gate still interrupts it.
+        partition) holds this cluster as ``cluster unreachable`` (``unreachable``) with the last error,
+        and the call runs again after a growing pause, or at once on ``resume``, until the API answers:
+        the release goes on by itself. An abort or a failing gate still interrupts it.
+
+        With ``whole`` (a flag step: seconds long), the call is never cut short: an abort, a failing
+        gate or a cancellation waits for it to end and ``whole`` to record what it wrote, so the
+        restore that follows judges Unleash against what is really there, then goes on.
         """
         held_from: tuple[ClusterState, str] | None = None
         round_ = 0
         while True:
             try:
-                result = await self.interruptible(start())
+                if whole is None:
+                    result = await self.interruptible(start())
+                else:
+                    handle = start()
+                    try:
+                        result = await _to_its_end(handle)
+                    except asyncio.CancelledError:
+                        if _succeeded(handle):
+                            whole(handle.result())
+                        raise
+                    whole(result)
+                    self.raise_if_interrupted()
             except ActivityError as err:
                 if _rollback.is_permanent(err) or not _patches.patched("unreachable-holds"):
                     raise _StepFailed(_rollback.describe(err)) from None
@@ -651,7 +799,7 @@ class ClusterRolloutWorkflow(Steering):
                     held_from = (self._status.state, self._status.step)
                 self._retry_now = False
                 await self._set_state(
-                    "holding", f"cluster unreachable (trying again within {pause}): {_rollback.describe(err)}"
+                    "holding", f"{unreachable} (trying again within {pause}): {_rollback.describe(err)}"
                 )
                 await self.until(
                     lambda: self._retry_now, limit=pause, summary=f"try {self._target.name} again in {pause}"

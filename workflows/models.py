@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from activities.models import AnalysisMode, AnalyzeInput, ClusterSnapshot, ClusterTarget, ReleaseRef
+from policies.flags import FlagServer
 from policies.freeze import Freeze
 from policies.freeze import Scope as FreezeScope
 from policies.gates import Check, GateVerdict
@@ -183,6 +184,9 @@ class ClusterStatus(_Model):
     """The version serving the majority of the cluster's traffic (the stable one until promotion)."""
     weight: int = 0
     """Share of traffic on the release's version, 0-100."""
+    flag_rollout: int | None = None
+    """Share of the cluster's users the ring's feature flag is on for, 0-100; None before its first
+    flag step (or when the ring moves no flag)."""
     step: str = ""
     message: str = ""
     workflow_id: str = ""
@@ -279,6 +283,8 @@ class ClusterRolloutInput(_Model):
     billable action each, for a state the release's phase shows only while no cluster of the wave is
     still deploying; ``status`` reads each running cluster from its own workflow either way. Its
     result then carries its residency decisions only if one denies (the release keeps no others)."""
+    flag_server: FlagServer | None = None
+    """The cluster's region's flag server, when the ring's strategy moves a feature flag."""
 
 
 # --- a ring's bake, partitioned -------------------------------------------------------------------

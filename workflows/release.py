@@ -482,6 +482,7 @@ class ReleaseWorkflow(Steering):
                 hold_reason=self._child_hold_reason(),
                 sealed_orders=_patches.patched(SEALED_ORDERS),
                 report_analysis=not quiet,
+                flag_server=prepared.flag_servers.get(cluster.region) if ring.strategy.feature_flag else None,
             )
             inputs.append((cluster, child_input))
         if _patches.patched(WAVE_STARTS_TOGETHER):

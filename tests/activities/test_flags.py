@@ -21,7 +21,6 @@ import pytest
 from pydantic import SecretStr
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
-from UnleashClient.clients.unleash_client import UnleashClient
 
 from activities import _unleash, errors
 from activities import flags as flag_activities
@@ -41,6 +40,7 @@ from ringmaster.settings import Settings
 from sandbox import unleash
 from sandbox.processes import Processes
 from tests.sandbox.support import flag_stack
+from tests.support import unleash_sdk
 from tests.support.waiting import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -238,16 +238,7 @@ class TestSteps:
         """At 100% in euw1-internal the official SDK turns the flag on for every user there, and for no
         request from euw1-prod or without a cluster."""
         flag.step(100)
-        client = UnleashClient(
-            url=f"{flag.eu.url}/api",
-            app_name="ringmaster-tests",
-            refresh_interval=1,
-            disable_metrics=True,
-            custom_headers={"Authorization": flag.eu.client_token},
-            cache_directory=str(tmp_path),
-        )
-        client.initialize_client()
-        try:
+        with unleash_sdk.sdk(flag.eu, tmp_path) as client:
             users = [f"user-{i}" for i in range(20)]
 
             def inside() -> bool:
@@ -260,8 +251,6 @@ class TestSteps:
             for user in users:
                 assert not client.is_enabled(flag.name, {"userId": user, "properties": {"cluster": PROD}})
                 assert not client.is_enabled(flag.name, {"userId": user})
-        finally:
-            client.destroy()
 
 
 class TestOwnership:

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-from temporalio.exceptions import ApplicationError
-
-from activities import errors
 from activities.models import PrepareInput
 from activities.release import ReleaseActivities
 from tests.support import fleets
@@ -19,14 +15,19 @@ def _input(path: str, service: str) -> PrepareInput:
 
 
 class TestFeatureFlagPlans:
-    def test_a_plan_moving_a_flag_is_refused_until_workers_move_flags(self) -> None:
-        """A valid flag plan is refused as invalid, never run as its code alone with the flag left as is."""
-        activities = ReleaseActivities(fleets.example_fleet())
-        with pytest.raises(ApplicationError) as raised:
-            activities.prepare_release(_input("flag-plan.yaml", "checkout"))
-        assert raised.value.type == errors.INVALID_PLAN
-        assert raised.value.non_retryable
-        assert "checkout-v2" in str(raised.value)
+    def test_a_plan_moving_a_flag_is_prepared_with_each_reached_regions_flag_server(self) -> None:
+        """A valid flag plan prepares, carrying the flag server of every region its flag rings reach
+        (the cluster workflows move the flag there), and of no other region."""
+        fleet = fleets.example_fleet()
+        prepared = ReleaseActivities(fleet).prepare_release(_input("flag-plan.yaml", "checkout"))
+        reached = {c.region for r in prepared.schedule.rings if r.strategy.feature_flag for c in r.clusters()}
+        assert reached
+        assert prepared.flag_servers == {region: fleet.region(region).flags for region in reached}
+
+    def test_a_plan_without_flags_names_no_flag_server(self) -> None:
+        """A plan moving no flag carries no flag server."""
+        prepared = ReleaseActivities(fleets.example_fleet()).prepare_release(_input("plan.yaml", "api"))
+        assert prepared.flag_servers == {}
 
     def test_a_plan_without_flags_still_prepares_on_a_fleet_with_flag_servers(self) -> None:
         """The example plan prepares on the example fleet, whose regions now name flag servers."""

@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from UnleashClient.clients.unleash_client import UnleashClient
 
 from policies import hosts, loading
 from sandbox import stack, unleash, unleashclient
 from sandbox.processes import Processes, ProcessRecord, is_alive
 from tests.sandbox.support import flag_stack, sandbox_cli
+from tests.support import unleash_sdk
 from tests.support.waiting import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -198,16 +198,7 @@ class TestAdminWrites:
         default, 1 here)."""
         eu = servers["EU"]
         roll_out_to(eu, ["euw1-prod"])
-        client = UnleashClient(
-            url=f"{eu.url}/api",
-            app_name="ringmaster-tests",
-            refresh_interval=1,
-            disable_metrics=True,
-            custom_headers={"Authorization": eu.client_token},
-            cache_directory=str(tmp_path),
-        )
-        client.initialize_client()
-        try:
+        with unleash_sdk.sdk(eu, tmp_path) as client:
             inside = {"userId": "u-1", "properties": {"cluster": "euw1-prod"}}
             outside = {"userId": "u-1", "properties": {"cluster": "euc1-prod"}}
             eventually(
@@ -215,8 +206,6 @@ class TestAdminWrites:
             )
             assert client.is_enabled("checkout-v2", outside) is False
             assert client.is_enabled("checkout-v2", {"userId": "u-1"}) is False
-        finally:
-            client.destroy()
 
 
 class TestRestart:

@@ -17,6 +17,7 @@ from temporalio.common import WorkflowIDConflictPolicy
 from activities import outcomes
 from activities.identity import IdentityActivities
 from activities.models import AnalyzeInput
+from policies.fleet import Fleet
 from policies.gates import Measurement
 from policies.identity import Proof
 from ringmaster import worker
@@ -219,15 +220,17 @@ async def running_worker(
     metrics: Any = None,
     settings: Settings | None = None,
     identity: IdentityActivities | None = None,
+    fleet: Fleet = FLEET,
 ) -> AsyncIterator[Harness]:
     """An in-process worker (both queues) with every real workflow and activity, over fake clusters.
 
-    Identity is taken on the client's word (``trusted``) unless ``identity`` verifies it.
+    Identity is taken on the client's word (``trusted``) unless ``identity`` verifies it. ``fleet``
+    (the example fleet unless given) is the worker's and the fake clusters'.
     """
     settings = settings or worker_settings()
-    clusters = FileClusterBackend(tmp_path / "clusters.json", FLEET)
+    clusters = FileClusterBackend(tmp_path / "clusters.json", fleet)
     workers = worker.build_workers(
-        client, settings, FLEET, backend=clusters, metrics=metrics or ScriptedMetrics(), identity=identity
+        client, settings, fleet, backend=clusters, metrics=metrics or ScriptedMetrics(), identity=identity
     )
     async with workers:
         yield Harness(client, settings.task_queue, clusters)
