@@ -158,6 +158,7 @@ def activities_for(
         cluster.check_residency,
         cluster.snapshot_cluster,
         cluster.find_snapshots,
+        cluster.keep_flag_snapshot,
         cluster.apply_step,
         cluster.wait_rollout,
         cluster.rollback_cluster,

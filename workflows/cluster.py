@@ -33,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
         ClusterSnapshot,
         ClusterTarget,
         FlagRecord,
+        KeepFlagInput,
         ResidencyInput,
         RollbackInput,
         RolloutTarget,
@@ -461,7 +462,22 @@ class ClusterRolloutWorkflow(Steering):
                 ),
                 unreachable="flag server unreachable",
             )
-            self._snapshot.flag = FlagRecord(server=server, snapshot=found)
+            # Kept beside the workload's snapshot before the first write, so every rollback finds it:
+            # this workflow's, the release's, a sweep after a reset, ``ringmaster rollback``. A kept
+            # record wins over the one just read (a repeated first step reads its own write).
+            self._snapshot.flag = await self._call(
+                lambda: workflow.start_activity_method(
+                    ClusterActivities.keep_flag_snapshot,
+                    KeepFlagInput(
+                        release=self._inp.release,
+                        cluster=self._target,
+                        workload=self._inp.workload,
+                        record=FlagRecord(server=server, snapshot=found),
+                    ),
+                    summary=f"keep flag {flag.flag} as found beside the snapshot of {self._target.name}",
+                    **options.CLUSTER_CALL,
+                )
+            )
         record = self._snapshot.flag
         step = FlagStepInput(
             release=self._inp.release,

@@ -38,7 +38,8 @@ from tests.workflows.support import (
     worker_settings,
 )
 from workflows.models import AbortRequest, ApproveRequest
-from workflows.release import ReleaseWorkflow
+from workflows.release import ReleaseWorkflow, release_id
+from workflows.undo import UndoInput, UndoWorkflow, undo_id
 
 ROOT = Path(__file__).resolve().parents[2]
 INTERNAL, BETA, PROD = "euw1-internal", "euc1-beta", "euw1-prod"
@@ -242,6 +243,33 @@ class TestFlagRollback:
             assert result.phase == "aborted", result.reason
             assert flag.state() == before
             assert h.versions()[INTERNAL] == "v1"
+
+
+class TestFlagUndo:
+    async def test_undoing_a_succeeded_flag_release_restores_each_flag_from_the_clusters_snapshot(
+        self, client, tmp_path, sandbox, flag
+    ):
+        """``ringmaster rollback`` of a promoted flag release finds each cluster's flag as found in the
+        snapshot ConfigMap entry (not in any workflow's state) and restores it, then the code."""
+        before = flag.state()
+        async with running_worker(client, tmp_path, settings=sandbox.settings(), fleet=sandbox.fleet) as h:
+            svc = unique_service("flagundo")
+            rings = [_flag_ring("internal", INTERNAL, flag.name, 50), _flag_ring("beta", BETA, flag.name, 20)]
+            handle = await h.start(_plan(svc, rings), service=svc)
+            released = await ended(handle)
+            assert released.phase == "succeeded", released.reason
+            assert _owned(flag, BETA)["parameters"]["rollout"] == "100"
+            kept = h.clusters.read()[BETA]["snapshots"]
+            assert [s["flag"]["snapshot"]["flag"] for s in kept.values()] == [flag.name]
+            result = await h.client.execute_workflow(
+                UndoWorkflow.run,
+                UndoInput(release_workflow_id=release_id(svc, "v2"), by="alice"),
+                id=undo_id(svc, "v2"),
+                task_queue=h.task_queue,
+            )
+            assert result.phase == "restored", result.problem
+            assert flag.state() == before
+            assert h.versions()[INTERNAL] == "v1" and h.versions()[BETA] == "v1"
 
 
 class TestFlagOwnership:
