@@ -10,8 +10,10 @@ get through the official Python SDK.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -458,6 +460,58 @@ class TestFailures:
             unleash.restart_server(processes, "EU")
         result = await ActivityEnvironment().run(activities.set_flag_rollout, inp)
         assert result.action == "created"
+
+
+class _Interleaving:
+    """The real Admin API client, recording which cluster each request is about; the first request
+    about ``slow`` waits (up to a second) for a request about any other cluster to arrive."""
+
+    def __init__(self, real: UnleashAdmin, slow: str) -> None:
+        self.real, self.slow = real, slow
+        self.order: list[str] = []
+        self.other_arrived = threading.Event()
+        self._held = False
+
+    def call(self, server: FlagServer, method: str, path: str, body: object = None, *, about: Any) -> Any:
+        self.order.append(about.cluster)
+        if about.cluster != self.slow:
+            self.other_arrived.set()
+        elif not self._held:
+            self._held = True
+            self.other_arrived.wait(timeout=1.0)
+        return self.real.call(server, method, path, body, about=about)
+
+
+class TestOneEnvironmentAtATime:
+    async def test_a_restore_and_another_clusters_step_in_one_environment_never_interleave(
+        self, flag: Flag, admin: UnleashAdmin, pool: ThreadPoolExecutor
+    ) -> None:
+        """A restore that may switch the environment off and another cluster's first step (which relies
+        on the toggle it read) run one after the other, so neither reads a state the other is changing:
+        both succeed, and the other cluster ends with its strategy and the flag on."""
+        snapshot = flag.snapshot(INTERNAL)
+        internal = flag.step(30)
+        recording = _Interleaving(admin, slow=INTERNAL)
+        activities = FlagActivities(recording, pool)
+        restore = FlagRestoreInput(
+            release=RELEASE, server=flag.server, snapshot=snapshot, last_written=internal.written
+        )
+        step = FlagStepInput(release=RELEASE, cluster=PROD, flag=flag.name, server=flag.server, rollout=5)
+        env = ActivityEnvironment()
+        restored_task = asyncio.create_task(env.run(activities.restore_flag, restore))
+        await asyncio.to_thread(
+            lambda: eventually(
+                lambda: INTERNAL in recording.order, timeout=10, what="the restore's first call"
+            )
+        )
+        stepped = await env.run(activities.set_flag_rollout, step)
+        restored = await restored_task
+        first_prod = recording.order.index(PROD)
+        assert set(recording.order[:first_prod]) == {INTERNAL}
+        assert INTERNAL not in recording.order[first_prod:], recording.order
+        assert restored.action == "deleted" and stepped.action == "created"
+        assert flag.enabled()
+        assert [s["title"] for s in flag.strategies()] == [flags.owner_title(PROD)]
 
 
 class TestTokens:
