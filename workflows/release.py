@@ -397,6 +397,7 @@ class ReleaseWorkflow(Steering):
             self.abort_reason = self.abort_reason or "cancelled through Temporal"
             ending = self._abort(self.abort_reason)
         else:
+            self._status.flags_fully_on = self._flags_fully_on(prepared)
             ending = self._end("succeeded", "promoted in every ring")
         # Nothing holds an ending: its rollback (or its record) goes on whatever is frozen.
         self._freeze_reads = False
@@ -407,6 +408,19 @@ class ReleaseWorkflow(Steering):
         # Whatever ends the release, its ending (draining children, rolling back) completes through any
         # cancellation that arrives meanwhile.
         return await _rollback.to_completion(ending)
+
+    def _flags_fully_on(self, prepared: PreparedRelease) -> list[str]:
+        """The flags every ring moved, now at 100% in each of their clusters (from the clusters'
+        reports: a result field only, nothing the run decides on)."""
+        moved = {
+            r.strategy.feature_flag.flag if r.strategy.feature_flag else None for r in prepared.schedule.rings
+        }
+        if len(moved) != 1 or None in moved:
+            return []
+        names = [c.name for c in prepared.schedule.all_clusters()]
+        if all(self._status.cluster(name).flag_rollout == 100 for name in names):
+            return sorted(f for f in moved if f is not None)
+        return []
 
     async def _prepared_all_the_same(self, preparing: workflow.ActivityHandle[PreparedRelease]) -> bool:
         """Whether a cancellation met a prepare that had completed (patch ``prepared-before-cancel``).

@@ -22,6 +22,7 @@ from activities._unleash import UnleashAdmin
 from policies import flags
 from policies.flags import FlagServer
 from policies.fleet import Fleet
+from ringmaster.cli import status
 from ringmaster.settings import Settings
 from sandbox import unleash
 from tests.activities.test_flags import Flag
@@ -178,6 +179,9 @@ class TestFlagPromotion:
             assert _owned(flag, BETA)["parameters"]["rollout"] == "100"
             assert flag.enabled()
             assert h.versions()[INTERNAL] == "v2" and h.versions()[BETA] == "v2"
+            assert result.flags_fully_on == [flag.name]
+            assert [c.flag_rollout for c in result.clusters if c.name in (INTERNAL, BETA)] == [100, 100]
+            assert "fully on in every ring" in status.status_text(result, [])
 
 
 class TestFlagRollback:
@@ -254,12 +258,14 @@ class TestFlagUndo:
         before = flag.state()
         async with running_worker(client, tmp_path, settings=sandbox.settings(), fleet=sandbox.fleet) as h:
             svc = unique_service("flagundo")
-            rings = [_flag_ring("internal", INTERNAL, flag.name, 50), _flag_ring("beta", BETA, flag.name, 20)]
+            code_only = {"name": "beta", "clusters": [BETA], "strategy": {"rolling": {}}, "bakeTime": "1s"}
+            rings = [_flag_ring("internal", INTERNAL, flag.name, 50), code_only]
             handle = await h.start(_plan(svc, rings), service=svc)
             released = await ended(handle)
             assert released.phase == "succeeded", released.reason
-            assert _owned(flag, BETA)["parameters"]["rollout"] == "100"
-            kept = h.clusters.read()[BETA]["snapshots"]
+            assert released.flags_fully_on == [], "the beta ring's users do not have the flag"
+            assert _owned(flag, INTERNAL)["parameters"]["rollout"] == "100"
+            kept = h.clusters.read()[INTERNAL]["snapshots"]
             assert [s["flag"]["snapshot"]["flag"] for s in kept.values()] == [flag.name]
             result = await h.client.execute_workflow(
                 UndoWorkflow.run,
