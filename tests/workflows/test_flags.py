@@ -25,6 +25,7 @@ from policies.fleet import Fleet
 from ringmaster.cli import status
 from ringmaster.settings import Settings
 from sandbox import unleash
+from sandbox.processes import Processes
 from tests.activities.test_flags import Flag
 from tests.sandbox.support import flag_stack
 from tests.support import fleets, unleash_sdk
@@ -68,10 +69,16 @@ class Unleash:
 
 
 @pytest.fixture(scope="module")
-def eu(tmp_path_factory: pytest.TempPathFactory) -> Iterator[unleash.Server]:
-    """The sandbox's EU Unleash (the stack is up for the module)."""
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The flag stack's directory (the stack is up for the module)."""
     with flag_stack(tmp_path_factory.mktemp("flags"), ROOT / "deploy" / "examples" / "fleet.yaml") as where:
-        yield unleash.read(where)["EU"]
+        yield where
+
+
+@pytest.fixture(scope="module")
+def eu(stack: Path) -> unleash.Server:
+    """The sandbox's EU Unleash."""
+    return unleash.read(stack)["EU"]
 
 
 @pytest.fixture(scope="module")
@@ -247,6 +254,40 @@ class TestFlagRollback:
             assert result.phase == "aborted", result.reason
             assert flag.state() == before
             assert h.versions()[INTERNAL] == "v1"
+
+
+class TestFlagServerUnreachable:
+    async def test_an_unreachable_unleash_holds_the_cluster_and_the_release_goes_on_by_itself(
+        self, client, tmp_path, stack, sandbox, flag
+    ):
+        """With the EU Unleash down at the first flag step, the step retries, then the cluster holds as
+        ``flag server unreachable`` (no gate fails, nothing rolls back); once Unleash is back the step
+        runs again by itself and the release succeeds with the flag fully on."""
+        processes = Processes(stack)
+        async with running_worker(client, tmp_path, settings=sandbox.settings(), fleet=sandbox.fleet) as h:
+            svc = unique_service("flagdown")
+            processes.stop(unleash.process_name("EU"))
+            try:
+                handle = await h.start(
+                    _plan(svc, [_flag_ring("internal", INTERNAL, flag.name, 40)]), service=svc
+                )
+
+                async def held() -> str:
+                    found = await cluster_state(handle, INTERNAL)
+                    return f"{found.state}: {found.step}" if found else ""
+
+                await assert_eventually(
+                    held,
+                    lambda s: s.startswith("holding: flag server unreachable"),
+                    timeout=120,
+                    what="the cluster held while Unleash is down",
+                )
+            finally:
+                unleash.restart_server(processes, "EU")
+            result = await ended(handle)
+        assert result.phase == "succeeded", result.reason
+        assert _owned(flag, INTERNAL)["parameters"]["rollout"] == "100"
+        assert not result.needs_attention
 
 
 class TestFlagUndo:
