@@ -198,9 +198,14 @@ class TestStaleFlags:
         )
 
     def test_a_change_restarts_the_clock(self, eu: unleash.Server, sandbox: Path) -> None:
-        """A flag switched off and on again is fully on since the switch back, not since it was created."""
-        flag = EuFlag(eu, "flipped", [{"name": "default", "parameters": {}}])
+        """A flag switched off and on again is fully on since the switch back, not since it was created;
+        a change that decides nothing about who gets it (the order of its strategies) leaves it alone."""
+        flag = EuFlag(eu, "flipped", [{"name": "default", "parameters": {}}, _rollout(100)])
         first = _since(sandbox, flag.name)
+        ids = [strategy["id"] for strategy in flag.api.call("GET", f"{flag.base}/strategies")]
+        order = [{"id": strategy_id, "sortOrder": n} for n, strategy_id in enumerate(reversed(ids))]
+        flag.api.call("POST", f"{flag.base}/strategies/set-sort-order", order)
+        assert _since(sandbox, flag.name) == first
         flag.api.call("POST", f"{flag.base}/off")
         flag.api.call("POST", f"{flag.base}/on")
         second = _since(sandbox, flag.name)
