@@ -16,7 +16,6 @@ server's host and the request, never the token.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime, timedelta
 from urllib.parse import quote, urlencode
 
@@ -27,8 +26,6 @@ from activities.errors import ErrorKind
 from policies import flag_audit
 from policies.flag_audit import AuditedServer, Feature, StaleFlag
 from policies.flags import FlagServer
-
-Progress = Callable[[str], None]
 
 
 class _ServerTarget(Target):
@@ -42,16 +39,11 @@ class _ServerTarget(Target):
         return FlagError(f"{server.host}: {self.what}: {problem}", kind=kind, cluster="", status=status)
 
 
-def _quiet(_: str) -> None:
-    """No progress report."""
-
-
 def stale_flags(
     admin: FlagAdmin,
     audited: AuditedServer,
     now: datetime,
     older_than: timedelta,
-    progress: Progress = _quiet,
 ) -> list[StaleFlag]:
     """The flags of ``audited`` fully on in every environment the fleet names there, unchanged for at
     least ``older_than`` before ``now``, sorted by name; FlagError when the server cannot tell."""
@@ -59,7 +51,6 @@ def stale_flags(
     base = server.api_url.path.rstrip("/")
     project = quote(server.project, safe="")
     what = f"GET features of project {server.project}"
-    progress(f"{what} on {server.host}")
     overview = admin.call(
         server, "GET", f"{base}/admin/projects/{project}/features", about=_ServerTarget(what)
     )
