@@ -17,7 +17,7 @@ class ExitCode(IntEnum):
     refuses; a ``freeze`` of a scope already frozen, an ``unfreeze`` of one that is not); for the worker,
     settings it cannot run with (fleet, kubeconfig, identity policy, attestation key)."""
     UNREACHABLE = 3
-    """Temporal (or another required server) could not be reached."""
+    """Temporal (or another required server: a flag server for ``flags stale``) could not be reached."""
     TIMEOUT = 4
     """``--wait --timeout`` passed while the release is still running."""
     NOT_ALLOWED = 5

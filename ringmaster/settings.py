@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from activities.webhooks import Webhook
@@ -148,3 +148,11 @@ class Settings(BaseSettings):
         if twice:
             raise ValueError(f"webhook names must be unique; given more than once: {', '.join(twice)}")
         return value
+
+
+def settings_problems(err: ValidationError) -> str:
+    """``invalid settings: RINGMASTER_X: <problem>; ...``: each invalid variable by its name."""
+    problems = "; ".join(
+        f"RINGMASTER_{'_'.join(str(part) for part in e['loc']).upper()}: {e['msg']}" for e in err.errors()
+    )
+    return f"invalid settings: {problems}"

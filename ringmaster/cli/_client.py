@@ -29,7 +29,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from ringmaster import temporal
 from ringmaster.cli.options import Output
 from ringmaster.exitcodes import ExitCode
-from ringmaster.settings import Settings
+from ringmaster.settings import Settings, settings_problems
 from workflows.release import release_id
 
 T = TypeVar("T")
@@ -61,10 +61,7 @@ def settings_or_stop() -> Settings:
     try:
         return Settings()
     except ValidationError as err:
-        problems = "; ".join(
-            f"RINGMASTER_{'_'.join(str(part) for part in e['loc']).upper()}: {e['msg']}" for e in err.errors()
-        )
-        raise Stop(ExitCode.INVALID, f"invalid settings: {problems}") from None
+        raise Stop(ExitCode.INVALID, settings_problems(err)) from None
 
 
 def run(output: Output, body: Callable[[Settings], Coroutine[Any, Any, Outcome]]) -> NoReturn:
