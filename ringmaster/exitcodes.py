@@ -23,3 +23,9 @@ class ExitCode(IntEnum):
     NOT_ALLOWED = 5
     """``policy check``: the authorization policy refuses the request. (A submission or control the
     worker refuses, on authorization as on anything else, is a rejected request: 2.)"""
+    NONDETERMINISTIC = 6
+    """``replay``: a history of a running (or recently closed) release does not replay against this
+    code; the output names the workflow, its run and the event. Do not deploy this worker."""
+    IN_USE = 7
+    """``deployment drained``: the version is still routed to, or open runs are still pinned to it; keep
+    its workers. ``patches --retirable P``: a patch is still needed by an open run."""
