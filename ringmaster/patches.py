@@ -16,11 +16,11 @@ the second is the careful side, since such a run may simply not have reached the
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from packaging.version import InvalidVersion, Version
 from temporalio.api.enums.v1 import EventType
 
 from ringmaster.replay import started
@@ -34,6 +34,23 @@ PATCH_MARKER = "core_patch"
 
 RUNS_LISTED = 10
 """Runs named per patch still needed (all are counted)."""
+
+_RELEASE = re.compile(r"^(\d+(?:\.\d+)*)")
+
+Version = tuple[int, ...]
+
+
+def version_of(text: str) -> Version | None:
+    """A ringmaster version's release numbers (``0.2.0`` -> (0, 2, 0); a suffix such as ``rc1`` is
+    ignored), None when ``text`` does not start with one."""
+    found = _RELEASE.match(text)
+    if found is None:
+        return None
+    numbers = tuple(int(n) for n in found.group(1).split("."))
+    # 0.2 and 0.2.0 are the same release.
+    while len(numbers) > 1 and numbers[-1] == 0:
+        numbers = numbers[:-1]
+    return numbers
 
 
 @dataclass
@@ -50,11 +67,7 @@ class Run:
     @property
     def version(self) -> Version | None:
         """The ringmaster version of that build (``<version>-<commit>``), None when unknown."""
-        head = self.build_id.split("-", 1)[0]
-        try:
-            return Version(head) if head else None
-        except InvalidVersion:
-            return None
+        return version_of(self.build_id.split("-", 1)[0])
 
     def needs(self, patch: str) -> bool:
         """Whether replaying this run may take the patch's old branch."""
@@ -62,7 +75,8 @@ class Run:
         if patch in taken:
             return False
         built = self.version
-        return built is None or built < Version(_patches.SINCE[patch])
+        since = version_of(_patches.SINCE[patch])
+        return built is None or since is None or built < since
 
 
 def _first_build(history: WorkflowHistory) -> str:

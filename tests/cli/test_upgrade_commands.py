@@ -23,6 +23,7 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from ringmaster import patches
 from tests.cli.test_release_cli import Cli
 from tests.conftest import DEV_SERVER
 from tests.support.waiting import assert_eventually
@@ -103,6 +104,43 @@ async def _open_release(client: Client, tmp_path: Path, build: str) -> AsyncIter
         yield Cli(client, h.task_queue, tmp_path), handle.id, f"WorkflowId STARTS_WITH 'release:{svc}:'"
         await _approve(handle)
         await ended(handle)
+
+
+def _run(build: str, markers: set[str]) -> patches.Run:
+    return patches.Run("release:api:v2", "r1", "ReleaseWorkflow", build, markers)
+
+
+class TestPatchRule:
+    """The rule ``ringmaster patches`` applies to one open run (``docs/design.md``, "Retiring a patch")."""
+
+    @pytest.mark.parametrize(
+        ("build", "markers", "needed"),
+        [
+            ("0.0.9-abc", set(), True),  # older than the patch, never met it
+            ("", set(), True),  # a build that did not say: the careful side
+            ("0.1.0-abc", set(), False),  # started with the patch: it records the marker on the way
+            ("0.2.0-abc", set(), False),
+            ("0.0.9-abc", {"rollback-first"}, False),  # met it: replays True by its marker
+            ("0.0.9-abc", {_patches.BASELINE}, False),  # the baseline stands for every covered id
+            ("not-a-version", set(), True),
+        ],
+    )
+    def test_a_run_needs_a_patch_it_never_met_when_its_build_is_older_or_unknown(
+        self, build: str, markers: set[str], needed: bool
+    ) -> None:
+        """``rollback-first`` (covered by the baseline, since 0.1.0)."""
+        assert _run(build, markers).needs("rollback-first") is needed
+
+    def test_the_baseline_does_not_stand_for_a_patch_it_does_not_cover(self) -> None:
+        """``accountable`` came after the baseline: its marker alone says a run met it."""
+        assert _run("0.0.9-abc", {_patches.BASELINE}).needs("accountable")
+        assert not _run("0.0.9-abc", {_patches.BASELINE, "accountable"}).needs("accountable")
+
+    def test_versions_compare_by_their_numbers(self) -> None:
+        """0.10 is after 0.9, and 0.2 is 0.2.0."""
+        assert patches.version_of("0.10.0") > patches.version_of("0.9.3")  # type: ignore[operator]
+        assert patches.version_of("0.2") == patches.version_of("0.2.0")
+        assert patches.version_of("unknown") is None
 
 
 class TestPatches:
