@@ -15,7 +15,9 @@ class ExitCode(IntEnum):
     INVALID = 2
     """Invalid input, a residency denial, or a rejected submission or control (a submission a freeze
     refuses; a ``freeze`` of a scope already frozen, an ``unfreeze`` of one that is not); for the worker,
-    settings it cannot run with (fleet, kubeconfig, identity policy, attestation key)."""
+    settings it cannot run with (fleet, kubeconfig, identity policy, attestation key, versioning without a
+    known commit); for ``deployment current``, a build Temporal does not know or none of whose workers
+    polls yet."""
     UNREACHABLE = 3
     """Temporal (or another required server) could not be reached."""
     TIMEOUT = 4
