@@ -129,9 +129,7 @@ async def _first_failing_task(replayer: Replayer, history: WorkflowHistory) -> i
             low = middle + 1
         else:
             high = middle
-    if low == 0:
-        return 0
-    # The failing task's commands follow its completed event, right after the previous task's end.
+    # The failing task's commands follow its completed event, the last one before its end.
     completed = [
         i
         for i, event in enumerate(history.events[: ends[low]])
@@ -140,7 +138,7 @@ async def _first_failing_task(replayer: Replayer, history: WorkflowHistory) -> i
     return completed[-1] + 1 if completed and completed[-1] + 1 < len(history.events) else None
 
 
-async def _event(replayer: Replayer, history: WorkflowHistory, message: str) -> tuple[int | None, str]:
+async def failing_event(replayer: Replayer, history: WorkflowHistory, message: str) -> tuple[int | None, str]:
     """The event a replay failure is about: the one its message names, else the first command event
     of the first workflow task that does not replay; and its type."""
     found = _EVENT_ID.search(message)
@@ -171,7 +169,7 @@ async def replay(found: AsyncIterator[WorkflowHistory]) -> list[Replayed]:
                 failed.append((done, history))
             results.append(done)
     for done, history in failed:
-        done.event_id, done.event_type = await _event(replayer, history, done.error)
+        done.event_id, done.event_type = await failing_event(replayer, history, done.error)
     return results
 
 

@@ -14,16 +14,19 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 import pytest_asyncio
+from temporalio import workflow
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Replayer, UnsandboxedWorkflowRunner, Worker
 
-from ringmaster import patches
+from ringmaster import patches, replay
 from tests.cli.test_release_cli import Cli
 from tests.conftest import DEV_SERVER
 from tests.support.waiting import assert_eventually
@@ -80,8 +83,8 @@ class TestReplay:
             [failed] = [r for r in changed["results"] if not r["ok"]]
             assert (failed["workflowId"], failed["runId"]) == (handle.id, handle.result_run_id)
             assert failed["release"] == handle.id
-            assert failed["eventId"] is not None, failed
-            assert failed["eventType"], failed
+            # Its first workflow task recorded the baseline's patch marker; the change issues a timer.
+            assert (failed["eventId"], failed["eventType"]) == (5, "MARKER_RECORDED"), failed
             assert "Nondeterminism" in failed["error"] or "nondetermin" in failed["error"].lower(), failed
             code, out, _ = await cli.run("replay", "--query", only, module="tests.support.changed_release")
             assert code == 6
@@ -104,6 +107,47 @@ async def _open_release(client: Client, tmp_path: Path, build: str) -> AsyncIter
         yield Cli(client, h.task_queue, tmp_path), handle.id, f"WorkflowId STARTS_WITH 'release:{svc}:'"
         await _approve(handle)
         await ended(handle)
+
+
+@workflow.defn(name="ThreeSteps")
+class ThreeSteps:
+    """Three timers, each in a workflow task of its own."""
+
+    @workflow.run
+    async def run(self) -> None:
+        """Sleep three times."""
+        for _ in range(3):
+            await workflow.sleep(timedelta(milliseconds=10))
+
+
+@workflow.defn(name="ThreeSteps")
+class ThreeStepsChanged:
+    """The same until its third task, which writes the memo instead of starting a timer."""
+
+    @workflow.run
+    async def run(self) -> None:
+        """Sleep twice, then change the memo."""
+        for _ in range(2):
+            await workflow.sleep(timedelta(milliseconds=10))
+        workflow.upsert_memo({"changed": True})
+
+
+class TestFailingEvent:
+    async def test_a_change_in_a_later_task_is_named_by_that_tasks_first_command(self, client):
+        """The replayer's message names no event; bisecting the task boundaries finds the third task,
+        whose first command event (the third timer) is the one named."""
+        queue = f"tq-{uuid.uuid4().hex}"
+        runner = UnsandboxedWorkflowRunner()
+        async with Worker(client, task_queue=queue, workflows=[ThreeSteps], workflow_runner=runner):
+            handle = await client.start_workflow(ThreeSteps.run, id=f"three-{queue}", task_queue=queue)
+            await handle.result()
+        history = await handle.fetch_history()
+        timers = [e.event_id for e in history.events if e.HasField("timer_started_event_attributes")]
+        changed = Replayer(workflows=[ThreeStepsChanged], workflow_runner=runner)
+        result = await changed.replay_workflow(history, raise_on_replay_failure=False)
+        assert result.replay_failure is not None
+        named = await replay.failing_event(changed, history, str(result.replay_failure))
+        assert named == (timers[2], "TIMER_STARTED")
 
 
 def _run(build: str, markers: set[str]) -> patches.Run:
