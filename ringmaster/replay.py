@@ -97,10 +97,11 @@ def _release_of(history: WorkflowHistory, workflow_type: str) -> str:
 
 
 def core_logs_to_stderr() -> None:
-    """Send the SDK core's log lines (it warns of each failing task) through Python's logging, to
-    stderr, so ``--output json`` stays one document on stdout. Call before the first client."""
+    """Send the SDK core's errors through Python's logging, to stderr, so ``--output json`` stays one
+    document on stdout; its warnings (one per failing replay, which the report names, and one per
+    bisection step) are left out. Call before the first client."""
     forward = LogForwardingConfig(logger=logging.getLogger("temporalio.core"))
-    telemetry = TelemetryConfig(logging=LoggingConfig(filter="WARN", forwarding=forward))
+    telemetry = TelemetryConfig(logging=LoggingConfig(filter="ERROR", forwarding=forward))
     Runtime.set_default(Runtime(telemetry=telemetry), error_if_already_set=False)
 
 
