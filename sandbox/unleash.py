@@ -335,8 +335,13 @@ def write(directory: Path, servers: list[Server]) -> Path:
 
 def read(directory: Path) -> dict[str, Server]:
     """The servers ``DIR/unleash.json`` names, by jurisdiction (empty when absent or unreadable)."""
+    return read_file(directory / FILE)
+
+
+def read_file(path: Path) -> dict[str, Server]:
+    """The servers a file :func:`write` wrote names, by jurisdiction (empty when absent or unreadable)."""
     try:
-        return _SERVERS.validate_json((directory / FILE).read_bytes())
+        return _SERVERS.validate_json(path.read_bytes())
     except (OSError, ValidationError):
         return {}
 
