@@ -27,7 +27,9 @@ and writes ``DIR/env``, which a shell sources to point ``ringmaster`` at this sa
 worker it starts the sandbox's OIDC issuer (process ``oidc``) and writes ``DIR/identity/`` (SSH keys
 of alice and bob, the worker's identity policy and attestation key: :mod:`sandbox.identity`); the
 worker verifies every request under that policy (``identity: {mode: trusted}`` in the settings
-makes it take the client's word), and ``DIR/env`` signs with alice's key.
+makes it take the client's word), and ``DIR/env`` signs with alice's key. The worker gets each
+Unleash's admin token in its environment (``RINGMASTER_UNLEASH_ADMIN_TOKENS``, by host), so flag
+releases work in the sandbox; ``DIR/env`` does not carry them.
 
 Directory layout::
 
@@ -171,7 +173,7 @@ def up(
             kubeconfig=clusters.kubeconfig,
             code=sandbox_temporal.code_digest() if code is None else code,
             identity=identity,
-            tuning=tuned.worker.env(),
+            tuning=tuned.worker.env() | sandbox_unleash.worker_env(clusters.unleash.values()),
         )
     except ProcessError as exc:
         down(directory)

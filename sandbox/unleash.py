@@ -27,7 +27,8 @@ import secrets
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
+import urllib.parse
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
@@ -316,6 +317,13 @@ def healthy(processes: Processes) -> bool:
     return bool(servers) and all(
         process_name(j) in running and unleashclient.healthy(s.url) for j, s in servers.items()
     )
+
+
+def worker_env(servers: Iterable[Server]) -> dict[str, str]:
+    """The worker setting holding the servers' admin tokens by host (``RINGMASTER_UNLEASH_ADMIN_TOKENS``,
+    JSON), as the fleet's flag servers name them; empty without servers."""
+    tokens = {str(urllib.parse.urlsplit(s.url).hostname): s.admin_token for s in servers}
+    return {"RINGMASTER_UNLEASH_ADMIN_TOKENS": json.dumps(tokens)} if tokens else {}
 
 
 # --- files --------------------------------------------------------------------------------------
