@@ -21,7 +21,8 @@ GATE_VERDICTS = "ringmaster_gate_verdicts"
 ROLLBACKS = "ringmaster_rollbacks"
 
 _ROLLBACK_CAUSES = {"rolled-back": "gate-failed", "aborted": "aborted", "failed": "step-failed"}
-"""A cluster's outcome when it rolls back, by what caused the rollback."""
+"""A cluster's outcome when it rolls back, by what caused the rollback. The release's own rollback of
+clusters it had promoted (``scope: release``, a failed bake, an abort after promotion) is ``release``."""
 
 
 def _add(name: str, description: str, labels: dict[str, str]) -> None:

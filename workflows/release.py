@@ -995,6 +995,7 @@ class ReleaseWorkflow(Steering):
             ),
             report,
         )
+        _metrics.rollback("release", ok=failure is None)
         if failure is not None:
             status.state, status.message = "failed", f"rollback failed: {failure}"
             self._status.needs_attention.append(cluster.name)
