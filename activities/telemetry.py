@@ -19,8 +19,6 @@ from __future__ import annotations
 import threading
 from datetime import timedelta
 
-import urllib3.exceptions
-from kubernetes.client.exceptions import ApiException
 from temporalio.common import MetricCounter, MetricGauge, MetricHistogramTimedelta, MetricMeter
 
 KUBERNETES_REQUESTS = "ringmaster_kubernetes_requests"
@@ -74,30 +72,8 @@ def instruments() -> Instruments:
 
 
 def kubernetes_request(cluster: str, verb: str, error: str) -> None:
-    """Count one Kubernetes API request (``error`` from :func:`kubernetes_error_class`)."""
+    """Count one Kubernetes API request (``error`` from :func:`activities.kubernetes.errors.error_class`)."""
     _current.kubernetes_requests.add(1, {"cluster": cluster, "verb": verb.upper(), "error": error})
-
-
-def kubernetes_error_class(exc: BaseException | None) -> str:
-    """A bounded name for how a Kubernetes request failed: ``none`` (answered), ``timeout``,
-    ``unreachable`` (no connection), ``throttled`` (429), ``conflict`` (409), ``client`` (other 4xx),
-    ``server`` (5xx) or ``other``."""
-    if exc is None:
-        return "none"
-    if isinstance(exc, ApiException):
-        status = int(exc.status or 0)
-        if status == 429:
-            return "throttled"
-        if status == 409:
-            return "conflict"
-        if 400 <= status < 500:
-            return "client"
-        return "server" if status >= 500 else "other"
-    if isinstance(exc, urllib3.exceptions.TimeoutError | TimeoutError):
-        return "timeout"
-    if isinstance(exc, urllib3.exceptions.HTTPError | ConnectionError | OSError):
-        return "unreachable"
-    return "other"
 
 
 def prometheus_query(region: str, result: str, took: timedelta) -> None:

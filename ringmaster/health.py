@@ -176,7 +176,10 @@ class Monitor:
     async def run(self) -> None:
         """Check Temporal and every dependency now, then every ``health_probe_seconds``, until cancelled."""
         while True:
-            await asyncio.gather(self.check_temporal(), self.probe_dependencies())
+            try:
+                await asyncio.gather(self.check_temporal(), self.probe_dependencies())
+            except Exception:  # a check that broke: readiness goes stale (unready), the loop goes on
+                log.exception("health check failed")
             await asyncio.sleep(self.settings.health_probe_seconds)
 
     # --- verdicts -----------------------------------------------------------------------------
@@ -266,7 +269,7 @@ class Server:
             writer.write(
                 f"HTTP/1.1 {status} {reason}\r\nContent-Type: {kind}; charset=utf-8\r\n"
                 f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n".encode()
-                + (payload if method == "GET" else b"")
+                + (b"" if method == "HEAD" else payload)
             )
             await writer.drain()
         except (

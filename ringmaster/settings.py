@@ -158,7 +158,8 @@ class Settings(BaseSettings):
     its task queue within ``readiness_poll_age_seconds``) and ``/readyz?verbose`` (also each fleet
     cluster's, Prometheus' and flag server's last reachability probe, which never affects readiness:
     one region's outage must not stop a fix from rolling out elsewhere). None (the default): not
-    served, and no reachability probes run; the manifests in ``deploy/worker`` set 8080."""
+    served; the manifests in ``deploy/worker`` set 8080. The reachability probes run whenever this
+    or ``metrics_port`` is set (they feed ``ringmaster_dependency_up``). See docs/operating.md."""
 
     readiness_poll_age_seconds: float = Field(default=90.0, ge=5)
     """``/readyz`` says ready only if Temporal saw this process poll its main task queue at most this

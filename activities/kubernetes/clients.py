@@ -115,7 +115,7 @@ class ClusterApi:
         try:
             answer = self._send(method, path, **kwargs)
         except Exception as exc:
-            telemetry.kubernetes_request(self.cluster, method, telemetry.kubernetes_error_class(exc))
+            telemetry.kubernetes_request(self.cluster, method, errors.error_class(exc))
             raise
         telemetry.kubernetes_request(self.cluster, method, "none")
         return answer

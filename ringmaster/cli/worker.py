@@ -29,6 +29,11 @@ def worker() -> NoReturn:
         typer.echo(f"error: {stop.message}", err=True)
         _client.finish(stop.code)
     try:
+        runtime = telemetry.runtime(settings)  # the process's one runtime: its exporter serves /metrics
+    except telemetry.TelemetryUnavailable as err:
+        typer.echo(f"error: {err}", err=True)
+        _client.finish(ExitCode.INVALID)
+    try:
         fleet = loading.load_fleet(settings.fleet)
         identity = release_worker.identity_activities(settings)
         backend, metrics = release_worker.backends(settings, fleet)
@@ -48,11 +53,6 @@ def worker() -> NoReturn:
         _client.finish(ExitCode.INVALID)
 
     logs.configure()
-    try:
-        runtime = telemetry.runtime(settings)  # the process's one runtime: its exporter serves /metrics
-    except telemetry.TelemetryUnavailable as err:
-        typer.echo(f"error: {err}", err=True)
-        _client.finish(ExitCode.INVALID)
 
     async def main() -> None:
         client = await _client.connect(settings, runtime)
