@@ -224,6 +224,8 @@ class TestWorkerHealth:
             assert get(f"http://127.0.0.1:{metrics_port}/metrics")[0] == 200
             metrics = get(f"http://127.0.0.1:{metrics_port}/metrics")[1]
             assert f'ringmaster_dependency_up{{kind="cluster",name="{DOWN}"' in metrics
+            # The probes' dropped requests are counted as Kubernetes calls that reached no server.
+            assert f'ringmaster_kubernetes_requests{{cluster="{DOWN}",error="unreachable"' in metrics
 
             await assert_eventually(verbose, lambda d: listed(d, up=True), what=f"{DOWN} up again")
             assert proc.poll() is None
