@@ -240,7 +240,7 @@ class Server:
         """Status, content type and body for a request target (``/readyz?verbose``)."""
         path, _, query = target.partition("?")
         verbose = "verbose" in query.split("&") or any(q.startswith("verbose=") for q in query.split("&"))
-        if path not in ("/livez", "/readyz", "/healthz"):
+        if path not in ("/livez", "/readyz"):
             return 404, "text/plain", "not found: try /livez, /readyz or /readyz?verbose\n"
         if verbose:
             document = self.monitor.verbose()

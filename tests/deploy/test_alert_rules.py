@@ -8,19 +8,15 @@ worker in ``tests/e2e/test_worker_telemetry.py``.
 
 from __future__ import annotations
 
-import re
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
-import yaml
 
 from activities import telemetry
+from tests.support.alerts import ALERTS, RULES, rule_names
 from workflows import _metrics
-
-ALERTS = Path(__file__).resolve().parents[2] / "deploy" / "alerts"
-RULES = ALERTS / "ringmaster-rules.yaml"
 
 
 def promtool() -> str:
@@ -29,18 +25,6 @@ def promtool() -> str:
     if found is None:
         pytest.skip("promtool is not installed: run `make install` (the Debian prometheus package)")
     return found
-
-
-def metric_names(expr: str) -> set[str]:
-    """The ``ringmaster_*`` and ``temporal_*`` series an expression reads, histogram suffixes removed."""
-    names = set(re.findall(r"\b((?:ringmaster|temporal)_[a-z_]+)", expr))
-    return {re.sub(r"_(bucket|count|sum)$", "", n) for n in names}
-
-
-def rule_names() -> set[str]:
-    """Every such series read by any rule of the file."""
-    document = yaml.safe_load(RULES.read_text(encoding="utf-8"))
-    return {n for group in document["groups"] for rule in group["rules"] for n in metric_names(rule["expr"])}
 
 
 class TestAlertRules:

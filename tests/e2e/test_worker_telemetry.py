@@ -27,10 +27,10 @@ from sandbox import prometheus as sandbox_prometheus
 from sandbox.apiserver.adminclient import AdminClient
 from sandbox.processes import free_port
 from tests.conftest import DEV_SERVER
-from tests.deploy.test_alert_rules import rule_names
-from tests.e2e.test_prometheus_release import ended, plan, start
 from tests.support import worker_process
+from tests.support.alerts import rule_names
 from tests.support.prometheus import SUCCESS_RATE, MetricsSandbox
+from tests.support.releases import ended, plan, start
 from tests.support.waiting import assert_eventually
 from workflows import search
 
