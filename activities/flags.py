@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities import _unleash
+from activities import _unleash, telemetry
 from activities._unleash import FlagAdmin, FlagError, Target
 from activities.models import FlagWrite, ReleaseRef
 from activities.rollout import run_blocking
@@ -472,8 +472,10 @@ class FlagActivities:
 
             result = await run_blocking(self._executor, step)
         except ApplicationError as err:
+            telemetry.flag_change(inp.server.host, "set-rollout", "failed")
             log.warning("flag step failed", rollout=inp.rollout, type=err.type, error=err.message)
             raise
+        telemetry.flag_change(inp.server.host, "set-rollout", result.action)
         log.info("flag step", rollout=result.rollout, action=result.action, strategy=result.strategy_id)
         return result
 
@@ -489,7 +491,9 @@ class FlagActivities:
 
             result = await run_blocking(self._executor, put_back)
         except ApplicationError as err:
+            telemetry.flag_change(inp.server.host, "restore", "failed")
             log.error("flag restore failed", type=err.type, error=err.message)
             raise
+        telemetry.flag_change(inp.server.host, "restore", result.action)
         log.info("flag restored", action=result.action, reason=inp.reason)
         return result

@@ -75,7 +75,7 @@ from policies import loading
 from policies.authz import AuthorizationPolicy
 from policies.fleet import Fleet
 from policies.identity import IdentityPolicy
-from ringmaster import readiness, registry, versioning
+from ringmaster import health, readiness, registry, versioning
 from ringmaster.settings import Settings
 from workflows import freezes, queues, search
 
@@ -184,8 +184,7 @@ def backends(settings: Settings, fleet: Fleet) -> tuple[ClusterBackend, MetricsS
 
     Raises ValueError naming every fleet cluster whose kubeconfig context cannot be loaded.
     """
-    token = settings.prometheus_bearer_token
-    headers = {"Authorization": f"Bearer {token.get_secret_value()}"} if token is not None else None
+    headers = settings.prometheus_headers()
     metrics = PrometheusMetrics(fleet, timeout=settings.prometheus_timeout_seconds, headers=headers)
     return KubernetesBackend.from_kubeconfig(fleet, settings.kubeconfig), metrics
 
@@ -269,6 +268,11 @@ class Workers:
         self.watches = watches
         self._pool = pool
         self._stack = AsyncExitStack()
+
+    @property
+    def all(self) -> list[Worker]:
+        """Every Temporal worker of the process (readiness wants each of them running)."""
+        return [self.main, self.analysis, *([self.watches] if self.watches is not None else [])]
 
     async def __aenter__(self) -> Self:
         """Start polling both queues."""
@@ -410,8 +414,11 @@ async def run(
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     try:
-        async with build_workers(
-            client, settings, fleet, backend=backend, metrics=metrics, identity=identity
+        async with (
+            build_workers(
+                client, settings, fleet, backend=backend, metrics=metrics, identity=identity
+            ) as workers,
+            health.serving(client, settings, workers.all, health.probes_for(settings, fleet, backend)),
         ):
             analysis = queues.analysis_queue(settings.task_queue)
             version = versioning.version(settings)

@@ -51,7 +51,7 @@ with workflow.unsafe.imports_passed_through():
     from policies.gates import Check
     from policies.identity import Action, Verified
     from policies.strategy import CanaryStep, FlagStep
-    from workflows import _identity, _patches, _rollback, _signals
+    from workflows import _identity, _metrics, _patches, _rollback, _signals
     from workflows import _options as options
     from workflows._steering import Aborted, AnalysisRun, GateFailed, Interrupted, Steering
     from workflows.models import (
@@ -305,6 +305,7 @@ class ClusterRolloutWorkflow(Steering):
         else:
             ending = self._promoted()
         result = await _rollback.to_completion(ending)
+        _metrics.cluster_rollout(self._inp.strategy.kind, result.outcome)
         # Not promoted: a failed workflow (red in the UI) carrying the result, which the release reads
         # as this cluster's outcome (:mod:`activities.outcomes`).
         failure = outcomes.CLUSTER_FAILURES.get(result.outcome)
@@ -329,6 +330,7 @@ class ClusterRolloutWorkflow(Steering):
         if self._inp.plan.rollback.frozen:
             return await self._left_in_place(reason, outcome, message)
         ok = await self._roll_back(reason)
+        _metrics.rollback(outcome, ok=ok)
         return self._result(outcome if ok else "failed", message, rollback_ok=ok)
 
     async def _left_in_place(self, reason: str, outcome: str, message: str) -> ClusterRolloutResult:
@@ -740,14 +742,19 @@ class ClusterRolloutWorkflow(Steering):
             weight=weight,
             snapshot=self._snapshot,
         )
-        result = await self._call(
-            lambda: workflow.start_activity_method(
-                ClusterActivities.apply_step,
-                step,
-                summary=f"{label} in {self._target.name}",
-                **options.CLUSTER_CALL,
+        try:
+            result = await self._call(
+                lambda: workflow.start_activity_method(
+                    ClusterActivities.apply_step,
+                    step,
+                    summary=f"{label} in {self._target.name}",
+                    **options.CLUSTER_CALL,
+                )
             )
-        )
+        except _StepFailed:
+            _metrics.cluster_step(self._inp.strategy.kind, action, "failed")
+            raise
+        _metrics.cluster_step(self._inp.strategy.kind, action, "ok")
         self._status.weight = result.weight
         if action == "promote":
             self._status.version = self._inp.release.version

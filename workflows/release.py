@@ -55,7 +55,7 @@ with workflow.unsafe.imports_passed_through():
     from policies.identity import Verified
     from policies.plan import Analysis, ReleasePlan
     from policies.schedule import ScheduledCluster, ScheduledRing, Wave
-    from workflows import _accounts, _identity, _patches, _rollback, _signals, queues, search
+    from workflows import _accounts, _identity, _metrics, _patches, _rollback, _signals, queues, search
     from workflows import _options as options
     from workflows._steering import Aborted, AnalysisRun, GateFailed, Interrupted, Steering
     from workflows.bake import RingBakeWorkflow
@@ -272,6 +272,8 @@ class ReleaseWorkflow(Steering):
         self._baked: dict[str, list[str]] = {}
         """Each bake workflow's clusters, by workflow id."""
         self._published: tuple[str, str] = ("", "")
+        self._metered: str = ""
+        """The phase last counted in ``ringmaster_release_phases`` (:mod:`workflows._metrics`)."""
         self._holding_first = False
         self._ledger = _identity.Ledger()
         self._sealed: set[str] = set()
@@ -993,6 +995,7 @@ class ReleaseWorkflow(Steering):
             ),
             report,
         )
+        _metrics.rollback("release", ok=failure is None)
         if failure is not None:
             status.state, status.message = "failed", f"rollback failed: {failure}"
             self._status.needs_attention.append(cluster.name)
@@ -1748,6 +1751,9 @@ class ReleaseWorkflow(Steering):
     def _publish(self) -> None:
         """Search attributes (when phase or ring changed) and the UI's current details."""
         phase = self._phase()
+        if phase != self._metered:
+            self._metered = phase
+            _metrics.release_phase(phase)
         key = (phase, self._status.ring)
         if key != self._published and self._inp.search_attributes:
             self._published = key

@@ -18,7 +18,7 @@ import json
 import os
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import typer
 from pydantic import ValidationError
@@ -31,6 +31,9 @@ from ringmaster.cli.options import Output
 from ringmaster.exitcodes import ExitCode
 from ringmaster.settings import Settings, settings_problems
 from workflows.release import release_id
+
+if TYPE_CHECKING:
+    from temporalio.runtime import Runtime
 
 T = TypeVar("T")
 
@@ -82,10 +85,11 @@ def run(output: Output, body: Callable[[Settings], Coroutine[Any, Any, Outcome]]
     finish(code)
 
 
-async def connect(settings: Settings) -> Client:
-    """A client, or exit 3 naming why Temporal cannot be reached."""
+async def connect(settings: Settings, runtime: Runtime | None = None) -> Client:
+    """A client (on ``runtime``: the worker's, with its metrics exporter), or exit 3 naming why
+    Temporal cannot be reached."""
     try:
-        return await temporal.connect(settings)
+        return await temporal.connect(settings, runtime)
     except (RuntimeError, RPCError, OSError, ValueError) as err:
         raise Stop(ExitCode.UNREACHABLE, f"cannot reach Temporal: {err}") from None
 

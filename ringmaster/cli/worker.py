@@ -19,7 +19,7 @@ def worker() -> NoReturn:
     from activities.archive import ArchiveError, open_archive  # noqa: PLC0415 - this command's alone
     from activities.identity import IdentityMisconfigured  # noqa: PLC0415
     from policies import loading  # noqa: PLC0415 - every import here is this command's alone
-    from ringmaster import logs, versioning  # noqa: PLC0415
+    from ringmaster import health, logs, telemetry, versioning  # noqa: PLC0415
     from ringmaster import worker as release_worker  # noqa: PLC0415 - heavy: the clients and scipy
     from ringmaster.cli import _client  # noqa: PLC0415
 
@@ -28,6 +28,11 @@ def worker() -> NoReturn:
     except _client.Stop as stop:
         typer.echo(f"error: {stop.message}", err=True)
         _client.finish(stop.code)
+    try:
+        runtime = telemetry.runtime(settings)  # the process's one runtime: its exporter serves /metrics
+    except telemetry.TelemetryUnavailable as err:
+        typer.echo(f"error: {err}", err=True)
+        _client.finish(ExitCode.INVALID)
     try:
         versioning.version(settings)
         fleet = loading.load_fleet(settings.fleet)
@@ -54,7 +59,7 @@ def worker() -> NoReturn:
     logs.configure()
 
     async def main() -> None:
-        client = await _client.connect(settings)
+        client = await _client.connect(settings, runtime)
         await release_worker.run(client, settings, fleet, backend, metrics, identity=identity)
 
     try:
@@ -62,6 +67,9 @@ def worker() -> NoReturn:
     except _client.Stop as stop:
         typer.echo(f"error: {stop.message}", err=True)
         _client.finish(stop.code)
+    except health.HealthUnavailable as err:
+        typer.echo(f"error: {err}", err=True)
+        _client.finish(ExitCode.INVALID)
     _client.finish(ExitCode.OK)
 
 

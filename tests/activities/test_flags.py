@@ -24,7 +24,7 @@ from pydantic import SecretStr
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from activities import _unleash, errors
+from activities import _unleash, errors, reachability, telemetry
 from activities import flags as flag_activities
 from activities._unleash import FlagError, UnleashAdmin
 from activities.flags import (
@@ -36,13 +36,13 @@ from activities.flags import (
     FlagWrite,
 )
 from activities.models import ReleaseRef
-from policies import flags
+from policies import flags, loading
 from policies.flags import FlagServer, FlagSnapshot, UnleashStrategy
 from ringmaster.settings import Settings
 from sandbox import unleash
 from sandbox.processes import Processes
 from tests.sandbox.support import flag_stack
-from tests.support import unleash_sdk
+from tests.support import metrics, unleash_sdk
 from tests.support.waiting import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -532,3 +532,36 @@ class TestTokens:
         assert _unleash.token_for(found, by_host) == SecretStr(secret)
         assert _unleash.token_for(found, by_port) == SecretStr("*:*.the-8443-one")
         assert _unleash.token_for(found, elsewhere) is None
+
+
+class TestTelemetry:
+    async def test_flag_writes_are_counted_by_server_operation_and_result(
+        self, flag: Flag, pool: ThreadPoolExecutor
+    ) -> None:
+        """``ringmaster_flag_changes`` counts a created step, a repeated one and a refused one, by the
+        flag server's host (never the flag or the release)."""
+        good = FlagActivities.with_tokens({flag.server.host: SecretStr(flag.eu.admin_token)}, pool)
+        bad = FlagActivities.with_tokens({flag.server.host: SecretStr("*:*.not-the-token")}, pool)
+        inp = FlagStepInput(release=RELEASE, cluster=INTERNAL, flag=flag.name, server=flag.server, rollout=5)
+        with metrics.recorded() as seen:
+            first = await ActivityEnvironment().run(good.set_flag_rollout, inp)
+            await ActivityEnvironment().run(
+                good.set_flag_rollout, inp.model_copy(update={"last_written": first.written})
+            )
+            with pytest.raises(ApplicationError):
+                await ActivityEnvironment().run(bad.set_flag_rollout, inp)
+            counted = seen.updates(telemetry.FLAG_CHANGES)
+        host = flag.server.host
+        assert counted == [
+            (1, {"server": host, "operation": "set-rollout", "result": "created"}),
+            (1, {"server": host, "operation": "set-rollout", "result": "unchanged"}),
+            (1, {"server": host, "operation": "set-rollout", "result": "failed"}),
+        ]
+
+    def test_the_flag_servers_are_probed_for_reachability(self, directory: Path) -> None:
+        """Each region's flag server answers its ``/health`` probe (the sandbox's fleet names them)."""
+        fleet = loading.load_fleet(directory / "fleet.yaml")
+        probes = [p for p in reachability.probes(fleet, None, prometheus_headers=None) if p.kind == "flags"]
+        assert probes, "the sandbox's fleet names flag servers"
+        for probe in probes:
+            probe.check(5.0)

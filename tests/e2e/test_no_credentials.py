@@ -22,13 +22,9 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -39,10 +35,8 @@ from temporalio.api.workflowservice.v1 import QueryWorkflowRequest
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from ringmaster import readiness
-from tests.support import manifests, receiver
+from tests.support import manifests, receiver, worker_process
 from tests.support.prometheus import SUCCESS_RATE, MetricsSandbox, served, wait_for
-from tests.support.waiting import assert_eventually
 from tests.workflows.support import ended
 from workflows.models import ReleaseInput
 from workflows.release import ReleaseWorkflow, release_id
@@ -138,28 +132,6 @@ def _kubeconfig(sandbox: MetricsSandbox, token: str, into: Path) -> Path:
     return into
 
 
-@contextmanager
-def _worker(env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """``ringmaster worker`` with ``env``, its stdout and stderr in ``log``; stopped with SIGTERM."""
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "ringmaster.cli", "worker"],
-            env=env,
-            cwd=ROOT,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            yield proc
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-
 def _cli(env: dict[str, str], *args: str) -> str:
     done = subprocess.run(
         [sys.executable, "-m", "ringmaster.cli", *args],
@@ -239,12 +211,8 @@ class TestNoCredentialAnywhere:
                 {"name": "oncall", "url": hooks.url(f"/hooks/{creds['webhook']}")},
                 {"name": "chat", "url": hooks.url(f"/slack/{creds['webhook']}"), "format": "slack"},
             ]
-            base = {k: v for k, v in os.environ.items() if not k.startswith(("RINGMASTER_", "TEMPORAL_"))}
             env = {
-                **base,
-                "TEMPORAL_ADDRESS": client.service_client.config.target_host,
-                "TEMPORAL_NAMESPACE": client.namespace,
-                "RINGMASTER_TASK_QUEUE": queue,
+                **worker_process.base_env(client, queue),
                 "RINGMASTER_FLEET": str(metrics_sandbox.directory / "fleet.yaml"),
                 "RINGMASTER_KUBECONFIG": str(
                     _kubeconfig(metrics_sandbox, creds["kube-token"], tmp_path / "kubeconfig")
@@ -256,14 +224,8 @@ class TestNoCredentialAnywhere:
                 "RINGMASTER_ANALYSIS_HEARTBEAT_THROTTLE_SECONDS": "0.5",
             }
             log = tmp_path / "worker.log"
-            with _worker(env, log) as proc:
-                await assert_eventually(
-                    lambda: _read(log),
-                    lambda text: readiness.READY in text or proc.poll() is not None,
-                    timeout=60,
-                    what="the worker polling",
-                )
-                assert proc.poll() is None, _read_sync(log)
+            with worker_process.running(env, log) as proc:
+                await worker_process.polling(proc, log)
                 handle = await client.start_workflow(
                     ReleaseWorkflow.run,
                     ReleaseInput(
@@ -345,11 +307,3 @@ class TestNoCredentialAnywhere:
             if any(form in content for form in _forms(secret))
         ]
         assert not leaks, leaks
-
-
-async def _read(path: Path) -> str:
-    return _read_sync(path)
-
-
-def _read_sync(path: Path) -> str:
-    return path.read_text(encoding="utf-8", errors="replace") if path.exists() else ""
