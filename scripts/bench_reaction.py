@@ -33,7 +33,7 @@ from activities.kubernetes import KubernetesBackend, Tuning
 from activities.prometheus import PrometheusMetrics
 from policies import loading
 from policies.durations import parse_duration
-from ringmaster import worker
+from ringmaster import searchattributes, worker
 from ringmaster.settings import Settings
 from sandbox import stack
 from sandbox import temporal as sandbox_temporal
@@ -139,7 +139,7 @@ async def bench(args: argparse.Namespace) -> int:
         temporal = sandbox_temporal.start_temporal(processes)
         print(f"sandbox and Temporal up in {time.monotonic() - started:.1f}s ({directory})", flush=True)  # noqa: T201
         client = await Client.connect(str(temporal.info["address"]), data_converter=pydantic_data_converter)
-        await worker.ensure_search_attributes(client)
+        await searchattributes.ensure_search_attributes(client)
         fleet = loading.load_fleet(sandbox.fleet)
         settings = Settings(
             task_queue=f"bench-{uuid.uuid4().hex[:8]}",
