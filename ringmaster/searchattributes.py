@@ -38,7 +38,8 @@ class SearchAttributesMissing(Exception):
             f"{name} ({_TYPE_NAMES.get(missing[name], missing[name])})" for name in self.missing
         )
         flags = " ".join(
-            f"--sa '{name}={_TYPE_NAMES.get(missing[name], missing[name])}'" for name in self.missing
+            f"--search-attribute '{name}={_TYPE_NAMES.get(missing[name], missing[name])}'"
+            for name in self.missing
         )
         super().__init__(
             f"Temporal namespace {namespace!r} lacks ringmaster's search attributes {listed} ({why}); "
