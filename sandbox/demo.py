@@ -12,6 +12,10 @@ approved and how the worker verified it, and submitting ``v2`` again with ``--wa
 running release to its end. ``v3-bad`` fails its gate in the first ring and is rolled back
 automatically. Everything keeps running afterwards for a look in the Temporal UI; ``make down``
 (``python -m sandbox down``) stops it all.
+
+In CI (``CI=true make demo``, as ``.ci/run`` runs it) the output is plain text (no escape codes,
+``NO_COLOR`` for the CLI) and nothing prompts; each expected outcome is listed, then a closing
+``demo: N passed, N failed`` line, and the exit code is 0 only when every outcome was as expected.
 """
 
 from __future__ import annotations
@@ -34,8 +38,13 @@ APPROVAL_TIMEOUT = 300.0
 """Seconds the demo waits for v2's beta ring to ask for approval (internal deploys and bakes first)."""
 
 
+CI = bool(os.environ.get("CI"))
+"""Set by CI runners (``CI=true``): plain output whatever the terminal."""
+
+
 def _say(text: str) -> None:
-    print(f"\n\x1b[1m== {text}\x1b[0m" if sys.stdout.isatty() else f"\n== {text}", flush=True)  # noqa: T201
+    plain = CI or not sys.stdout.isatty()
+    print(f"\n== {text}" if plain else f"\n\x1b[1m== {text}\x1b[0m", flush=True)  # noqa: T201
 
 
 def _ringmaster(env: dict[str, str], *args: str) -> int:
@@ -97,6 +106,7 @@ def main() -> int:
             identity=sandbox.identity,  # requests are signed with alice's key, as from a shell
         ),
         "GITHUB_ACTOR": "demo-ci",
+        **({"NO_COLOR": "1"} if CI else {}),
     }
     if sandbox.identity is None:  # a stack with Temporal always has its people's keys
         print("error: the stack has no DIR/identity/", file=sys.stderr)  # noqa: T201
@@ -144,7 +154,16 @@ def main() -> int:
         f"(2 = refused); bad release exit code {bad} (1 = rolled back)"
     )
     print(f"Look around in the Temporal UI: {sandbox.ui}   Stop everything with: make down")  # noqa: T201
-    return 0 if (good, own, bad) == (0, 2, 1) else 1
+    outcomes = {
+        "the good release succeeded": good == 0,
+        "alice's approval of her own release was refused": own == 2,
+        "the bad release was rolled back": bad == 1,
+    }
+    for what, met in outcomes.items():
+        print(f"{'ok' if met else 'FAILED'}: {what}")  # noqa: T201
+    passed = sum(outcomes.values())
+    print(f"demo: {passed} passed, {len(outcomes) - passed} failed", flush=True)  # noqa: T201
+    return 0 if passed == len(outcomes) else 1
 
 
 if __name__ == "__main__":
