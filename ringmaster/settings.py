@@ -34,6 +34,23 @@ class Settings(BaseSettings):
     at start. False (Temporal Cloud, where ``tcld`` creates them): it only checks, and stops (exit 2)
     naming the missing ones; it does the same when the server refuses to register them."""
 
+    worker_versioning: bool = False
+    """Run the worker as a version of the Temporal worker deployment ``deployment_name``, with build id
+    ``build_id`` (Worker Versioning: ``docs/design.md``, "Upgrading the worker"): the deployment's
+    current version (``ringmaster deployment current``) decides which build runs the workflows (they
+    move to it at their next task: auto-upgrade), and an old build's workers go once no run is pinned
+    to it (``ringmaster deployment drained``). Off (the default), workers of every build share the task
+    queue, as in the sandbox and the tests; the build id is still recorded in every workflow task the
+    worker completes."""
+
+    deployment_name: str = Field(default="ringmaster", pattern=r"^[A-Za-z0-9_-]+$", max_length=100)
+    """The Temporal worker deployment the workers belong to (no ``.``: Temporal writes a version as
+    ``<deployment>.<build id>``). One per namespace and task queue family."""
+
+    build_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.+-]+$", max_length=100)
+    """This worker's build id; None derives it from the package version and the commit,
+    ``<version>-<commit>`` (``activities.build.build_id``). Set it when the image build knows better."""
+
     ui_url: str = "http://localhost:8233"
     """Base URL of the Temporal UI, for the links the CLI prints."""
 

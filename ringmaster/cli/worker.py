@@ -27,7 +27,7 @@ def worker(
     from activities.archive import ArchiveError, open_archive  # noqa: PLC0415 - this command's alone
     from activities.identity import IdentityMisconfigured  # noqa: PLC0415
     from policies import loading  # noqa: PLC0415 - every import here is this command's alone
-    from ringmaster import logs  # noqa: PLC0415
+    from ringmaster import logs, versioning  # noqa: PLC0415
     from ringmaster import worker as release_worker  # noqa: PLC0415 - heavy: the clients and scipy
     from ringmaster.cli import _client  # noqa: PLC0415
     from ringmaster.searchattributes import SearchAttributesMissing  # noqa: PLC0415
@@ -38,11 +38,15 @@ def worker(
         typer.echo(f"error: {stop.message}", err=True)
         _client.finish(stop.code)
     try:
+        versioning.version(settings)
         fleet = loading.load_fleet(settings.fleet)
         identity = release_worker.identity_activities(settings)
         backend, metrics = release_worker.backends(settings, fleet)
         if settings.archive_url:
             open_archive(settings.archive_url)
+    except versioning.VersioningMisconfigured as err:
+        typer.echo(f"error: {err}", err=True)
+        _client.finish(ExitCode.INVALID)
     except ArchiveError as err:
         typer.echo(f"error: RINGMASTER_ARCHIVE_URL: {err}", err=True)
         _client.finish(ExitCode.INVALID)

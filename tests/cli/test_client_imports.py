@@ -32,6 +32,10 @@ CLIENT_COMMANDS = {
     "freezes": ["freezes"],
     "audit": ["audit", "api:v2", "--source", "history"],
     "list": ["list", "--cluster", "euw1-prod", "--since", "1d"],
+    "replay": ["replay", "--closed-within", "1d"],
+    "patches": ["patches", "--check", "rollback-first"],
+    "deployment-current": ["deployment", "current", "0.1.0-abc"],
+    "deployment-drained": ["deployment", "drained", "0.1.0-abc"],
     "submit": [
         "submit",
         str(EXAMPLES / "plan.yaml"),

@@ -15,12 +15,21 @@ import pytest
 
 from tests.deploy.conftest import ROOT, tool
 
-GITHUB = ROOT / "deploy" / "ci" / "github-actions.yaml"
-GITLAB = ROOT / "deploy" / "ci" / "gitlab-ci.yaml"
-SCHEMAS = [(GITHUB, "vendor.github-workflows"), (GITLAB, "vendor.gitlab-ci")]
+CI = ROOT / "deploy" / "ci"
+GITHUB = CI / "github-actions.yaml"
+GITLAB = CI / "gitlab-ci.yaml"
+WORKFLOWS = [GITHUB, CI / "worker-github-actions.yaml"]
+SCHEMAS = [(path, "vendor.github-workflows") for path in WORKFLOWS] + [
+    (path, "vendor.gitlab-ci") for path in (GITLAB, CI / "worker-gitlab-ci.yaml")
+]
 
 
-@pytest.mark.parametrize(("path", "schema"), SCHEMAS, ids=["github", "gitlab"])
+def test_every_ci_file_is_checked() -> None:
+    """A CI file added to deploy/ci/ is listed here too, or this fails."""
+    assert sorted(CI.glob("*.yaml")) == sorted(path for path, _ in SCHEMAS)
+
+
+@pytest.mark.parametrize(("path", "schema"), SCHEMAS, ids=[path.stem for path, _ in SCHEMAS])
 def test_the_file_matches_its_published_schema(path: Path, schema: str) -> None:
     """check-jsonschema with its vendored copy of the schema passes the file."""
     done = tool("check-jsonschema", "--builtin-schema", schema, path)
@@ -48,9 +57,10 @@ def test_a_misspelt_key_fails_the_schema_check(
     assert "Schema validation errors" in done.stdout
 
 
-def test_actionlint_finds_nothing_in_the_workflow() -> None:
+@pytest.mark.parametrize("path", WORKFLOWS, ids=[path.stem for path in WORKFLOWS])
+def test_actionlint_finds_nothing_in_the_workflow(path: Path) -> None:
     """actionlint (expressions, runner labels, action versions, shell scripts) passes the workflow."""
-    done = tool("actionlint", "-no-color", GITHUB)
+    done = tool("actionlint", "-no-color", path)
     assert done.returncode == 0, done.stdout + done.stderr
 
 

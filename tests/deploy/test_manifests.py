@@ -1,6 +1,7 @@
-"""``kubectl apply -k --dry-run=server`` of deploy/worker and the Temporal Cloud overlays against the
-sandbox's Kubernetes API emulator: every manifest is accepted (validated, defaulted, not stored), and
-the same check refuses what a real server would (a placeholder left as text, a misspelt field).
+"""``kubectl apply --dry-run=server`` of deploy/worker and the Temporal Cloud overlays against the
+sandbox's Kubernetes API emulator: what every build shares (``apply -k``) and one build's Deployment as
+``rollout.sh render`` makes it are accepted (validated, defaulted, not stored), and the same check
+refuses what a real server would (a placeholder left as text, a misspelt field).
 
 The namespace is created first, for real: a dry run creates nothing, and a real API server also
 refuses a namespaced object whose namespace does not exist yet.
@@ -8,6 +9,8 @@ refuses a namespaced object whose namespace does not exist yet.
 
 from __future__ import annotations
 
+import os
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,18 +19,20 @@ import pytest
 import yaml
 
 from sandbox.apiserver.harness import EmulatorServer
-from tests.deploy.conftest import tool
+from tests.deploy.conftest import BIN, ROOT, tool
 from tests.support.cluster import Cluster
 
 TREES = ["deploy/worker", "deploy/overlays/temporal-cloud", "deploy/overlays/temporal-cloud-mtls"]
-KINDS = {
+SHARED = {
     "namespace",
     "serviceaccount",
     "configmap",
-    "deployment.apps",
     "poddisruptionbudget.policy",
     "networkpolicy.networking.k8s.io",
 }
+BUILD = "0.2.0-abcdef123456"
+DEPLOYMENT = "ringmaster-worker-0-2-0-abcdef123456"
+ROLLOUT = ROOT / "deploy" / "worker" / "rollout.sh"
 
 
 @dataclass
@@ -58,6 +63,27 @@ class Kubectl:
         return [o for o in yaml.safe_load_all(out) if o]
 
 
+def _rendered(tree: str) -> str:
+    """One build's manifests, as ``rollout.sh render`` prints them for the tree (``WORKER_DIR``)."""
+    done = subprocess.run(
+        [
+            "bash",
+            str(ROOT / "deploy" / "worker" / "rollout.sh"),
+            "render",
+            BUILD,
+            "ghcr.io/example/ringmaster:0.2.0",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "WORKER_DIR": str(ROOT / tree)},
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
 @pytest.fixture
 def kubectl(emulator: EmulatorServer, cluster: Cluster, tmp_path: Path) -> Kubectl:
     """kubectl on a fresh cluster that has the ``ringmaster`` namespace."""
@@ -76,12 +102,16 @@ def _of(objects: list[dict[str, Any]], kind: str) -> dict[str, Any]:
 def test_every_manifest_is_accepted_by_a_server_dry_run(
     kubectl: Kubectl, cluster: Cluster, tree: str
 ) -> None:
-    """Each object of the tree is validated by the server and reported created, none is stored."""
+    """Each shared object of the tree, then a build's Deployment, is validated by the server and
+    reported created; none is stored."""
     code, out, err = kubectl("apply", "-k", tree, "--dry-run=server")
     assert code == 0, err
     reported = [line.split()[0] for line in out.splitlines() if line.endswith("(server dry run)")]
     assert len(reported) == len(kubectl.built(tree))
-    assert {name.split("/", 1)[0] for name in reported} >= KINDS
+    assert {name.split("/", 1)[0] for name in reported} >= SHARED
+    code, out, err = kubectl("apply", "-f", "-", "--dry-run=server", stdin=_rendered(tree))
+    assert code == 0, err
+    assert out.strip() == f"deployment.apps/{DEPLOYMENT} created (server dry run)"
     assert cluster.apps.list_namespaced_deployment("ringmaster").items == []
     assert cluster.core.list_namespaced_config_map("ringmaster").items == []
 
@@ -98,7 +128,7 @@ def test_a_placeholder_left_as_text_is_refused_naming_the_field(kubectl: Kubectl
 
 def test_a_misspelt_field_is_refused(kubectl: Kubectl) -> None:
     """kubectl asks for strict field validation: an unknown field of the pod spec fails the check."""
-    deployment = _of(kubectl.built("deploy/worker"), "Deployment")
+    deployment = _of([o for o in yaml.safe_load_all(_rendered("deploy/worker")) if o], "Deployment")
     deployment["spec"]["template"]["spec"]["serviceAcountName"] = "ringmaster-worker"
     code, _, err = kubectl("apply", "-f", "-", "--dry-run=server", stdin=yaml.safe_dump(deployment))
     assert code != 0
@@ -114,17 +144,20 @@ def test_the_cloud_overlays_reach_temporal_cloud_and_only_check_search_attribute
     kubectl: Kubectl, overlay: str
 ) -> None:
     """The overlay's JSON patch replaced the in-cluster Temporal rule (not another rule: the patch
-    addresses it by index), and the worker checks search attributes instead of registering them."""
+    addresses it by index), and each build's worker, rendered by rollout.sh with WORKER_DIR, connects
+    to Temporal Cloud, keeps its build id and checks search attributes instead of registering them."""
     base = _of(kubectl.built("deploy/worker"), "NetworkPolicy")
-    objects = kubectl.built(overlay)
-    policy = _of(objects, "NetworkPolicy")
+    policy = _of(kubectl.built(overlay), "NetworkPolicy")
     assert _egress_to_temporal(policy) == [
         {"to": [{"ipBlock": {"cidr": "192.0.2.7/32"}}], "ports": [{"protocol": "TCP", "port": 7233}]}
     ]
     others = [r for r in policy["spec"]["egress"] if r not in _egress_to_temporal(policy)]
     assert others == [r for r in base["spec"]["egress"] if r not in _egress_to_temporal(base)]
-    (container,) = _of(objects, "Deployment")["spec"]["template"]["spec"]["containers"]
+    deployment = _of([o for o in yaml.safe_load_all(_rendered(overlay)) if o], "Deployment")
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
     env = {e["name"]: e for e in container["env"]}
+    assert env["RINGMASTER_BUILD_ID"]["value"] == BUILD
+    assert env["RINGMASTER_WORKER_VERSIONING"]["value"] == "true"
     assert env["RINGMASTER_REGISTER_SEARCH_ATTRIBUTES"]["value"] == "false"
     assert env["TEMPORAL_NAMESPACE"]["value"] == "<namespace>.<account>"
     if overlay.endswith("mtls"):
