@@ -216,14 +216,24 @@ class Server:
     clusters: list[str]
 
 
-def traffic_spec(directory: Path, apiserver: str, settings: TrafficSettings, timeout: float) -> ProcessSpec:
-    """The simulator: it binds a free port and writes it to ``DIR/traffic.port``."""
+def traffic_spec(
+    directory: Path,
+    apiserver: str,
+    settings: TrafficSettings,
+    timeout: float,
+    *,
+    unleash: Path | None = None,
+) -> ProcessSpec:
+    """The simulator: it binds a free port and writes it to ``DIR/traffic.port``. With ``unleash``
+    (``DIR/unleash.json``) its requests evaluate flags there; the file's path is passed, never a token."""
     settings_file = directory / f"{TRAFFIC}.json"
     settings_file.write_text(settings.model_dump_json(by_alias=True, indent=2) + "\n", encoding="utf-8")
     port_file = directory / f"{TRAFFIC}.port"
     port_file.unlink(missing_ok=True)
     argv = [sys.executable, "-m", "sandbox.traffic", "--apiserver", apiserver]
     argv += ["--settings", str(settings_file), "--port", "0", "--port-file", str(port_file)]
+    if unleash is not None:
+        argv += ["--unleash", str(unleash)]
 
     def ready(_: ProcessRecord) -> dict[str, object] | None:
         port = read_port(port_file)
