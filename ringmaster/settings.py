@@ -29,6 +29,11 @@ class Settings(BaseSettings):
     temporal_profile: str | None = None
     """Profile in the Temporal client config file; None uses the default profile and environment."""
 
+    register_search_attributes: bool = True
+    """Whether the worker registers ringmaster's search attributes missing from the Temporal namespace
+    at start. False (Temporal Cloud, where ``tcld`` creates them): it only checks, and stops (exit 2)
+    naming the missing ones; it does the same when the server refuses to register them."""
+
     worker_versioning: bool = False
     """Run the worker as a version of the Temporal worker deployment ``deployment_name``, with build id
     ``build_id`` (Worker Versioning: ``docs/design.md``, "Upgrading the worker"): the deployment's

@@ -53,8 +53,6 @@ from types import TracebackType
 from typing import Any, Self
 
 import structlog
-from temporalio.api.enums.v1 import IndexedValueType
-from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
 from temporalio.client import Client
 from temporalio.worker import Worker
 
@@ -76,8 +74,9 @@ from policies.authz import AuthorizationPolicy
 from policies.fleet import Fleet
 from policies.identity import IdentityPolicy
 from ringmaster import health, readiness, registry, versioning
+from ringmaster.searchattributes import ensure_search_attributes
 from ringmaster.settings import Settings
-from workflows import freezes, queues, search
+from workflows import freezes, queues
 
 WORKFLOWS = registry.WORKFLOWS
 RUNNER = registry.RUNNER
@@ -87,24 +86,6 @@ MIN_ATTESTATION_KEY_BYTES = 32
 """The shortest attestation key accepted: HMAC-SHA256 wants a key at least as long as its output."""
 
 log = structlog.get_logger("ringmaster.worker")
-
-
-async def ensure_search_attributes(client: Client) -> None:
-    """Register ringmaster's search attributes (idempotent): unregistered keys make workflows hang."""
-    existing = await client.operator_service.list_search_attributes(
-        ListSearchAttributesRequest(namespace=client.namespace)
-    )
-    # Each key with its own type: RingmasterClusters is a keyword list, and registered as a keyword a
-    # release's list of clusters would not be searchable by one of them.
-    missing = {
-        key.name: IndexedValueType.ValueType(key.indexed_value_type.value)
-        for key in search.ALL
-        if key.name not in existing.custom_attributes
-    }
-    if missing:
-        await client.operator_service.add_search_attributes(
-            AddSearchAttributesRequest(search_attributes=missing, namespace=client.namespace)
-        )
 
 
 def activities_for(
@@ -408,7 +389,7 @@ async def run(
             "a principal the policy allows",
             authorization_policy=str(settings.authorization_policy or ""),
         )
-    await ensure_search_attributes(client)
+    await ensure_search_attributes(client, register=settings.register_search_attributes)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

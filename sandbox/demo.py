@@ -16,6 +16,10 @@ cluster's rollout in its jurisdiction's Unleash), and ``v4`` again turns on ``ch
 whose flag-on requests fail: its gate fails, the flag is restored in Unleash within seconds, and the
 Deployment is never touched. Everything keeps running afterwards for a look in the Temporal UI;
 ``make down`` (``python -m sandbox down``) stops it all.
+
+In CI (``CI=true make demo``, as ``.ci/run`` runs it) the output is plain text (no escape codes,
+``NO_COLOR`` for the CLI) and nothing prompts; each expected outcome is listed, then a closing
+``demo: N passed, N failed`` line, and the exit code is 0 only when every outcome was as expected.
 """
 
 from __future__ import annotations
@@ -38,8 +42,13 @@ APPROVAL_TIMEOUT = 300.0
 """Seconds the demo waits for v2's beta ring to ask for approval (internal deploys and bakes first)."""
 
 
+CI = bool(os.environ.get("CI"))
+"""Set by CI runners (``CI=true``): plain output whatever the terminal."""
+
+
 def _say(text: str) -> None:
-    print(f"\n\x1b[1m== {text}\x1b[0m" if sys.stdout.isatty() else f"\n== {text}", flush=True)  # noqa: T201
+    plain = CI or not sys.stdout.isatty()
+    print(f"\n== {text}" if plain else f"\n\x1b[1m== {text}\x1b[0m", flush=True)  # noqa: T201
 
 
 def _ringmaster(env: dict[str, str], *args: str) -> int:
@@ -101,6 +110,7 @@ def main() -> int:
             identity=sandbox.identity,  # requests are signed with alice's key, as from a shell
         ),
         "GITHUB_ACTOR": "demo-ci",
+        **({"NO_COLOR": "1"} if CI else {}),
     }
     if sandbox.identity is None:  # a stack with Temporal always has its people's keys
         print("error: the stack has no DIR/identity/", file=sys.stderr)  # noqa: T201
@@ -151,7 +161,18 @@ def main() -> int:
         f" (0 = promoted); bad flag release exit code {flag_bad} (1 = its flag restored)"
     )
     print(f"Look around in the Temporal UI: {sandbox.ui}   Stop everything with: make down")  # noqa: T201
-    return 0 if (good, own, bad, flag_good, flag_bad) == (0, 2, 1, 0, 1) else 1
+    outcomes = {
+        "the good release succeeded": good == 0,
+        "alice's approval of her own release was refused": own == 2,
+        "the bad release was rolled back": bad == 1,
+        "the flag release was promoted": flag_good == 0,
+        "the bad flag was restored by its gate": flag_bad == 1,
+    }
+    for what, met in outcomes.items():
+        print(f"{'ok' if met else 'FAILED'}: {what}")  # noqa: T201
+    passed = sum(outcomes.values())
+    print(f"demo: {passed} passed, {len(outcomes) - passed} failed", flush=True)  # noqa: T201
+    return 0 if passed == len(outcomes) else 1
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from activities.kubernetes import KubernetesBackend, Tuning
 from activities.prometheus import PrometheusMetrics
 from policies import loading
-from ringmaster import worker
+from ringmaster import searchattributes, worker
 from ringmaster.settings import Settings
 from sandbox import stack
 from sandbox import temporal as sandbox_temporal
@@ -112,7 +112,7 @@ async def worker_on_sandbox(fleet: str, settings: str) -> AsyncIterator[Bench]:
         temporal = sandbox_temporal.start_temporal(Processes(directory))
         print(f"sandbox and Temporal up in {time.monotonic() - started:.1f}s ({directory})", flush=True)  # noqa: T201
         client = await Client.connect(str(temporal.info["address"]), data_converter=pydantic_data_converter)
-        await worker.ensure_search_attributes(client)
+        await searchattributes.ensure_search_attributes(client)
         loaded = loading.load_fleet(sandbox.fleet)
         tokens = {
             str(urllib.parse.urlsplit(s.url).hostname): SecretStr(s.admin_token)

@@ -13,8 +13,10 @@
 # from the environment; RINGMASTER_DEPLOYMENT_NAME must match the manifests (default ringmaster).
 # Exit codes: 0 done; 2 bad arguments; otherwise the failing command's (`ringmaster deployment current`
 # keeps failing while no worker of the build polls: `deploy` retries it for CURRENT_TIMEOUT seconds).
+# WORKER_DIR: a tree laid out as deploy/worker (shared kustomization, version/ per build) to use
+# instead of it, e.g. WORKER_DIR=deploy/overlays/temporal-cloud.
 set -euo pipefail
-here="$(cd "$(dirname "$0")" && pwd)"
+here="$(cd "${WORKER_DIR:-$(dirname "$0")}" && pwd)"
 namespace="${NAMESPACE:-ringmaster}"
 label="ringmaster.dev/build-id"
 current_timeout="${CURRENT_TIMEOUT:-300}"
@@ -40,18 +42,20 @@ labels:
 images:
   - {name: ghcr.io/example/ringmaster, newName: "${image%:*}", newTag: "${image##*:}"}
 patches:
+  # By name (a strategic merge of env), not by index: an overlay's env patch reorders the list.
   - target: {kind: Deployment, name: ringmaster-worker}
     patch: |-
-      - op: replace
-        path: /spec/template/spec/containers/0/env/$(env_index)
-        value: {name: RINGMASTER_BUILD_ID, value: "$build"}
+      apiVersion: apps/v1
+      kind: Deployment
+      metadata: {name: ringmaster-worker}
+      spec:
+        template:
+          spec:
+            containers:
+              - name: worker
+                env: [{name: RINGMASTER_BUILD_ID, value: "$build"}]
 YAML
   kubectl kustomize "$overlay"
-}
-
-# The position of RINGMASTER_BUILD_ID in the container's env (the JSON patch replaces it by index).
-env_index() {
-  grep -E '^ +- \{name: ' "$here/version/worker.yaml" | grep -n 'RINGMASTER_BUILD_ID' | cut -d: -f1 | awk '{print $1 - 1}'
 }
 
 deploy() {

@@ -22,6 +22,8 @@ Temporal client side of the release commands in :mod:`~ringmaster.cli._client`. 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import typer
 
 from ringmaster.cli import (
@@ -48,6 +50,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+# Declared, not inferred: the commands' signatures have nothing in common but being callable.
+_command: Callable[..., object]
 for _command in (
     *plans.COMMANDS,
     *releases.COMMANDS,

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Annotated, Any, NoReturn, ParamSpec
 from zoneinfo import ZoneInfo
 
-import click
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -54,7 +53,7 @@ def _never_traceback(command: Callable[P, None]) -> Callable[P, None]:
     def guarded(*args: P.args, **kwargs: P.kwargs) -> None:
         try:
             command(*args, **kwargs)
-        except (typer.Exit, typer.Abort, click.ClickException):
+        except (typer.Exit, typer.Abort, typer.TyperException):  # usage errors (typer vendors click)
             raise
         except Exception as exc:
             typer.echo(f"error: internal error ({type(exc).__name__}: {exc}); please report it", err=True)

@@ -1,5 +1,9 @@
 """``ringmaster worker``: run the release workflows and every activity against the configured fleet.
 
+``ringmaster worker --check`` loads what the worker would load at start (settings, fleet,
+kubeconfig contexts, identity and authorization policies, archive URL) and exits 0, or 2 naming
+what is wrong, without connecting to Temporal: a container image's or a Secret's smoke test.
+
 The only command that imports :mod:`ringmaster.worker`, and with it the Kubernetes and Prometheus
 clients and scipy; it imports them when it runs, so no other command pays for them.
 """
@@ -14,7 +18,11 @@ import typer
 from ringmaster.exitcodes import ExitCode
 
 
-def worker() -> NoReturn:
+def worker(
+    check: bool = typer.Option(
+        False, "--check", help="Check the settings, fleet, kubeconfig and policies, then exit (0 or 2)."
+    ),
+) -> NoReturn:
     """Run a worker: the release workflows and every activity, against the fleet in the settings."""
     from activities.archive import ArchiveError, open_archive  # noqa: PLC0415 - this command's alone
     from activities.identity import IdentityMisconfigured  # noqa: PLC0415
@@ -22,6 +30,7 @@ def worker() -> NoReturn:
     from ringmaster import health, logs, telemetry, versioning  # noqa: PLC0415
     from ringmaster import worker as release_worker  # noqa: PLC0415 - heavy: the clients and scipy
     from ringmaster.cli import _client  # noqa: PLC0415
+    from ringmaster.searchattributes import SearchAttributesMissing  # noqa: PLC0415
 
     try:
         settings = _client.settings_or_stop()
@@ -29,7 +38,8 @@ def worker() -> NoReturn:
         typer.echo(f"error: {stop.message}", err=True)
         _client.finish(stop.code)
     try:
-        runtime = telemetry.runtime(settings)  # the process's one runtime: its exporter serves /metrics
+        # The process's one runtime: its exporter serves /metrics. ``--check`` binds no port.
+        runtime = None if check else telemetry.runtime(settings)
     except telemetry.TelemetryUnavailable as err:
         typer.echo(f"error: {err}", err=True)
         _client.finish(ExitCode.INVALID)
@@ -56,6 +66,13 @@ def worker() -> NoReturn:
         typer.echo(f"error: kubeconfig: {err}", err=True)
         _client.finish(ExitCode.INVALID)
 
+    if check:
+        typer.echo(
+            f"ok: settings, fleet {settings.fleet} ({len(fleet.clusters)} clusters, each with its "
+            f"kubeconfig context), identity ({identity.policy.mode}) and archive can be used"
+        )
+        _client.finish(ExitCode.OK)
+
     logs.configure()
 
     async def main() -> None:
@@ -68,6 +85,9 @@ def worker() -> NoReturn:
         typer.echo(f"error: {stop.message}", err=True)
         _client.finish(stop.code)
     except health.HealthUnavailable as err:
+        typer.echo(f"error: {err}", err=True)
+        _client.finish(ExitCode.INVALID)
+    except SearchAttributesMissing as err:
         typer.echo(f"error: {err}", err=True)
         _client.finish(ExitCode.INVALID)
     _client.finish(ExitCode.OK)

@@ -15,6 +15,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from sandbox.apiserver import netpolicy
 from sandbox.apiserver import resources as r
 from sandbox.apiserver.selectors import selector_matches
 
@@ -56,6 +57,8 @@ def apply_defaults(rt: r.ResourceType, obj: dict[str, Any], allocate_ip: Callabl
         obj.setdefault("spec", {}).setdefault("minReplicas", 1)
     elif rt is r.HTTP_ROUTE:
         _default_http_route(obj.setdefault("spec", {}))
+    elif rt is r.NETWORK_POLICY:
+        _default_network_policy(obj.setdefault("spec", {}))
 
 
 def _default_deployment(spec: dict[str, Any]) -> None:
@@ -105,6 +108,17 @@ def _default_service(spec: dict[str, Any], allocate_ip: Callable[[], str]) -> No
             port.setdefault("targetPort", port.get("port"))
 
 
+def _default_network_policy(spec: dict[str, Any]) -> None:
+    # As SetDefaults_NetworkPolicySpec: Ingress always, Egress when egress rules are given.
+    if not spec.get("policyTypes"):
+        spec["policyTypes"] = ["Ingress", *(["Egress"] if spec.get("egress") else [])]
+    for direction in ("ingress", "egress"):
+        for rule in spec.get(direction) or []:
+            for port in (rule or {}).get("ports") or [] if isinstance(rule, dict) else []:
+                if isinstance(port, dict):
+                    port.setdefault("protocol", "TCP")
+
+
 def _default_http_route(spec: dict[str, Any]) -> None:
     for parent in spec.get("parentRefs") or []:
         if isinstance(parent, dict):
@@ -147,6 +161,11 @@ def validate(rt: r.ResourceType, obj: dict[str, Any], old: dict[str, Any] | None
             causes.append(
                 ("spec.minReplicas", f"Invalid value: {low}: must be less than or equal to maxReplicas")
             )
+    elif rt is r.NETWORK_POLICY:
+        causes += netpolicy.validate(spec)
+    elif rt is r.POD_DISRUPTION_BUDGET:
+        if "minAvailable" in spec and "maxUnavailable" in spec:
+            causes.append(("spec", "Invalid value: minAvailable and maxUnavailable cannot be both set"))
     elif rt is r.HTTP_ROUTE:
         for i, rule in enumerate(spec.get("rules") or []):
             for j, ref in enumerate((rule or {}).get("backendRefs") or []):

@@ -32,6 +32,9 @@ _MODELS = {
     r.SECRET: "v1_secret.V1Secret",
     r.DEPLOYMENT: "v1_deployment.V1Deployment",
     r.HPA: "v2_horizontal_pod_autoscaler.V2HorizontalPodAutoscaler",
+    r.SERVICE_ACCOUNT: "v1_service_account.V1ServiceAccount",
+    r.NETWORK_POLICY: "v1_network_policy.V1NetworkPolicy",
+    r.POD_DISRUPTION_BUDGET: "v1_pod_disruption_budget.V1PodDisruptionBudget",
 }
 
 

@@ -212,6 +212,18 @@ DEPLOYMENT = ResourceType(
     lists={**_under("spec.template.spec", _POD_SPEC_LISTS), "status.conditions": _CONDITIONS},
     atomic_maps=frozenset({"spec.selector", "spec.template.spec.nodeSelector"}),
 )
+SERVICE_ACCOUNT = ResourceType(
+    "",
+    "v1",
+    "ServiceAccount",
+    "serviceaccounts",
+    namespaced=True,
+    short_names=("sa",),
+    lists={"secrets": _keyed("name")},
+    fields=frozenset(
+        {"apiVersion", "kind", "metadata", "secrets", "imagePullSecrets", "automountServiceAccountToken"}
+    ),
+)
 HPA = ResourceType(
     "autoscaling",
     "v2",
@@ -234,6 +246,30 @@ HTTP_ROUTE = ResourceType(
     subresources=("status",),
     tracks_generation=True,
     strategic_merge=False,
+)
+NETWORK_POLICY = ResourceType(
+    "networking.k8s.io",
+    "v1",
+    "NetworkPolicy",
+    "networkpolicies",
+    namespaced=True,
+    short_names=("netpol",),
+    tracks_generation=True,
+    # No patch strategy on its lists in the Go types: ingress, egress, peers and ports are atomic.
+    atomic_maps=frozenset({"spec.podSelector"}),
+    fields=frozenset({"apiVersion", "kind", "metadata", "spec"}),
+)
+POD_DISRUPTION_BUDGET = ResourceType(
+    "policy",
+    "v1",
+    "PodDisruptionBudget",
+    "poddisruptionbudgets",
+    namespaced=True,
+    short_names=("pdb",),
+    subresources=("status",),
+    tracks_generation=True,
+    lists={"status.conditions": _CONDITIONS},
+    atomic_maps=frozenset({"spec.selector"}),
 )
 
 METADATA_FIELDS = frozenset(
@@ -266,8 +302,11 @@ RESOURCES: tuple[ResourceType, ...] = (
     SERVICE,
     CONFIG_MAP,
     SECRET,
+    SERVICE_ACCOUNT,
     DEPLOYMENT,
     HPA,
+    NETWORK_POLICY,
+    POD_DISRUPTION_BUDGET,
     HTTP_ROUTE,
 )
 

@@ -26,7 +26,7 @@ from ringmaster import health
 from ringmaster.exitcodes import ExitCode
 from ringmaster.settings import Settings, settings_problems
 from sandbox.processes import free_port
-from tests.support import worker_process
+from tests.support.cli import run_worker
 from tests.support.waiting import assert_eventually
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -189,7 +189,7 @@ class TestSettings:
         with socket.socket() as taken:
             taken.bind(("127.0.0.1", 0))
             taken.listen()
-            done = worker_process.refused(
+            done = run_worker(
                 {
                     "RINGMASTER_LISTEN_HOST": "127.0.0.1",
                     "RINGMASTER_METRICS_PORT": str(taken.getsockname()[1]),

@@ -12,9 +12,7 @@ from policies import loading
 from ringmaster import worker
 from ringmaster.exitcodes import ExitCode
 from ringmaster.settings import Settings
-from tests.support import worker_process
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.cli import ROOT, run_worker
 
 
 def files(tmp_path: Path, *, signers: bool = True, key: bytes = b"k" * 32) -> tuple[Path, Path]:
@@ -83,7 +81,7 @@ class TestWorkerCommand:
     def test_refuses_to_start_with_exit_2(self, tmp_path: Path, key: bytes, message: str) -> None:
         """``ringmaster worker`` with identity settings that cannot work exits 2 naming the problem."""
         policy, key_file = files(tmp_path, signers=key == b"short", key=key)
-        done = worker_process.refused(
+        done = run_worker(
             {
                 "RINGMASTER_IDENTITY_POLICY": str(policy),
                 "RINGMASTER_IDENTITY_ATTESTATION_KEY_FILE": str(key_file),
@@ -141,7 +139,7 @@ class TestAuthorization:
         """``ringmaster worker`` with a broken authorization policy exits 2 naming the file and field."""
         broken = tmp_path / "authorization.yaml"
         broken.write_text("rules:\n  - {principals: ['*'], actions: [deploy]}\n", encoding="utf-8")
-        done = worker_process.refused({"RINGMASTER_AUTHORIZATION_POLICY": str(broken)})
+        done = run_worker({"RINGMASTER_AUTHORIZATION_POLICY": str(broken)})
         assert done.returncode == ExitCode.INVALID, done.stderr
         assert done.stderr.startswith(f"error: {broken}:2:")
         assert "rules[0].actions[0]" in done.stderr

@@ -41,6 +41,8 @@ class TestDiscovery:
         assert groups == {
             "apps": "apps/v1",
             "autoscaling": "autoscaling/v2",
+            "networking.k8s.io": "networking.k8s.io/v1",
+            "policy": "policy/v1",
             "gateway.networking.k8s.io": "gateway.networking.k8s.io/v1",
         }
         apps = {r.name: r for r in client.AppsV1Api(cluster.api).get_api_resources().resources}
@@ -49,7 +51,14 @@ class TestDiscovery:
         assert "watch" in apps["deployments"].verbs
         assert apps["deployments/scale"].kind == "Scale"
         core = {r.name for r in client.CoreV1Api(cluster.api).get_api_resources().resources}
-        assert {"namespaces", "namespaces/status", "nodes", "services", "configmaps"} <= core
+        assert {
+            "namespaces",
+            "namespaces/status",
+            "nodes",
+            "services",
+            "configmaps",
+            "serviceaccounts",
+        } <= core
 
     def test_unknown_path_is_404_status(self, cluster: Cluster) -> None:
         """An unknown API path answers a 404 Status."""
@@ -67,6 +76,8 @@ class TestOpenAPI:
             "api/v1",
             "apis/apps/v1",
             "apis/autoscaling/v2",
+            "apis/networking.k8s.io/v1",
+            "apis/policy/v1",
             "apis/gateway.networking.k8s.io/v1",
         }
         assert all(p["serverRelativeURL"].startswith("/openapi/v3/") for p in paths.values())

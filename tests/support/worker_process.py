@@ -31,23 +31,6 @@ def base_env(client: Client, queue: str) -> dict[str, str]:
     }
 
 
-def refused(settings: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    """``ringmaster worker`` with only ``settings`` (no Temporal): for settings it must refuse at once."""
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("RINGMASTER_", "TEMPORAL_"))},
-        **settings,
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "ringmaster.cli", "worker"],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        timeout=60,
-        check=False,
-    )
-
-
 @contextmanager
 def running(env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
     """``ringmaster worker`` with ``env``, its stdout and stderr in ``log``; stopped with SIGTERM."""
