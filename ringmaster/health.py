@@ -48,6 +48,9 @@ from ringmaster.settings import Settings
 
 log = structlog.get_logger("ringmaster.health")
 
+ENDPOINTS = ("/livez", "/readyz")
+"""The paths served (each also with ``?verbose``); the manifests' probes ask them."""
+
 MAX_REQUEST_BYTES = 8192
 """A probe's request line and headers fit easily; anything longer is not a probe."""
 
@@ -240,7 +243,7 @@ class Server:
         """Status, content type and body for a request target (``/readyz?verbose``)."""
         path, _, query = target.partition("?")
         verbose = "verbose" in query.split("&") or any(q.startswith("verbose=") for q in query.split("&"))
-        if path not in ("/livez", "/readyz"):
+        if path not in ENDPOINTS:
             return 404, "text/plain", "not found: try /livez, /readyz or /readyz?verbose\n"
         if verbose:
             document = self.monitor.verbose()

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
+from ringmaster import health
 from sandbox.apiserver.harness import EmulatorServer
 from tests.deploy.conftest import BIN, ROOT, tool
 from tests.support.cluster import Cluster
@@ -167,3 +168,22 @@ def test_the_cloud_overlays_reach_temporal_cloud_and_only_check_search_attribute
         assert env["TEMPORAL_API_KEY"]["valueFrom"] == {
             "secretKeyRef": {"name": "ringmaster-temporal-cloud", "key": "api-key"}
         }
+
+
+@pytest.mark.parametrize("tree", TREES)
+def test_the_probes_ask_the_endpoints_the_worker_serves_on_the_ports_it_is_given(tree: str) -> None:
+    """Liveness asks ``/livez`` and readiness ``/readyz`` on the port RINGMASTER_HEALTH_PORT names, and
+    the metrics port is declared as RINGMASTER_METRICS_PORT says: a renamed endpoint or a moved port
+    would make Kubernetes restart healthy workers or never send them traffic."""
+    (deployment,) = [o for o in yaml.safe_load_all(_rendered(tree)) if o and o["kind"] == "Deployment"]
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports == {
+        "health": int(env["RINGMASTER_HEALTH_PORT"]),
+        "metrics": int(env["RINGMASTER_METRICS_PORT"]),
+    }
+    assert container["livenessProbe"]["httpGet"] == {"path": "/livez", "port": "health"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "health"}
+    for path in ("/livez", "/readyz"):
+        assert path in health.ENDPOINTS
