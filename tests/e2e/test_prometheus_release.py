@@ -22,7 +22,7 @@ from ringmaster.settings import Settings
 from tests.support.prometheus import METRICS, SUCCESS_RATE, MetricsSandbox
 from tests.support.releases import ended, plan, start
 from tests.support.waiting import assert_eventually
-from workflows.models import AbortRequest, ReleaseStatus
+from workflows.models import AbortRequest, ApproveRequest, ReleaseStatus
 from workflows.release import ReleaseWorkflow
 from workflows.undo import UndoInput, UndoWorkflow, undo_id
 
@@ -123,7 +123,9 @@ class TestOutage:
             {
                 "name": "canary",
                 "clusters": ["euw1-canary"],
-                "strategy": {"canary": {"steps": [{"setWeight": 50}, {"pause": {"duration": "6s"}}]}},
+                # Paused until approved, not for a time: the test, not the machine's speed, says when
+                # the pause ends (a timed pause of a few seconds could end before the test looks).
+                "strategy": {"canary": {"steps": [{"setWeight": 50}, {"pause": {}}]}},
             }
         ]
         async with release_worker(client, metrics_sandbox) as queue:
@@ -152,6 +154,9 @@ class TestOutage:
                 metrics_sandbox.start_prometheus(record)
             await assert_eventually(
                 status, lambda s: s.phase != "holding", timeout=30, what="the hold lifted"
+            )
+            await handle.execute_update(
+                ReleaseWorkflow.approve, ApproveRequest(ring="canary", cluster="euw1-canary", by="bob")
             )
             final = await ended(handle)
         assert final.phase == "succeeded", final.reason
