@@ -7,9 +7,9 @@ import os
 import socket
 
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.envconfig import ClientConfig
 
+from ringmaster.converter import data_converter
 from ringmaster.settings import Settings
 
 
@@ -26,4 +26,4 @@ async def connect(settings: Settings) -> Client:
     """A client from the SDK's environment configuration (TEMPORAL_ADDRESS, profiles, TLS, API key)."""
     config = ClientConfig.load_client_connect_config(profile=settings.temporal_profile)
     config.setdefault("target_host", "localhost:7233")
-    return await Client.connect(**config, data_converter=pydantic_data_converter, identity=client_identity())
+    return await Client.connect(**config, data_converter=data_converter, identity=client_identity())

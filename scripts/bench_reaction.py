@@ -26,7 +26,6 @@ from typing import Any
 
 import yaml
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 
 from activities import outcomes
 from activities.kubernetes import KubernetesBackend, Tuning
@@ -34,6 +33,7 @@ from activities.prometheus import PrometheusMetrics
 from policies import loading
 from policies.durations import parse_duration
 from ringmaster import worker
+from ringmaster.converter import data_converter
 from ringmaster.settings import Settings
 from sandbox import stack
 from sandbox import temporal as sandbox_temporal
@@ -138,7 +138,7 @@ async def bench(args: argparse.Namespace) -> int:
         processes = Processes(directory)
         temporal = sandbox_temporal.start_temporal(processes)
         print(f"sandbox and Temporal up in {time.monotonic() - started:.1f}s ({directory})", flush=True)  # noqa: T201
-        client = await Client.connect(str(temporal.info["address"]), data_converter=pydantic_data_converter)
+        client = await Client.connect(str(temporal.info["address"]), data_converter=data_converter)
         await worker.ensure_search_attributes(client)
         fleet = loading.load_fleet(sandbox.fleet)
         settings = Settings(
