@@ -23,12 +23,9 @@ from __future__ import annotations
 import base64
 import json
 import os
-import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -39,10 +36,8 @@ from temporalio.api.workflowservice.v1 import QueryWorkflowRequest
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from ringmaster import readiness
-from tests.support import manifests, receiver
-from tests.support.prometheus import SUCCESS_RATE, MetricsSandbox, served, wait_for
-from tests.support.waiting import assert_eventually
+from tests.support import manifests, receiver, worker_process
+from tests.support.prometheus import MetricsSandbox, served, wait_for
 from tests.workflows.support import ended
 from workflows.models import ReleaseInput
 from workflows.release import ReleaseWorkflow, release_id
@@ -107,26 +102,9 @@ def _deploy_workload(sandbox: MetricsSandbox, namespace: str, creds: dict[str, s
 
 def _plan(service: str, namespace: str) -> str:
     """One ring, a canary paused long enough for its gate to fail."""
-    return yaml.safe_dump(
-        {
-            "apiVersion": "ringmaster.dev/v1",
-            "kind": "ReleasePlan",
-            "service": service,
-            "workload": {"namespace": namespace, "deployment": "api", "container": "api"},
-            # Personal data would deny the Secret-backed env it cannot inspect (fail closed): this
-            # service's data is pseudonymous, so the release gets as far as its gate.
-            "dataResidency": {"dataClass": "pseudonymous"},
-            "rings": [
-                {
-                    "name": "canary",
-                    "clusters": [CLUSTER],
-                    "strategy": {"canary": {"steps": [{"setWeight": 50}, {"pause": {"duration": "1h"}}]}},
-                }
-            ],
-            "analysis": {"interval": "2s", "threshold": 2, "minDataPoints": 2, "metrics": [SUCCESS_RATE]},
-        },
-        sort_keys=False,
-    )
+    steps = [{"setWeight": 50}, {"pause": {"duration": "1h"}}]
+    ring = {"name": "canary", "clusters": [CLUSTER], "strategy": {"canary": {"steps": steps}}}
+    return worker_process.gated_plan(service, namespace, [ring])
 
 
 def _kubeconfig(sandbox: MetricsSandbox, token: str, into: Path) -> Path:
@@ -136,28 +114,6 @@ def _kubeconfig(sandbox: MetricsSandbox, token: str, into: Path) -> Path:
         user.setdefault("user", {})["token"] = token
     into.write_text(yaml.safe_dump(config), encoding="utf-8")
     return into
-
-
-@contextmanager
-def _worker(env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """``ringmaster worker`` with ``env``, its stdout and stderr in ``log``; stopped with SIGTERM."""
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "ringmaster.cli", "worker"],
-            env=env,
-            cwd=ROOT,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            yield proc
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
 
 
 def _cli(env: dict[str, str], *args: str) -> str:
@@ -256,14 +212,8 @@ class TestNoCredentialAnywhere:
                 "RINGMASTER_ANALYSIS_HEARTBEAT_THROTTLE_SECONDS": "0.5",
             }
             log = tmp_path / "worker.log"
-            with _worker(env, log) as proc:
-                await assert_eventually(
-                    lambda: _read(log),
-                    lambda text: readiness.READY in text or proc.poll() is not None,
-                    timeout=60,
-                    what="the worker polling",
-                )
-                assert proc.poll() is None, _read_sync(log)
+            with worker_process.running(env, log) as proc:
+                await worker_process.polling(proc, log, timeout=60)
                 handle = await client.start_workflow(
                     ReleaseWorkflow.run,
                     ReleaseInput(
@@ -345,11 +295,3 @@ class TestNoCredentialAnywhere:
             if any(form in content for form in _forms(secret))
         ]
         assert not leaks, leaks
-
-
-async def _read(path: Path) -> str:
-    return _read_sync(path)
-
-
-def _read_sync(path: Path) -> str:
-    return path.read_text(encoding="utf-8", errors="replace") if path.exists() else ""
