@@ -7,6 +7,7 @@ heartbeat details (``surface.py``). A model added to a signature tomorrow is che
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -93,6 +94,21 @@ class TestAnUnknownFieldIsDropped:
         data["plan"]["rings"][0][UNKNOWN] = 1
         data["schedule"][UNKNOWN] = 1
         assert samples.decode(key, data) == prepared
+
+
+class TestEveryDecoderIsTolerant:
+    def test_nothing_decodes_payloads_with_the_sdks_strict_converter(self) -> None:
+        """Clients, workers, the sandbox, scripts and tests all use ``ringmaster.converter``: a client
+        built with the SDK's converter would refuse what a newer worker writes."""
+        here = Path(__file__).resolve()
+        folders = ("policies", "activities", "workflows", "ringmaster", "sandbox", "scripts", "tests")
+        users = [
+            str(path.relative_to(here.parents[2]))
+            for folder in folders
+            for path in (here.parents[2] / folder).rglob("*.py")
+            if path != here and "pydantic_data_converter" in path.read_text(encoding="utf-8")
+        ]
+        assert sorted(users) == ["ringmaster/converter.py", "tests/compat/surface.py"]
 
 
 class TestFilesStayStrict:
