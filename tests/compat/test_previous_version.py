@@ -31,6 +31,24 @@ def prev() -> previous.Previous:
     return previous.checkout()
 
 
+class TestFindingThePreviousVersion:
+    def test_a_clone_without_the_tag_uses_the_recorded_commit(
+        self, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    ) -> None:
+        """CI's checkout may carry no tags: the commit, which every full clone has, is enough."""
+        commit = str(previous.record()["commit"])
+        monkeypatch.setattr(previous, "RECORD", _record(tmp_path, "v0.0.0-never-tagged", commit))
+        assert previous.resolve_commit() == commit
+
+    def test_neither_tag_nor_commit_fails_saying_how_to_get_them(
+        self, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    ) -> None:
+        """No silent skip: a clone without the previous version is told to fetch it."""
+        monkeypatch.setattr(previous, "RECORD", _record(tmp_path, "v0.0.0-never-tagged", "0" * 40))
+        with pytest.raises(previous.PreviousVersionUnavailable, match="is not in this clone: fetch it"):
+            previous.resolve_commit()
+
+
 class TestPreviousVersionsMessages:
     def test_the_fixtures_cover_the_main_message_kinds(self) -> None:
         """The recorded paths gave payloads of every kind histories hold."""
@@ -97,3 +115,9 @@ def _subset(before: object, after: object) -> bool:
     if isinstance(before, list) and isinstance(after, list):
         return len(before) == len(after) and all(_subset(b, a) for b, a in zip(before, after, strict=True))
     return before == after
+
+
+def _record(into: Path, tag: str, commit: str) -> Path:
+    path = into / "previous_version.toml"
+    path.write_text(f'version = "0.0.0"\ntag = "{tag}"\ncommit = "{commit}"\n', encoding="utf-8")
+    return path

@@ -66,13 +66,13 @@ def resolve_commit() -> str:
         sha = tagged.stdout.strip()
         if sha != commit:
             raise PreviousVersionUnavailable(
-                f"tag {tag} points at {sha} but {RECORD.relative_to(ROOT)} records {commit}: fix one"
+                f"tag {tag} points at {sha} but {os.path.relpath(RECORD, ROOT)} records {commit}: fix one"
             )
         return sha
     if _git("cat-file", "-e", f"{commit}^{{commit}}").returncode == 0:
         return commit
     raise PreviousVersionUnavailable(
-        f"the previous version ({tag}, commit {commit}, from {RECORD.relative_to(ROOT)}) is not in this "
+        f"the previous version ({tag}, commit {commit}, from {os.path.relpath(RECORD, ROOT)}) is not in this "
         "clone: fetch it (`git fetch --tags`, or a full clone rather than a shallow one)"
     )
 
@@ -108,7 +108,7 @@ def checkout() -> Previous:
     directory.parent.mkdir(parents=True, exist_ok=True)
     with (directory.parent / f"{commit}.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if not (directory / READY).exists():
+        if not _usable(directory, commit):
             _build(directory, commit)
     return Previous(
         version=str(found["version"]),
@@ -117,6 +117,16 @@ def checkout() -> Previous:
         strict_decoding=bool(found.get("strict_decoding", False)),
         directory=directory,
     )
+
+
+def _usable(directory: Path, commit: str) -> bool:
+    """Built to the end, and still a worktree at ``commit`` (of a clone that still exists)."""
+    if not (directory / READY).exists():
+        return False
+    head = subprocess.run(
+        ["git", "-C", str(directory), "rev-parse", "HEAD"], capture_output=True, text=True, check=False
+    )
+    return head.returncode == 0 and head.stdout.strip() == commit
 
 
 def _build(directory: Path, commit: str) -> None:
