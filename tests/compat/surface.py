@@ -11,7 +11,8 @@ tests also run it with an *earlier* version's interpreter and code on ``sys.path
 (``python tests/compat/surface.py schema|extract|decode ...``): the version under test then answers
 with its own models. Commands:
 
-- ``schema OUT``: every reachable model's fields (alias, required) and ``extra`` setting, as JSON;
+- ``schema OUT``: every reachable model's fields (alias, required, literal values) and ``extra``
+  setting, as JSON;
 - ``extract HISTORIES_DIR OUT``: the payloads of recorded histories (``*.json`` as
   ``tests/workflows/histories/record.py`` writes them), each under its message key, a few per key;
 - ``decode IN OUT``: decode each ``{"key", "json"}`` of IN with this version's data converter and the
@@ -143,13 +144,29 @@ def models(hints: typing.Iterable[Any]) -> dict[str, type[BaseModel]]:
     return found
 
 
+def literals(hint: Any) -> list[Any]:
+    """The ``Literal`` values ``hint`` allows directly (through unions, lists, dicts; not inside models)."""
+    if typing.get_origin(hint) is typing.Literal:
+        return sorted(typing.get_args(hint), key=repr)
+    if inspect.isclass(hint) and issubclass(hint, BaseModel):
+        return []
+    found: list[Any] = []
+    for arg in typing.get_args(hint):
+        found.extend(v for v in literals(arg) if v not in found)
+    return sorted(found, key=repr)
+
+
 def schema() -> dict[str, Any]:
-    """Every reachable model's ``extra`` setting and fields (alias, whether required)."""
+    """Every reachable model's ``extra`` setting and fields (alias, whether required, literal values)."""
     return {
         name: {
             "extra": model.model_config.get("extra"),
             "fields": {
-                field_name: {"alias": field.alias or field_name, "required": field.is_required()}
+                field_name: {
+                    "alias": field.alias or field_name,
+                    "required": field.is_required(),
+                    "literals": literals(field.annotation),
+                }
                 for field_name, field in model.model_fields.items()
             },
         }

@@ -148,6 +148,20 @@ class TestFieldsAddedSinceThePreviousVersion:
         ]
         assert not gone, f"fields the previous version requires, gone: {gone}"
 
+    def test_no_literal_gains_a_value_the_previous_version_does_not_know(self) -> None:
+        """A phase, a state or a stage the previous version does not know is refused by it whatever
+        its tolerance of fields: each new value is listed, with why it never reaches that version,
+        in ``previous_version.toml`` (``[new_values]``)."""
+        added = {
+            f"{name}.{field}": [v for v in surface.literals(info.annotation) if v not in known]
+            for name, model, before in _matched()
+            for field, info in model.model_fields.items()
+            if field in before["fields"]
+            for known in [before["fields"][field]["literals"]]
+        }
+        added = {field: values for field, values in added.items() if values}
+        assert added == samples.previous.record().get("new_values", {})
+
     def test_new_fields_are_left_out_at_their_default_while_the_previous_version_is_strict(self) -> None:
         """A strict previous version (0.1.0) decodes a message that does not use a new field only if
         the field is not written: every new field is declared with ``messages.added``."""
