@@ -50,3 +50,12 @@ def commit() -> str:
 def describe() -> str:
     """``ringmaster <version> (<commit>)``, computed once per process."""
     return f"ringmaster {version()} ({commit()})"
+
+
+def build_id() -> str:
+    """``<version>-<commit>``: the Temporal build id of this build's workers (``ringmaster.versioning``).
+
+    ``<version>-unknown`` when the commit is unknown; a versioned worker refuses to start with it,
+    since two different builds would then share one id.
+    """
+    return f"{version()}-{commit()}"

@@ -20,7 +20,9 @@ heartbeats (:func:`activities.rollout.run_blocking`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import contextlib
+import threading
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Executor
 from typing import Literal, get_args
 
@@ -29,7 +31,7 @@ from pydantic import Field, SecretStr
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities import _unleash
+from activities import _unleash, telemetry
 from activities._unleash import FlagAdmin, FlagError, Target
 from activities.models import FlagWrite, ReleaseRef
 from activities.rollout import run_blocking
@@ -400,16 +402,49 @@ def _log(release: ReleaseRef, cluster: str, flag: str) -> structlog.stdlib.Bound
     )
 
 
+class _EnvironmentLocks:
+    """One lock per flag and environment: the worker's writes to it run one at a time.
+
+    Every cluster of a region shares the region's Unleash environment, and its on/off toggle. A
+    restore that switches the environment off once no other enabled strategy remains, run while a
+    step of another cluster creates its strategy, reads "none remains" and then switches off under
+    it; that step's read-back then meets a flag that is off, as a person's kill switch leaves it, and
+    the other cluster stops with an ownership conflict it did not deserve (the feature off: the safe
+    side, but a failed release). Taken in turn, each operation's reads stay true until its writes.
+    Unleash offers no compare-and-set on the toggle, so workers of several replicas can still meet
+    (``docs/design.md``); one worker's releases never do.
+    """
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._locks: dict[tuple[str, str, str, str], threading.Lock] = {}
+
+    @contextlib.contextmanager
+    def held(self, server: FlagServer, flag: str, beat: Heartbeat) -> Iterator[None]:
+        """Hold the lock of ``flag`` in ``server``'s environment, heartbeating while waiting for it."""
+        key = (server.host, server.project, server.environment, flag)
+        with self._guard:
+            lock = self._locks.setdefault(key, threading.Lock())
+        while not lock.acquire(timeout=0.5):
+            beat(f"waiting for another change of {flag} in {server.environment} on {server.host}")
+        try:
+            yield
+        finally:
+            lock.release()
+
+
 class FlagActivities:
     """The flag activities, over one Admin API client and the worker's cluster thread pool.
 
     A worker whose settings hold no admin token registers them all the same: each then fails
-    permanently, naming the host and the setting, if a workflow ever calls it.
+    permanently, naming the host and the setting, if a workflow ever calls it. Writes to one flag in
+    one environment run one at a time (:class:`_EnvironmentLocks`).
     """
 
     def __init__(self, admin: FlagAdmin, executor: Executor) -> None:
         self._admin = admin
         self._executor = executor
+        self._locks = _EnvironmentLocks()
 
     @classmethod
     def with_tokens(
@@ -430,10 +465,17 @@ class FlagActivities:
         """One ``setRollout`` step in one cluster, verified; repeating it writes nothing new."""
         log = _log(inp.release, inp.cluster, inp.flag)
         try:
-            result = await run_blocking(self._executor, lambda beat: set_rollout(self._admin, inp, beat))
+
+            def step(beat: Heartbeat) -> FlagStepResult:
+                with self._locks.held(inp.server, inp.flag, beat):
+                    return set_rollout(self._admin, inp, beat)
+
+            result = await run_blocking(self._executor, step)
         except ApplicationError as err:
+            telemetry.flag_change(inp.server.host, "set-rollout", "failed")
             log.warning("flag step failed", rollout=inp.rollout, type=err.type, error=err.message)
             raise
+        telemetry.flag_change(inp.server.host, "set-rollout", result.action)
         log.info("flag step", rollout=result.rollout, action=result.action, strategy=result.strategy_id)
         return result
 
@@ -442,9 +484,16 @@ class FlagActivities:
         """Put the cluster's flag back as the snapshot recorded it."""
         log = _log(inp.release, inp.snapshot.cluster, inp.snapshot.flag)
         try:
-            result = await run_blocking(self._executor, lambda beat: restore(self._admin, inp, beat))
+
+            def put_back(beat: Heartbeat) -> FlagRestoreResult:
+                with self._locks.held(inp.server, inp.snapshot.flag, beat):
+                    return restore(self._admin, inp, beat)
+
+            result = await run_blocking(self._executor, put_back)
         except ApplicationError as err:
+            telemetry.flag_change(inp.server.host, "restore", "failed")
             log.error("flag restore failed", type=err.type, error=err.message)
             raise
+        telemetry.flag_change(inp.server.host, "restore", result.action)
         log.info("flag restored", action=result.action, reason=inp.reason)
         return result

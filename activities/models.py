@@ -164,6 +164,15 @@ class SnapshotInput(_Model):
     workload: Workload
 
 
+class KeepFlagInput(_Model):
+    """Keep a cluster's flag record beside its workload snapshot (the first record of a run wins)."""
+
+    release: ReleaseRef
+    cluster: ClusterTarget
+    workload: Workload
+    record: FlagRecord
+
+
 class ClusterSnapshot(_Model):
     """The workload as ringmaster found it before touching the cluster: what a rollback restores."""
 

@@ -30,6 +30,7 @@ import json
 import math
 import re
 import threading
+import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
@@ -42,6 +43,7 @@ from prometheus_api_client.prometheus_connect import PrometheusConnect
 from urllib3.util import parse_url
 from urllib3.util.retry import Retry
 
+from activities import telemetry
 from activities.models import AnalyzeInput
 from policies import gates, hosts, statistics
 from policies.fleet import Fleet
@@ -215,11 +217,19 @@ class PrometheusMetrics:
         loop = asyncio.get_running_loop()
         found = await asyncio.gather(
             *(
-                loop.run_in_executor(self._pool, self._measure, url, inp, metric, at)
+                loop.run_in_executor(self._pool, self._timed, url, inp, metric, at)
                 for metric in inp.analysis.metrics
             )
         )
         return list(found)
+
+    def _timed(self, url: hosts.Url, inp: AnalyzeInput, metric: Metric, at: datetime) -> Measurement:
+        """:meth:`_measure`, its time recorded by region and result (:mod:`activities.telemetry`)."""
+        began = time.monotonic()
+        found = self._measure(url, inp, metric, at)
+        result = "error" if found.error is not None else "nodata" if found.value is None else "ok"
+        telemetry.prometheus_query(inp.cluster.region, result, timedelta(seconds=time.monotonic() - began))
+        return found
 
     def _measure(self, url: hosts.Url, inp: AnalyzeInput, metric: Metric, at: datetime) -> Measurement:
         host = url.host.name

@@ -42,6 +42,8 @@ from activities.errors import ClusterError
 from activities.models import (
     ClusterSnapshot,
     FindSnapshotsInput,
+    FlagRecord,
+    KeepFlagInput,
     RecordedSnapshots,
     ReleaseRef,
     ResidencyInput,
@@ -82,6 +84,15 @@ class ClusterBackend(Protocol):
         self, cluster: str, workload: Workload, release: ReleaseRef
     ) -> ClusterSnapshot | None:
         """The snapshot this run of ``release`` recorded in ``cluster``, or None; writes nothing."""
+        ...
+
+    def keep_flag(
+        self, cluster: str, workload: Workload, release: ReleaseRef, record: FlagRecord
+    ) -> FlagRecord:
+        """Store ``record`` in the run's snapshot, unless one is there already; answer the stored one.
+
+        The snapshot must exist (taken before any change); a snapshot read later carries the record.
+        """
         ...
 
     def evidence(self, cluster: str, workload: Workload) -> LiveEvidence:
@@ -205,6 +216,16 @@ class ClusterActivities:
         """Record the workload as found, before the first change."""
         return await run_blocking(
             self._executor, lambda _: self._backend.snapshot(inp.cluster.name, inp.workload, inp.release)
+        )
+
+    @activity.defn(name="keep_flag_snapshot")
+    async def keep_flag_snapshot(self, inp: KeepFlagInput) -> FlagRecord:
+        """Keep the cluster's flag as found beside its workload snapshot, where every rollback looks
+        (the sweep after a reset and ``ringmaster rollback`` included); the first record of a run wins,
+        so a repeated call answers the one kept before the first flag step."""
+        return await run_blocking(
+            self._executor,
+            lambda _: self._backend.keep_flag(inp.cluster.name, inp.workload, inp.release, inp.record),
         )
 
     @activity.defn(name="find_snapshots")

@@ -400,6 +400,17 @@ class ReleasePlan(Document):
                         'feature_on="{{featureOn}}" to a query\'s selector',
                     )
                 )
+        if moving and flag_metrics and len(flag_metrics) == len(self.analysis.metrics):
+            # The code lands before the flag moves (a canary, a rolling update), and rings bake: there
+            # is no flag-on side to tell from flag-off, so those stages are judged by the other metrics.
+            found.append(
+                (
+                    "analysis.metrics",
+                    "every metric uses {{featureOn}}, so nothing judges the code before the flag moves "
+                    "or a ring's bake (each would hold, unable to fill the queries): add a metric of the "
+                    'whole version, e.g. its success rate without feature_on="{{featureOn}}"',
+                )
+            )
         if not moving:
             found += [
                 (

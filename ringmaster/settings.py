@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from activities.webhooks import Webhook
@@ -28,6 +28,23 @@ class Settings(BaseSettings):
 
     temporal_profile: str | None = None
     """Profile in the Temporal client config file; None uses the default profile and environment."""
+
+    worker_versioning: bool = False
+    """Run the worker as a version of the Temporal worker deployment ``deployment_name``, with build id
+    ``build_id`` (Worker Versioning: ``docs/design.md``, "Upgrading the worker"): the deployment's
+    current version (``ringmaster deployment current``) decides which build runs the workflows (they
+    move to it at their next task: auto-upgrade), and an old build's workers go once no run is pinned
+    to it (``ringmaster deployment drained``). Off (the default), workers of every build share the task
+    queue, as in the sandbox and the tests; the build id is still recorded in every workflow task the
+    worker completes."""
+
+    deployment_name: str = Field(default="ringmaster", pattern=r"^[A-Za-z0-9_-]+$", max_length=100)
+    """The Temporal worker deployment the workers belong to (no ``.``: Temporal writes a version as
+    ``<deployment>.<build id>``). One per namespace and task queue family."""
+
+    build_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.+-]+$", max_length=100)
+    """This worker's build id; None derives it from the package version and the commit,
+    ``<version>-<commit>`` (``activities.build.build_id``). Set it when the image build knows better."""
 
     ui_url: str = "http://localhost:8233"
     """Base URL of the Temporal UI, for the links the CLI prints."""
@@ -140,6 +157,56 @@ class Settings(BaseSettings):
     (``s3://bucket/prefix?endpoint=...&region=...``, credentials from the AWS default chain, never
     in the URL). None: no archive (``audit`` then reads history only)."""
 
+    listen_host: str = "0.0.0.0"  # noqa: S104 - a container's probes and scrapes arrive from outside it
+    """Address the worker's metrics and health endpoints listen on (``metrics_port``, ``health_port``):
+    all interfaces by default, as a container's kubelet and Prometheus reach it from outside; set
+    ``127.0.0.1`` to keep them to the machine."""
+
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    """Port of the worker's Prometheus endpoint (``/metrics``): the Temporal SDK's worker metrics
+    (slots, schedule-to-start and poll latencies, with the ``temporal_`` prefix) and ringmaster's own
+    (``ringmaster_*``), served by one exporter, the SDK runtime's. None (the default): no endpoint, so
+    several workers can share a machine (the sandbox, a laptop); the manifests in ``deploy/worker``
+    set 9464. See docs/operating.md for the metrics and their labels."""
+
+    health_port: int | None = Field(default=None, ge=1, le=65535)
+    """Port of the worker's health endpoints: ``/livez`` (the process's event loop answers),
+    ``/readyz`` (every Temporal worker of the process runs and Temporal has seen this process poll
+    its task queue within ``readiness_poll_age_seconds``) and ``/readyz?verbose`` (also each fleet
+    cluster's, Prometheus' and flag server's last reachability probe, which never affects readiness:
+    one region's outage must not stop a fix from rolling out elsewhere). None (the default): not
+    served; the manifests in ``deploy/worker`` set 8080. The reachability probes run whenever this
+    or ``metrics_port`` is set (they feed ``ringmaster_dependency_up``). See docs/operating.md."""
+
+    readiness_poll_age_seconds: float = Field(default=90.0, ge=5)
+    """``/readyz`` says ready only if Temporal saw this process poll its main task queue at most this
+    long ago, in seconds. An idle long poll is renewed about every 60 s, so less than 70 would make an
+    idle, healthy worker flap."""
+
+    health_probe_seconds: float = Field(default=15.0, gt=0)
+    """How often, in seconds, the worker checks Temporal (for readiness) and probes each dependency
+    (clusters, Prometheus, flag servers) for ``ringmaster_dependency_up`` and ``/readyz?verbose``."""
+
+    health_probe_timeout_seconds: float = Field(default=3.0, gt=0, le=30)
+    """How long one probe (a cluster's ``/version``, a Prometheus' ``/-/ready``, an Unleash ``/health``,
+    Temporal's task queue description) may take, in seconds, before it counts as unreachable."""
+
+    health_probe_concurrency: int = Field(default=8, ge=1, le=64)
+    """Dependency probes in flight at once (each holds a thread while it waits): a fleet of hundreds of
+    clusters is probed a few at a time, never all at once."""
+
+    def prometheus_headers(self) -> dict[str, str] | None:
+        """The headers of every request to a region's Prometheus (the bearer token, when set)."""
+        token = self.prometheus_bearer_token
+        return {"Authorization": f"Bearer {token.get_secret_value()}"} if token is not None else None
+
+    @field_validator("health_port")
+    @classmethod
+    def _distinct_ports(cls, value: int | None, info: ValidationInfo) -> int | None:
+        if value is not None and value == info.data.get("metrics_port"):
+            raise ValueError("must differ from RINGMASTER_METRICS_PORT: each endpoint has its own server")
+        return value
+
     @field_validator("webhooks")
     @classmethod
     def _unique_webhooks(cls, value: list[Webhook]) -> list[Webhook]:
@@ -148,3 +215,11 @@ class Settings(BaseSettings):
         if twice:
             raise ValueError(f"webhook names must be unique; given more than once: {', '.join(twice)}")
         return value
+
+
+def settings_problems(err: ValidationError) -> str:
+    """``invalid settings: RINGMASTER_X: <problem>; ...``: each invalid variable by its name."""
+    problems = "; ".join(
+        f"RINGMASTER_{'_'.join(str(part) for part in e['loc']).upper()}: {e['msg']}" for e in err.errors()
+    )
+    return f"invalid settings: {problems}"

@@ -8,6 +8,7 @@ import socket
 
 from temporalio.client import Client
 from temporalio.envconfig import ClientConfig
+from temporalio.runtime import Runtime
 
 from ringmaster.converter import data_converter
 from ringmaster.settings import Settings
@@ -22,8 +23,11 @@ def client_identity() -> str:
     return f"{user}@{socket.gethostname()} pid {os.getpid()}"
 
 
-async def connect(settings: Settings) -> Client:
-    """A client from the SDK's environment configuration (TEMPORAL_ADDRESS, profiles, TLS, API key)."""
+async def connect(settings: Settings, runtime: Runtime | None = None) -> Client:
+    """A client from the SDK's environment configuration (TEMPORAL_ADDRESS, profiles, TLS, API key),
+    on ``runtime`` (None: the SDK's default; the worker's carries its metrics exporter)."""
     config = ClientConfig.load_client_connect_config(profile=settings.temporal_profile)
     config.setdefault("target_host", "localhost:7233")
-    return await Client.connect(**config, data_converter=data_converter, identity=client_identity())
+    return await Client.connect(
+        **config, data_converter=data_converter, identity=client_identity(), runtime=runtime
+    )

@@ -26,6 +26,12 @@ Undo: ``UndoWorkflow`` (``ringmaster rollback`` and ``retry``) runs here too, wi
 own (:func:`undo_activities`): ``read_release``, an ended release's record through this worker's
 Temporal client, and ``inspect_workload``, through the cluster backend.
 
+Versions: every worker of the process is one version of the Temporal worker deployment
+(:mod:`ringmaster.versioning`, ``worker_versioning``): with versioning on, the deployment's current
+version runs every workflow (each moves to it at its next task) and old builds serve only runs an
+operator pinned to them; off, the build id is only stamped on each workflow task. The workflow
+types, sandbox and interceptors come from :mod:`ringmaster.registry`, which the replays use too.
+
 On SIGTERM both workers stop polling. Analysis stretches hand over at once (they fail retryably with
 their checks heartbeated, and another worker resumes them); cluster changes get
 ``graceful_shutdown_seconds`` to finish, then are cancelled and retried elsewhere.
@@ -38,7 +44,7 @@ import secrets
 import shutil
 import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from contextlib import AsyncExitStack
 from datetime import timedelta
@@ -51,7 +57,6 @@ from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
 from temporalio.client import Client
 from temporalio.worker import Worker
-from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.analysis import AnalysisActivities, MetricsSource
 from activities.archive import open_archive
@@ -70,30 +75,13 @@ from policies import loading
 from policies.authz import AuthorizationPolicy
 from policies.fleet import Fleet
 from policies.identity import IdentityPolicy
-from ringmaster import latency, readiness
+from ringmaster import health, readiness, registry, versioning
 from ringmaster.settings import Settings
 from workflows import freezes, queues, search
-from workflows.bake import RingBakeWorkflow
-from workflows.cluster import ClusterRolloutWorkflow
-from workflows.freezes import FreezeRegistryWorkflow
-from workflows.lane import ReleaseLaneWorkflow
-from workflows.release import ReleaseWorkflow
-from workflows.undo import UndoWorkflow
 
-WORKFLOWS: Sequence[type] = (
-    ReleaseWorkflow,
-    ClusterRolloutWorkflow,
-    RingBakeWorkflow,
-    ReleaseLaneWorkflow,
-    FreezeRegistryWorkflow,
-    UndoWorkflow,
-)
-
-RUNNER = SandboxedWorkflowRunner(
-    restrictions=SandboxRestrictions.default.with_passthrough_modules("workflows._options")
-)
-"""The workflow sandbox, sharing the activity call options with the worker's process: they are
-constants (no state, no I/O), so one copy for every workflow run is safe and cheaper to load."""
+WORKFLOWS = registry.WORKFLOWS
+RUNNER = registry.RUNNER
+"""The workflow sandbox (:data:`ringmaster.registry.RUNNER`), read here when the workers are built."""
 
 MIN_ATTESTATION_KEY_BYTES = 32
 """The shortest attestation key accepted: HMAC-SHA256 wants a key at least as long as its output."""
@@ -158,6 +146,7 @@ def activities_for(
         cluster.check_residency,
         cluster.snapshot_cluster,
         cluster.find_snapshots,
+        cluster.keep_flag_snapshot,
         cluster.apply_step,
         cluster.wait_rollout,
         cluster.rollback_cluster,
@@ -195,8 +184,7 @@ def backends(settings: Settings, fleet: Fleet) -> tuple[ClusterBackend, MetricsS
 
     Raises ValueError naming every fleet cluster whose kubeconfig context cannot be loaded.
     """
-    token = settings.prometheus_bearer_token
-    headers = {"Authorization": f"Bearer {token.get_secret_value()}"} if token is not None else None
+    headers = settings.prometheus_headers()
     metrics = PrometheusMetrics(fleet, timeout=settings.prometheus_timeout_seconds, headers=headers)
     return KubernetesBackend.from_kubeconfig(fleet, settings.kubeconfig), metrics
 
@@ -281,6 +269,11 @@ class Workers:
         self._pool = pool
         self._stack = AsyncExitStack()
 
+    @property
+    def all(self) -> list[Worker]:
+        """Every Temporal worker of the process (readiness wants each of them running)."""
+        return [self.main, self.analysis, *([self.watches] if self.watches is not None else [])]
+
     async def __aenter__(self) -> Self:
         """Start polling both queues."""
         await self._stack.__aenter__()
@@ -323,7 +316,10 @@ def build_workers(
         "graceful_shutdown_timeout": timedelta(seconds=settings.graceful_shutdown_seconds),
         "max_heartbeat_throttle_interval": timedelta(seconds=settings.heartbeat_throttle_seconds),
         "default_heartbeat_throttle_interval": timedelta(seconds=settings.heartbeat_throttle_seconds),
-        "interceptors": [latency.LatencyInterceptor(warn_after)],
+        "interceptors": registry.interceptors(warn_after),
+        # Every worker of the process is the same version of the deployment: a run pinned to a build
+        # has its analysis stretches and freeze watches run there too, like its cluster changes.
+        "deployment_config": versioning.deployment_config(settings),
     }
     freeze = FreezeActivities(
         TemporalFreezes(client, freezes.registry_id(settings.task_queue)), settings.freeze_poll_seconds
@@ -418,10 +414,20 @@ async def run(
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     try:
-        async with build_workers(
-            client, settings, fleet, backend=backend, metrics=metrics, identity=identity
+        async with (
+            build_workers(
+                client, settings, fleet, backend=backend, metrics=metrics, identity=identity
+            ) as workers,
+            health.serving(client, settings, workers.all, health.probes_for(settings, fleet, backend)),
         ):
             analysis = queues.analysis_queue(settings.task_queue)
+            version = versioning.version(settings)
+            log.info(
+                "worker version",
+                deployment=version.deployment_name,
+                build_id=version.build_id,
+                versioning=settings.worker_versioning,
+            )
             print(f"{readiness.READY} {settings.task_queue} {analysis}", file=sys.stderr, flush=True)  # noqa: T201
             await stop.wait()
     finally:

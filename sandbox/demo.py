@@ -10,8 +10,12 @@ its beta ring requires four eyes, so once it waits for approval alice's own appr
 (exit 2) and bob approves with his key (``--sign-with DIR/identity/bob``); ``status`` shows who
 approved and how the worker verified it, and submitting ``v2`` again with ``--wait`` follows the
 running release to its end. ``v3-bad`` fails its gate in the first ring and is rolled back
-automatically. Everything keeps running afterwards for a look in the Temporal UI; ``make down``
-(``python -m sandbox down``) stops it all.
+automatically. Then feature flags (:mod:`sandbox.demoflags`): ``v4`` lands with the feature flag
+``checkout-v2`` off and turns it on ring by ring (internal in the EU, beta in the EU and the US, each
+cluster's rollout in its jurisdiction's Unleash), and ``v4`` again turns on ``checkout-v3-bad``,
+whose flag-on requests fail: its gate fails, the flag is restored in Unleash within seconds, and the
+Deployment is never touched. Everything keeps running afterwards for a look in the Temporal UI;
+``make down`` (``python -m sandbox down``) stops it all.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import sys
 import time
 from pathlib import Path
 
-from sandbox import stack
+from sandbox import demoflags, stack
 from sandbox import temporal as sandbox_temporal
 from workflows.models import TERMINAL_PHASES
 
@@ -137,14 +141,17 @@ def main() -> int:
     _say("its audit record, as the worker archived it and Temporal's history tells it")
     _ringmaster(env, "audit", "api:v3-bad")
 
+    flag_good, flag_bad = demoflags.run(sandbox, lambda *a: _ringmaster(env, *a), _say)
+
     _say("done")
     print(f"From a shell: source {sandbox.env}")  # noqa: T201
     print(  # noqa: T201
         f"good release exit code {good} (0 = succeeded); alice approving her own release exit code {own} "
-        f"(2 = refused); bad release exit code {bad} (1 = rolled back)"
+        f"(2 = refused); bad release exit code {bad} (1 = rolled back); flag release exit code {flag_good}"
+        f" (0 = promoted); bad flag release exit code {flag_bad} (1 = its flag restored)"
     )
     print(f"Look around in the Temporal UI: {sandbox.ui}   Stop everything with: make down")  # noqa: T201
-    return 0 if (good, own, bad) == (0, 2, 1) else 1
+    return 0 if (good, own, bad, flag_good, flag_bad) == (0, 2, 1, 0, 1) else 1
 
 
 if __name__ == "__main__":

@@ -82,19 +82,27 @@ def addresses(jurisdictions: list[str], settings: PrometheusSettings) -> dict[st
     return loopback_addresses(jurisdictions, settings.addresses)
 
 
-def render(jurisdiction: str, clusters: list[str], simulator: str, settings: PrometheusSettings) -> str:
-    """The configuration of one jurisdiction's Prometheus, from the template."""
+def render(
+    jurisdiction: str,
+    clusters: list[str],
+    simulator: str,
+    settings: PrometheusSettings,
+    workers: Path = Path("prometheus-workers.json"),
+) -> str:
+    """The configuration of one jurisdiction's Prometheus, from the template; ``workers`` is the file
+    listing the ringmaster workers it scrapes (:func:`scrape_workers`)."""
     interval = f"{int(settings.scrape_interval_seconds * 1000)}ms"
     timeout = f"{int(settings.scrape_interval_seconds * 800)}ms"
     raw = TEMPLATE.read_text(encoding="utf-8")
     text = Template(raw).safe_substitute(
-        scrape_interval=interval, scrape_timeout=timeout, jurisdiction=jurisdiction
+        scrape_interval=interval, scrape_timeout=timeout, jurisdiction=jurisdiction, workers_file=str(workers)
     )
     document = yaml.safe_load(text)
-    job = yaml.safe_dump(document["scrape_configs"][0])
+    cluster_job, *others = document["scrape_configs"]
+    job = yaml.safe_dump(cluster_job)
     document["scrape_configs"] = [
         yaml.safe_load(Template(job).substitute(cluster=c, simulator=simulator)) for c in clusters
-    ]
+    ] + others
     header = f"# Rendered from {TEMPLATE.name} by `python -m sandbox up`: the {jurisdiction} Prometheus.\n"
     return header + yaml.safe_dump(document, sort_keys=False)
 
@@ -216,14 +224,24 @@ class Server:
     clusters: list[str]
 
 
-def traffic_spec(directory: Path, apiserver: str, settings: TrafficSettings, timeout: float) -> ProcessSpec:
-    """The simulator: it binds a free port and writes it to ``DIR/traffic.port``."""
+def traffic_spec(
+    directory: Path,
+    apiserver: str,
+    settings: TrafficSettings,
+    timeout: float,
+    *,
+    unleash: Path | None = None,
+) -> ProcessSpec:
+    """The simulator: it binds a free port and writes it to ``DIR/traffic.port``. With ``unleash``
+    (``DIR/unleash.json``) its requests evaluate flags there; the file's path is passed, never a token."""
     settings_file = directory / f"{TRAFFIC}.json"
     settings_file.write_text(settings.model_dump_json(by_alias=True, indent=2) + "\n", encoding="utf-8")
     port_file = directory / f"{TRAFFIC}.port"
     port_file.unlink(missing_ok=True)
     argv = [sys.executable, "-m", "sandbox.traffic", "--apiserver", apiserver]
     argv += ["--settings", str(settings_file), "--port", "0", "--port-file", str(port_file)]
+    if unleash is not None:
+        argv += ["--unleash", str(unleash)]
 
     def ready(_: ProcessRecord) -> dict[str, object] | None:
         port = read_port(port_file)
@@ -253,6 +271,20 @@ def _spec(name: str, argv: list[str], url: str, timeout: float) -> ProcessSpec:
     return ProcessSpec(name, argv, ready=ready, startup_timeout=timeout, poll_interval=0.1)
 
 
+def workers_file(directory: Path) -> Path:
+    """The file every Prometheus of the sandbox in ``directory`` reads its ringmaster workers from."""
+    return directory / "prometheus-workers.json"
+
+
+def scrape_workers(directory: Path, targets: list[str]) -> None:
+    """Have the sandbox's Prometheus servers scrape the workers' metrics at ``targets`` (``host:port``;
+    empty: none), replacing the list. Written whole, then renamed: Prometheus never reads half a file."""
+    path = workers_file(directory)
+    partial = path.with_suffix(".tmp")
+    partial.write_text(json.dumps([{"targets": targets}] if targets else []), encoding="utf-8")
+    partial.replace(path)
+
+
 def data_dir(directory: Path, jurisdiction: str) -> Path:
     """Where one jurisdiction's TSDB lives (thrown away at every start and at ``down``)."""
     return directory / f"{process_name(jurisdiction)}-data"
@@ -273,7 +305,11 @@ def start(
     for jurisdiction, names in clusters.items():
         name = process_name(jurisdiction)
         config = directory / f"{name}.yml"
-        config.write_text(render(jurisdiction, names, simulator, settings), encoding="utf-8")
+        if not workers_file(directory).exists():
+            scrape_workers(directory, [])
+        config.write_text(
+            render(jurisdiction, names, simulator, settings, workers_file(directory)), encoding="utf-8"
+        )
         data = data_dir(directory, jurisdiction)
         shutil.rmtree(data, ignore_errors=True)
         host = hosts[jurisdiction]

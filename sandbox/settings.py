@@ -15,6 +15,12 @@ Example::
         - {match: "*-bad", errorRate: 0.08, latencyFactor: 3}
         - {match: "*-cheap", checkoutConversion: 0.2}
         - {match: "v7", clusters: ["usw2-*"], errorRate: 0.2}  # v7: good everywhere, bad in usw2
+      features:                   # the flags each Service's requests evaluate with the Unleash SDK
+        - {flag: checkout-v2, services: [api]}
+        - {flag: checkout-v3-bad, services: [api]}
+      featureProfiles:            # how a request behaves where its flag is on (else: as its version)
+        - {match: "*-bad", errorRate: 0.08, latencyFactor: 3}
+      flagRefreshSeconds: 1       # the SDK's refresh_interval (its default, 15 s, would hide a rollback)
     prometheus:
       scrapeIntervalSeconds: 1
     unleash:
@@ -77,7 +83,7 @@ class Behaviour(_Model):
 
 class VersionProfile(_Model):
     """Behaviour of versions matching ``match`` (a shell-style pattern, ``*-bad``) in the clusters
-    matching ``clusters``; unset fields inherit."""
+    matching ``clusters``; unset fields inherit. In ``featureProfiles``, ``match`` is a flag's name."""
 
     match: str
     clusters: list[str] | None = None
@@ -96,6 +102,10 @@ class VersionProfile(_Model):
             return False
         return self.clusters is None or any(fnmatch.fnmatchcase(cluster, c) for c in self.clusters)
 
+    def apply(self, behaviour: Behaviour) -> Behaviour:
+        """``behaviour`` with the fields this profile sets."""
+        return behaviour.model_copy(update=self.model_dump(exclude={"match", "clusters"}, exclude_none=True))
+
 
 class Profiles(_Model):
     """A list of profiles, first match wins: the body of the simulator's ``/profiles`` endpoint."""
@@ -105,6 +115,24 @@ class Profiles(_Model):
 
 def _default_profiles() -> list[VersionProfile]:
     return [VersionProfile(match="*-bad", error_rate=0.08, latency_factor=3.0)]
+
+
+class FeatureUse(_Model):
+    """A feature flag the requests of some Services evaluate (:mod:`sandbox.trafficflags`)."""
+
+    flag: str = Field(min_length=1)
+    services: list[str] = Field(default_factory=lambda: ["*"])
+    """Shell-style patterns of the Service names whose requests evaluate the flag. A Service evaluating
+    several flags splits its requests equally among them, as if each flag guarded one endpoint: every
+    request evaluates one flag and carries its name in the ``feature`` label."""
+
+    def applies(self, service: str) -> bool:
+        """Whether requests to Service ``service`` evaluate the flag."""
+        return any(fnmatch.fnmatchcase(service, pattern) for pattern in self.services)
+
+
+def _default_features() -> list[FeatureUse]:
+    return [FeatureUse(flag=flag, services=["api"]) for flag in ("checkout-v2", "checkout-v3-bad")]
 
 
 class TrafficSettings(_Model):
@@ -121,14 +149,44 @@ class TrafficSettings(_Model):
     profiles: list[VersionProfile] = Field(default_factory=_default_profiles)
     """Per-version (optionally per-cluster) overrides, first match wins (default: ``*-bad`` fails 8% and
     is 3x slower everywhere); replaceable at runtime through the simulator's ``/profiles``."""
+    features: list[FeatureUse] = Field(default_factory=_default_features)
+    """The flags each Service's requests evaluate (default: ``api`` evaluates the seeded demo flag
+    ``checkout-v2`` and ``checkout-v3-bad``, the demo's bad feature); a Service no entry names, or a
+    cluster no Unleash serves, evaluates none."""
+    feature_profiles: list[VersionProfile] = Field(default_factory=_default_profiles)
+    """How a request behaves where its flag is on: its version's behaviour with the first profile
+    matching the flag's name (``match``) and the cluster applied (default: a flag ending in ``-bad``
+    fails 8% and is 3x slower); where the flag is off, or no profile matches, as its version."""
+    flag_refresh_seconds: int = Field(default=1, ge=1, le=60)
+    """How often each Unleash SDK client fetches its flags (the SDK's ``refresh_interval``, whole
+    seconds): a flag change reaches the traffic within about this. The SDK's default, 15 s, would
+    dominate a rollback measured in seconds."""
+    flag_evaluations: int = Field(default=20, ge=1, le=10_000)
+    """Synthetic users evaluated with the SDK per cluster, flag and tick; each stream's flag-on count
+    is drawn from the share of them who got the flag, so a tick's SDK calls stay bounded whatever the
+    rate and the number of Services (:mod:`sandbox.trafficflags`)."""
+    users: int = Field(default=10_000, ge=1, le=10_000_000)
+    """Synthetic users per cluster; each request's ``userId`` is one of them, drawn at random, so a
+    sticky rollout keeps each user on one side."""
 
     def behaviour(self, version: str, cluster: str) -> Behaviour:
         """How ``version`` behaves in ``cluster``: the default with the first matching profile's fields."""
         for profile in self.profiles:
             if profile.applies(version, cluster):
-                changes = profile.model_dump(exclude={"match", "clusters"}, exclude_none=True)
-                return self.default.model_copy(update=changes)
+                return profile.apply(self.default)
         return self.default
+
+    def feature_behaviour(self, flag: str, version: str, cluster: str) -> Behaviour:
+        """How ``version`` behaves in ``cluster`` where ``flag`` is on (see ``feature_profiles``)."""
+        base = self.behaviour(version, cluster)
+        for profile in self.feature_profiles:
+            if profile.applies(flag, cluster):
+                return profile.apply(base)
+        return base
+
+    def flags_of(self, service: str) -> list[str]:
+        """The flags requests to ``service`` evaluate, each once, in the order of ``features``."""
+        return list(dict.fromkeys(f.flag for f in self.features if f.applies(service)))
 
 
 class PrometheusSettings(_Model):

@@ -17,7 +17,8 @@ Unless the settings say ``unleash: {enabled: false}``, ``up`` also starts Postgr
 Unleash per jurisdiction (:mod:`sandbox.unleash`) before waiting on Prometheus, returns only once each
 serves its seeded state (project, environment, context field ``cluster``, demo flag) to its admin
 and client tokens, writes what clients need to ``DIR/unleash.json``, and places their hosts in the
-fleet's ``hosts`` table too.
+fleet's ``hosts`` table too. The traffic simulator is given that file's path (``--unleash``) and
+evaluates flags with the SDK and each server's client token (:mod:`sandbox.trafficflags`).
 
 With ``temporal=True`` (what ``python -m sandbox up`` and ``make sandbox`` do; tests and scripts
 that bring their own Temporal leave it off) ``up`` also keeps a Temporal dev server and a ringmaster
@@ -26,7 +27,9 @@ and writes ``DIR/env``, which a shell sources to point ``ringmaster`` at this sa
 worker it starts the sandbox's OIDC issuer (process ``oidc``) and writes ``DIR/identity/`` (SSH keys
 of alice and bob, the worker's identity policy and attestation key: :mod:`sandbox.identity`); the
 worker verifies every request under that policy (``identity: {mode: trusted}`` in the settings
-makes it take the client's word), and ``DIR/env`` signs with alice's key.
+makes it take the client's word), and ``DIR/env`` signs with alice's key. The worker gets each
+Unleash's admin token in its environment (``RINGMASTER_UNLEASH_ADMIN_TOKENS``, by host), so flag
+releases work in the sandbox; ``DIR/env`` does not carry them.
 
 Directory layout::
 
@@ -170,7 +173,7 @@ def up(
             kubeconfig=clusters.kubeconfig,
             code=sandbox_temporal.code_digest() if code is None else code,
             identity=identity,
-            tuning=tuned.worker.env(),
+            tuning=tuned.worker.env() | sandbox_unleash.worker_env(clusters.unleash.values()),
         )
     except ProcessError as exc:
         down(directory)
@@ -272,7 +275,10 @@ def _up_clusters(
         if tuned.unleash.enabled:  # started first: its migrations run while Prometheus fills up
             flags = sandbox_unleash.launch(processes, _by_jurisdiction(fleet), tuned.unleash, timeout)
         if tuned.prometheus.enabled:
-            spec = sandbox_prometheus.traffic_spec(directory, url, tuned.traffic, timeout)
+            unleash_file = directory / sandbox_unleash.FILE if flags else None  # written by launch
+            spec = sandbox_prometheus.traffic_spec(
+                directory, url, tuned.traffic, timeout, unleash=unleash_file
+            )
             traffic = str(processes.start(spec).info["url"])
             servers = sandbox_prometheus.start(
                 processes, _by_jurisdiction(fleet), traffic.removeprefix("http://"), tuned.prometheus, timeout

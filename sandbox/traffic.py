@@ -22,11 +22,24 @@ the duration sum as ``n`` times the log-normal's mean plus Gaussian noise of the
 checkouts started and completed as binomials; so a tick costs a bounded number of random draws per
 stream, whatever the rate, and 1000 services in 50 clusters stay cheap.
 
-Served at ``/clusters/<cluster>/metrics`` with ``cluster``, ``namespace``, ``service``, ``version``
-and ``track`` labels: ``http_requests_total{code}``, the ``http_request_duration_seconds``
-histogram, ``checkouts_started_total`` and ``checkouts_completed_total``. ``/first-served`` tells
-when each version first served a request in each cluster (the start of a reaction-time
-measurement); ``/healthz`` answers once every cluster was read.
+Feature flags are evaluated for real (``--unleash DIR/unleash.json``, which ``sandbox up`` passes):
+the Services ``features`` names evaluate their flags with Unleash's official Python SDK, one client
+per jurisdiction's Unleash with its client token, refreshing every ``flagRefreshSeconds`` (1 s by
+default), on a sample of synthetic users per cluster and flag a tick (:mod:`sandbox.trafficflags`).
+A Service evaluating several flags splits its requests equally among them (one endpoint per flag). A request
+whose flag is on behaves as its version with the first matching ``featureProfiles`` entry applied
+(by default a flag ending in ``-bad`` fails 8% and is three times slower); off, as its version.
+
+Served at ``/clusters/<cluster>/metrics`` with ``cluster``, ``namespace``, ``service``, ``version``,
+``track``, ``feature`` (the flag the request evaluated; empty when it evaluated none) and
+``feature_on`` (``true``/``false``; ``false`` when it evaluated none) labels:
+``http_requests_total{code}``, the ``http_request_duration_seconds`` histogram,
+``checkouts_started_total`` and ``checkouts_completed_total``; a query that does not name
+``feature`` sums over them, as before flags. ``/first-served`` tells when each version first served
+a request in each cluster (the start of a reaction-time measurement); ``/served`` when each version,
+and each flag switched on, first and last served one (``{cluster: {versions: {v: {first, last}},
+features: {flag: {first, last}}}}``, Unix seconds: when a rollback's traffic ended);
+``/healthz`` answers once every cluster was read.
 
 The profiles can be changed while it runs (a scenario making one version bad in some clusters),
 with bodies ``{"profiles": [...]}`` in the settings file's camelCase (``{match, clusters?,
@@ -34,7 +47,7 @@ errorRate?, ...}``): ``GET /profiles`` reads them, ``PUT /profiles`` replaces th
 /profiles`` puts the given ones before the existing ones (so they win); both answer the full list.
 A body that does not validate answers 400 ``{"message"}`` naming the field, and changes nothing.
 
-Run as ``python -m sandbox.traffic --apiserver URL [--settings FILE] --port-file F``.
+Run as ``python -m sandbox.traffic --apiserver URL [--settings FILE] [--unleash FILE] --port-file F``.
 """
 
 from __future__ import annotations
@@ -48,167 +61,20 @@ import signal
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
 import yaml
 from aiohttp import web
 from pydantic import ValidationError
 
-from sandbox import _sampling
+from sandbox import _sampling, trafficflags
 from sandbox import settings as sandbox_settings
+from sandbox import unleash as sandbox_unleash
+from sandbox._series import BUCKETS, Outcomes, Series, SeriesKey, Served, equal_shares
+from sandbox._streams import Stream, streams
 from sandbox.apiserver.adminclient import AdminClient, AdminError
-from sandbox.settings import Behaviour, TrafficSettings, VersionProfile
-
-VERSION = "ringmaster.dev/version"
-ROLE = "ringmaster.dev/role"
-TRACKS = ("canary", "preview")
-BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
-"""Histogram bucket bounds in seconds (the Prometheus clients' defaults)."""
-MAX_DRAWS = 2 * 5 + 2 * (len(BUCKETS) + 1)
-"""Uniform draws :meth:`Series.record` takes at most, whatever the number of requests: four
-binomials and a Gaussian (each at most two uniforms), and a multinomial over the buckets and the
-overflow (at most two uniforms per category)."""
-
-
-@dataclass(frozen=True)
-class Stream:
-    """A share of one entry point's traffic served by one version behind one Service."""
-
-    namespace: str
-    service: str
-    version: str
-    track: str
-    share: float
-    """Fraction of ``requestsPerSecond`` (of one entry point) this stream receives."""
-
-
-def _matches(selector: Mapping[str, str], labels: Mapping[str, str]) -> bool:
-    return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
-
-
-def _backends(namespace: str, service: Mapping[str, Any], deployments: list[dict[str, Any]]) -> list[Stream]:
-    """The versions behind one Service, weighted by ready replicas (shares sum to 1, or no stream)."""
-    selector = (service.get("spec") or {}).get("selector") or {}
-    ready: dict[tuple[str, str], int] = defaultdict(int)
-    for d in deployments:
-        if d["metadata"].get("namespace") != namespace:
-            continue
-        labels = ((d.get("spec") or {}).get("template") or {}).get("metadata", {}).get("labels") or {}
-        count = int((d.get("status") or {}).get("readyReplicas") or 0)
-        if count > 0 and _matches(selector, labels):
-            track = labels.get(ROLE) if labels.get(ROLE) in TRACKS else "stable"
-            ready[(labels.get(VERSION, "unknown"), str(track))] += count
-    total = sum(ready.values())
-    name = service["metadata"]["name"]
-    return [Stream(namespace, name, v, t, n / total) for (v, t), n in sorted(ready.items())] if total else []
-
-
-def _route_refs(route: Mapping[str, Any]) -> list[list[tuple[str, float]]]:
-    """Per rule, the Services a route sends to (in its namespace) with their weights."""
-    namespace = route["metadata"].get("namespace")
-    rules = []
-    for rule in (route.get("spec") or {}).get("rules") or []:
-        refs = []
-        for ref in rule.get("backendRefs") or []:
-            if ref.get("kind", "Service") != "Service" or ref.get("namespace", namespace) != namespace:
-                continue
-            refs.append((str(ref["name"]), float(ref.get("weight", 1))))
-        rules.append(refs)
-    return rules
-
-
-def streams(
-    deployments: list[dict[str, Any]], services: list[dict[str, Any]], routes: list[dict[str, Any]]
-) -> list[Stream]:
-    """Every stream of one cluster: per entry point (a route, or a Service no route names), its versions."""
-    by_name = {(s["metadata"].get("namespace"), s["metadata"]["name"]): s for s in services}
-    in_namespace: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for d in deployments:  # each Service looks only at its namespace's: no services x deployments
-        in_namespace[str(d["metadata"].get("namespace"))].append(d)
-    routed = {
-        (r["metadata"].get("namespace"), name) for r in routes for rule in _route_refs(r) for name, _ in rule
-    }
-    out: list[Stream] = []
-    for key, service in sorted(by_name.items()):
-        if key not in routed:
-            out += _backends(str(key[0]), service, in_namespace.get(str(key[0]), []))
-    for route in routes:
-        namespace = str(route["metadata"].get("namespace"))
-        rules = [r for r in _route_refs(route) if r]
-        for rule in rules:
-            total = sum(w for _, w in rule)
-            for name, weight in rule:
-                target = by_name.get((namespace, name))
-                if target is None or total <= 0 or weight <= 0:
-                    continue
-                for s in _backends(namespace, target, in_namespace.get(namespace, [])):
-                    share = s.share * weight / total / len(rules)
-                    out.append(Stream(s.namespace, s.service, s.version, s.track, share))
-    return out
-
-
-@dataclass(frozen=True)
-class Outcomes:
-    """How one behaviour's requests come out, worked out once for the aggregate draws."""
-
-    error_rate: float
-    buckets: _sampling.Categories
-    """Probability of a duration in each histogram bucket, then above the last bound."""
-    mean_seconds: float
-    sd_seconds: float
-    checkout_share: float
-    checkout_conversion: float
-
-    @classmethod
-    def of(cls, behaviour: Behaviour) -> Outcomes:
-        """The outcomes of ``behaviour``: its log-normal's bucket probabilities and moments."""
-        median = behaviour.latency_median_seconds * behaviour.latency_factor
-        mean, sd = _sampling.lognormal_moments(median, behaviour.latency_sigma)
-        return cls(
-            error_rate=behaviour.error_rate,
-            buckets=_sampling.Categories(
-                tuple(_sampling.lognormal_buckets(median, behaviour.latency_sigma, BUCKETS))
-            ),
-            mean_seconds=mean,
-            sd_seconds=sd,
-            checkout_share=behaviour.checkout_share,
-            checkout_conversion=behaviour.checkout_conversion,
-        )
-
-
-@dataclass
-class Series:
-    """Counters of one (namespace, service, version, track) in one cluster."""
-
-    codes: dict[str, int] = field(default_factory=lambda: defaultdict(int))
-    buckets: list[int] = field(default_factory=lambda: [0] * len(BUCKETS))
-    duration_sum: float = 0.0
-    count: int = 0
-    started: int = 0
-    completed: int = 0
-
-    def record(self, n: int, outcomes: Outcomes, rng: random.Random) -> None:
-        """``n`` requests, drawn in aggregate: at most :data:`MAX_DRAWS` uniform draws whatever ``n``.
-
-        As when each request was played: a request fails at the error rate, starts a checkout at the
-        checkout share whether it failed or not, and completes that checkout at the conversion only
-        if it did not fail; a status code appears in the exposition once it was first answered.
-        """
-        failed = _sampling.binomial(n, outcomes.error_rate, rng)
-        for code, answered in (("200", n - failed), ("500", failed)):
-            if answered:
-                self.codes[code] += answered
-        placed = outcomes.buckets.draw(n, rng)
-        for index in range(len(BUCKETS)):
-            self.buckets[index] += placed[index]
-        self.duration_sum += _sampling.total(n, outcomes.mean_seconds, outcomes.sd_seconds, rng)
-        self.count += n
-        started_ok = _sampling.binomial(n - failed, outcomes.checkout_share, rng)
-        self.started += started_ok + _sampling.binomial(failed, outcomes.checkout_share, rng)
-        self.completed += _sampling.binomial(started_ok, outcomes.checkout_conversion, rng)
+from sandbox.settings import TrafficSettings, VersionProfile
 
 
 class Simulator:
@@ -221,21 +87,28 @@ class Simulator:
         *,
         seed: int | None = None,
         rng: random.Random | None = None,
+        flags: trafficflags.Evaluator | None = None,
     ) -> None:
         self._admin = admin
         self._settings = settings
         self._rng = rng if rng is not None else random.Random(seed)  # noqa: S311 - simulated traffic
+        self._flags = flags
+        self._sampling = trafficflags.Sampling(settings.flag_evaluations, settings.users)
         self._versions: dict[str, str] = {}
+        self._regions: dict[str, str] = {}
         self.streams: dict[str, list[Stream]] = {}
-        self.series: dict[str, dict[tuple[str, str, str, str], Series]] = defaultdict(dict)
-        self.first_served: dict[str, dict[str, float]] = defaultdict(dict)
+        self.series: dict[str, dict[SeriesKey, Series]] = defaultdict(dict)
+        self.served: dict[str, Served] = defaultdict(Served)
         self._carry: dict[tuple[str, Stream], float] = defaultdict(float)
-        self._behaviours: dict[tuple[str, str], Outcomes] = {}
+        self._behaviours: dict[tuple[str, str, str], Outcomes] = {}
+        self._flags_of: dict[str, list[str]] = {}
+        self._shares: dict[tuple[str, str], float] = {}
 
     def refresh(self) -> None:
         """Re-read every cluster whose resourceVersion moved (blocking: run it in a thread)."""
         for cluster in self._admin.clusters():
             name, version = cluster["name"], str(cluster.get("resourceVersion"))
+            self._regions[name] = str(cluster.get("region") or "")
             if self._versions.get(name) == version and name in self.streams:
                 continue
             try:
@@ -260,32 +133,94 @@ class Simulator:
         self._settings = self._settings.model_copy(update={"profiles": list(profiles)})
         self._behaviours.clear()
 
-    def _outcomes(self, version: str, cluster: str) -> Outcomes:
-        key = (version, cluster)
+    @property
+    def first_served(self) -> dict[str, dict[str, float]]:
+        """When each version first served a request, per cluster (Unix seconds)."""
+        return {c: {v: t[0] for v, t in s.versions.items()} for c, s in self.served.items()}
+
+    def _outcomes(self, version: str, cluster: str, flag: str = "") -> Outcomes:
+        """How ``version``'s requests come out in ``cluster``, where ``flag`` is on when one is named."""
+        key = (version, cluster, flag)
         found = self._behaviours.get(key)
         if found is None:
-            found = self._behaviours[key] = Outcomes.of(self._settings.behaviour(version, cluster))
+            tuned = self._settings
+            behaviour = (
+                tuned.feature_behaviour(flag, version, cluster) if flag else tuned.behaviour(version, cluster)
+            )
+            found = self._behaviours[key] = Outcomes.of(behaviour)
         return found
+
+    def _evaluated(self, cluster: str, service: str) -> list[str]:
+        """The flags requests to ``service`` evaluate in ``cluster`` (none where no Unleash serves it)."""
+        if self._flags is None or not self._flags.serves(cluster):
+            return []
+        found = self._flags_of.get(service)
+        if found is None:
+            found = self._flags_of[service] = self._settings.flags_of(service)
+        return found
+
+    def _record(self, cluster: str, stream: Stream, feature: tuple[str, bool], n: int) -> None:
+        flag, on = feature
+        labels = (
+            stream.namespace,
+            stream.service,
+            stream.version,
+            stream.track,
+            flag,
+            "true" if on else "false",
+        )
+        in_cluster = self.series[cluster]
+        series = in_cluster.get(labels)
+        if series is None:
+            series = in_cluster[labels] = Series()
+        series.record(n, self._outcomes(stream.version, cluster, flag if on else ""), self._rng)
+
+    def _share_on(self, cluster: str, flag: str) -> float:
+        """The share of ``cluster``'s users with ``flag`` on this tick: one SDK sample for all its streams."""
+        key = (cluster, flag)
+        found = self._shares.get(key)
+        if found is None:
+            if self._flags is None:  # never: only asked for the flags _evaluated returned
+                return 0.0
+            where = (cluster, self._regions.get(cluster, ""))
+            found = self._shares[key] = trafficflags.share_on(
+                self._flags, flag, where, sampling=self._sampling, rng=self._rng
+            )
+        return found
+
+    def _serve(self, cluster: str, stream: Stream, n: int, now: float) -> None:
+        """``n`` requests of ``stream``: split among its Service's flags, each split by the SDK's answers."""
+        flags = self._evaluated(cluster, stream.service)
+        served = self.served[cluster]
+        served.saw(served.versions, stream.version, now)
+        if not flags:
+            self._record(cluster, stream, ("", False), n)
+            return
+        shares = [n] if len(flags) == 1 else equal_shares(len(flags)).draw(n, self._rng)
+        for flag, count in zip(flags, shares, strict=True):
+            if count == 0:
+                continue
+            on = _sampling.binomial(count, self._share_on(cluster, flag), self._rng)
+            if on:
+                self._record(cluster, stream, (flag, True), on)
+                served.saw(served.features, flag, now)
+            if count - on:
+                self._record(cluster, stream, (flag, False), count - on)
 
     def tick(self, seconds: float) -> None:
         """Generate ``seconds`` worth of requests in every cluster."""
         now = time.time()
         rate = self._settings.requests_per_second
-        for cluster, found in self.streams.items():
+        self._shares.clear()  # a new SDK sample per cluster and flag every tick
+        # refresh() runs in a thread and adds clusters meanwhile: iterate over a snapshot
+        for cluster, found in list(self.streams.items()):
             for stream in found:
                 key = (cluster, stream)
                 due = self._carry[key] + rate * stream.share * seconds
                 n = int(due)
                 self._carry[key] = due - n
-                if n == 0:
-                    continue
-                labels = (stream.namespace, stream.service, stream.version, stream.track)
-                in_cluster = self.series[cluster]
-                series = in_cluster.get(labels)
-                if series is None:
-                    series = in_cluster[labels] = Series()
-                series.record(n, self._outcomes(stream.version, cluster), self._rng)
-                self.first_served[cluster].setdefault(stream.version, now)
+                if n > 0:
+                    self._serve(cluster, stream, n, now)
 
     def exposition(self, cluster: str) -> str:
         """The cluster's metrics in Prometheus' text format."""
@@ -320,11 +255,11 @@ class Simulator:
         return "\n".join(lines) + "\n"
 
 
-def _labels(cluster: str, key: tuple[str, str, str, str]) -> str:
-    namespace, service, version, track = (_escape(v) for v in key)
+def _labels(cluster: str, key: SeriesKey) -> str:
+    namespace, service, version, track, feature, feature_on = (_escape(v) for v in key)
     return (
         f'cluster="{_escape(cluster)}",namespace="{namespace}",service="{service}",'
-        f'version="{version}",track="{track}"'
+        f'version="{version}",track="{track}",feature="{feature}",feature_on="{feature_on}"'
     )
 
 
@@ -365,6 +300,9 @@ def app(simulator: Simulator, clusters: Iterable[str]) -> web.Application:
     async def first_served(_: web.Request) -> web.Response:
         return web.json_response(simulator.first_served)
 
+    async def served(_: web.Request) -> web.Response:
+        return web.json_response({c: s.json() for c, s in simulator.served.items()})
+
     async def healthz(_: web.Request) -> web.Response:
         ok = known <= set(simulator.streams)
         return web.Response(text="ok\n" if ok else "not yet\n", status=200 if ok else 503)
@@ -385,6 +323,7 @@ def app(simulator: Simulator, clusters: Iterable[str]) -> web.Application:
         [
             web.get("/clusters/{cluster}/metrics", metrics),
             web.get("/first-served", first_served),
+            web.get("/served", served),
             web.get("/healthz", healthz),
             web.get("/profiles", get_profiles),
             web.put("/profiles", put_profiles),
@@ -397,7 +336,11 @@ def app(simulator: Simulator, clusters: Iterable[str]) -> web.Application:
 async def _run(args: argparse.Namespace, settings: TrafficSettings) -> None:
     admin = AdminClient(args.apiserver, timeout=5.0)
     clusters = [c["name"] for c in admin.clusters()]
-    simulator = Simulator(admin, settings)
+    flags = None
+    if args.unleash is not None:  # client tokens only are kept: the admin tokens stay in the file
+        servers = sandbox_unleash.read_file(args.unleash).values()
+        flags = trafficflags.UnleashFlags.of_servers(servers, settings.flag_refresh_seconds)
+    simulator = Simulator(admin, settings, flags=flags)
     runner = web.AppRunner(app(simulator, clusters), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, args.host, args.port)
@@ -429,10 +372,14 @@ async def _run(args: argparse.Namespace, settings: TrafficSettings) -> None:
             last = now
 
     tasks = [asyncio.create_task(refresh()), asyncio.create_task(generate())]
+    if flags is not None:  # registering and the first fetch block: the metrics are served meanwhile
+        tasks.append(asyncio.create_task(asyncio.to_thread(flags.start)))
     await stopping.wait()
     for task in tasks:
         task.cancel()
     await runner.cleanup()
+    if flags is not None:
+        await asyncio.to_thread(flags.close)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -440,6 +387,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sandbox.traffic", description=__doc__)
     parser.add_argument("--apiserver", required=True, help="base URL of the Kubernetes emulator")
     parser.add_argument("--settings", type=Path, help="TrafficSettings (YAML or JSON); none: defaults")
+    parser.add_argument("--unleash", type=Path, help="the sandbox's unleash.json; none: no flag is evaluated")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--port-file", type=Path, help="where to write the bound port once listening")

@@ -1,9 +1,10 @@
 """A small synchronous client of the traffic simulator's runtime controls (:mod:`sandbox.traffic`).
 
-It changes how versions behave while the sandbox runs, so a scenario can make one version bad in
-some clusters without restarting anything. Profiles are dicts in the settings file's camelCase
-(:class:`sandbox.settings.VersionProfile`); the simulator validates them and answers 400 naming
-the field (:class:`TrafficError`) without changing anything::
+It reads when versions and flags served (``/served``), and changes how versions behave while the
+sandbox runs, so a scenario can make one version bad in some clusters without restarting anything.
+Profiles are dicts in the settings file's camelCase (:class:`sandbox.settings.VersionProfile`); the
+simulator validates them and answers 400 naming the field (:class:`TrafficError`) without changing
+anything::
 
     traffic = TrafficClient(sandbox.traffic)
     traffic.add_profiles([{"match": "v7", "clusters": ["usw2-*"], "errorRate": 0.5}])
@@ -36,3 +37,8 @@ class TrafficClient(JsonClient):
     def set_profiles(self, profiles: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Replace every profile with ``profiles``; returns them as the simulator keeps them."""
         return list(self.call("PUT", "/profiles", {"profiles": profiles})["profiles"])
+
+    def served(self) -> dict[str, Any]:
+        """Per cluster, when each version and each flag switched on first and last served a request:
+        ``{cluster: {versions: {v: {first, last}}, features: {flag: {first, last}}}}``, Unix seconds."""
+        return dict(self.call("GET", "/served"))

@@ -27,7 +27,8 @@ import secrets
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
+import urllib.parse
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
@@ -318,6 +319,13 @@ def healthy(processes: Processes) -> bool:
     )
 
 
+def worker_env(servers: Iterable[Server]) -> dict[str, str]:
+    """The worker setting holding the servers' admin tokens by host (``RINGMASTER_UNLEASH_ADMIN_TOKENS``,
+    JSON), as the fleet's flag servers name them; empty without servers."""
+    tokens = {str(urllib.parse.urlsplit(s.url).hostname): s.admin_token for s in servers}
+    return {"RINGMASTER_UNLEASH_ADMIN_TOKENS": json.dumps(tokens)} if tokens else {}
+
+
 # --- files --------------------------------------------------------------------------------------
 
 
@@ -335,8 +343,13 @@ def write(directory: Path, servers: list[Server]) -> Path:
 
 def read(directory: Path) -> dict[str, Server]:
     """The servers ``DIR/unleash.json`` names, by jurisdiction (empty when absent or unreadable)."""
+    return read_file(directory / FILE)
+
+
+def read_file(path: Path) -> dict[str, Server]:
+    """The servers a file :func:`write` wrote names, by jurisdiction (empty when absent or unreadable)."""
     try:
-        return _SERVERS.validate_json((directory / FILE).read_bytes())
+        return _SERVERS.validate_json(path.read_bytes())
     except (OSError, ValidationError):
         return {}
 

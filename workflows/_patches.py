@@ -54,6 +54,18 @@ COVERED = frozenset(
 """The ids :data:`BASELINE` stands for: every patch the workflows had when it was introduced."""
 
 
+SINCE: dict[str, str] = {
+    **dict.fromkeys(COVERED, "0.1.0"),
+    BASELINE: "0.1.0",
+    "accountable": "0.1.0",
+}
+"""Every patch id the workflows ask, with the first ringmaster version whose code has it.
+
+``ringmaster patches`` reads it: a run started by a build of that version or later never needs the
+patch's old branch (``docs/design.md``, "Retiring a patch"). A new patch is added here with the
+version it will ship in; ``tests/workflows/test_replay.py`` holds the list to the code."""
+
+
 def patched(patch_id: str) -> bool:
     """``workflow.patched(patch_id)``, answered by :data:`BASELINE` for the ids it covers."""
     if workflow.patched(BASELINE) and patch_id in COVERED:

@@ -20,8 +20,8 @@ with workflow.unsafe.imports_passed_through():
     from activities.analysis import AnalysisActivities
     from activities.models import AnalysisMode, AnalyzeInput, AnalyzeResult
     from policies.gates import Check, GateVerdict
+    from workflows import _metrics, _patches, queues
     from workflows import _options as options
-    from workflows import _patches, queues
 
 T = TypeVar("T")
 
@@ -256,6 +256,7 @@ class AnalysisRun:
 
     def _record(self, result: AnalyzeResult) -> None:
         self._checks = list(result.checks)
+        _metrics.gate_verdict(result.verdict.metric, result.verdict.status)
         self._on_result(result)
 
     async def _loop(self) -> GateVerdict | None:

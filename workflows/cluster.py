@@ -33,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
         ClusterSnapshot,
         ClusterTarget,
         FlagRecord,
+        KeepFlagInput,
         ResidencyInput,
         RollbackInput,
         RolloutTarget,
@@ -50,7 +51,7 @@ with workflow.unsafe.imports_passed_through():
     from policies.gates import Check
     from policies.identity import Action, Verified
     from policies.strategy import CanaryStep, FlagStep
-    from workflows import _identity, _patches, _rollback, _signals
+    from workflows import _identity, _metrics, _patches, _rollback, _signals
     from workflows import _options as options
     from workflows._steering import Aborted, AnalysisRun, GateFailed, Interrupted, Steering
     from workflows.models import (
@@ -304,6 +305,7 @@ class ClusterRolloutWorkflow(Steering):
         else:
             ending = self._promoted()
         result = await _rollback.to_completion(ending)
+        _metrics.cluster_rollout(self._inp.strategy.kind, result.outcome)
         # Not promoted: a failed workflow (red in the UI) carrying the result, which the release reads
         # as this cluster's outcome (:mod:`activities.outcomes`).
         failure = outcomes.CLUSTER_FAILURES.get(result.outcome)
@@ -328,6 +330,7 @@ class ClusterRolloutWorkflow(Steering):
         if self._inp.plan.rollback.frozen:
             return await self._left_in_place(reason, outcome, message)
         ok = await self._roll_back(reason)
+        _metrics.rollback(outcome, ok=ok)
         return self._result(outcome if ok else "failed", message, rollback_ok=ok)
 
     async def _left_in_place(self, reason: str, outcome: str, message: str) -> ClusterRolloutResult:
@@ -461,7 +464,22 @@ class ClusterRolloutWorkflow(Steering):
                 ),
                 unreachable="flag server unreachable",
             )
-            self._snapshot.flag = FlagRecord(server=server, snapshot=found)
+            # Kept beside the workload's snapshot before the first write, so every rollback finds it:
+            # this workflow's, the release's, a sweep after a reset, ``ringmaster rollback``. A kept
+            # record wins over the one just read (a repeated first step reads its own write).
+            self._snapshot.flag = await self._call(
+                lambda: workflow.start_activity_method(
+                    ClusterActivities.keep_flag_snapshot,
+                    KeepFlagInput(
+                        release=self._inp.release,
+                        cluster=self._target,
+                        workload=self._inp.workload,
+                        record=FlagRecord(server=server, snapshot=found),
+                    ),
+                    summary=f"keep flag {flag.flag} as found beside the snapshot of {self._target.name}",
+                    **options.CLUSTER_CALL,
+                )
+            )
         record = self._snapshot.flag
         step = FlagStepInput(
             release=self._inp.release,
@@ -724,14 +742,19 @@ class ClusterRolloutWorkflow(Steering):
             weight=weight,
             snapshot=self._snapshot,
         )
-        result = await self._call(
-            lambda: workflow.start_activity_method(
-                ClusterActivities.apply_step,
-                step,
-                summary=f"{label} in {self._target.name}",
-                **options.CLUSTER_CALL,
+        try:
+            result = await self._call(
+                lambda: workflow.start_activity_method(
+                    ClusterActivities.apply_step,
+                    step,
+                    summary=f"{label} in {self._target.name}",
+                    **options.CLUSTER_CALL,
+                )
             )
-        )
+        except _StepFailed:
+            _metrics.cluster_step(self._inp.strategy.kind, action, "failed")
+            raise
+        _metrics.cluster_step(self._inp.strategy.kind, action, "ok")
         self._status.weight = result.weight
         if action == "promote":
             self._status.version = self._inp.release.version

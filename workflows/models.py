@@ -227,6 +227,9 @@ class ReleaseStatus(_Model):
     actions: list[OperatorAction] = Field(default_factory=list)
     needs_attention: list[str] = Field(default_factory=list)
     """Clusters a person must look at: a rollback that could not complete, a step that failed."""
+    flags_fully_on: list[str] = messages.added(default_factory=list)
+    """Feature flags the release took to 100% in every cluster of every ring: the code behind each is
+    now what everyone runs, and the flag is debt to remove (``ringmaster flags stale`` lists them)."""
     invalid: bool = False
     """The worker's fleet rejected the plan: nothing was deployed (the CLI exits 2, not 1)."""
     omitted: str = ""

@@ -55,7 +55,7 @@ with workflow.unsafe.imports_passed_through():
     from policies.identity import Verified
     from policies.plan import Analysis, ReleasePlan
     from policies.schedule import ScheduledCluster, ScheduledRing, Wave
-    from workflows import _accounts, _identity, _patches, _rollback, _signals, queues, search
+    from workflows import _accounts, _identity, _metrics, _patches, _rollback, _signals, queues, search
     from workflows import _options as options
     from workflows._steering import Aborted, AnalysisRun, GateFailed, Interrupted, Steering
     from workflows.bake import RingBakeWorkflow
@@ -272,6 +272,8 @@ class ReleaseWorkflow(Steering):
         self._baked: dict[str, list[str]] = {}
         """Each bake workflow's clusters, by workflow id."""
         self._published: tuple[str, str] = ("", "")
+        self._metered: str = ""
+        """The phase last counted in ``ringmaster_release_phases`` (:mod:`workflows._metrics`)."""
         self._holding_first = False
         self._ledger = _identity.Ledger()
         self._sealed: set[str] = set()
@@ -397,6 +399,7 @@ class ReleaseWorkflow(Steering):
             self.abort_reason = self.abort_reason or "cancelled through Temporal"
             ending = self._abort(self.abort_reason)
         else:
+            self._status.flags_fully_on = self._flags_fully_on(prepared)
             ending = self._end("succeeded", "promoted in every ring")
         # Nothing holds an ending: its rollback (or its record) goes on whatever is frozen.
         self._freeze_reads = False
@@ -407,6 +410,19 @@ class ReleaseWorkflow(Steering):
         # Whatever ends the release, its ending (draining children, rolling back) completes through any
         # cancellation that arrives meanwhile.
         return await _rollback.to_completion(ending)
+
+    def _flags_fully_on(self, prepared: PreparedRelease) -> list[str]:
+        """The flags every ring moved, now at 100% in each of their clusters (from the clusters'
+        reports: a result field only, nothing the run decides on)."""
+        moved = {
+            r.strategy.feature_flag.flag if r.strategy.feature_flag else None for r in prepared.schedule.rings
+        }
+        if len(moved) != 1 or None in moved:
+            return []
+        names = [c.name for c in prepared.schedule.all_clusters()]
+        if all(self._status.cluster(name).flag_rollout == 100 for name in names):
+            return sorted(f for f in moved if f is not None)
+        return []
 
     async def _prepared_all_the_same(self, preparing: workflow.ActivityHandle[PreparedRelease]) -> bool:
         """Whether a cancellation met a prepare that had completed (patch ``prepared-before-cancel``).
@@ -979,6 +995,7 @@ class ReleaseWorkflow(Steering):
             ),
             report,
         )
+        _metrics.rollback("release", ok=failure is None)
         if failure is not None:
             status.state, status.message = "failed", f"rollback failed: {failure}"
             self._status.needs_attention.append(cluster.name)
@@ -1734,6 +1751,9 @@ class ReleaseWorkflow(Steering):
     def _publish(self) -> None:
         """Search attributes (when phase or ring changed) and the UI's current details."""
         phase = self._phase()
+        if phase != self._metered:
+            self._metered = phase
+            _metrics.release_phase(phase)
         key = (phase, self._status.ring)
         if key != self._published and self._inp.search_attributes:
             self._published = key

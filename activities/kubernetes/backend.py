@@ -23,6 +23,7 @@ from activities.kubernetes.rollback import rollback as restore
 from activities.kubernetes.scene import Scene
 from activities.models import (
     ClusterSnapshot,
+    FlagRecord,
     ReleaseRef,
     RollbackInput,
     RollbackResult,
@@ -80,6 +81,15 @@ class KubernetesBackend:
         """The snapshot this run of ``release`` recorded, or None (read only)."""
         with _bound(release, cluster):
             return snapshots.find(self._clusters[cluster], workload, release)
+
+    def keep_flag(
+        self, cluster: str, workload: Workload, release: ReleaseRef, record: FlagRecord
+    ) -> FlagRecord:
+        """The flag record kept in the run's snapshot ConfigMap; the first one kept wins."""
+        with _bound(release, cluster):
+            kept = snapshots.keep_flag(self._clusters[cluster], workload, release, record)
+            log.info("flag snapshot kept", flag=kept.snapshot.flag, enabled=kept.snapshot.environment_enabled)
+        return kept
 
     def evidence(self, cluster: str, workload: Workload) -> LiveEvidence:
         """Node regions and the hosts in the workload's container env (Secrets never read)."""

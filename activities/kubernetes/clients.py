@@ -30,6 +30,7 @@ from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.watch import watch as k8s_watch
 
+from activities import telemetry
 from activities.errors import ClusterError
 from activities.kubernetes import errors, marks
 from policies.fleet import Fleet
@@ -109,7 +110,17 @@ class ClusterApi:
 
     # --- plumbing -----------------------------------------------------------------------------
 
-    def _request(
+    def _request(self, method: str, path: str, **kwargs: Any) -> Any:
+        """One request, counted by cluster, verb and error class (:mod:`activities.telemetry`)."""
+        try:
+            answer = self._send(method, path, **kwargs)
+        except Exception as exc:
+            telemetry.kubernetes_request(self.cluster, method, errors.error_class(exc))
+            raise
+        telemetry.kubernetes_request(self.cluster, method, "none")
+        return answer
+
+    def _send(
         self,
         method: str,
         path: str,
@@ -147,6 +158,11 @@ class ClusterApi:
             raise errors.classify(exc, cluster=self.cluster, what=what) from exc
 
     # --- reads --------------------------------------------------------------------------------
+
+    def version(self, timeout: float) -> dict[str, Any]:
+        """The API server's ``/version`` within ``timeout``: a reachability probe any client may read."""
+        answer: dict[str, Any] = self._call("get /version", "GET", "/version", read_timeout=timeout)
+        return answer
 
     def get(self, kind: Kind, namespace: str | None, name: str) -> dict[str, Any]:
         """The object; a missing one is a permanent error naming it."""

@@ -168,3 +168,25 @@ def _network_reason(exc: BaseException) -> str:
             continue
         break
     return type(inner).__name__
+
+
+def error_class(exc: BaseException | None) -> str:
+    """A bounded name for how a Kubernetes request failed, for ``ringmaster_kubernetes_requests``:
+    ``none`` (answered), ``timeout``, ``unreachable`` (no connection), ``throttled`` (429),
+    ``conflict`` (409), ``client`` (other 4xx), ``server`` (5xx) or ``other``."""
+    if exc is None:
+        return "none"
+    if isinstance(exc, ApiException):
+        status = int(exc.status or 0)
+        if status == 429:
+            return "throttled"
+        if status == 409:
+            return "conflict"
+        if 400 <= status < 500:
+            return "client"
+        return "server" if status >= 500 else "other"
+    if isinstance(exc, urllib3.exceptions.TimeoutError | TimeoutError):
+        return "timeout"
+    if isinstance(exc, urllib3.exceptions.HTTPError | ConnectionError | OSError):
+        return "unreachable"
+    return "other"

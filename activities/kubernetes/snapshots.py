@@ -27,7 +27,7 @@ from pydantic import Field, ValidationError
 from activities.errors import ClusterError
 from activities.kubernetes import marks, workload
 from activities.kubernetes.clients import CONFIG_MAP, ClusterApi
-from activities.models import ClusterSnapshot, ReleaseRef
+from activities.models import ClusterSnapshot, FlagRecord, ReleaseRef
 from policies import messages
 from policies.plan import Workload
 
@@ -119,6 +119,43 @@ def take(api: ClusterApi, target: Workload, release: ReleaseRef) -> ClusterSnaps
         meta["resourceVersion"] = stored["metadata"]["resourceVersion"]
     api.apply({"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta, "data": entries})
     return snapshot
+
+
+def keep_flag(api: ClusterApi, target: Workload, release: ReleaseRef, record: FlagRecord) -> FlagRecord:
+    """Add ``record`` to the run's stored snapshot, unless it holds one already; the stored one.
+
+    The flag's state as found then lives where every rollback reads the workload's: a sweep after a
+    reset and ``ringmaster rollback`` restore the flag too. Only the server and the snapshot are kept
+    (not the run's latest write: the restore then judges what it finds as a step would have left it).
+    """
+    name = configmap_name(target.deployment)
+    key = marks.snapshot_key(release)
+    stored = api.find(CONFIG_MAP, target.namespace, name)
+    raw = ((stored or {}).get("data") or {}).get(key)
+    if stored is None or not raw:
+        raise ClusterError(
+            f"no snapshot of {release.name} is stored in ConfigMap {target.namespace}/{name}: the flag's "
+            "state is kept beside it, and it is taken before any change",
+            kind="permanent",
+            cluster=api.cluster,
+        )
+    snapshot = messages.decode_json(ClusterSnapshot, raw)
+    if snapshot.flag is not None:
+        return snapshot.flag
+    kept = record.model_copy(update={"last_written": None})
+    data = dict(stored.get("data") or {})
+    data[key] = snapshot.model_copy(update={"flag": kept}).model_dump_json()
+    # The resourceVersion makes a concurrent writer's change a retryable conflict; the retry then
+    # finds the record the other wrote, so the first record still wins.
+    meta = {
+        "name": name,
+        "namespace": target.namespace,
+        "labels": stored["metadata"].get("labels") or {},
+        "annotations": stored["metadata"].get("annotations") or {},
+        "resourceVersion": stored["metadata"]["resourceVersion"],
+    }
+    api.apply({"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta, "data": data})
+    return kept
 
 
 def _taken_at(raw: str) -> str:

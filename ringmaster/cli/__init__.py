@@ -8,7 +8,11 @@
 - :mod:`~ringmaster.cli.listing`: ``list``, the releases matching filters, from visibility alone;
 - :mod:`~ringmaster.cli.audit`: ``audit``, a release run's audit record, from history or the archive;
 - :mod:`~ringmaster.cli.worker`: ``worker``;
-- :mod:`~ringmaster.cli.policy`: ``policy check``, what the authorization policy allows (no Temporal).
+- :mod:`~ringmaster.cli.policy`: ``policy check``, what the authorization policy allows (no Temporal);
+- :mod:`~ringmaster.cli.flags`: ``flags stale``, flags fully on for the whole fleet for long (no Temporal);
+- :mod:`~ringmaster.cli.deployment`: ``deployment current|drained``, the worker's versions;
+- :mod:`~ringmaster.cli.replay`: ``replay``, running releases' histories against this code;
+- :mod:`~ringmaster.cli.patches`: ``patches``, which ``workflow.patched`` ids open runs still need.
 
 Each module lists its commands in ``COMMANDS``; this module registers them all the same way. Shared
 options (``--output``, ``--by``, the release argument) are in :mod:`~ringmaster.cli.options`; the
@@ -20,7 +24,21 @@ from __future__ import annotations
 
 import typer
 
-from ringmaster.cli import audit, freezes, listing, plans, policy, releases, status, undo, worker
+from ringmaster.cli import (
+    audit,
+    deployment,
+    flags,
+    freezes,
+    listing,
+    patches,
+    plans,
+    policy,
+    releases,
+    replay,
+    status,
+    undo,
+    worker,
+)
 
 app = typer.Typer(
     name="ringmaster",
@@ -38,11 +56,15 @@ for _command in (
     *status.COMMANDS,
     *audit.COMMANDS,
     *worker.COMMANDS,
+    *replay.COMMANDS,
+    *patches.COMMANDS,
 ):
     app.command()(_command)
 for _command in listing.COMMANDS:
     app.command("list")(_command)  # `list` is a builtin's name, so the function has another
 app.add_typer(policy.app)
+app.add_typer(flags.app)
+app.add_typer(deployment.app)
 
 
 def main() -> None:

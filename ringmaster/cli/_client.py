@@ -18,7 +18,7 @@ import json
 import os
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import typer
 from pydantic import ValidationError
@@ -29,8 +29,11 @@ from temporalio.service import RPCError, RPCStatusCode
 from ringmaster import temporal
 from ringmaster.cli.options import Output
 from ringmaster.exitcodes import ExitCode
-from ringmaster.settings import Settings
+from ringmaster.settings import Settings, settings_problems
 from workflows.release import release_id
+
+if TYPE_CHECKING:
+    from temporalio.runtime import Runtime
 
 T = TypeVar("T")
 
@@ -61,10 +64,7 @@ def settings_or_stop() -> Settings:
     try:
         return Settings()
     except ValidationError as err:
-        problems = "; ".join(
-            f"RINGMASTER_{'_'.join(str(part) for part in e['loc']).upper()}: {e['msg']}" for e in err.errors()
-        )
-        raise Stop(ExitCode.INVALID, f"invalid settings: {problems}") from None
+        raise Stop(ExitCode.INVALID, settings_problems(err)) from None
 
 
 def run(output: Output, body: Callable[[Settings], Coroutine[Any, Any, Outcome]]) -> NoReturn:
@@ -85,10 +85,11 @@ def run(output: Output, body: Callable[[Settings], Coroutine[Any, Any, Outcome]]
     finish(code)
 
 
-async def connect(settings: Settings) -> Client:
-    """A client, or exit 3 naming why Temporal cannot be reached."""
+async def connect(settings: Settings, runtime: Runtime | None = None) -> Client:
+    """A client (on ``runtime``: the worker's, with its metrics exporter), or exit 3 naming why
+    Temporal cannot be reached."""
     try:
-        return await temporal.connect(settings)
+        return await temporal.connect(settings, runtime)
     except (RuntimeError, RPCError, OSError, ValueError) as err:
         raise Stop(ExitCode.UNREACHABLE, f"cannot reach Temporal: {err}") from None
 

@@ -23,6 +23,18 @@ ByOpt = Annotated[
 ]
 
 
+def command_group(name: str, summary: str) -> typer.Typer:
+    """A group of subcommands (``ringmaster NAME ...``), listed even while it holds a single command."""
+    group = typer.Typer(name=name, help=summary, no_args_is_help=True, pretty_exceptions_enable=False)
+    # Without a callback, Typer would run a group's only command as the group itself.
+    group.callback()(_no_options)
+    return group
+
+
+def _no_options() -> None:
+    """A group's own options: none."""
+
+
 def timeout_seconds(text: str | None) -> float | None:
     """``--timeout`` in seconds (None: wait as long as it takes), or exit 2 (release commands only)."""
     from policies.durations import parse_duration  # noqa: PLC0415

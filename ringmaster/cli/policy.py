@@ -22,23 +22,13 @@ import typer
 from pydantic import ValidationError
 
 from policies import authz, identity, loading
-from ringmaster.cli.options import Output, OutputOpt, ReleaseArg
+from ringmaster.cli.options import Output, OutputOpt, ReleaseArg, command_group
 from ringmaster.exitcodes import ExitCode
 from ringmaster.settings import Settings
 
 SETTING = "RINGMASTER_AUTHORIZATION_POLICY"
 
-app = typer.Typer(
-    name="policy",
-    help="The authorization policy: who may do what.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-)
-
-
-@app.callback()
-def group() -> None:
-    """The authorization policy: who may do what (``ringmaster policy check``)."""
+app = command_group("policy", "The authorization policy: who may do what.")
 
 
 class ActionArg(StrEnum):

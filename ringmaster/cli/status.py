@@ -290,6 +290,7 @@ def status_json(st: ReleaseStatus, live: list[AnalyzeProgress]) -> dict[str, Any
         "submittedBy": st.submitted_by,
         "rollbackScope": st.rollback_scope,
         "needsAttention": st.needs_attention,
+        "flagsFullyOn": st.flags_fully_on,
         "clusters": [
             {
                 "name": c.name,
@@ -299,6 +300,7 @@ def status_json(st: ReleaseStatus, live: list[AnalyzeProgress]) -> dict[str, Any
                 "state": c.state,
                 "version": c.version,
                 "weight": c.weight,
+                "flagRollout": c.flag_rollout,
                 "step": c.step,
                 "message": c.message,
                 "nextWindow": c.next_window.isoformat() if c.next_window else None,
@@ -326,12 +328,18 @@ def status_text(st: ReleaseStatus, live: list[AnalyzeProgress]) -> str:
         lines.append(f"  held: {st.hold_reason}")
     if st.needs_attention:
         lines.append(f"  NEEDS ATTENTION: {', '.join(st.needs_attention)}")
+    for flag in st.flags_fully_on:
+        lines.append(
+            f"  flag {flag} is fully on in every ring: remove it from the code and from Unleash "
+            "(`ringmaster flags stale` lists such flags)"
+        )
     if st.omitted:
         lines.append(f"  not in this record: {st.omitted}")
     lines.append("")
     lines.append(f"  {'cluster':<16}{'ring':<10}{'state':<20}{'version':<12}{'weight':>6}  step")
     for c in st.clusters:
-        lines.append(f"  {c.name:<16}{c.ring:<10}{c.state:<20}{c.version:<12}{c.weight:>5}%  {c.step}")
+        flag = "" if c.flag_rollout is None else f"  flag {c.flag_rollout}%"
+        lines.append(f"  {c.name:<16}{c.ring:<10}{c.state:<20}{c.version:<12}{c.weight:>5}%  {c.step}{flag}")
     gates = [(c.name, c.gate) for c in st.clusters if c.gate is not None]
     if live or gates:
         lines.append("")

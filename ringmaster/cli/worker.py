@@ -19,7 +19,7 @@ def worker() -> NoReturn:
     from activities.archive import ArchiveError, open_archive  # noqa: PLC0415 - this command's alone
     from activities.identity import IdentityMisconfigured  # noqa: PLC0415
     from policies import loading  # noqa: PLC0415 - every import here is this command's alone
-    from ringmaster import logs  # noqa: PLC0415
+    from ringmaster import health, logs, telemetry, versioning  # noqa: PLC0415
     from ringmaster import worker as release_worker  # noqa: PLC0415 - heavy: the clients and scipy
     from ringmaster.cli import _client  # noqa: PLC0415
 
@@ -29,11 +29,20 @@ def worker() -> NoReturn:
         typer.echo(f"error: {stop.message}", err=True)
         _client.finish(stop.code)
     try:
+        runtime = telemetry.runtime(settings)  # the process's one runtime: its exporter serves /metrics
+    except telemetry.TelemetryUnavailable as err:
+        typer.echo(f"error: {err}", err=True)
+        _client.finish(ExitCode.INVALID)
+    try:
+        versioning.version(settings)
         fleet = loading.load_fleet(settings.fleet)
         identity = release_worker.identity_activities(settings)
         backend, metrics = release_worker.backends(settings, fleet)
         if settings.archive_url:
             open_archive(settings.archive_url)
+    except versioning.VersioningMisconfigured as err:
+        typer.echo(f"error: {err}", err=True)
+        _client.finish(ExitCode.INVALID)
     except ArchiveError as err:
         typer.echo(f"error: RINGMASTER_ARCHIVE_URL: {err}", err=True)
         _client.finish(ExitCode.INVALID)
@@ -50,7 +59,7 @@ def worker() -> NoReturn:
     logs.configure()
 
     async def main() -> None:
-        client = await _client.connect(settings)
+        client = await _client.connect(settings, runtime)
         await release_worker.run(client, settings, fleet, backend, metrics, identity=identity)
 
     try:
@@ -58,6 +67,9 @@ def worker() -> NoReturn:
     except _client.Stop as stop:
         typer.echo(f"error: {stop.message}", err=True)
         _client.finish(stop.code)
+    except health.HealthUnavailable as err:
+        typer.echo(f"error: {err}", err=True)
+        _client.finish(ExitCode.INVALID)
     _client.finish(ExitCode.OK)
 
 

@@ -233,3 +233,23 @@ class TestCancellation:
             api.apply(manifests.deployment("api", [manifests.container("api", "r/api:v2")]))
         with pytest.raises(type(error)):
             list(api.watch(DEPLOYMENT, "api", "api", "1", 1.0))
+
+
+class TestErrorClassesOfTheRequestsMetric:
+    @pytest.mark.parametrize(
+        ("exc", "expected"),
+        [
+            (None, "none"),
+            (ApiException(status=429), "throttled"),
+            (ApiException(status=409), "conflict"),
+            (ApiException(status=403), "client"),
+            (ApiException(status=503), "server"),
+            (ApiException(status=0), "other"),
+            (TimeoutError(), "timeout"),
+            (ConnectionRefusedError(), "unreachable"),
+            (ValueError("odd"), "other"),
+        ],
+    )
+    def test_each_failure_has_one_bounded_class(self, exc: BaseException | None, expected: str) -> None:
+        """``ringmaster_kubernetes_requests{error}`` takes one of a fixed set of values, whatever failed."""
+        assert errors.error_class(exc) == expected

@@ -10,8 +10,10 @@ get through the official Python SDK.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -22,7 +24,7 @@ from pydantic import SecretStr
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from activities import _unleash, errors
+from activities import _unleash, errors, reachability, telemetry
 from activities import flags as flag_activities
 from activities._unleash import FlagError, UnleashAdmin
 from activities.flags import (
@@ -34,13 +36,13 @@ from activities.flags import (
     FlagWrite,
 )
 from activities.models import ReleaseRef
-from policies import flags
+from policies import flags, loading
 from policies.flags import FlagServer, FlagSnapshot, UnleashStrategy
 from ringmaster.settings import Settings
 from sandbox import unleash
 from sandbox.processes import Processes
 from tests.sandbox.support import flag_stack
-from tests.support import unleash_sdk
+from tests.support import metrics, unleash_sdk
 from tests.support.waiting import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -460,6 +462,58 @@ class TestFailures:
         assert result.action == "created"
 
 
+class _Interleaving:
+    """The real Admin API client, recording which cluster each request is about; the first request
+    about ``slow`` waits (up to a second) for a request about any other cluster to arrive."""
+
+    def __init__(self, real: UnleashAdmin, slow: str) -> None:
+        self.real, self.slow = real, slow
+        self.order: list[str] = []
+        self.other_arrived = threading.Event()
+        self._held = False
+
+    def call(self, server: FlagServer, method: str, path: str, body: object = None, *, about: Any) -> Any:
+        self.order.append(about.cluster)
+        if about.cluster != self.slow:
+            self.other_arrived.set()
+        elif not self._held:
+            self._held = True
+            self.other_arrived.wait(timeout=1.0)
+        return self.real.call(server, method, path, body, about=about)
+
+
+class TestOneEnvironmentAtATime:
+    async def test_a_restore_and_another_clusters_step_in_one_environment_never_interleave(
+        self, flag: Flag, admin: UnleashAdmin, pool: ThreadPoolExecutor
+    ) -> None:
+        """A restore that may switch the environment off and another cluster's first step (which relies
+        on the toggle it read) run one after the other, so neither reads a state the other is changing:
+        both succeed, and the other cluster ends with its strategy and the flag on."""
+        snapshot = flag.snapshot(INTERNAL)
+        internal = flag.step(30)
+        recording = _Interleaving(admin, slow=INTERNAL)
+        activities = FlagActivities(recording, pool)
+        restore = FlagRestoreInput(
+            release=RELEASE, server=flag.server, snapshot=snapshot, last_written=internal.written
+        )
+        step = FlagStepInput(release=RELEASE, cluster=PROD, flag=flag.name, server=flag.server, rollout=5)
+        env = ActivityEnvironment()
+        restored_task = asyncio.create_task(env.run(activities.restore_flag, restore))
+        await asyncio.to_thread(
+            lambda: eventually(
+                lambda: INTERNAL in recording.order, timeout=10, what="the restore's first call"
+            )
+        )
+        stepped = await env.run(activities.set_flag_rollout, step)
+        restored = await restored_task
+        first_prod = recording.order.index(PROD)
+        assert set(recording.order[:first_prod]) == {INTERNAL}
+        assert INTERNAL not in recording.order[first_prod:], recording.order
+        assert restored.action == "deleted" and stepped.action == "created"
+        assert flag.enabled()
+        assert [s["title"] for s in flag.strategies()] == [flags.owner_title(PROD)]
+
+
 class TestTokens:
     def test_the_worker_reads_admin_tokens_by_host_and_never_shows_them(
         self, monkeypatch: pytest.MonkeyPatch
@@ -478,3 +532,36 @@ class TestTokens:
         assert _unleash.token_for(found, by_host) == SecretStr(secret)
         assert _unleash.token_for(found, by_port) == SecretStr("*:*.the-8443-one")
         assert _unleash.token_for(found, elsewhere) is None
+
+
+class TestTelemetry:
+    async def test_flag_writes_are_counted_by_server_operation_and_result(
+        self, flag: Flag, pool: ThreadPoolExecutor
+    ) -> None:
+        """``ringmaster_flag_changes`` counts a created step, a repeated one and a refused one, by the
+        flag server's host (never the flag or the release)."""
+        good = FlagActivities.with_tokens({flag.server.host: SecretStr(flag.eu.admin_token)}, pool)
+        bad = FlagActivities.with_tokens({flag.server.host: SecretStr("*:*.not-the-token")}, pool)
+        inp = FlagStepInput(release=RELEASE, cluster=INTERNAL, flag=flag.name, server=flag.server, rollout=5)
+        with metrics.recorded() as seen:
+            first = await ActivityEnvironment().run(good.set_flag_rollout, inp)
+            await ActivityEnvironment().run(
+                good.set_flag_rollout, inp.model_copy(update={"last_written": first.written})
+            )
+            with pytest.raises(ApplicationError):
+                await ActivityEnvironment().run(bad.set_flag_rollout, inp)
+            counted = seen.updates(telemetry.FLAG_CHANGES)
+        host = flag.server.host
+        assert counted == [
+            (1, {"server": host, "operation": "set-rollout", "result": "created"}),
+            (1, {"server": host, "operation": "set-rollout", "result": "unchanged"}),
+            (1, {"server": host, "operation": "set-rollout", "result": "failed"}),
+        ]
+
+    def test_the_flag_servers_are_probed_for_reachability(self, directory: Path) -> None:
+        """Each region's flag server answers its ``/health`` probe (the sandbox's fleet names them)."""
+        fleet = loading.load_fleet(directory / "fleet.yaml")
+        probes = [p for p in reachability.probes(fleet, None, prometheus_headers=None) if p.kind == "flags"]
+        assert probes, "the sandbox's fleet names flag servers"
+        for probe in probes:
+            probe.check(5.0)

@@ -10,7 +10,9 @@ import pytest
 from activities.errors import ClusterError
 from activities.kubernetes import marks, snapshots
 from activities.kubernetes.scene import Scene
-from activities.models import ClusterSnapshot, ReleaseRef
+from activities.models import ClusterSnapshot, FlagRecord, FlagWrite, ReleaseRef
+from policies import flags
+from policies.flags import FlagServer, FlagSnapshot
 from policies.plan import Strategy
 from tests.activities.support import (
     MANAGER,
@@ -276,6 +278,21 @@ def _deploy_as_newer_release(kube: Kube, app: str, image: str, manager: str = "n
     )
 
 
+def _flag_record(*, environment_enabled: bool = False, written: bool = False) -> FlagRecord:
+    """A flag record as a first flag step keeps it; ``written``: with a latest write (never kept)."""
+    server = FlagServer(url="https://unleash.eu.example.com/api", project="default", environment="euw1")
+    snapshot = FlagSnapshot(
+        cluster="euw1-prod",
+        flag="checkout-v2",
+        project="default",
+        environment="euw1",
+        environment_enabled=environment_enabled,
+    )
+    strategy = flags.rollout_strategy(server, "checkout-v2", "euw1-prod", 5, "userId")
+    last = FlagWrite(strategy=strategy.model_copy(update={"id": "s1"}), environment_enabled=True)
+    return FlagRecord(server=server, snapshot=snapshot, last_written=last if written else None)
+
+
 class TestSnapshots:
     @pytest.mark.parametrize("run", ["", "01a2462f-28b5-7d41-8071-c02fc8cf2af8"], ids=["no-run", "run"])
     def test_the_first_snapshot_of_a_release_wins(self, kube: Kube, app: str, run: str) -> None:
@@ -350,6 +367,35 @@ class TestSnapshots:
             Release(kube, app, ROLLING, version=version, backend=backend).take_snapshot()
         stored = kube.core.read_namespaced_config_map("ringmaster-api-snapshot", app)
         assert sorted(stored.data) == ["api.v3", "api.v4"]
+
+    def test_a_flag_record_is_kept_in_the_snapshot_and_the_first_one_wins(self, kube: Kube, app: str) -> None:
+        """The flag as found joins the run's stored snapshot (without the run's latest write), every
+        later read of the snapshot carries it, and a second record (a repeated first step that read its
+        own write) changes nothing."""
+        release = Release(kube, app, ROLLING, run="run-1")
+        release.take_snapshot()
+        found = _flag_record(environment_enabled=False, written=True)
+        kept = kube.backend.keep_flag(kube.cluster, release.workload, release.ref, found)
+        assert kept == found.model_copy(update={"last_written": None})
+        again = kube.backend.keep_flag(
+            kube.cluster, release.workload, release.ref, _flag_record(environment_enabled=True, written=False)
+        )
+        assert again == kept
+        stored = kube.backend.recorded_snapshot(kube.cluster, release.workload, release.ref)
+        assert stored is not None and stored.flag == kept
+        assert release.take_snapshot().flag == kept
+        other_run = Release(kube, app, ROLLING, run="run-2").take_snapshot()
+        assert other_run.flag is None
+
+    def test_a_flag_record_needs_the_snapshot_first(self, kube: Kube, app: str) -> None:
+        """Without the run's workload snapshot there is nothing to keep the flag beside: a permanent
+        error naming the ConfigMap, and nothing written."""
+        release = Release(kube, app, ROLLING, run="run-1")
+        with pytest.raises(ClusterError) as failed:
+            kube.backend.keep_flag(kube.cluster, release.workload, release.ref, _flag_record())
+        assert failed.value.kind == "permanent"
+        assert f"{app}/ringmaster-api-snapshot" in str(failed.value)
+        assert kube.backend.recorded_snapshot(kube.cluster, release.workload, release.ref) is None
 
     def test_snapshot_of_a_missing_workload_fails_permanently(self, kube: Kube, ns: str) -> None:
         """No Deployment, no snapshot: a permanent error naming the object."""

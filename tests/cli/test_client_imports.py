@@ -32,6 +32,10 @@ CLIENT_COMMANDS = {
     "freezes": ["freezes"],
     "audit": ["audit", "api:v2", "--source", "history"],
     "list": ["list", "--cluster", "euw1-prod", "--since", "1d"],
+    "replay": ["replay", "--closed-within", "1d"],
+    "patches": ["patches", "--check", "rollback-first"],
+    "deployment-current": ["deployment", "current", "0.1.0-abc"],
+    "deployment-drained": ["deployment", "drained", "0.1.0-abc"],
     "submit": [
         "submit",
         str(EXAMPLES / "plan.yaml"),
@@ -117,3 +121,11 @@ class TestClientCommandImports:
         assert "only-sre-approve-broad" in output
         assert "policies" in modules
         assert not modules & (HEAVY | {"temporalio"})
+
+    def test_flags_stale_never_imports_the_worker_stack(self) -> None:
+        """flags stale reads the flag servers only: none of the worker's Kubernetes, Prometheus or scipy."""
+        code, modules, output = _imported(["flags", "stale", "--fleet", str(EXAMPLES / "fleet.yaml")])
+        assert code == 2, output[-2000:]
+        assert "no admin token for unleash.eu.example.com" in output
+        assert "activities" in modules
+        assert not modules & HEAVY

@@ -7,10 +7,7 @@ Runs in-process on the ``policy`` command group, from a folder without ``.env`` 
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -18,23 +15,11 @@ from typer.testing import CliRunner
 from policies import authz
 from ringmaster.cli import policy
 from ringmaster.exitcodes import ExitCode
+from tests.support.cli import Run
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "deploy" / "examples" / "authorization.yaml"
 GITHUB = "https://token.actions.githubusercontent.com"
 CI_TOKEN = ["--issuer", GITHUB, "--claim", "repository=acme/payments", "--claim", "ref=refs/heads/main"]
-
-
-@dataclass(frozen=True)
-class Run:
-    """The outcome of one CLI invocation."""
-
-    code: int
-    stdout: str
-    stderr: str
-
-    def json(self) -> Any:
-        """stdout parsed as JSON."""
-        return json.loads(self.stdout)
 
 
 @pytest.fixture(autouse=True)

@@ -46,11 +46,14 @@ class Cli:
         path.write_text(plan(svc, rings, **kwargs))
         return path
 
-    async def run(self, *args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    async def run(
+        self, *args: str, env: dict[str, str] | None = None, module: str = "ringmaster.cli"
+    ) -> tuple[int, str, str]:
+        """``python -m MODULE ARGS`` (the CLI, or a test's variant of it): exit code, stdout, stderr."""
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "ringmaster.cli",
+            module,
             *args,
             env=env or self.env,
             cwd=ROOT,
@@ -61,8 +64,8 @@ class Cli:
         assert "Traceback" not in err.decode(), err.decode()
         return proc.returncode or 0, out.decode(), err.decode()
 
-    async def json(self, *args: str) -> tuple[int, dict[str, Any]]:
-        code, out, err = await self.run(*args, "--output", "json")
+    async def json(self, *args: str, module: str = "ringmaster.cli") -> tuple[int, dict[str, Any]]:
+        code, out, err = await self.run(*args, "--output", "json", module=module)
         try:
             return code, json.loads(out)
         except json.JSONDecodeError:

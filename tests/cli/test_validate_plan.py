@@ -6,14 +6,11 @@ fast); variations of output run the same commands in-process on an app holding o
 
 from __future__ import annotations
 
-import json
 import re
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 import typer
@@ -26,25 +23,13 @@ from policies import judgement, loading
 from ringmaster import cli
 from ringmaster.cli import plans
 from tests.support import fleets
+from tests.support.cli import Run
 from tests.support.yaml_attacks import adversarial, adversarial_documents
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "deploy" / "examples"
 PLAN = (EXAMPLES / "plan.yaml").read_text()
 FLEET = str(EXAMPLES / "fleet.yaml")
 AT = "2026-03-27T18:00:00Z"  # a Friday evening, two days before Europe's clocks change
-
-
-@dataclass(frozen=True)
-class Run:
-    """The outcome of one CLI invocation."""
-
-    code: int
-    stdout: str
-    stderr: str
-
-    def json(self) -> Any:
-        """stdout parsed as JSON."""
-        return json.loads(self.stdout)
 
 
 def _edit(text: str, *replacements: tuple[str, str]) -> str:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,6 +12,7 @@ from policies import loading
 from ringmaster import worker
 from ringmaster.exitcodes import ExitCode
 from ringmaster.settings import Settings
+from tests.support import worker_process
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -85,19 +83,11 @@ class TestWorkerCommand:
     def test_refuses_to_start_with_exit_2(self, tmp_path: Path, key: bytes, message: str) -> None:
         """``ringmaster worker`` with identity settings that cannot work exits 2 naming the problem."""
         policy, key_file = files(tmp_path, signers=key == b"short", key=key)
-        env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith(("RINGMASTER_", "TEMPORAL_"))},
-            "RINGMASTER_IDENTITY_POLICY": str(policy),
-            "RINGMASTER_IDENTITY_ATTESTATION_KEY_FILE": str(key_file),
-        }
-        done = subprocess.run(
-            [sys.executable, "-m", "ringmaster.cli", "worker"],
-            capture_output=True,
-            text=True,
-            env=env,
-            cwd=ROOT,
-            timeout=60,
-            check=False,
+        done = worker_process.refused(
+            {
+                "RINGMASTER_IDENTITY_POLICY": str(policy),
+                "RINGMASTER_IDENTITY_ATTESTATION_KEY_FILE": str(key_file),
+            }
         )
         assert done.returncode == ExitCode.INVALID, done.stderr
         assert message in done.stderr
@@ -151,19 +141,7 @@ class TestAuthorization:
         """``ringmaster worker`` with a broken authorization policy exits 2 naming the file and field."""
         broken = tmp_path / "authorization.yaml"
         broken.write_text("rules:\n  - {principals: ['*'], actions: [deploy]}\n", encoding="utf-8")
-        env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith(("RINGMASTER_", "TEMPORAL_"))},
-            "RINGMASTER_AUTHORIZATION_POLICY": str(broken),
-        }
-        done = subprocess.run(
-            [sys.executable, "-m", "ringmaster.cli", "worker"],
-            capture_output=True,
-            text=True,
-            env=env,
-            cwd=ROOT,
-            timeout=60,
-            check=False,
-        )
+        done = worker_process.refused({"RINGMASTER_AUTHORIZATION_POLICY": str(broken)})
         assert done.returncode == ExitCode.INVALID, done.stderr
         assert done.stderr.startswith(f"error: {broken}:2:")
         assert "rules[0].actions[0]" in done.stderr

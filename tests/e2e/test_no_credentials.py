@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import subprocess
 import sys
 import uuid
@@ -195,12 +194,8 @@ class TestNoCredentialAnywhere:
                 {"name": "oncall", "url": hooks.url(f"/hooks/{creds['webhook']}")},
                 {"name": "chat", "url": hooks.url(f"/slack/{creds['webhook']}"), "format": "slack"},
             ]
-            base = {k: v for k, v in os.environ.items() if not k.startswith(("RINGMASTER_", "TEMPORAL_"))}
             env = {
-                **base,
-                "TEMPORAL_ADDRESS": client.service_client.config.target_host,
-                "TEMPORAL_NAMESPACE": client.namespace,
-                "RINGMASTER_TASK_QUEUE": queue,
+                **worker_process.base_env(client, queue),
                 "RINGMASTER_FLEET": str(metrics_sandbox.directory / "fleet.yaml"),
                 "RINGMASTER_KUBECONFIG": str(
                     _kubeconfig(metrics_sandbox, creds["kube-token"], tmp_path / "kubeconfig")
@@ -213,7 +208,7 @@ class TestNoCredentialAnywhere:
             }
             log = tmp_path / "worker.log"
             with worker_process.running(env, log) as proc:
-                await worker_process.polling(proc, log, timeout=60)
+                await worker_process.polling(proc, log)
                 handle = await client.start_workflow(
                     ReleaseWorkflow.run,
                     ReleaseInput(

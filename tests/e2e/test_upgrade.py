@@ -19,7 +19,6 @@ The test prints its timeline (``pytest -s`` shows it); the workers' logs are kep
 
 from __future__ import annotations
 
-import os
 import signal
 import time
 import uuid
@@ -72,17 +71,11 @@ def _plan(service: str, namespace: str) -> str:
 
 
 def _env(client: Client, sandbox: MetricsSandbox, queue: str) -> dict[str, str]:
-    """A worker's environment: the session's Temporal, the sandbox's fleet and clusters, fast heartbeats."""
-    base = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("RINGMASTER_", "TEMPORAL_")) and k not in {"VIRTUAL_ENV", "PYTHONPATH"}
-    }
+    """A worker's environment: the session's Temporal, the sandbox's fleet and clusters, fast heartbeats;
+    nothing of this process's own virtual environment (the previous version runs in its own)."""
+    base = worker_process.base_env(client, queue)
     return {
-        **base,
-        "TEMPORAL_ADDRESS": client.service_client.config.target_host,
-        "TEMPORAL_NAMESPACE": client.namespace,
-        "RINGMASTER_TASK_QUEUE": queue,
+        **{k: v for k, v in base.items() if k not in {"VIRTUAL_ENV", "PYTHONPATH"}},
         "RINGMASTER_FLEET": str(sandbox.directory / "fleet.yaml"),
         "RINGMASTER_KUBECONFIG": str(sandbox.kubeconfig),
         "RINGMASTER_HEARTBEAT_THROTTLE_SECONDS": "0.5",
@@ -135,7 +128,7 @@ class TestUpgradeMidRelease:
         image = f"registry.eu.example.com/api:v2-{namespace}"
         old_log, new_log = tmp_path / "worker-previous.log", tmp_path / "worker-today.log"
         with worker_process.running(env, old_log, python=prev.python, code=prev.directory) as old:
-            await worker_process.polling(old, old_log)
+            await worker_process.polling(old, old_log, timeout=120)
             timeline(f"{prev.tag} worker polling (pid {old.pid})")
             handle = await client.start_workflow(
                 ReleaseWorkflow.run,
@@ -166,7 +159,7 @@ class TestUpgradeMidRelease:
             timeline(f"{prev.tag} worker killed (SIGKILL) mid-canary")
 
         with worker_process.running(env, new_log) as new:
-            await worker_process.polling(new, new_log)
+            await worker_process.polling(new, new_log, timeout=120)
             timeline(f"today's worker ({version('ringmaster')}) polling (pid {new.pid})")
             status = await ended(handle)
             timeline(f"release ended: {status.phase} {status.reason}".strip())

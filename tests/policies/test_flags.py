@@ -203,6 +203,13 @@ class TestFlagPlanRules:
         assert [p for p, _ in found] == [f"rings[{i}].strategy.featureFlag" for i in range(3)]
         assert 'feature_on="{{featureOn}}"' in found[0][1]
 
+    def test_flag_metrics_alone_are_an_error(self, flag_data: dict[str, Any]) -> None:
+        """With only flag metrics nothing could judge the code before the flag moves, nor a bake."""
+        flag_data["analysis"]["metrics"] = flag_data["analysis"]["metrics"][1:2]
+        found = _problems(flag_data)
+        assert [p for p, _ in found] == ["analysis.metrics"]
+        assert "add a metric of the whole version" in found[0][1]
+
     def test_flag_steps_without_any_metric_are_allowed(self, flag_data: dict[str, Any]) -> None:
         """No analysis at all is allowed, as for a canary."""
         flag_data["analysis"]["metrics"] = []

@@ -39,15 +39,16 @@ def sandbox_cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 @contextmanager
-def flag_stack(where: Path, fleet: Path) -> Iterator[Path]:
+def flag_stack(where: Path, fleet: Path, settings: str = FLAG_STACK_SETTINGS) -> Iterator[Path]:
     """``fleet``'s clusters with PostgreSQL and an Unleash per jurisdiction in ``where``, started by the
-    CLI (``up --no-temporal``) and taken down after; skips when PostgreSQL or Unleash is not installed."""
+    CLI (``up --no-temporal``) with ``settings`` (``sandbox.yaml``; default: no Prometheus) and taken
+    down after; skips when PostgreSQL or Unleash is not installed."""
     try:
         unleash.check_install()
         postgres.bin_dir()
     except (unleash.UnleashError, postgres.PostgresError) as exc:
         pytest.skip(str(exc))
-    (where / "sandbox.yaml").write_text(FLAG_STACK_SETTINGS, encoding="utf-8")
+    (where / "sandbox.yaml").write_text(settings, encoding="utf-8")
     started = sandbox_cli("up", "--no-temporal", "--dir", str(where), "--fleet", str(fleet))
     assert started.returncode == 0, started.stderr
     try:

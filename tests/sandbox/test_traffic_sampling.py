@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from sandbox import _sampling, seed, traffic
+from sandbox import _sampling, _series, seed, traffic
 from sandbox.apiserver.config import ClusterSpec, EmulatorConfig
 from sandbox.apiserver.harness import EmulatorServer
-from sandbox.settings import SandboxSettings, ServiceSettings, TrafficSettings, VersionProfile
+from sandbox.settings import FeatureUse, SandboxSettings, ServiceSettings, TrafficSettings, VersionProfile
 from tests.sandbox.conftest import FAST
 
 SMALL, LARGE = "one", "many"
@@ -74,9 +74,9 @@ def simulator(
     return found
 
 
-def api(found: traffic.Simulator) -> traffic.Series:
+def api(found: traffic.Simulator) -> _series.Series:
     """The counters of the one-service cluster's api."""
-    return found.series[SMALL][("api", "api", "v1", "stable")]
+    return found.series[SMALL][("api", "api", "v1", "stable", "", "false")]
 
 
 class TestBinomial:
@@ -133,12 +133,12 @@ class TestMultinomial:
 
     def test_log_normal_buckets_follow_its_distribution_function(self) -> None:
         """Half the durations of a 50 ms median fall at or under 50 ms; with no spread, all in one bucket."""
-        spread = _sampling.lognormal_buckets(0.05, 0.6, traffic.BUCKETS)
-        assert len(spread) == len(traffic.BUCKETS) + 1
+        spread = _sampling.lognormal_buckets(0.05, 0.6, _series.BUCKETS)
+        assert len(spread) == len(_series.BUCKETS) + 1
         assert math.isclose(sum(spread), 1.0)
-        assert math.isclose(sum(spread[: traffic.BUCKETS.index(0.05) + 1]), 0.5)
-        exact = _sampling.lognormal_buckets(0.06, 0.0, traffic.BUCKETS)
-        assert exact[traffic.BUCKETS.index(0.075)] == 1.0
+        assert math.isclose(sum(spread[: _series.BUCKETS.index(0.05) + 1]), 0.5)
+        exact = _sampling.lognormal_buckets(0.06, 0.0, _series.BUCKETS)
+        assert exact[_series.BUCKETS.index(0.075)] == 1.0
 
 
 class TestAggregateTraffic:
@@ -160,7 +160,7 @@ class TestAggregateTraffic:
         series = api(found)
         median, sigma = 0.1, 0.6
         below = 0
-        for bound, n in zip(traffic.BUCKETS, series.buckets, strict=True):
+        for bound, n in zip(_series.BUCKETS, series.buckets, strict=True):
             below += n
             share = 0.5 * (1 + math.erf(math.log(bound / median) / (sigma * math.sqrt(2))))
             assert abs(below / series.count - share) < 0.005, bound
@@ -182,14 +182,14 @@ class TestAggregateTraffic:
     def test_a_ticks_draws_do_not_grow_with_the_rate(self, emulator: EmulatorServer) -> None:
         """No request is played one by one: a stream's tick takes at most MAX_DRAWS (40) uniform draws,
         at 5000 requests per second (1000 requests a tick) as at 10."""
-        assert not hasattr(traffic.Series, "serve")
+        assert not hasattr(_series.Series, "serve")
         for rate in (10.0, 500.0, 5000.0):
             rng = CountingRandom(9)
             found = simulator(emulator, rate=rate, rng=rng, error_rate=0.3)
             for _ in range(50):
                 found.tick(0.2)
             assert api(found).count == round(rate * 0.2 * 50)
-            assert rng.draws / 50 <= traffic.MAX_DRAWS, rate
+            assert rng.draws / 50 <= _series.MAX_DRAWS, rate
 
 
 EXPOSED = re.compile(r"^([a-z_]+)\{([^}]*)\} (\S+)$")
@@ -197,7 +197,8 @@ EXPOSED = re.compile(r"^([a-z_]+)\{([^}]*)\} (\S+)$")
 
 class TestManyStreams:
     def test_a_thousand_services_are_read_ticked_and_exposed(self, crowded: EmulatorServer) -> None:
-        """A cluster of 1000 services gives 1000 streams, each exposed with the same metrics and labels."""
+        """A cluster of 1000 services gives 1000 streams, each exposed with the same metrics and labels
+        (feature and feature_on too, empty and false where no flag is evaluated)."""
         found = simulator(crowded)
         assert len(found.streams[LARGE]) == 1000
         found.tick(0.2)
@@ -211,7 +212,7 @@ class TestManyStreams:
             labels = dict(pair.split("=", 1) for pair in match.group(2).split(","))
             names.setdefault(match.group(1), set()).update(labels)
             series.setdefault(match.group(1), set()).add(labels["service"])
-        base = {"cluster", "namespace", "service", "version", "track"}
+        base = {"cluster", "namespace", "service", "version", "track", "feature", "feature_on"}
         assert names == {
             "http_requests_total": base | {"code"},
             "http_request_duration_seconds_bucket": base | {"le"},
@@ -241,3 +242,59 @@ class TestManyStreams:
         found = traffic.streams(deployments, services, [])
         assert len(found) == 1000
         assert reads <= 3 * len(deployments)
+
+
+class HalfOn:
+    """A stand-in for the SDK: a flag is on for users with an even number, everywhere; counts its calls."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def serves(self, cluster: str) -> bool:
+        """Every cluster has a flag server."""
+        return bool(cluster)
+
+    def enabled(self, flag: str, cluster: str, region: str, user: str) -> bool:
+        """On for even user numbers."""
+        self.calls += 1
+        return bool(flag and cluster and region) and int(user.removeprefix("user-")) % 2 == 0
+
+
+class TestFlagSampling:
+    def test_a_ticks_sdk_calls_are_one_sample_per_cluster_and_flag(self, crowded: EmulatorServer) -> None:
+        """With 1000 Services evaluating one flag, a tick asks the SDK ``flagEvaluations`` times, not
+        once per stream or request, and about half the requests carry the flag on (the stand-in's users)."""
+        evaluator = HalfOn()
+        tuned = TrafficSettings(
+            requests_per_second=1000, features=[FeatureUse(flag="search")], flag_evaluations=40
+        )
+        found = traffic.Simulator(crowded.admin, tuned, rng=random.Random(3), flags=evaluator)  # noqa: S311
+        found.refresh()
+        found.tick(0.2)
+        assert evaluator.calls == 40
+        on = sum(s.count for k, s in found.series[LARGE].items() if k[5] == "true")
+        assert 0.3 < on / sum(s.count for s in found.series[LARGE].values()) < 0.7
+
+    def test_a_service_splits_its_requests_among_its_flags_and_a_bad_flag_fails_where_on(
+        self, emulator: EmulatorServer
+    ) -> None:
+        """api evaluating two flags serves each about half its requests, each split about half on (the
+        stand-in's users); the ``-bad`` flag's on-requests fail about 8%, its off-requests as the version."""
+        features = [
+            FeatureUse(flag="search", services=["api"]),
+            FeatureUse(flag="search-bad", services=["api"]),
+        ]
+        tuned = TrafficSettings(requests_per_second=5000, features=features)
+        found = traffic.Simulator(emulator.admin, tuned, rng=random.Random(5), flags=HalfOn())  # noqa: S311
+        found.refresh()
+        for _ in range(100):
+            found.tick(0.2)
+        series = {(k[4], k[5]): s for k, s in found.series[SMALL].items()}
+        assert set(series) == {(f, on) for f in ("search", "search-bad") for on in ("true", "false")}
+        total = {f: series[f, "true"].count + series[f, "false"].count for f in ("search", "search-bad")}
+        assert 0.45 < total["search"] / sum(total.values()) < 0.55
+        bad_on, bad_off = series["search-bad", "true"], series["search-bad", "false"]
+        assert 0.3 < bad_on.count / total["search-bad"] < 0.7
+        assert 0.07 < bad_on.codes["500"] / bad_on.count < 0.09
+        assert bad_off.codes["500"] / bad_off.count < 0.005
+        assert bad_on.duration_sum / bad_on.count > 2.5 * bad_off.duration_sum / bad_off.count

@@ -7,6 +7,7 @@ Every call goes to the real servers with the tokens ``DIR/unleash.json`` hands o
 
 from __future__ import annotations
 
+import json
 import shutil
 import socket
 from collections.abc import Iterator
@@ -125,6 +126,17 @@ class TestUp:
         assert eu.admin_token.startswith("*:*.")
         assert eu.client_token.startswith("default:production.")
         assert servers["US"].admin_token != eu.admin_token
+
+    def test_the_worker_is_given_each_admin_token_by_the_host_the_fleet_names(
+        self, directory: Path, servers: dict[str, unleash.Server]
+    ) -> None:
+        """The worker's RINGMASTER_UNLEASH_ADMIN_TOKENS maps each flag server host of the sandbox fleet to
+        its jurisdiction's admin token (so flag releases work in the sandbox)."""
+        tokens = json.loads(unleash.worker_env(servers.values())["RINGMASTER_UNLEASH_ADMIN_TOKENS"])
+        fleet = loading.load_fleet(directory / "fleet.yaml")
+        wanted = {r.flags.host: servers[r.jurisdiction].admin_token for r in fleet.regions if r.flags}
+        assert tokens == wanted
+        assert unleash.worker_env([]) == {}
 
     def test_status_shows_postgres_and_each_unleash_answering(self, directory: Path) -> None:
         """status lists PostgreSQL and both servers running, each Unleash with a GOOD health."""

@@ -31,6 +31,7 @@ from activities.errors import ClusterError
 from activities.models import (
     AnalyzeInput,
     ClusterSnapshot,
+    FlagRecord,
     ReleaseRef,
     RollbackInput,
     RollbackResult,
@@ -142,6 +143,19 @@ class FileClusterBackend:
                 ).model_dump(mode="json")
                 c["snapshots"][release.run_name] = taken
             return ClusterSnapshot.model_validate(taken)
+
+    def keep_flag(
+        self, cluster: str, workload: Workload, release: ReleaseRef, record: FlagRecord
+    ) -> FlagRecord:
+        """The flag record kept in the run's snapshot; the first one kept wins."""
+        with self._state() as state:
+            c = self._cluster(state, cluster)
+            taken = c["snapshots"].get(release.run_name)
+            if taken is None:
+                raise ClusterError(f"no snapshot of {release.name}", kind="permanent", cluster=cluster)
+            if taken.get("flag") is None:
+                taken["flag"] = record.model_copy(update={"last_written": None}).model_dump(mode="json")
+            return FlagRecord.model_validate(taken["flag"])
 
     def evidence(self, cluster: str, workload: Workload) -> LiveEvidence:
         """Node regions, workload hosts, image, replicas and version as the state file says."""

@@ -83,6 +83,8 @@ class MetricsSandbox:
     kubeconfig: Path
     prometheus: dict[str, str]
     traffic: str
+    apiserver: str = ""
+    """The emulator's URL, for its admin client (faults)."""
 
     def kube(self, cluster: str) -> Cluster:
         """A handle on one emulated cluster."""
@@ -253,7 +255,9 @@ def running(directory: Path) -> Iterator[MetricsSandbox]:
     try:
         started = stack.up(directory, directory / "fleet-in.yaml")
         fleet = loading.load_fleet(started.fleet)
-        sandbox = MetricsSandbox(directory, fleet, started.kubeconfig, started.prometheus, started.traffic)
+        sandbox = MetricsSandbox(
+            directory, fleet, started.kubeconfig, started.prometheus, started.traffic, started.url
+        )
         for namespace, canary in SCENARIOS.items():
             deploy_app(
                 sandbox, SCENARIO_CLUSTER, namespace, stable=STABLE.get(namespace, "v1"), canary=canary

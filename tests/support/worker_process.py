@@ -1,14 +1,11 @@
-"""A real ``ringmaster worker`` process for end-to-end tests, and the plan its releases follow.
-
-:func:`running` starts one (today's code by default, or another version's interpreter and checkout)
-with its output in a log file, and stops it on the way out if the test has not; :func:`polling` waits
-until it says it polls its task queue. :func:`gated_plan` is a plan of the given rings judged by the
-sandbox's Prometheus on request success rate, quickly (a check every 2 s, two in a row decide).
-"""
+"""A real ``ringmaster worker`` process for end-to-end tests: started with an environment (today's code,
+or another version's interpreter and checkout), awaited until it polls (its ``readiness.READY``
+line), stopped with SIGTERM; and :func:`gated_plan`, a plan judged by the sandbox's Prometheus on
+request success rate, quickly (a check every 2 s, two in a row decide)."""
 
 from __future__ import annotations
 
-import asyncio
+import os
 import signal
 import subprocess
 import sys
@@ -18,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from temporalio.client import Client
 
 from ringmaster import readiness
 from tests.support.prometheus import SUCCESS_RATE
@@ -26,12 +24,41 @@ from tests.support.waiting import assert_eventually
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def base_env(client: Client, queue: str) -> dict[str, str]:
+    """This process's environment without ringmaster's or Temporal's settings, pointed at ``client``'s
+    Temporal and ``queue``."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("RINGMASTER_", "TEMPORAL_"))}
+    return {
+        **base,
+        "TEMPORAL_ADDRESS": client.service_client.config.target_host,
+        "TEMPORAL_NAMESPACE": client.namespace,
+        "RINGMASTER_TASK_QUEUE": queue,
+    }
+
+
+def refused(settings: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """``ringmaster worker`` with only ``settings`` (no Temporal): for settings it must refuse at once."""
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("RINGMASTER_", "TEMPORAL_"))},
+        **settings,
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "ringmaster.cli", "worker"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=60,
+        check=False,
+    )
+
+
 @contextmanager
 def running(
     env: dict[str, str], log: Path, *, python: Path | None = None, code: Path = ROOT
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """``ringmaster worker`` of the code in ``code`` under ``python`` (today's by default), logging to
-    ``log``; stopped with SIGTERM (then killed) on the way out if it still runs."""
+    """``ringmaster worker`` of the code in ``code`` under ``python`` (today's by default), with ``env``,
+    its stdout and stderr in ``log``; stopped with SIGTERM (then killed) if it still runs at the end."""
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [str(python or sys.executable), "-m", "ringmaster.cli", "worker"],
@@ -52,24 +79,24 @@ def running(
                     proc.wait()
 
 
-def text(log: Path) -> str:
-    """What the worker logged so far."""
-    return log.read_text(encoding="utf-8", errors="replace") if log.exists() else ""
+def read(path: Path) -> str:
+    """The log so far ("" before it exists)."""
+    return path.read_text(encoding="utf-8", errors="replace") if path.exists() else ""
 
 
-async def polling(proc: subprocess.Popen[bytes], log: Path, *, timeout: float = 90) -> None:
-    """Wait until the worker polls its task queue; fail with its log if it exits first."""
+async def polling(proc: subprocess.Popen[bytes], log: Path, timeout: float = 60) -> None:
+    """Return once the worker polls its queues; fail with its log if it exits first."""
 
-    async def read() -> str:
-        return await asyncio.to_thread(text, log)
+    async def text() -> str:
+        return read(log)
 
     await assert_eventually(
-        read,
+        text,
         lambda t: readiness.READY in t or proc.poll() is not None,
         timeout=timeout,
         what="the worker polling",
     )
-    assert proc.poll() is None, text(log)[-3000:]
+    assert proc.poll() is None, read(log)
 
 
 def gated_plan(service: str, namespace: str, rings: list[dict[str, Any]]) -> str:

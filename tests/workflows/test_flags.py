@@ -22,8 +22,10 @@ from activities._unleash import UnleashAdmin
 from policies import flags
 from policies.flags import FlagServer
 from policies.fleet import Fleet
+from ringmaster.cli import status
 from ringmaster.settings import Settings
 from sandbox import unleash
+from sandbox.processes import Processes
 from tests.activities.test_flags import Flag
 from tests.sandbox.support import flag_stack
 from tests.support import fleets, unleash_sdk
@@ -38,7 +40,8 @@ from tests.workflows.support import (
     worker_settings,
 )
 from workflows.models import AbortRequest, ApproveRequest
-from workflows.release import ReleaseWorkflow
+from workflows.release import ReleaseWorkflow, release_id
+from workflows.undo import UndoInput, UndoWorkflow, undo_id
 
 ROOT = Path(__file__).resolve().parents[2]
 INTERNAL, BETA, PROD = "euw1-internal", "euc1-beta", "euw1-prod"
@@ -66,10 +69,16 @@ class Unleash:
 
 
 @pytest.fixture(scope="module")
-def eu(tmp_path_factory: pytest.TempPathFactory) -> Iterator[unleash.Server]:
-    """The sandbox's EU Unleash (the stack is up for the module)."""
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The flag stack's directory (the stack is up for the module)."""
     with flag_stack(tmp_path_factory.mktemp("flags"), ROOT / "deploy" / "examples" / "fleet.yaml") as where:
-        yield unleash.read(where)["EU"]
+        yield where
+
+
+@pytest.fixture(scope="module")
+def eu(stack: Path) -> unleash.Server:
+    """The sandbox's EU Unleash."""
+    return unleash.read(stack)["EU"]
 
 
 @pytest.fixture(scope="module")
@@ -177,6 +186,9 @@ class TestFlagPromotion:
             assert _owned(flag, BETA)["parameters"]["rollout"] == "100"
             assert flag.enabled()
             assert h.versions()[INTERNAL] == "v2" and h.versions()[BETA] == "v2"
+            assert result.flags_fully_on == [flag.name]
+            assert [c.flag_rollout for c in result.clusters if c.name in (INTERNAL, BETA)] == [100, 100]
+            assert "fully on in every ring" in status.status_text(result, [])
 
 
 class TestFlagRollback:
@@ -242,6 +254,69 @@ class TestFlagRollback:
             assert result.phase == "aborted", result.reason
             assert flag.state() == before
             assert h.versions()[INTERNAL] == "v1"
+
+
+class TestFlagServerUnreachable:
+    async def test_an_unreachable_unleash_holds_the_cluster_and_the_release_goes_on_by_itself(
+        self, client, tmp_path, stack, sandbox, flag
+    ):
+        """With the EU Unleash down at the first flag step, the step retries, then the cluster holds as
+        ``flag server unreachable`` (no gate fails, nothing rolls back); once Unleash is back the step
+        runs again by itself and the release succeeds with the flag fully on."""
+        processes = Processes(stack)
+        async with running_worker(client, tmp_path, settings=sandbox.settings(), fleet=sandbox.fleet) as h:
+            svc = unique_service("flagdown")
+            processes.stop(unleash.process_name("EU"))
+            try:
+                handle = await h.start(
+                    _plan(svc, [_flag_ring("internal", INTERNAL, flag.name, 40)]), service=svc
+                )
+
+                async def held() -> str:
+                    found = await cluster_state(handle, INTERNAL)
+                    return f"{found.state}: {found.step}" if found else ""
+
+                await assert_eventually(
+                    held,
+                    lambda s: s.startswith("holding: flag server unreachable"),
+                    timeout=120,
+                    what="the cluster held while Unleash is down",
+                )
+            finally:
+                unleash.restart_server(processes, "EU")
+            result = await ended(handle)
+        assert result.phase == "succeeded", result.reason
+        assert _owned(flag, INTERNAL)["parameters"]["rollout"] == "100"
+        assert not result.needs_attention
+
+
+class TestFlagUndo:
+    async def test_undoing_a_succeeded_flag_release_restores_each_flag_from_the_clusters_snapshot(
+        self, client, tmp_path, sandbox, flag
+    ):
+        """``ringmaster rollback`` of a promoted flag release finds each cluster's flag as found in the
+        snapshot ConfigMap entry (not in any workflow's state) and restores it, then the code."""
+        before = flag.state()
+        async with running_worker(client, tmp_path, settings=sandbox.settings(), fleet=sandbox.fleet) as h:
+            svc = unique_service("flagundo")
+            code_only = {"name": "beta", "clusters": [BETA], "strategy": {"rolling": {}}, "bakeTime": "1s"}
+            rings = [_flag_ring("internal", INTERNAL, flag.name, 50), code_only]
+            handle = await h.start(_plan(svc, rings), service=svc)
+            released = await ended(handle)
+            assert released.phase == "succeeded", released.reason
+            assert released.flags_fully_on == [], "the beta ring's users do not have the flag"
+            assert _owned(flag, INTERNAL)["parameters"]["rollout"] == "100"
+            kept = h.clusters.read()[INTERNAL]["snapshots"]
+            assert [s["flag"]["snapshot"]["flag"] for s in kept.values()] == [flag.name]
+            result = await h.client.execute_workflow(
+                UndoWorkflow.run,
+                UndoInput(release_workflow_id=release_id(svc, "v2"), by="alice"),
+                id=undo_id(svc, "v2"),
+                task_queue=h.task_queue,
+            )
+            assert result.phase == "restored", result.problem
+            assert flag.state() == before
+            assert h.versions()[INTERNAL] == "v1" and h.versions()[BETA] == "v1"
 
 
 class TestFlagOwnership:

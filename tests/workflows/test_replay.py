@@ -15,13 +15,11 @@ import pytest
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
+from ringmaster import registry
 from ringmaster.converter import data_converter
 from workflows import _patches, _signals
 from workflows.cluster import ClusterRolloutWorkflow
-from workflows.freezes import FreezeRegistryWorkflow
-from workflows.lane import ReleaseLaneWorkflow
 from workflows.release import ReleaseWorkflow
-from workflows.undo import UndoWorkflow
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*/*.json"))
 SAVED = {f"{p.parent.name}/{p.stem}": json.loads(p.read_text()) for p in HISTORIES}
@@ -29,17 +27,9 @@ SAVED = {f"{p.parent.name}/{p.stem}": json.loads(p.read_text()) for p in HISTORI
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[f"{p.parent.name}/{p.stem}" for p in HISTORIES])
 async def test_saved_history_replays(path: Path) -> None:
-    """Every workflow of the path (release, clusters, lane, freeze registry) replays cleanly."""
-    replayer = Replayer(
-        workflows=[
-            ReleaseWorkflow,
-            ClusterRolloutWorkflow,
-            ReleaseLaneWorkflow,
-            FreezeRegistryWorkflow,
-            UndoWorkflow,
-        ],
-        data_converter=data_converter,
-    )
+    """Every workflow of the path (release, clusters, lane, freeze registry) replays cleanly, with the
+    worker's workflow types, sandbox, data converter and interceptors (what ``ringmaster replay`` uses)."""
+    replayer = registry.replayer()
     histories = [
         WorkflowHistory.from_json(h["workflowId"], h["history"])
         for h in SAVED[f"{path.parent.name}/{path.stem}"]
@@ -127,6 +117,12 @@ def test_the_newest_set_was_recorded_with_every_patch() -> None:
     newest = _newest()
     missing = _patches_in_code() - RACE_ONLY - REPLAYED_BY_THEIR_TESTS - _patches_recorded(newest)
     assert not missing, f"{newest} predates the patches {sorted(missing)}: record a new set"
+
+
+def test_every_patch_has_the_version_it_came_in() -> None:
+    """``ringmaster patches`` judges every patch the workflows ask, and only those: each is in
+    ``_patches.SINCE`` with the first version whose code has it."""
+    assert set(_patches.SINCE) == _patches_in_code() | {_patches.BASELINE}
 
 
 def test_every_patch_is_asked_through_the_baseline() -> None:
