@@ -28,7 +28,7 @@ from temporalio import activity
 
 from activities import errors
 from activities.models import AnalyzeInput, AnalyzeProgress, AnalyzeResult
-from policies import gates
+from policies import gates, messages
 from policies.gates import Check, GateVerdict, Measurement
 
 RETAINED_CHECKS = 10
@@ -206,7 +206,7 @@ class AnalysisActivities:
         if resumed:
             # The SDK hands details over without a type hint (a dict after a real retry); the model
             # decodes either that or an AnalyzeProgress given directly.
-            progress = AnalyzeProgress.model_validate(resumed[0])
+            progress = messages.decode(AnalyzeProgress, resumed[0])
             checks, total = list(progress.checks), progress.total_checks
         stretch = _Stretch(inp, checks, total, gates.judge(inp.analysis, checks, final=False))
         judging = asyncio.create_task(self._judge(stretch, first=not resumed and not inp.prior_checks))

@@ -13,18 +13,16 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
 from temporalio import activity
 from temporalio.client import Client
 
 from activities import _history, audit
 from activities.archive import AlreadyArchived, ArchiveStore
+from policies import messages
 
 
-class ArchiveInput(BaseModel):
+class ArchiveInput(messages.Message):
     """Which release run to archive."""
-
-    model_config = ConfigDict(extra="forbid")
 
     workflow_id: str
     run_id: str
@@ -32,10 +30,8 @@ class ArchiveInput(BaseModel):
     version: str
 
 
-class ArchiveResult(BaseModel):
+class ArchiveResult(messages.Message):
     """Where the record went."""
-
-    model_config = ConfigDict(extra="forbid")
 
     where: str = ""
     """The archive (``dir:...``, ``s3://...``); empty when the worker has none."""

@@ -19,7 +19,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from activities._history import Histories, Run
 from activities.models import (
@@ -32,7 +32,7 @@ from activities.models import (
     StepInput,
     StepResult,
 )
-from policies import gates
+from policies import gates, messages
 from policies.gates import Check, GateVerdict
 from policies.residency import Decision
 
@@ -42,8 +42,8 @@ FORMAT = "ringmaster.dev/audit/v1"
 M = TypeVar("M", bound=BaseModel)
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class _Model(messages.Message):
+    """Strict when built, tolerant when decoded from a payload (``policies.messages``)."""
 
 
 class Event(_Model):
@@ -182,7 +182,7 @@ def _as(model: type[M], value: Any) -> M | None:
     if value is None:
         return None
     try:
-        return model.model_validate(value)
+        return messages.decode(model, value)
     except ValidationError:
         return None
 

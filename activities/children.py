@@ -15,10 +15,11 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import ConfigDict
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
 
 from activities import outcomes
+from policies import messages
 
 CLUSTER_WORKFLOW = "ClusterRolloutWorkflow"
 
@@ -26,7 +27,7 @@ EndState = Literal["rolling-back", "failed", "left-in-place", "promoted", "denie
 """A cluster's state as its cluster workflow left it (a subset of ``workflows.models.ClusterState``)."""
 
 
-class _Lenient(BaseModel):
+class _Lenient(messages.Message):
     """Decodes the workflows' own models, keeping only the fields needed here."""
 
     model_config = ConfigDict(extra="ignore")
@@ -60,10 +61,8 @@ class _ChildResult(_Lenient):
     left_in_place: bool = False
 
 
-class ClusterWorkflowEnd(BaseModel):
+class ClusterWorkflowEnd(messages.Message):
     """One cluster workflow of a release, as it stands or as it ended."""
-
-    model_config = ConfigDict(extra="forbid")
 
     workflow_id: str
     cluster: str

@@ -27,7 +27,7 @@ from concurrent.futures import Executor
 from typing import Literal, get_args
 
 import structlog
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import Field, SecretStr
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -35,14 +35,14 @@ from activities import _unleash, telemetry
 from activities._unleash import FlagAdmin, FlagError, Target
 from activities.models import FlagWrite, ReleaseRef
 from activities.rollout import run_blocking
-from policies import flags
+from policies import flags, messages
 from policies.flags import FlagServer, FlagSnapshot, UnleashStrategy
 
 Heartbeat = Callable[[str], None]
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class _Model(messages.Message):
+    """Strict when built, tolerant when decoded from a payload (``policies.messages``)."""
 
 
 class FlagSnapshotInput(_Model):

@@ -10,9 +10,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
-from policies import authz
+from policies import authz, messages
 from policies.flags import FlagServer, FlagSnapshot, UnleashStrategy
 from policies.freeze import Freeze
 from policies.gates import Check, GateVerdict
@@ -22,8 +22,8 @@ from policies.residency import Decision, LiveEvidence
 from policies.schedule import Schedule, ScheduledCluster
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=False)
+class _Model(messages.Message):
+    model_config = ConfigDict(frozen=False)
 
 
 class ReleaseRef(_Model):
@@ -92,7 +92,7 @@ class PreparedRelease(_Model):
     """The worker has webhooks: the release notifies people (``workflows._accounts``)."""
     archive: bool = False
     """The worker has an audit archive: the release writes its audit record there when it ends."""
-    flag_servers: dict[str, FlagServer] = Field(default_factory=dict)
+    flag_servers: dict[str, FlagServer] = messages.added(default_factory=dict)
     """The flag server of each region a ``featureFlag`` ring reaches (the fleet's ``flags:``), by
     region; empty when the plan moves no flag."""
 
@@ -185,7 +185,7 @@ class ClusterSnapshot(_Model):
     """Name of the HorizontalPodAutoscaler that owns the replica count, if any."""
     details: dict[str, Any] = Field(default_factory=dict)
     """Backend-specific state needed to restore the cluster exactly (selectors, route weights...)."""
-    flag: FlagRecord | None = None
+    flag: FlagRecord | None = messages.added()
     """The cluster's feature flag as the run found it and as its latest step left it; None until the
     run's first flag step (a rollback then restores the flag first, without touching the workload)."""
 
@@ -335,7 +335,7 @@ class AnalyzeInput(_Model):
     when the workflow stops it by cancelling it. Given wherever the workflow knows the end (a bake, a
     canary's timed pause), so promotion never waits for a cancellation to reach the activity in a
     heartbeat's reply. None (inputs recorded before it existed too): until the workflow stops it."""
-    feature: str | None = None
+    feature: str | None = messages.added()
     """In the ``flag`` stage, the ring's feature flag: a metric with ``{{featureOn}}`` is judged flag-on
     against the same version's flag-off traffic. None in every other stage."""
 
@@ -353,7 +353,7 @@ class AnalyzeResult(_Model):
     """The stretch ended itself at its ``deadline``: ``verdict`` is final, as at a stop."""
 
 
-class AnalyzeProgress(BaseModel):
+class AnalyzeProgress(messages.Message):
     """The ``analyze`` activity's heartbeat details: where a retried attempt resumes, what status shows.
 
     Field names are those heartbeated since the first release, so a running activity's details and a

@@ -28,13 +28,13 @@ from typing import Literal, Protocol
 from urllib.parse import quote
 
 import structlog
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, Field
 from temporalio import activity
 
 from activities import _payloads, _webhook
 from activities.analysis import Clock, SystemClock
 from activities.webhooks import KINDS, LONGEST_BUDGET_SECONDS, SCHEMES, NotificationKind, Webhook
-from policies import hosts
+from policies import hosts, messages
 from policies.gates import GateVerdict, Status
 
 log = structlog.get_logger("ringmaster.notify")
@@ -66,8 +66,8 @@ Answer = _webhook.Answer
 Unreachable = _webhook.Unreachable
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class _Model(messages.Message):
+    """Strict when built, tolerant when decoded from a payload (``policies.messages``)."""
 
 
 class GateSummary(_Model):

@@ -21,6 +21,8 @@ from pydantic import BaseModel
 from temporalio.client import WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import ApplicationError, FailureError
 
+from policies import messages
+
 RELEASE_FAILURES = {
     "rolled-back": "ReleaseRolledBack",
     "aborted": "ReleaseAborted",
@@ -60,7 +62,7 @@ def carried(err: BaseException | None, model: type[M]) -> M | None:
     found = outcome_error(err)
     if found is None or not found.details:
         return None
-    return model.model_validate(found.details[0])
+    return messages.decode(model, found.details[0])
 
 
 async def ended(handle: WorkflowHandle[Any, Any], model: type[M], *, follow_runs: bool = True) -> M:
@@ -72,7 +74,7 @@ async def ended(handle: WorkflowHandle[Any, Any], model: type[M], *, follow_runs
     """
     try:
         result = await handle.result(follow_runs=follow_runs)
-        return result if isinstance(result, model) else model.model_validate(result)
+        return result if isinstance(result, model) else messages.decode(model, result)
     except WorkflowFailureError as err:
         record = carried(err, model)
         if record is None:

@@ -23,7 +23,7 @@ from __future__ import annotations
 from concurrent.futures import Executor
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 from temporalio import activity
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
@@ -31,12 +31,12 @@ from temporalio.service import RPCError, RPCStatusCode
 from activities import children, outcomes
 from activities.models import ClusterTarget, ReleaseRef
 from activities.rollout import ClusterBackend, run_blocking
-from policies import loading
+from policies import loading, messages
 from policies.plan import Strategy, Workload
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class _Model(messages.Message):
+    """Strict when built, tolerant when decoded from a payload (``policies.messages``)."""
 
 
 class ReadReleaseInput(_Model):
@@ -87,7 +87,7 @@ class WorkloadNow(_Model):
     version: str = ""
 
 
-class _Lenient(BaseModel):
+class _Lenient(messages.Message):
     """Decodes the release workflow's own models, keeping only the fields needed here."""
 
     model_config = ConfigDict(extra="ignore")

@@ -9,9 +9,9 @@ from __future__ import annotations
 import re
 from typing import Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator
+from pydantic import ConfigDict, Field, SecretStr, ValidationInfo, field_validator
 
-from policies import hosts
+from policies import hosts, messages
 
 SCHEMES = ("http", "https")
 """The only URL schemes a webhook may use."""
@@ -31,10 +31,10 @@ LONGEST_TIMEOUT_SECONDS = 30.0
 _NAME = re.compile(r"[a-z0-9-]+")
 
 
-class Webhook(BaseModel):
+class Webhook(messages.Message):
     """A receiver of notifications, from the worker's configuration."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+    model_config = ConfigDict(frozen=True, hide_input_in_errors=True)
 
     name: str
     """Lowercase letters, digits and '-'; names the webhook in deliveries and logs."""

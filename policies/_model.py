@@ -14,7 +14,6 @@ from typing import Annotated, Any, Protocol, Self, TypeVar
 
 from pydantic import (
     AfterValidator,
-    BaseModel,
     BeforeValidator,
     ConfigDict,
     StrictBool,
@@ -25,10 +24,10 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
-from policies import _errors
+from policies import _errors, messages
 
 
-class Model(BaseModel):
+class Model(messages.Message):
     """Frozen, camelCase-aliased, ``extra="forbid"``; populated by alias or by attribute name.
 
     Being frozen, a model may keep indexes of its own fields in ``functools.cached_property``

@@ -12,17 +12,16 @@ from collections.abc import Collection
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from policies import messages
 from policies.identity import Method
 
 Scope = Literal["all", "service", "region"]
 
 
-class Freeze(BaseModel):
+class Freeze(messages.Message):
     """One freeze in force: its scope, who froze and why, and when."""
-
-    model_config = ConfigDict(extra="forbid")
 
     scope: Scope
     target: str = ""
@@ -67,10 +66,8 @@ def in_force(freezes: Collection[Freeze], service: str, regions: Collection[str]
     return sorted((f for f in freezes if applies(f, service, regions)), key=lambda f: f.key)
 
 
-class FreezeList(BaseModel):
+class FreezeList(messages.Message):
     """Every freeze in force, as the registry answers its ``freezes`` query."""
-
-    model_config = ConfigDict(extra="forbid")
 
     freezes: list[Freeze] = Field(default_factory=list)
 

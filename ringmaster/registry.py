@@ -11,11 +11,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import timedelta
 
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Interceptor, Replayer
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from ringmaster import latency
+from ringmaster.converter import data_converter
 from workflows.bake import RingBakeWorkflow
 from workflows.cluster import ClusterRolloutWorkflow
 from workflows.freezes import FreezeRegistryWorkflow
@@ -53,6 +53,6 @@ def replayer(runner: SandboxedWorkflowRunner = RUNNER) -> Replayer:
     return Replayer(
         workflows=list(WORKFLOWS),
         workflow_runner=runner,
-        data_converter=pydantic_data_converter,
+        data_converter=data_converter,
         interceptors=interceptors(timedelta(seconds=5)),
     )

@@ -7,10 +7,10 @@ import os
 import socket
 
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.envconfig import ClientConfig
 from temporalio.runtime import Runtime
 
+from ringmaster.converter import data_converter
 from ringmaster.settings import Settings
 
 
@@ -29,5 +29,5 @@ async def connect(settings: Settings, runtime: Runtime | None = None) -> Client:
     config = ClientConfig.load_client_connect_config(profile=settings.temporal_profile)
     config.setdefault("target_host", "localhost:7233")
     return await Client.connect(
-        **config, data_converter=pydantic_data_converter, identity=client_identity(), runtime=runtime
+        **config, data_converter=data_converter, identity=client_identity(), runtime=runtime
     )

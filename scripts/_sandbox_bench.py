@@ -25,12 +25,12 @@ from typing import Any
 import yaml
 from pydantic import SecretStr
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 
 from activities.kubernetes import KubernetesBackend, Tuning
 from activities.prometheus import PrometheusMetrics
 from policies import loading
 from ringmaster import searchattributes, worker
+from ringmaster.converter import data_converter
 from ringmaster.settings import Settings
 from sandbox import stack
 from sandbox import temporal as sandbox_temporal
@@ -111,7 +111,7 @@ async def worker_on_sandbox(fleet: str, settings: str) -> AsyncIterator[Bench]:
     try:
         temporal = sandbox_temporal.start_temporal(Processes(directory))
         print(f"sandbox and Temporal up in {time.monotonic() - started:.1f}s ({directory})", flush=True)  # noqa: T201
-        client = await Client.connect(str(temporal.info["address"]), data_converter=pydantic_data_converter)
+        client = await Client.connect(str(temporal.info["address"]), data_converter=data_converter)
         await searchattributes.ensure_search_attributes(client)
         loaded = loading.load_fleet(sandbox.fleet)
         tokens = {

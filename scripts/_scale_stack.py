@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 
 from ringmaster import readiness
+from ringmaster.converter import data_converter
 from sandbox import identity as sandbox_identity
 from sandbox import seed
 from sandbox import stack as sandbox_stack
@@ -146,7 +146,7 @@ async def up(directory: Path, services: int) -> Bench:
     sandbox, identity, temporal = await asyncio.to_thread(_start, directory, services)
     processes = Processes(directory)
     address = str(temporal.info["address"])
-    client = await Client.connect(address, data_converter=pydantic_data_converter)
+    client = await Client.connect(address, data_converter=data_converter)
     admin = AdminClient(sandbox.url, timeout=30.0)
     log = RequestLog(admin, sandbox.clusters)
     log.start()

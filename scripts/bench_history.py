@@ -33,8 +33,9 @@ from pathlib import Path
 
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
+
+from ringmaster.converter import data_converter
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -190,7 +191,7 @@ async def main() -> None:
         dev_server_extra_args=["--metrics-port", str(metrics_port)],
         dev_server_existing_path=str(Path(sys.executable).parent / "temporal"),
         search_attributes=search.ALL,
-        data_converter=pydantic_data_converter,
+        data_converter=data_converter,
         dev_server_log_level="error",
     )
     print(  # noqa: T201

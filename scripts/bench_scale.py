@@ -42,9 +42,10 @@ from typing import Any
 import yaml
 from temporalio.client import WithStartWorkflowOperation
 from temporalio.common import WorkflowIDConflictPolicy
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
 from temporalio.testing import WorkflowEnvironment
+
+from ringmaster.converter import data_converter
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -320,7 +321,7 @@ async def timer_per_poll() -> dict[str, dict[str, int]]:
     quiet = TelemetryFilter(core_level="ERROR", other_level="ERROR")
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=str(Path(sys.executable).parent / "temporal-test-server"),
-        data_converter=pydantic_data_converter,
+        data_converter=data_converter,
         runtime=Runtime(telemetry=TelemetryConfig(logging=LoggingConfig(filter=quiet))),
     )
     try:

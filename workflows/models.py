@@ -10,9 +10,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+from pydantic import Field, PrivateAttr
 
 from activities.models import AnalysisMode, AnalyzeInput, ClusterSnapshot, ClusterTarget, ReleaseRef
+from policies import messages
 from policies.flags import FlagServer
 from policies.freeze import Freeze
 from policies.freeze import Scope as FreezeScope
@@ -66,8 +67,8 @@ ENDED_STATES: frozenset[ClusterState] = frozenset(
 ClusterOutcome = Literal["promoted", "rolled-back", "aborted", "denied", "failed"]
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class _Model(messages.Message):
+    """Strict when built, tolerant when decoded from a payload (``policies.messages``)."""
 
 
 class ReleaseInput(_Model):
@@ -184,7 +185,7 @@ class ClusterStatus(_Model):
     """The version serving the majority of the cluster's traffic (the stable one until promotion)."""
     weight: int = 0
     """Share of traffic on the release's version, 0-100."""
-    flag_rollout: int | None = None
+    flag_rollout: int | None = messages.added()
     """Share of the cluster's users the ring's feature flag is on for, 0-100; None before its first
     flag step (or when the ring moves no flag)."""
     step: str = ""
@@ -226,7 +227,7 @@ class ReleaseStatus(_Model):
     actions: list[OperatorAction] = Field(default_factory=list)
     needs_attention: list[str] = Field(default_factory=list)
     """Clusters a person must look at: a rollback that could not complete, a step that failed."""
-    flags_fully_on: list[str] = Field(default_factory=list)
+    flags_fully_on: list[str] = messages.added(default_factory=list)
     """Feature flags the release took to 100% in every cluster of every ring: the code behind each is
     now what everyone runs, and the flag is debt to remove (``ringmaster flags stale`` lists them)."""
     invalid: bool = False
@@ -286,7 +287,7 @@ class ClusterRolloutInput(_Model):
     billable action each, for a state the release's phase shows only while no cluster of the wave is
     still deploying; ``status`` reads each running cluster from its own workflow either way. Its
     result then carries its residency decisions only if one denies (the release keeps no others)."""
-    flag_server: FlagServer | None = None
+    flag_server: FlagServer | None = messages.added()
     """The cluster's region's flag server, when the ring's strategy moves a feature flag."""
 
 

@@ -32,9 +32,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from temporalio import workflow
 from temporalio.exceptions import ActivityError
+
+from policies import messages
 
 with workflow.unsafe.imports_passed_through():
     from activities.models import ClusterSnapshot, FindSnapshotsInput, RecordedSnapshots, RollbackInput
@@ -65,8 +67,8 @@ def undo_id(service: str, version: str) -> str:
     return f"undo:{service}:{version}"
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class _Model(messages.Message):
+    """Strict when built, tolerant when decoded from a payload (``policies.messages``)."""
 
 
 class UndoInput(_Model):

@@ -22,19 +22,20 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 
 from activities.errors import ClusterError
 from activities.kubernetes import marks, workload
 from activities.kubernetes.clients import CONFIG_MAP, ClusterApi
 from activities.models import ClusterSnapshot, FlagRecord, ReleaseRef
+from policies import messages
 from policies.plan import Workload
 
 FORMAT = 1
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class _Model(messages.Message):
+    """Strict when built, tolerant when decoded from a payload (``policies.messages``)."""
 
 
 class ServiceState(_Model):
@@ -74,7 +75,7 @@ def configmap_name(deployment: str) -> str:
 def recorded(snapshot: ClusterSnapshot) -> Recorded:
     """The Kubernetes details of a snapshot; a permanent error when it was not taken by this backend."""
     try:
-        return Recorded.model_validate(snapshot.details)
+        return messages.decode(Recorded, snapshot.details)
     except ValidationError:
         raise ClusterError(
             "the release's snapshot holds no Kubernetes details (taken by another backend?); "
@@ -88,7 +89,7 @@ def find(api: ClusterApi, target: Workload, release: ReleaseRef) -> ClusterSnaps
     """The stored snapshot of this run of ``release``, or None; never writes."""
     stored = api.find(CONFIG_MAP, target.namespace, configmap_name(target.deployment))
     raw = ((stored or {}).get("data") or {}).get(marks.snapshot_key(release))
-    return ClusterSnapshot.model_validate_json(raw) if raw else None
+    return messages.decode_json(ClusterSnapshot, raw) if raw else None
 
 
 def take(api: ClusterApi, target: Workload, release: ReleaseRef) -> ClusterSnapshot:
@@ -98,7 +99,7 @@ def take(api: ClusterApi, target: Workload, release: ReleaseRef) -> ClusterSnaps
     stored = api.find(CONFIG_MAP, target.namespace, name)
     data: dict[str, str] = dict((stored or {}).get("data") or {})
     if key in data:
-        return ClusterSnapshot.model_validate_json(data[key])
+        return messages.decode_json(ClusterSnapshot, data[key])
     snapshot = _record(api, target, release)
     kept = sorted(data.items(), key=lambda item: _taken_at(item[1]), reverse=True)
     entries = dict(kept[: max(0, api.tuning.snapshots_kept - 1)])
@@ -138,7 +139,7 @@ def keep_flag(api: ClusterApi, target: Workload, release: ReleaseRef, record: Fl
             kind="permanent",
             cluster=api.cluster,
         )
-    snapshot = ClusterSnapshot.model_validate_json(raw)
+    snapshot = messages.decode_json(ClusterSnapshot, raw)
     if snapshot.flag is not None:
         return snapshot.flag
     kept = record.model_copy(update={"last_written": None})
@@ -159,7 +160,7 @@ def keep_flag(api: ClusterApi, target: Workload, release: ReleaseRef, record: Fl
 
 def _taken_at(raw: str) -> str:
     try:
-        return str(ClusterSnapshot.model_validate_json(raw).details.get("taken_at", ""))
+        return str(messages.decode_json(ClusterSnapshot, raw).details.get("taken_at", ""))
     except ValidationError:
         return ""
 

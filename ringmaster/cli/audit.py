@@ -138,6 +138,7 @@ async def _from_archive(
     from activities import archiving  # noqa: PLC0415
     from activities.archive import ArchiveError, open_archive  # noqa: PLC0415
     from activities.audit import FORMAT, AuditRecord  # noqa: PLC0415
+    from policies import messages  # noqa: PLC0415
     from ringmaster.cli._client import Stop  # noqa: PLC0415
 
     url = given or settings.archive_url
@@ -160,7 +161,7 @@ async def _from_archive(
             f"{which}{workflow_id}: in neither Temporal's history nor the archive {store.where}",
         )
     try:
-        record = AuditRecord.model_validate_json(body)
+        record = messages.decode_json(AuditRecord, body)
     except ValidationError as err:
         raise Stop(
             ExitCode.INVALID,

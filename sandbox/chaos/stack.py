@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
 
 from policies import loading
+from ringmaster.converter import data_converter
 from sandbox import prometheus as sandbox_prometheus
 from sandbox import settings
 from sandbox import stack as sandbox_stack
@@ -201,7 +201,7 @@ async def up(directory: Path) -> Stack:
     """Start the chaos stack in ``directory`` (see the module docstring)."""
     code = sandbox_temporal.code_digest()
     started = await asyncio.to_thread(_start, directory)
-    client = await Client.connect(started.temporal, data_converter=pydantic_data_converter, runtime=_quiet())
+    client = await Client.connect(started.temporal, data_converter=data_converter, runtime=_quiet())
     return Stack(
         sandbox=started,
         client=client,

@@ -18,13 +18,13 @@ from pathlib import Path
 import pytest_asyncio
 from temporalio import workflow
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from activities.analysis import AnalysisActivities
 from activities.models import AnalyzeInput, AnalyzeResult
 from ringmaster import worker
+from ringmaster.converter import data_converter
 from ringmaster.settings import Settings
 from tests.activities.test_analysis_loop import RecordingSource, _input
 from tests.conftest import DEV_SERVER
@@ -86,7 +86,7 @@ async def metered() -> AsyncIterator[MeteredServer]:
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=str(DEV_SERVER),
         dev_server_extra_args=["--metrics-port", str(port)],
-        data_converter=pydantic_data_converter,
+        data_converter=data_converter,
         dev_server_log_level="error",
     )
     yield MeteredServer(env, port)

@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 from temporalio.activity import ActivityCancellationDetails
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
@@ -20,6 +19,7 @@ from activities.analysis import AnalysisActivities
 from activities.models import AnalyzeInput, AnalyzeProgress, ClusterTarget, ReleaseRef
 from policies.gates import Measurement
 from policies.plan import Analysis, Metric, ThresholdRange
+from ringmaster.converter import data_converter
 from tests.support.waiting import assert_eventually
 
 
@@ -71,7 +71,7 @@ async def _retried_after_two_checks(clock: SteppedClock, source: RecordingSource
     first = ActivityEnvironment()
     first.on_heartbeat = lambda *details: beats.append(details[0])
     await first.run(AnalysisActivities(source, clock).analyze, _input(minDataPoints=2))
-    sent = json.loads(pydantic_data_converter.payload_converter.to_payload(beats[-1]).data)
+    sent = json.loads(data_converter.payload_converter.to_payload(beats[-1]).data)
     source.taken.clear()
     retried = ActivityEnvironment()
     retried.info = dataclasses.replace(retried.info, heartbeat_details=[sent])

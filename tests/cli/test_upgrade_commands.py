@@ -22,11 +22,11 @@ import pytest
 import pytest_asyncio
 from temporalio import workflow
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer, UnsandboxedWorkflowRunner, Worker
 
 from ringmaster import patches, replay
+from ringmaster.converter import data_converter
 from tests.cli.test_release_cli import Cli
 from tests.conftest import DEV_SERVER
 from tests.support.waiting import assert_eventually
@@ -224,7 +224,7 @@ async def versioned_env() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=str(DEV_SERVER),
         search_attributes=search.ALL,
-        data_converter=pydantic_data_converter,
+        data_converter=data_converter,
         dev_server_log_level="error",
         dev_server_extra_args=[
             "--dynamic-config-value",

@@ -36,7 +36,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 
 from tests.support import manifests, receiver, worker_process
-from tests.support.prometheus import SUCCESS_RATE, MetricsSandbox, served, wait_for
+from tests.support.prometheus import MetricsSandbox, served, wait_for
 from tests.workflows.support import ended
 from workflows.models import ReleaseInput
 from workflows.release import ReleaseWorkflow, release_id
@@ -101,26 +101,9 @@ def _deploy_workload(sandbox: MetricsSandbox, namespace: str, creds: dict[str, s
 
 def _plan(service: str, namespace: str) -> str:
     """One ring, a canary paused long enough for its gate to fail."""
-    return yaml.safe_dump(
-        {
-            "apiVersion": "ringmaster.dev/v1",
-            "kind": "ReleasePlan",
-            "service": service,
-            "workload": {"namespace": namespace, "deployment": "api", "container": "api"},
-            # Personal data would deny the Secret-backed env it cannot inspect (fail closed): this
-            # service's data is pseudonymous, so the release gets as far as its gate.
-            "dataResidency": {"dataClass": "pseudonymous"},
-            "rings": [
-                {
-                    "name": "canary",
-                    "clusters": [CLUSTER],
-                    "strategy": {"canary": {"steps": [{"setWeight": 50}, {"pause": {"duration": "1h"}}]}},
-                }
-            ],
-            "analysis": {"interval": "2s", "threshold": 2, "minDataPoints": 2, "metrics": [SUCCESS_RATE]},
-        },
-        sort_keys=False,
-    )
+    steps = [{"setWeight": 50}, {"pause": {"duration": "1h"}}]
+    ring = {"name": "canary", "clusters": [CLUSTER], "strategy": {"canary": {"steps": steps}}}
+    return worker_process.gated_plan(service, namespace, [ring])
 
 
 def _kubeconfig(sandbox: MetricsSandbox, token: str, into: Path) -> Path:

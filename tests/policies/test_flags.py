@@ -13,12 +13,12 @@ import pytest
 import yaml
 from hypothesis import given
 from hypothesis import strategies as st
-from temporalio.contrib.pydantic import pydantic_data_converter
 
 from policies import flags, gates, loading, residency, schedule
 from policies.fleet import Fleet, Region
 from policies.plan import ReleasePlan
 from policies.strategy import Strategy
+from ringmaster.converter import data_converter
 from tests.policies.helpers import drop_path, dump, set_path
 from tests.support import fleets
 
@@ -557,7 +557,7 @@ class TestOldPayloads:
             "blueGreen": None,
             "rolling": None,
         }
-        converter = pydantic_data_converter.payload_converter
+        converter = data_converter.payload_converter
         strategy = converter.from_payload(converter.to_payload(old_strategy), Strategy)
         assert strategy.feature_flag is None
         assert strategy.kind == "canary"
@@ -568,7 +568,7 @@ class TestOldPayloads:
     def test_a_flag_plan_survives_temporals_converter(self) -> None:
         """The flag plan and its schedule go through a payload unchanged (they travel in histories)."""
         plan = _flag_plan()
-        converter = pydantic_data_converter.payload_converter
+        converter = data_converter.payload_converter
         assert converter.from_payload(converter.to_payload(plan), ReleasePlan) == plan
         built = schedule.build(plan, fleets.example_fleet(), "v2")
         assert converter.from_payload(converter.to_payload(built), schedule.Schedule) == built

@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 from pydantic import BaseModel
-from temporalio.contrib.pydantic import pydantic_data_converter
 
 from policies import gates, residency, schedule, windows
 from policies.fleet import Fleet
 from policies.plan import ReleasePlan
+from ringmaster.converter import data_converter
 
 
 def _documents(plan: ReleasePlan, fleet: Fleet, built: schedule.Schedule) -> list[BaseModel]:
@@ -52,7 +52,7 @@ class TestSerialisation:
         self, plan: ReleasePlan, fleet: Fleet, example_schedule: schedule.Schedule
     ) -> None:
         """Temporal's pydantic data converter carries every model through a payload unchanged."""
-        converter = pydantic_data_converter.payload_converter
+        converter = data_converter.payload_converter
         for document in _documents(plan, fleet, example_schedule):
             payload = converter.to_payload(document)
             assert converter.from_payload(payload, type(document)) == document

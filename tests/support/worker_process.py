@@ -1,5 +1,7 @@
-"""A real ``ringmaster worker`` process for end-to-end tests: started with an environment, awaited
-until it polls (its ``readiness.READY`` line), stopped with SIGTERM."""
+"""A real ``ringmaster worker`` process for end-to-end tests: started with an environment (today's code,
+or another version's interpreter and checkout), awaited until it polls (its ``readiness.READY``
+line), stopped with SIGTERM; and :func:`gated_plan`, a plan judged by the sandbox's Prometheus on
+request success rate, quickly (a check every 2 s, two in a row decide)."""
 
 from __future__ import annotations
 
@@ -10,10 +12,13 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
+import yaml
 from temporalio.client import Client
 
 from ringmaster import readiness
+from tests.support.prometheus import SUCCESS_RATE
 from tests.support.waiting import assert_eventually
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,25 +37,29 @@ def base_env(client: Client, queue: str) -> dict[str, str]:
 
 
 @contextmanager
-def running(env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """``ringmaster worker`` with ``env``, its stdout and stderr in ``log``; stopped with SIGTERM."""
+def running(
+    env: dict[str, str], log: Path, *, python: Path | None = None, code: Path = ROOT
+) -> Iterator[subprocess.Popen[bytes]]:
+    """``ringmaster worker`` of the code in ``code`` under ``python`` (today's by default), with ``env``,
+    its stdout and stderr in ``log``; stopped with SIGTERM (then killed) if it still runs at the end."""
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "ringmaster.cli", "worker"],
+            [str(python or sys.executable), "-m", "ringmaster.cli", "worker"],
             env=env,
-            cwd=ROOT,
+            cwd=code,
             stdout=out,
             stderr=subprocess.STDOUT,
         )
         try:
             yield proc
         finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(timeout=60)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
 
 
 def read(path: Path) -> str:
@@ -71,3 +80,21 @@ async def polling(proc: subprocess.Popen[bytes], log: Path, timeout: float = 60)
         what="the worker polling",
     )
     assert proc.poll() is None, read(log)
+
+
+def gated_plan(service: str, namespace: str, rings: list[dict[str, Any]]) -> str:
+    """A plan of ``rings`` for Deployment ``api`` in ``namespace``, gated on request success rate."""
+    return yaml.safe_dump(
+        {
+            "apiVersion": "ringmaster.dev/v1",
+            "kind": "ReleasePlan",
+            "service": service,
+            "workload": {"namespace": namespace, "deployment": "api", "container": "api"},
+            # Personal data would deny a Secret-backed env it cannot inspect (fail closed): this
+            # service's data is pseudonymous, so a release gets as far as its gate.
+            "dataResidency": {"dataClass": "pseudonymous"},
+            "rings": rings,
+            "analysis": {"interval": "2s", "threshold": 2, "minDataPoints": 2, "metrics": [SUCCESS_RATE]},
+        },
+        sort_keys=False,
+    )

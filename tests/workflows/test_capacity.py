@@ -13,9 +13,9 @@ from typing import Any
 from structlog.testing import capture_logs
 from temporalio.api.enums.v1 import EventType, PendingActivityState
 from temporalio.client import Client, WorkflowHandle
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
 
+from ringmaster.converter import data_converter
 from tests.support.waiting import assert_eventually
 from tests.workflows.support import (
     ScriptedMetrics,
@@ -106,7 +106,7 @@ class TestWorkerShutdown:
             other = await Client.connect(
                 client.service_client.config.target_host,
                 namespace=client.namespace,
-                data_converter=pydantic_data_converter,
+                data_converter=data_converter,
             )
             await stack.enter_async_context(
                 running_worker(other, tmp_path, metrics=second, settings=settings)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from temporalio.contrib.pydantic import pydantic_data_converter
 
 from policies.residency import Decision
+from ringmaster.converter import data_converter
 from workflows.models import ClusterStatus, ReleaseStatus
 from workflows.release import DECISIONS_KEPT_UP_TO, _within_payload_limit
 
@@ -49,7 +49,7 @@ def _record(n: int, denied: frozenset[int] = frozenset()) -> ReleaseStatus:
 
 
 def _size(st: ReleaseStatus) -> int:
-    [payload] = pydantic_data_converter.payload_converter.to_payloads([st])
+    [payload] = data_converter.payload_converter.to_payloads([st])
     return len(payload.data)
 
 

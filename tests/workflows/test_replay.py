@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 from temporalio.client import WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from ringmaster import registry
+from ringmaster.converter import data_converter
 from workflows import _patches, _signals
 from workflows.cluster import ClusterRolloutWorkflow
 from workflows.release import ReleaseWorkflow
@@ -165,9 +165,7 @@ async def test_the_release_kept_from_seed_2040_still_fails_on_the_sdks_update_or
     so this pins the SDK's behaviour: when an SDK upgrade lets it replay, seed 2040 in
     ``docs/reliability.md`` can be closed; a different failure means replay broke earlier.
     """
-    replayer = Replayer(
-        workflows=[ReleaseWorkflow, ClusterRolloutWorkflow], data_converter=pydantic_data_converter
-    )
+    replayer = Replayer(workflows=[ReleaseWorkflow, ClusterRolloutWorkflow], data_converter=data_converter)
     history = WorkflowHistory.from_json("release:c2040:v2-s2040", json.loads(STALLED_2040.read_text()))
     result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
     expected = "Update machine does not handle this event: HistoryEvent(id: 62, StartChildWorkflowExecution"

@@ -19,12 +19,12 @@ from temporalio.api.common.v1 import Payload, WorkflowExecution
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import PayloadCodec
 from temporalio.service import RPCError
 from temporalio.worker import Worker
 
 from activities.models import PreparedRelease, PrepareInput
+from ringmaster.converter import data_converter
 from tests.support.waiting import assert_eventually
 from tests.workflows.support import (
     Harness,
@@ -242,7 +242,7 @@ class TestReleaseClosedMidCanary:
         seed 3128: the child, never told, promoted after the release ended aborted)."""
         gate = _Gate(gated)
         gated_client = Client(
-            **{**client.config(), "data_converter": replace(pydantic_data_converter, payload_codec=gate)}
+            **{**client.config(), "data_converter": replace(data_converter, payload_codec=gate)}
         )
         rings = [{"name": "internal", "clusters": [INTERNAL], "strategy": {"rolling": {}}}]
         async with running_worker(gated_client, tmp_path) as h:

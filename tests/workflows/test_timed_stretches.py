@@ -17,13 +17,13 @@ from temporalio import activity
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client, WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
 from activities.models import AnalyzeInput, AnalyzeResult
 from policies import gates
 from ringmaster import worker
+from ringmaster.converter import data_converter
 from tests.support.waiting import assert_eventually
 from tests.workflows.support import (
     Harness,
@@ -99,9 +99,7 @@ def _analyze_scheduled(history: WorkflowHistory) -> list[HistoryEvent]:
 async def _replays(client: Client, *workflow_ids: str) -> None:
     """The histories of the runs replay against today's code (the patch's own replay test: the saved
     sets predate it)."""
-    replayer = Replayer(
-        workflows=[ReleaseWorkflow, ClusterRolloutWorkflow], data_converter=pydantic_data_converter
-    )
+    replayer = Replayer(workflows=[ReleaseWorkflow, ClusterRolloutWorkflow], data_converter=data_converter)
     for workflow_id in workflow_ids:
         history = await client.get_workflow_handle(workflow_id).fetch_history()
         result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
@@ -267,7 +265,7 @@ def _deadlines_given(history: WorkflowHistory) -> list[bool]:
     out = []
     for e in _analyze_scheduled(history):
         payload = e.activity_task_scheduled_event_attributes.input.payloads[0]
-        inp = pydantic_data_converter.payload_converter.from_payload(payload, AnalyzeInput)
+        inp = data_converter.payload_converter.from_payload(payload, AnalyzeInput)
         out.append(inp.deadline is not None)
     return out
 

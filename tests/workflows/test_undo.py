@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 from temporalio.client import WorkflowExecutionStatus
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from activities import children
@@ -19,6 +18,7 @@ from activities.identity import IdentityActivities
 from policies.authz import AuthorizationPolicy
 from ringmaster import worker
 from ringmaster.cli import status
+from ringmaster.converter import data_converter
 from tests.support.identity import make_office
 from tests.support.waiting import assert_eventually
 from tests.workflows.support import (
@@ -173,7 +173,7 @@ class TestRollbackOfASucceededRelease:
         assert result.phase == "restored", result.clusters
         assert _workloads(h) == before
         replayer = Replayer(
-            workflows=[UndoWorkflow], workflow_runner=worker.RUNNER, data_converter=pydantic_data_converter
+            workflows=[UndoWorkflow], workflow_runner=worker.RUNNER, data_converter=data_converter
         )
         await replayer.replay_workflow(history)  # deterministic, cancellation included
 

@@ -42,11 +42,11 @@ from typing import Any
 import pytest
 from temporalio.client import Client, WithStartWorkflowOperation, WorkflowFailureError, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from ringmaster.cli import status as view
+from ringmaster.converter import data_converter
 from tests.support import receiver, retries
 from tests.support.waiting import assert_eventually
 from tests.workflows.support import (
@@ -137,7 +137,7 @@ async def main() -> None:
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=str(BIN / "temporal"),
         search_attributes=search.ALL,
-        data_converter=pydantic_data_converter,
+        data_converter=data_converter,
     )
     client = env.client
     with tempfile.TemporaryDirectory() as tmp:
