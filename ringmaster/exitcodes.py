@@ -30,4 +30,4 @@ class ExitCode(IntEnum):
     code; the output names the workflow, its run and the event. Do not deploy this worker."""
     IN_USE = 7
     """``deployment drained``: the version is still routed to, or open runs are still pinned to it; keep
-    its workers. ``patches --retirable P``: a patch is still needed by an open run."""
+    its workers. ``patches --check P``: a patch is still needed by an open run."""

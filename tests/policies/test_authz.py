@@ -252,13 +252,13 @@ class TestExample:
     EXAMPLE = fleets.EXAMPLES / "authorization.yaml"
     CI = MAIN
 
-    def test_the_readme_shows_the_example(self) -> None:
-        """The policy in the README's authorization section is the example file, written shorter."""
-        readme = (fleets.ROOT / "README.md").read_text(encoding="utf-8")
-        section = readme[readme.index("### Who may: the authorization policy") :]
+    def test_the_cli_page_shows_the_example(self) -> None:
+        """The policy in the CLI page's authorization section is the example file, written shorter."""
+        readme = (fleets.ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
+        section = readme[readme.index("## Who may: the authorization policy") :]
         block = section[section.index("```yaml\n") + len("```yaml\n") :]
         shown = loading.parse(
-            loading.Text("README.md", block[: block.index("```")]), authz.AuthorizationPolicy
+            loading.Text("docs/cli.md", block[: block.index("```")]), authz.AuthorizationPolicy
         )
         assert shown == loading.load_authorization_policy(self.EXAMPLE)
 
