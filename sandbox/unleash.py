@@ -34,6 +34,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 from pydantic.alias_generators import to_camel
 
+from policies.flags import FlagServer
 from sandbox import postgres, unleashclient
 from sandbox.jsonclient import RequestError
 from sandbox.processes import (
@@ -93,6 +94,10 @@ class Server(BaseModel):
     def seed(self) -> unleashclient.Seed:
         """What it is seeded with."""
         return unleashclient.Seed(self.clusters, self.project, self.environment, self.flag)
+
+    def flag_server(self) -> FlagServer:
+        """The server as a fleet region names it (``flags:``): its APIs under ``/api``."""
+        return FlagServer(url=f"{self.url}/api", project=self.project, environment=self.environment)
 
 
 _SERVERS = TypeAdapter(dict[str, Server])

@@ -74,7 +74,7 @@ def eu(directory: Path) -> unleash.Server:
 @pytest.fixture(scope="module")
 def server(eu: unleash.Server) -> FlagServer:
     """The EU Unleash as a region of the fleet names it (the sandbox serves ``production`` only)."""
-    return FlagServer(url=f"{eu.url}/api", project=eu.project, environment=eu.environment)
+    return eu.flag_server()
 
 
 @pytest.fixture(scope="module")

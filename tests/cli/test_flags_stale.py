@@ -22,7 +22,6 @@ import yaml
 from typer.testing import CliRunner
 
 from policies import flags
-from policies.flags import FlagServer
 from ringmaster.cli import flags as flags_cli
 from ringmaster.exitcodes import ExitCode
 from sandbox import unleash
@@ -115,9 +114,7 @@ def eu(servers: tuple[Path, dict[str, unleash.Server]]) -> unleash.Server:
 def sandbox(servers: tuple[Path, dict[str, unleash.Server]], monkeypatch: pytest.MonkeyPatch) -> Path:
     """The sandbox fleet file, with the admin tokens of both servers in the settings."""
     fleet, found = servers
-    tokens = {
-        FlagServer(url=f"{s.url}/api", environment=s.environment).host: s.admin_token for s in found.values()
-    }
+    tokens = {s.flag_server().host: s.admin_token for s in found.values()}
     monkeypatch.setenv(TOKENS, json.dumps(tokens))
     return fleet
 
@@ -136,14 +133,9 @@ class EuFlag:
         self.api.call("POST", f"{self.base}/on")
 
 
-def _server(found: unleash.Server) -> FlagServer:
-    """The sandbox Unleash as the sandbox fleet names it."""
-    return FlagServer(url=f"{found.url}/api", environment=found.environment)
-
-
 def _cluster(eu: unleash.Server, cluster: str, rollout: int) -> dict[str, Any]:
     """What a ringmaster step writes for ``cluster``."""
-    return flags.request_body(flags.rollout_strategy(_server(eu), "f", cluster, rollout))
+    return flags.request_body(flags.rollout_strategy(eu.flag_server(), "f", cluster, rollout))
 
 
 def _rollout(rollout: int) -> dict[str, Any]:

@@ -21,7 +21,6 @@ import pytest
 import yaml
 
 from policies import flags, gates
-from policies.flags import FlagServer
 from sandbox import prometheus as sandbox_prometheus
 from sandbox import unleash
 from sandbox.processes import Processes
@@ -74,7 +73,7 @@ def traffic(directory: Path) -> str:
 def roll_out(server: unleash.Server, flag: str, cluster: str, rollout: int, traffic: str) -> None:
     """What a ringmaster step writes: ``rollout``% of ``cluster``'s users, sticky by user; flag on.
     Returns once the simulator served a request with the flag on there (its SDK fetched the change)."""
-    place = FlagServer(url=f"{server.url}/api", project=server.project, environment=server.environment)
+    place = server.flag_server()
     body = flags.request_body(flags.rollout_strategy(place, flag, cluster, rollout))
     admin = server.admin()
     admin.call("POST", place.admin_path(flag), body)

@@ -84,7 +84,7 @@ def eu(stack: Path) -> unleash.Server:
 @pytest.fixture(scope="module")
 def server(eu: unleash.Server) -> FlagServer:
     """The EU Unleash as the worker's fleet names it."""
-    return FlagServer(url=f"{eu.url}/api", project=eu.project, environment=eu.environment)
+    return eu.flag_server()
 
 
 @pytest.fixture(scope="module")
