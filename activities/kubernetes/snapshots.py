@@ -107,18 +107,33 @@ def take(api: ClusterApi, target: Workload, release: ReleaseRef) -> ClusterSnaps
     mark = marks.Marks.of(release).with_labels(
         role=marks.SNAPSHOT, workload=marks.label_value(target.deployment)
     )
+    _store(api, target, stored, entries, labels=mark.labels, annotations=mark.annotations)
+    return snapshot
+
+
+def _store(
+    api: ClusterApi,
+    target: Workload,
+    stored: dict[str, Any] | None,
+    entries: dict[str, str],
+    *,
+    labels: dict[str, str],
+    annotations: dict[str, str],
+) -> None:
+    """Write the snapshot ConfigMap with ``entries``, as of ``stored`` (the copy read, None if none).
+
+    Another writer between that read and this apply makes it a retryable conflict (the
+    resourceVersion); the retry then finds what the other stored, so the first entry still wins.
+    """
     meta: dict[str, Any] = {
-        "name": name,
+        "name": configmap_name(target.deployment),
         "namespace": target.namespace,
-        "labels": mark.labels,
-        "annotations": mark.annotations,
+        "labels": labels,
+        "annotations": annotations,
     }
     if stored is not None:
-        # Another writer between our read and this apply makes it a retryable conflict; the retry
-        # then finds the entry it stored, so the first snapshot still wins.
         meta["resourceVersion"] = stored["metadata"]["resourceVersion"]
     api.apply({"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta, "data": entries})
-    return snapshot
 
 
 def keep_flag(api: ClusterApi, target: Workload, release: ReleaseRef, record: FlagRecord) -> FlagRecord:
@@ -145,16 +160,15 @@ def keep_flag(api: ClusterApi, target: Workload, release: ReleaseRef, record: Fl
     kept = record.model_copy(update={"last_written": None})
     data = dict(stored.get("data") or {})
     data[key] = snapshot.model_copy(update={"flag": kept}).model_dump_json()
-    # The resourceVersion makes a concurrent writer's change a retryable conflict; the retry then
-    # finds the record the other wrote, so the first record still wins.
-    meta = {
-        "name": name,
-        "namespace": target.namespace,
-        "labels": stored["metadata"].get("labels") or {},
-        "annotations": stored["metadata"].get("annotations") or {},
-        "resourceVersion": stored["metadata"]["resourceVersion"],
-    }
-    api.apply({"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta, "data": data})
+    found = stored["metadata"]
+    _store(
+        api,
+        target,
+        stored,
+        data,
+        labels=found.get("labels") or {},
+        annotations=found.get("annotations") or {},
+    )
     return kept
 
 
