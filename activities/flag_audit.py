@@ -21,6 +21,7 @@ from urllib.parse import quote, urlencode
 
 from pydantic import ValidationError
 
+from activities import _unleash
 from activities._unleash import FlagAdmin, FlagError, Target
 from activities.errors import ErrorKind
 from policies import flag_audit
@@ -77,7 +78,7 @@ def _feature(admin: FlagAdmin, audited: AuditedServer, base: str, name: str) -> 
     try:
         answer = admin.call(server, "GET", path, about=_ServerTarget(what))
     except FlagError as err:
-        if err.status == 404:
+        if _unleash.is_not_found(err):
             return None
         raise
     try:

@@ -417,12 +417,11 @@ class ReleaseWorkflow(Steering):
         moved = {
             r.strategy.feature_flag.flag if r.strategy.feature_flag else None for r in prepared.schedule.rings
         }
-        if len(moved) != 1 or None in moved:
+        flag = moved.pop() if len(moved) == 1 else None
+        clusters = prepared.schedule.all_clusters()
+        if flag is None or any(self._status.cluster(c.name).flag_rollout != 100 for c in clusters):
             return []
-        names = [c.name for c in prepared.schedule.all_clusters()]
-        if all(self._status.cluster(name).flag_rollout == 100 for name in names):
-            return sorted(f for f in moved if f is not None)
-        return []
+        return [flag]
 
     async def _prepared_all_the_same(self, preparing: workflow.ActivityHandle[PreparedRelease]) -> bool:
         """Whether a cancellation met a prepare that had completed (patch ``prepared-before-cancel``).

@@ -50,17 +50,11 @@ def worker(
         backend, metrics = release_worker.backends(settings, fleet)
         if settings.archive_url:
             open_archive(settings.archive_url)
-    except versioning.VersioningMisconfigured as err:
+    except (versioning.VersioningMisconfigured, loading.ConfigError, IdentityMisconfigured) as err:
         typer.echo(f"error: {err}", err=True)
         _client.finish(ExitCode.INVALID)
     except ArchiveError as err:
         typer.echo(f"error: RINGMASTER_ARCHIVE_URL: {err}", err=True)
-        _client.finish(ExitCode.INVALID)
-    except loading.ConfigError as err:
-        typer.echo(f"error: {err}", err=True)
-        _client.finish(ExitCode.INVALID)
-    except IdentityMisconfigured as err:
-        typer.echo(f"error: {err}", err=True)
         _client.finish(ExitCode.INVALID)
     except ValueError as err:
         typer.echo(f"error: kubeconfig: {err}", err=True)
@@ -84,10 +78,7 @@ def worker(
     except _client.Stop as stop:
         typer.echo(f"error: {stop.message}", err=True)
         _client.finish(stop.code)
-    except health.HealthUnavailable as err:
-        typer.echo(f"error: {err}", err=True)
-        _client.finish(ExitCode.INVALID)
-    except SearchAttributesMissing as err:
+    except (health.HealthUnavailable, SearchAttributesMissing) as err:
         typer.echo(f"error: {err}", err=True)
         _client.finish(ExitCode.INVALID)
     _client.finish(ExitCode.OK)
